@@ -1,0 +1,357 @@
+//! The Job definition exactly as users write it (see DESIGN.md "Job").
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::HumanDuration;
+
+/// Namespace a job lives in when none is given.
+pub const DEFAULT_NAMESPACE: &str = "default";
+/// Executor group used when a target names none.
+pub const DEFAULT_GROUP: &str = "default";
+
+/// A job is addressed by `(namespace, id)`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct JobKey {
+    pub namespace: String,
+    pub id: String,
+}
+
+impl JobKey {
+    pub fn new(namespace: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            id: id.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for JobKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.id)
+    }
+}
+
+/// A scheduled job. Every field but `id`, `schedule` and `target` has a
+/// default; unknown fields are rejected so a typo never silently vanishes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub id: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    #[serde(default)]
+    pub description: String,
+    /// Crontab (5, 6 or 7 fields), an @-macro, `@every D`, `@at T` or `@manual`.
+    pub schedule: String,
+    /// IANA zone the schedule is evaluated in.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub target: Target,
+    /// Free-form parameters handed to every run (`CRONMESH_PARAMS`).
+    #[serde(default)]
+    pub params: String,
+    #[serde(default)]
+    pub routing: Routing,
+    /// One scheduled fire becomes this many runs, one per shard.
+    #[serde(default = "one")]
+    pub shards: u32,
+    /// Parameter of shard i is `shard_params[i]`, or empty.
+    #[serde(default)]
+    pub shard_params: Vec<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Try the next executor of the group when one cannot take the run.
+    #[serde(default = "yes")]
+    pub failover: bool,
+    #[serde(default)]
+    pub misfire: MisfirePolicy,
+    #[serde(default)]
+    pub concurrency: Concurrency,
+    #[serde(default)]
+    pub children: Vec<ChildLink>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub alerts: Alerts,
+}
+
+impl Job {
+    pub fn key(&self) -> JobKey {
+        JobKey::new(self.namespace.clone(), self.id.clone())
+    }
+
+    /// The executor group this job runs on; `None` for HTTP targets, which
+    /// the dispatcher calls itself.
+    pub fn group(&self) -> Option<&str> {
+        match &self.target {
+            Target::Shell { group, .. } | Target::Executor { group, .. } => Some(group),
+            Target::Http { .. } => None,
+        }
+    }
+
+    /// Parameter given to shard `index`.
+    pub fn shard_param(&self, index: u32) -> String {
+        self.shard_params
+            .get(index as usize)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// What a run does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Target {
+    /// A shell command run by `sh -c` on an executor of `group`.
+    Shell {
+        #[serde(default = "default_group")]
+        group: String,
+        command: String,
+    },
+    /// A named handler registered by an executor of `group`.
+    Executor {
+        #[serde(default = "default_group")]
+        group: String,
+        handler: String,
+    },
+    /// An HTTP call made by the dispatcher itself; 2xx within the timeout is success.
+    Http {
+        url: String,
+        #[serde(default = "default_method")]
+        method: String,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        #[serde(default)]
+        body: String,
+    },
+}
+
+/// How an executor is chosen among the live members of a group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    #[default]
+    RoundRobin,
+    Random,
+    WeightedRoundRobin,
+    WeightedRandom,
+    ConsistentHash,
+    LeastBusy,
+    First,
+    Broadcast,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Extra attempts after the first one fails or times out.
+    #[serde(default)]
+    pub max_retries: u32,
+    /// Wait before the first retry; doubles for each further attempt.
+    #[serde(default = "default_backoff")]
+    pub backoff: HumanDuration,
+    /// Upper bound of the doubling.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: HumanDuration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 0,
+            backoff: default_backoff(),
+            max_backoff: default_max_backoff(),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before attempt `next_attempt` (2 for the first retry).
+    pub fn delay_before(&self, next_attempt: u32) -> std::time::Duration {
+        let doublings = next_attempt.saturating_sub(2).min(32);
+        let delay = self.backoff.0.saturating_mul(1u32 << doublings.min(31));
+        delay.min(self.max_backoff.0)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MisfirePolicy {
+    #[serde(default)]
+    pub policy: Misfire,
+    /// Missed slots older than this are recorded as skipped whatever the policy.
+    #[serde(default = "default_misfire_threshold")]
+    pub threshold: HumanDuration,
+}
+
+impl Default for MisfirePolicy {
+    fn default() -> Self {
+        Self {
+            policy: Misfire::default(),
+            threshold: default_misfire_threshold(),
+        }
+    }
+}
+
+/// What happens to slots that passed while no scheduler could fire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Misfire {
+    /// Fire the newest missed slot once; the others are recorded skipped.
+    #[default]
+    FireOnce,
+    /// Fire every missed slot within the threshold.
+    FireAll,
+    /// Record every missed slot as skipped.
+    Skip,
+}
+
+/// What a fire does while an earlier run of the same job is still active.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Concurrency {
+    #[default]
+    Allow,
+    /// Record the fire as skipped.
+    Forbid,
+    /// Kill the active run, then start the new one.
+    Replace,
+    /// Hold the new run until the active one ends; at most one waits.
+    Queue,
+}
+
+/// A job triggered when a run of this one ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChildLink {
+    pub job: String,
+    #[serde(default)]
+    pub on: ChildCondition,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildCondition {
+    #[default]
+    Success,
+    Failure,
+    Always,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    /// Run statuses that raise an alert.
+    #[serde(default = "default_alert_statuses")]
+    pub on: Vec<crate::run::RunStatus>,
+    #[serde(default)]
+    pub webhooks: Vec<String>,
+    #[serde(default)]
+    pub emails: Vec<String>,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Self {
+            on: default_alert_statuses(),
+            webhooks: Vec::new(),
+            emails: Vec::new(),
+        }
+    }
+}
+
+fn default_namespace() -> String {
+    DEFAULT_NAMESPACE.to_string()
+}
+fn default_timezone() -> String {
+    "UTC".to_string()
+}
+fn default_group() -> String {
+    DEFAULT_GROUP.to_string()
+}
+fn default_method() -> String {
+    "GET".to_string()
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+fn default_timeout() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+fn default_backoff() -> HumanDuration {
+    HumanDuration::from_secs(1)
+}
+fn default_max_backoff() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+fn default_misfire_threshold() -> HumanDuration {
+    HumanDuration::from_secs(300)
+}
+fn default_alert_statuses() -> Vec<crate::run::RunStatus> {
+    use crate::run::RunStatus::*;
+    vec![Failed, TimedOut, Skipped]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_job_gets_documented_defaults() {
+        let job: Job = serde_json::from_str(
+            r#"{"id":"a","schedule":"@every 1s","target":{"type":"shell","command":"echo hi"}}"#,
+        )
+        .unwrap();
+        assert_eq!(job.namespace, "default");
+        assert_eq!(job.timezone, "UTC");
+        assert!(job.enabled && job.failover);
+        assert_eq!(job.shards, 1);
+        assert_eq!(job.timeout, HumanDuration::from_secs(30));
+        assert_eq!(job.retry, RetryPolicy::default());
+        assert_eq!(job.misfire.threshold, HumanDuration::from_secs(300));
+        assert_eq!(
+            job.target,
+            Target::Shell {
+                group: "default".into(),
+                command: "echo hi".into()
+            }
+        );
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(json["misfire"]["policy"], "fire_once");
+        assert_eq!(
+            json["alerts"]["on"],
+            serde_json::json!(["failed", "timed_out", "skipped"])
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_everywhere() {
+        for body in [
+            r#"{"id":"a","schedule":"@daily","target":{"type":"shell","command":"x"},"colour":1}"#,
+            r#"{"id":"a","schedule":"@daily","target":{"type":"shell","command":"x","cmd":1}}"#,
+            r#"{"id":"a","schedule":"@daily","target":{"type":"shell","command":"x"},"retry":{"tries":1}}"#,
+        ] {
+            assert!(serde_json::from_str::<Job>(body).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let retry = RetryPolicy {
+            max_retries: 10,
+            backoff: HumanDuration::from_secs(1),
+            max_backoff: HumanDuration::from_secs(5),
+        };
+        let secs: Vec<u64> = (2..=6).map(|a| retry.delay_before(a).as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 5, 5]);
+    }
+}

@@ -1,0 +1,31 @@
+//! The shared vocabulary of cronmesh, used by every other crate.
+//!
+//! - [`job`]: the Job definition users write, with its defaults.
+//! - [`schedule`]: schedule expressions and their fire times in a time zone.
+//! - [`run`]: run records, statuses and the derivation of run ids.
+//! - [`meta`]: `MetaCommand`, the closed set of replicated metadata changes.
+//! - [`dispatch`]: the executor protocol (dispatch requests, run reports).
+//! - [`api`]: admin API bodies other than jobs and runs.
+//! - `vixie`: rewrites crontab lines so croner reads them as Vixie cron does.
+//! - [`validate`]: field-level validation of request bodies.
+//! - [`signature`]: HMAC signing of executor-protocol requests.
+//! - [`wire`]: the one place that encodes and decodes MessagePack.
+//! - [`duration`]: human-readable durations.
+
+pub mod api;
+pub mod dispatch;
+pub mod duration;
+pub mod job;
+pub mod meta;
+pub mod run;
+pub mod schedule;
+pub mod signature;
+pub mod validate;
+mod vixie;
+pub mod wire;
+
+pub use duration::HumanDuration;
+pub use job::{Job, JobKey, Target};
+pub use meta::{MetaCommand, PutMode};
+pub use run::{Run, RunStatus, RunUpdate, TriggerKind};
+pub use schedule::Schedule;

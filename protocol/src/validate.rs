@@ -1,0 +1,333 @@
+//! Field-level validation of jobs and the other API bodies. Every error
+//! names the JSON path of the field to fix.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::{
+    job::{Job, Target},
+    schedule::{parse_timezone, Schedule},
+};
+
+/// A problem with one field of a request body.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub const MAX_NAME_LEN: usize = 128;
+pub const MAX_COMMAND_LEN: usize = 64 * 1024;
+pub const MAX_PARAMS_LEN: usize = 64 * 1024;
+pub const MAX_SHARDS: u32 = 1000;
+pub const MAX_RETRIES: u32 = 100;
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+pub const MAX_MISFIRE_THRESHOLD: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Parses a JSON body into `T`, naming the field that failed.
+pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = if path == "." { String::new() } else { path };
+        let message = inner.to_string();
+        // A missing or unknown field is reported against the field itself
+        // (inside tagged enums the path stops at the enum).
+        let named = named_in(&message, "missing field `")
+            .or_else(|| named_in(&message, "unknown field `"))
+            .filter(|name| !field.ends_with(name.as_str()));
+        match named {
+            Some(name) if field.is_empty() => FieldError::new(name, message),
+            Some(name) => FieldError::new(format!("{field}.{name}"), message),
+            None => FieldError::new(field, message),
+        }
+    })?;
+    de.end().map_err(|e| {
+        FieldError::new("", format!("trailing characters after the JSON value: {e}"))
+    })?;
+    Ok(value)
+}
+
+fn named_in(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.strip_prefix(prefix)?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// Checks a job beyond what its types say. The first problem found wins.
+pub fn validate_job(job: &Job) -> Result<(), FieldError> {
+    check_name("id", &job.id)?;
+    check_name("namespace", &job.namespace)?;
+    if job.description.len() > 4096 {
+        return Err(FieldError::new("description", "at most 4096 bytes"));
+    }
+    Schedule::parse(&job.schedule).map_err(|m| FieldError::new("schedule", m))?;
+    parse_timezone(&job.timezone).map_err(|m| FieldError::new("timezone", m))?;
+    check_target(&job.target)?;
+    if job.params.len() > MAX_PARAMS_LEN {
+        return Err(FieldError::new("params", "at most 64 KiB"));
+    }
+    if job.shards == 0 || job.shards > MAX_SHARDS {
+        return Err(FieldError::new(
+            "shards",
+            format!("must be between 1 and {MAX_SHARDS}"),
+        ));
+    }
+    if job.shard_params.len() > job.shards as usize {
+        return Err(FieldError::new(
+            "shard_params",
+            "has more entries than there are shards",
+        ));
+    }
+    check_duration(
+        "timeout",
+        job.timeout.0,
+        Duration::from_millis(1),
+        MAX_TIMEOUT,
+    )?;
+    if job.retry.max_retries > MAX_RETRIES {
+        return Err(FieldError::new(
+            "retry.max_retries",
+            format!("at most {MAX_RETRIES}"),
+        ));
+    }
+    check_duration(
+        "retry.backoff",
+        job.retry.backoff.0,
+        Duration::ZERO,
+        MAX_BACKOFF,
+    )?;
+    check_duration(
+        "retry.max_backoff",
+        job.retry.max_backoff.0,
+        Duration::ZERO,
+        MAX_BACKOFF,
+    )?;
+    if job.retry.max_backoff < job.retry.backoff {
+        return Err(FieldError::new(
+            "retry.max_backoff",
+            "must not be shorter than retry.backoff",
+        ));
+    }
+    check_duration(
+        "misfire.threshold",
+        job.misfire.threshold.0,
+        Duration::ZERO,
+        MAX_MISFIRE_THRESHOLD,
+    )?;
+    for (i, child) in job.children.iter().enumerate() {
+        check_name(&format!("children[{i}].job"), &child.job)?;
+    }
+    for (k, v) in &job.labels {
+        if k.is_empty() || k.len() > MAX_NAME_LEN || v.len() > 1024 {
+            return Err(FieldError::new(
+                format!("labels.{k}"),
+                "label keys are 1-128 bytes, values at most 1024",
+            ));
+        }
+    }
+    for (i, hook) in job.alerts.webhooks.iter().enumerate() {
+        check_http_url(&format!("alerts.webhooks[{i}]"), hook)?;
+    }
+    Ok(())
+}
+
+fn check_target(target: &Target) -> Result<(), FieldError> {
+    match target {
+        Target::Shell { group, command } => {
+            check_name("target.group", group)?;
+            if command.trim().is_empty() {
+                return Err(FieldError::new("target.command", "must not be empty"));
+            }
+            if command.len() > MAX_COMMAND_LEN {
+                return Err(FieldError::new("target.command", "at most 64 KiB"));
+            }
+        }
+        Target::Executor { group, handler } => {
+            check_name("target.group", group)?;
+            check_name("target.handler", handler)?;
+        }
+        Target::Http {
+            url,
+            method,
+            headers,
+            body,
+        } => {
+            check_http_url("target.url", url)?;
+            const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+            if !METHODS.contains(&method.as_str()) {
+                return Err(FieldError::new(
+                    "target.method",
+                    format!("must be one of {}", METHODS.join(", ")),
+                ));
+            }
+            for name in headers.keys() {
+                let valid = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                if !valid {
+                    return Err(FieldError::new(
+                        format!("target.headers.{name}"),
+                        "not a valid header name",
+                    ));
+                }
+            }
+            if body.len() > MAX_PARAMS_LEN {
+                return Err(FieldError::new("target.body", "at most 64 KiB"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_http_url(field: &str, raw: &str) -> Result<(), FieldError> {
+    match url::Url::parse(raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(_) => Err(FieldError::new(field, "must be an http or https URL")),
+        Err(e) => Err(FieldError::new(field, format!("invalid URL: {e}"))),
+    }
+}
+
+/// Ids, namespaces, groups and handler names: 1-128 of `[A-Za-z0-9._-]`,
+/// not starting with a dot, so they are safe in URLs and file names.
+pub fn check_name(field: &str, value: &str) -> Result<(), FieldError> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_NAME_LEN
+        && !value.starts_with('.')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            field,
+            "must be 1-128 characters of A-Z a-z 0-9 . _ - and not start with a dot",
+        ))
+    }
+}
+
+fn check_duration(
+    field: &str,
+    value: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<(), FieldError> {
+    if value < min || value > max {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must be between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(body: &str) -> String {
+        match from_json::<Job>(body.as_bytes()).and_then(|j| validate_job(&j)) {
+            Ok(()) => panic!("{body} should be rejected"),
+            Err(e) => e.field,
+        }
+    }
+
+    const SHELL: &str = r#""target":{"type":"shell","command":"true"}"#;
+
+    #[test]
+    fn each_error_names_its_field() {
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"id":"a","schedule":"@daily",{SHELL},"colour":1}}"#
+            )),
+            "colour"
+        );
+        assert_eq!(
+            field_of(&format!(r#"{{"id":"a","schedule":"61 * * * *",{SHELL}}}"#)),
+            "schedule"
+        );
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"id":"a","schedule":"@daily","timezone":"Mars/Base",{SHELL}}}"#
+            )),
+            "timezone"
+        );
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"id":"a","schedule":"@daily","timeout":"-1s",{SHELL}}}"#
+            )),
+            "timeout"
+        );
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"id":"a","schedule":"@daily","timeout":"400d",{SHELL}}}"#
+            )),
+            "timeout"
+        );
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"id":"a","schedule":"@daily","retry":{{"backoff":"x"}},{SHELL}}}"#
+            )),
+            "retry.backoff"
+        );
+        assert_eq!(
+            field_of(&format!(r#"{{"id":"a b","schedule":"@daily",{SHELL}}}"#)),
+            "id"
+        );
+        assert_eq!(
+            field_of(r#"{"id":"a","schedule":"@daily","target":{"type":"shell","command":" "}}"#),
+            "target.command"
+        );
+        assert_eq!(
+            field_of(r#"{"id":"a","schedule":"@daily","target":{"type":"http","url":"ftp://x"}}"#),
+            "target.url"
+        );
+        assert_eq!(
+            field_of(
+                r#"{"id":"a","schedule":"@daily","target":{"type":"shell","command":"x","oops":1}}"#
+            ),
+            "target.oops"
+        );
+        assert_eq!(
+            field_of(r#"{"id":"a","target":{"type":"shell","command":"x"}}"#),
+            "schedule"
+        );
+        assert_eq!(
+            field_of(r#"{"id":"a","schedule":"@daily","target":{"type":"shell"}}"#),
+            "target.command"
+        );
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"id":"a","schedule":"@daily","shards":0,{SHELL}}}"#
+            )),
+            "shards"
+        );
+    }
+
+    #[test]
+    fn a_good_job_passes() {
+        let job: Job = from_json(
+            format!(r#"{{"id":"nightly-report","schedule":"0 0 23 * * *",{SHELL}}}"#).as_bytes(),
+        )
+        .unwrap();
+        validate_job(&job).unwrap();
+    }
+}
