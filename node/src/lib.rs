@@ -1,1 +1,7 @@
-pub fn x() {}
+//! The cronmesh binary's library.
+//!
+//! - [`executor`]: the executor agent that runs shell commands.
+//! - [`client`]: the command-line client of the admin API.
+
+pub mod client;
+pub mod executor;

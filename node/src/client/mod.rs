@@ -1,0 +1,1 @@
+//! The command-line client for the admin HTTP API.

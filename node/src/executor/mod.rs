@@ -1,0 +1,1 @@
+//! The executor agent (`cronmesh executor`, and the built-in one of `dev`).
