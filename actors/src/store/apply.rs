@@ -1,0 +1,227 @@
+//! The one function that applies a `MetaCommand` to the state machine.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use protocol::{
+    run::{logged_run_id, tail, OUTPUT_LIMIT},
+    Job, JobKey, MetaCommand, PutMode, Run, RunStatus, RunUpdate, TriggerKind,
+};
+
+use super::{keys, txn::Txn, JobState, Outcome, Rejection, StateMachine, StoreError, StoredRun};
+
+impl StateMachine {
+    /// Applies the command at log `index` atomically. Commands at or below
+    /// the applied index are ignored, so replaying the log is harmless.
+    /// Deterministic: the same log gives the same state on every node.
+    pub fn apply(&self, index: u64, cmd: &MetaCommand) -> Result<Outcome, StoreError> {
+        if index <= self.applied_index()? {
+            return Ok(Outcome::AlreadyApplied);
+        }
+        let mut txn = Txn::new(&self.tree);
+        let outcome = match cmd {
+            MetaCommand::PutJob { job, mode, at } => put_job(&mut txn, job, *mode, *at)?,
+            MetaCommand::DeleteJob { key } => delete_job(&mut txn, key)?,
+            MetaCommand::SetJobEnabled { key, enabled, at } => set_enabled(&mut txn, key, *enabled, *at)?,
+            MetaCommand::CreateRuns { runs } => create_runs(&mut txn, index, runs, self.history_limit)?,
+            MetaCommand::RecordRuns { updates } => record_runs(&mut txn, updates)?,
+        };
+        txn.put_raw(keys::APPLIED.to_vec(), index.to_be_bytes().to_vec());
+        self.tree.apply_batch(txn.into_batch())?;
+        Ok(outcome)
+    }
+}
+
+fn put_job(txn: &mut Txn, job: &Job, mode: PutMode, at: DateTime<Utc>) -> Result<Outcome, StoreError> {
+    let key = job.key();
+    let state: Option<JobState> = txn.get(&keys::job_state(&key))?;
+    let state = match (mode, state) {
+        (PutMode::Create, Some(_)) => return Ok(Outcome::Rejected(Rejection::JobExists(key))),
+        (PutMode::Replace, None) => return Ok(Outcome::Rejected(Rejection::JobNotFound(key))),
+        (PutMode::Create, None) => JobState { created_at: at, updated_at: at, cursor: at, run_count: 0 },
+        (PutMode::Replace, Some(state)) => {
+            // Slots before the new definition are not owed by it.
+            JobState { updated_at: at, cursor: state.cursor.max(at), ..state }
+        }
+    };
+    txn.put(keys::job(&key), job)?;
+    txn.put(keys::job_state(&key), &state)?;
+    Ok(Outcome::JobPut { job: job.clone(), created: mode == PutMode::Create })
+}
+
+fn set_enabled(txn: &mut Txn, key: &JobKey, enabled: bool, at: DateTime<Utc>) -> Result<Outcome, StoreError> {
+    let (Some(mut job), Some(mut state)) =
+        (txn.get::<Job>(&keys::job(key))?, txn.get::<JobState>(&keys::job_state(key))?)
+    else {
+        return Ok(Outcome::Rejected(Rejection::JobNotFound(key.clone())));
+    };
+    if enabled && !job.enabled {
+        // A paused job owes nothing for the time it was paused.
+        state.cursor = state.cursor.max(at);
+    }
+    job.enabled = enabled;
+    state.updated_at = at;
+    txn.put(keys::job(key), &job)?;
+    txn.put(keys::job_state(key), &state)?;
+    Ok(Outcome::JobPut { job, created: false })
+}
+
+fn delete_job(txn: &mut Txn, key: &JobKey) -> Result<Outcome, StoreError> {
+    if !txn.exists(&keys::job(key))? {
+        return Ok(Outcome::JobDeleted { key: key.clone(), existed: false });
+    }
+    let index_entries: Vec<(Vec<u8>, Vec<u8>)> =
+        txn.scan_committed(&keys::runs_of_job_prefix(key)).collect::<Result<_, _>>()?;
+    for (index_key, run_id) in index_entries {
+        let run_id = String::from_utf8_lossy(&run_id).into_owned();
+        remove_run(txn, &run_id)?;
+        txn.delete(index_key);
+    }
+    txn.delete(keys::job(key));
+    txn.delete(keys::job_state(key));
+    Ok(Outcome::JobDeleted { key: key.clone(), existed: true })
+}
+
+fn create_runs(txn: &mut Txn, index: u64, runs: &[Run], history_limit: usize) -> Result<Outcome, StoreError> {
+    let mut states: HashMap<JobKey, JobState> = HashMap::new();
+    let mut created = Vec::new();
+    for (position, run) in runs.iter().enumerate() {
+        let key = JobKey::new(run.namespace.clone(), run.job_id.clone());
+        if !states.contains_key(&key) {
+            match txn.get::<JobState>(&keys::job_state(&key))? {
+                Some(state) => states.insert(key.clone(), state),
+                // The job was deleted after the fire was planned.
+                None => continue,
+            };
+        }
+        let mut run = run.clone();
+        if run.id.is_empty() {
+            run.id = logged_run_id(&run.namespace, &run.job_id, index, position);
+        }
+        // One slot, one run: an id that exists is never created twice.
+        if txn.exists(&keys::run(&run.id))? {
+            continue;
+        }
+        run.output = tail(&run.output, OUTPUT_LIMIT).to_string();
+        let seq = keys::seq(index, position);
+        txn.put(keys::run(&run.id), &StoredRun { seq, run: run.clone() })?;
+        txn.put_raw(keys::run_of_job(&key, seq), run.id.clone().into_bytes());
+        txn.put_raw(keys::run_by_status(run.status, seq), run.id.clone().into_bytes());
+        txn.put_raw(keys::run_in_all(seq), run.id.clone().into_bytes());
+        if let Some(state) = states.get_mut(&key) {
+            state.run_count += 1;
+            if matches!(run.trigger, TriggerKind::Schedule | TriggerKind::Misfire) {
+                state.cursor = state.cursor.max(run.scheduled_at);
+            }
+        }
+        created.push(run);
+    }
+    for (key, mut state) in states {
+        trim_history(txn, &key, &mut state, history_limit)?;
+        txn.put(keys::job_state(&key), &state)?;
+    }
+    Ok(Outcome::RunsCreated(created))
+}
+
+/// Drops the oldest terminal runs of a job beyond `limit`.
+fn trim_history(txn: &mut Txn, key: &JobKey, state: &mut JobState, limit: usize) -> Result<(), StoreError> {
+    let mut excess = state.run_count.saturating_sub(limit as u64);
+    if excess == 0 {
+        return Ok(());
+    }
+    let mut doomed = Vec::new();
+    for entry in txn.scan_committed(&keys::runs_of_job_prefix(key)) {
+        if excess == 0 {
+            break;
+        }
+        let (index_key, run_id) = entry?;
+        let run_id = String::from_utf8_lossy(&run_id).into_owned();
+        let terminal = txn
+            .get::<StoredRun>(&keys::run(&run_id))?
+            .is_none_or(|stored| stored.run.status.is_terminal());
+        if terminal {
+            doomed.push((index_key, run_id));
+            excess -= 1;
+        }
+    }
+    for (index_key, run_id) in doomed {
+        remove_run(txn, &run_id)?;
+        txn.delete(index_key);
+        state.run_count = state.run_count.saturating_sub(1);
+    }
+    Ok(())
+}
+
+/// Deletes a run and its status and global index entries (not its per-job
+/// entry, which the caller is iterating).
+fn remove_run(txn: &mut Txn, run_id: &str) -> Result<(), StoreError> {
+    if let Some(stored) = txn.get::<StoredRun>(&keys::run(run_id))? {
+        txn.delete(keys::run_by_status(stored.run.status, stored.seq));
+        txn.delete(keys::run_in_all(stored.seq));
+    }
+    txn.delete(keys::run(run_id));
+    Ok(())
+}
+
+fn record_runs(txn: &mut Txn, updates: &[RunUpdate]) -> Result<Outcome, StoreError> {
+    let mut changed: Vec<Run> = Vec::new();
+    for update in updates {
+        let key = keys::run(&update.run_id);
+        let Some(mut stored) = txn.get::<StoredRun>(&key)? else {
+            continue;
+        };
+        let before = stored.run.status;
+        merge(&mut stored.run, update);
+        if stored.run.status != before {
+            txn.delete(keys::run_by_status(before, stored.seq));
+            txn.put_raw(keys::run_by_status(stored.run.status, stored.seq), stored.run.id.clone().into_bytes());
+            changed.retain(|r| r.id != stored.run.id);
+            changed.push(stored.run.clone());
+        }
+        txn.put(key, &stored)?;
+    }
+    Ok(Outcome::RunsChanged(changed))
+}
+
+fn progress(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Pending => 0,
+        RunStatus::Dispatched => 1,
+        RunStatus::Running => 2,
+        _ => 3,
+    }
+}
+
+/// Folds an update into a run. A terminal status is final: later updates
+/// may only fill in what it lacked (output, exit code, times), and a run
+/// never moves back (running never returns to dispatched).
+fn merge(run: &mut Run, update: &RunUpdate) {
+    if run.status.is_terminal() {
+        if run.output.is_empty() {
+            if let Some(output) = &update.output {
+                run.output = tail(output, OUTPUT_LIMIT).to_string();
+            }
+        }
+        run.exit_code = run.exit_code.or(update.exit_code);
+        run.started_at = run.started_at.or(update.started_at);
+        run.finished_at = run.finished_at.or(update.finished_at);
+        return;
+    }
+    if let Some(status) = update.status {
+        if progress(status) >= progress(run.status) {
+            run.status = status;
+        }
+    }
+    if let Some(executor) = &update.executor {
+        run.executor = Some(executor.clone());
+    }
+    run.started_at = update.started_at.or(run.started_at);
+    run.finished_at = update.finished_at.or(run.finished_at);
+    run.exit_code = update.exit_code.or(run.exit_code);
+    if let Some(output) = &update.output {
+        run.output = tail(output, OUTPUT_LIMIT).to_string();
+    }
+    if update.error.is_some() {
+        run.error = update.error.clone();
+    }
+}
