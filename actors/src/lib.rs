@@ -1,9 +1,26 @@
-//! The per-node actors of cronmesh and the plain cores behind them.
+//! The per-node actors of cronmesh and the plain cores behind them. Each
+//! actor is a thin shell over a `*Core` that holds its logic and is tested
+//! without actix.
 //!
 //! - [`store`]: the JobStore state machine over sled and the single-node log.
+//! - [`job_store`]: the JobStore actor: proposes writes, publishes applied commands.
+//! - [`trigger`]: fires due slots from one timer; the misfire policy.
+//! - [`router`]: turns fires into runs placed on executors by routing policy.
+//! - [`dispatcher`]: creates runs through the log, delivers them, tracks them to the end.
+//! - [`log_sink`]: batches run transitions into the log.
 //! - [`proposer`]: the interface through which every metadata change goes.
+//! - [`fire`], [`messages`]: what the actors pass each other.
+//! - [`clock`]: injected wall-clock time.
 //! - [`http_client`]: the pooled HTTP client every component shares.
 
+pub mod clock;
+pub mod dispatcher;
+pub mod fire;
 pub mod http_client;
+pub mod job_store;
+pub mod log_sink;
+pub mod messages;
 pub mod proposer;
+pub mod router;
 pub mod store;
+pub mod trigger;

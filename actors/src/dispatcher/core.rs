@@ -1,0 +1,554 @@
+//! The dispatcher's decisions, free of I/O: concurrency policies, delivery
+//! with failover, deadlines, retries with backoff, queues and child jobs.
+//! Every method returns the `Action`s the actor must carry out; results of
+//! those actions come back through the `on_*` methods.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use protocol::{
+    dispatch::{DispatchRequest, Task},
+    job::{ChildCondition, Concurrency},
+    Job, JobKey, Run, RunStatus, RunUpdate, Target, TriggerKind,
+};
+
+use crate::{
+    clock::SharedClock,
+    fire::{Fire, RetryOf},
+    router::Assignment,
+};
+
+/// Something the actor must do.
+#[derive(Debug)]
+pub enum Action {
+    /// Propose the creation of these runs; report with `on_created`.
+    Create(Vec<Planned>),
+    /// Deliver a run to an executor; report with `on_sent`.
+    Send { run_id: String, endpoint: String, request: DispatchRequest },
+    /// Call an HTTP target; report with `on_http_done`.
+    CallHttp { run_id: String, call: HttpCall },
+    /// Ask an executor to kill a run (best effort).
+    Kill { run_id: String, endpoint: String },
+    /// Record a run transition through the LogSink.
+    Record(RunUpdate),
+    /// Hand fires (retries, child jobs) to the Router.
+    Fire(Vec<Fire>),
+    /// The router's in-flight count for an endpoint changes.
+    Acquire(String),
+    Release(String),
+}
+
+/// An assignment after the concurrency policy looked at it.
+#[derive(Debug)]
+pub struct Planned {
+    pub assignment: Assignment,
+    /// Queued behind the job's active run (`concurrency = queue`).
+    pub hold: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpCall {
+    pub url: String,
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub timeout: Duration,
+}
+
+/// Outcome of an HTTP target call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HttpResult {
+    Answered { status: u16, body: String },
+    TimedOut,
+    Failed(String),
+}
+
+struct Active {
+    job: Arc<Job>,
+    run: Run,
+    fallbacks: Vec<String>,
+    /// When the dispatcher gives up waiting for a result.
+    deadline: DateTime<Utc>,
+    /// An executor (or the HTTP call) has the run.
+    delivered: bool,
+    held: bool,
+}
+
+pub struct DispatcherCore {
+    clock: SharedClock,
+    /// Scheduler URLs executors report to.
+    report_to: Vec<String>,
+    /// Time past a run's timeout the dispatcher waits for the executor's
+    /// own timed_out report before it declares the run timed out itself.
+    grace: chrono::Duration,
+    active: HashMap<String, Active>,
+    by_job: HashMap<JobKey, BTreeSet<String>>,
+    retries: BTreeMap<(DateTime<Utc>, String), Fire>,
+}
+
+impl DispatcherCore {
+    pub fn new(clock: SharedClock, report_to: Vec<String>, grace: Duration) -> Self {
+        Self {
+            clock,
+            report_to,
+            grace: chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::seconds(5)),
+            active: HashMap::new(),
+            by_job: HashMap::new(),
+            retries: BTreeMap::new(),
+        }
+    }
+
+    pub fn set_report_to(&mut self, report_to: Vec<String>) {
+        self.report_to = report_to;
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.active.len()
+    }
+
+    pub fn is_active(&self, run_id: &str) -> bool {
+        self.active.contains_key(run_id)
+    }
+
+    /// Forgets everything (leadership lost).
+    pub fn clear(&mut self) {
+        self.active.clear();
+        self.by_job.clear();
+        self.retries.clear();
+    }
+
+    /// Applies each job's concurrency policy to new assignments.
+    pub fn plan(&mut self, assignments: Vec<Assignment>) -> Vec<Action> {
+        let now = self.clock.now();
+        let mut actions = Vec::new();
+        let mut planned = Vec::with_capacity(assignments.len());
+        // The first fire of each job in this batch, and whether it is held.
+        let mut batch_fire: HashMap<JobKey, ((DateTime<Utc>, TriggerKind), bool)> = HashMap::new();
+        for mut assignment in assignments {
+            let key = assignment.job.key();
+            let fire_id = (assignment.run.scheduled_at, assignment.run.trigger);
+            let mut hold = false;
+            let governed = assignment.run.status == RunStatus::Pending && assignment.run.trigger != TriggerKind::Retry;
+            if governed && assignment.job.concurrency != Concurrency::Allow {
+                let running: Vec<String> = self.running_ids(&key);
+                let earlier = batch_fire.get(&key).filter(|(id, _)| *id != fire_id);
+                let same_fire_held = batch_fire.get(&key).is_some_and(|(id, held)| *id == fire_id && *held);
+                let busy = !running.is_empty() || earlier.is_some();
+                let blocker = running.first().cloned().unwrap_or_else(|| "of the same batch".into());
+                match assignment.job.concurrency {
+                    Concurrency::Forbid if busy => {
+                        actions.extend(skip(&mut assignment.run, now, format!("concurrency is forbid and run {blocker} is still active")));
+                    }
+                    Concurrency::Replace => {
+                        for id in running {
+                            actions.extend(self.end(&id, RunStatus::Killed, "replaced by a newer run (concurrency is replace)".into()));
+                        }
+                    }
+                    Concurrency::Queue if same_fire_held => hold = true,
+                    Concurrency::Queue if busy => {
+                        let queued = self.held_ids(&key).into_iter().next().or_else(|| {
+                            earlier.filter(|(_, held)| *held).map(|_| "of the same batch".to_string())
+                        });
+                        match queued {
+                            Some(queued) => actions.extend(skip(
+                                &mut assignment.run,
+                                now,
+                                format!("concurrency is queue and run {queued} is already waiting"),
+                            )),
+                            None => hold = true,
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            batch_fire.entry(key).or_insert((fire_id, hold));
+            planned.push(Planned { assignment, hold });
+        }
+        actions.push(Action::Create(planned));
+        actions
+    }
+
+    /// The runs of `plans` that the log created (in order; runs whose id
+    /// existed are missing), or why nothing was created.
+    pub fn on_created(&mut self, plans: Vec<Planned>, created: Result<Vec<Run>, String>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let created = match created {
+            Ok(created) => created,
+            Err(e) => {
+                tracing::warn!(error = %e, runs = plans.len(), "runs were not created; nothing is dispatched");
+                for plan in plans {
+                    actions.extend(release_of(&plan.assignment.job, &plan.assignment.run));
+                }
+                return actions;
+            }
+        };
+        let now = self.clock.now();
+        let mut created = created.into_iter().peekable();
+        for plan in plans {
+            let Planned { assignment, hold } = plan;
+            let matches = created.peek().is_some_and(|run| same_run(&assignment.run, run));
+            if !matches {
+                // The slot had its run already (one slot, one run).
+                actions.extend(release_of(&assignment.job, &assignment.run));
+                continue;
+            }
+            let Some(run) = created.next() else { break };
+            if run.status.is_terminal() {
+                let active = Active {
+                    job: assignment.job,
+                    run,
+                    fallbacks: vec![],
+                    deadline: now,
+                    delivered: false,
+                    held: false,
+                };
+                actions.extend(self.after_end(active));
+                continue;
+            }
+            let id = run.id.clone();
+            self.by_job.entry(assignment.job.key()).or_default().insert(id.clone());
+            self.active.insert(
+                id.clone(),
+                Active {
+                    deadline: now + self.timeout_of(&assignment.job),
+                    job: assignment.job,
+                    run,
+                    fallbacks: assignment.fallbacks,
+                    delivered: false,
+                    held: hold,
+                },
+            );
+            if !hold {
+                actions.extend(self.start(&id));
+            }
+        }
+        actions
+    }
+
+    /// The actor tried to deliver a run.
+    pub fn on_sent(&mut self, run_id: &str, endpoint: &str, result: Result<(), String>) -> Vec<Action> {
+        let Some(active) = self.active.get_mut(run_id) else { return Vec::new() };
+        if active.run.executor.as_deref() != Some(endpoint) {
+            return Vec::new();
+        }
+        match result {
+            Ok(()) => {
+                active.delivered = true;
+                vec![Action::Record(RunUpdate {
+                    run_id: run_id.to_string(),
+                    status: Some(RunStatus::Dispatched),
+                    executor: Some(endpoint.to_string()),
+                    ..Default::default()
+                })]
+            }
+            Err(e) if !active.fallbacks.is_empty() => {
+                let next = active.fallbacks.remove(0);
+                tracing::warn!(run_id, from = endpoint, to = %next, error = %e, "executor could not take the run; failing over");
+                active.run.executor = Some(next.clone());
+                let mut actions = vec![
+                    Action::Release(endpoint.to_string()),
+                    Action::Acquire(next.clone()),
+                    Action::Record(RunUpdate {
+                        run_id: run_id.to_string(),
+                        executor: Some(next),
+                        ..Default::default()
+                    }),
+                ];
+                actions.extend(self.start(run_id));
+                actions
+            }
+            Err(e) => self.end(run_id, RunStatus::Failed, format!("could not deliver the run to {endpoint}: {e}")),
+        }
+    }
+
+    /// An executor reported on a run (the actor records the report itself).
+    pub fn on_report(&mut self, update: &RunUpdate) -> Vec<Action> {
+        let Some(status) = update.status else { return Vec::new() };
+        if !status.is_terminal() {
+            if let Some(active) = self.active.get_mut(&update.run_id) {
+                active.delivered = true;
+                active.run.status = active.run.status.max(status);
+            }
+            return Vec::new();
+        }
+        match self.active.remove(&update.run_id) {
+            Some(mut active) => {
+                active.run.status = status;
+                self.after_end(active)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    pub fn on_http_done(&mut self, run_id: &str, result: HttpResult) -> Vec<Action> {
+        if !self.active.contains_key(run_id) {
+            return Vec::new();
+        }
+        let now = self.clock.now();
+        let mut update = RunUpdate { run_id: run_id.to_string(), finished_at: Some(now), ..Default::default() };
+        let status = match result {
+            HttpResult::Answered { status, body } => {
+                update.exit_code = Some(i32::from(status));
+                update.output = Some(body);
+                if (200..300).contains(&status) {
+                    RunStatus::Succeeded
+                } else {
+                    update.error = Some(format!("the target answered HTTP {status}"));
+                    RunStatus::Failed
+                }
+            }
+            HttpResult::TimedOut => {
+                update.error = Some("the target did not answer within the timeout".into());
+                RunStatus::TimedOut
+            }
+            HttpResult::Failed(e) => {
+                update.error = Some(format!("the call failed: {e}"));
+                RunStatus::Failed
+            }
+        };
+        update.status = Some(status);
+        let mut actions = vec![Action::Record(update.clone())];
+        actions.extend(self.on_report(&update));
+        actions
+    }
+
+    /// Ends an active run on request.
+    pub fn kill(&mut self, run_id: &str) -> Option<Vec<Action>> {
+        self.active.contains_key(run_id).then(|| self.end(run_id, RunStatus::Killed, "killed on request".into()))
+    }
+
+    /// Due retries and runs past their deadline.
+    pub fn on_tick(&mut self) -> Vec<Action> {
+        let now = self.clock.now();
+        let mut actions = Vec::new();
+        let mut due = Vec::new();
+        while let Some(entry) = self.retries.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            due.push(entry.remove());
+        }
+        if !due.is_empty() {
+            actions.push(Action::Fire(due));
+        }
+        let expired: Vec<(String, String)> = self
+            .active
+            .iter()
+            .filter(|(_, a)| !a.held && a.deadline <= now)
+            .map(|(id, a)| (id.clone(), a.job.timeout.to_string()))
+            .collect();
+        for (id, timeout) in expired {
+            actions.extend(self.end(&id, RunStatus::TimedOut, format!("no result within the timeout of {timeout}")));
+        }
+        actions
+    }
+
+    /// Takes over runs left active by an earlier leader or process: each
+    /// is delivered again (executors ignore a run id they already have and
+    /// answer with its result), or held behind its job's active run.
+    pub fn resume(&mut self, runs: Vec<(Run, Arc<Job>)>) -> Vec<Action> {
+        let now = self.clock.now();
+        let mut actions = Vec::new();
+        let mut ids = Vec::new();
+        for (run, job) in runs {
+            let key = job.key();
+            let started = run.status != RunStatus::Pending;
+            let queue_busy = job.concurrency == Concurrency::Queue && !self.running_ids(&key).is_empty();
+            let hold = !started && queue_busy;
+            let id = run.id.clone();
+            if let Some(executor) = run.executor.clone().filter(|_| !matches!(job.target, Target::Http { .. })) {
+                actions.push(Action::Acquire(executor));
+            }
+            self.by_job.entry(key).or_default().insert(id.clone());
+            self.active.insert(
+                id.clone(),
+                Active { deadline: now + self.timeout_of(&job), job, run, fallbacks: vec![], delivered: started, held: hold },
+            );
+            if !hold {
+                ids.push(id);
+            }
+        }
+        for id in ids {
+            actions.extend(self.start(&id));
+        }
+        actions
+    }
+
+    fn timeout_of(&self, job: &Job) -> chrono::Duration {
+        chrono::Duration::from_std(job.timeout.0).unwrap_or(chrono::Duration::days(7)) + self.grace
+    }
+
+    fn running_ids(&self, key: &JobKey) -> Vec<String> {
+        self.by_job
+            .get(key)
+            .map(|ids| ids.iter().filter(|id| self.active.get(*id).is_some_and(|a| !a.held)).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn held_ids(&self, key: &JobKey) -> Vec<String> {
+        self.by_job
+            .get(key)
+            .map(|ids| ids.iter().filter(|id| self.active.get(*id).is_some_and(|a| a.held)).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Sends (or calls) an active run and arms its deadline.
+    fn start(&mut self, run_id: &str) -> Vec<Action> {
+        let now = self.clock.now();
+        let deadline = {
+            let Some(active) = self.active.get(run_id) else { return Vec::new() };
+            now + self.timeout_of(&active.job)
+        };
+        let Some(active) = self.active.get_mut(run_id) else { return Vec::new() };
+        active.held = false;
+        active.deadline = deadline;
+        let run = &active.run;
+        let task = match &active.job.target {
+            Target::Http { url, method, headers, body } => {
+                active.delivered = true;
+                return vec![
+                    Action::Record(RunUpdate {
+                        run_id: run_id.to_string(),
+                        status: Some(RunStatus::Running),
+                        executor: Some(url.clone()),
+                        started_at: Some(now),
+                        ..Default::default()
+                    }),
+                    Action::CallHttp {
+                        run_id: run_id.to_string(),
+                        call: HttpCall {
+                            url: url.clone(),
+                            method: method.clone(),
+                            headers: headers.clone(),
+                            body: body.clone(),
+                            timeout: active.job.timeout.0,
+                        },
+                    },
+                ];
+            }
+            Target::Shell { command, .. } => Task::Shell { command: command.clone() },
+            Target::Executor { handler, .. } => Task::Handler { handler: handler.clone() },
+        };
+        let Some(endpoint) = run.executor.clone() else {
+            return self.end(run_id, RunStatus::Failed, "the run has no executor".into());
+        };
+        let request = DispatchRequest {
+            run_id: run.id.clone(),
+            job_id: run.job_id.clone(),
+            namespace: run.namespace.clone(),
+            scheduled_at: run.scheduled_at,
+            attempt: run.attempt,
+            shard: run.shard.clone(),
+            params: run.params.clone(),
+            task,
+            timeout_ms: u64::try_from(active.job.timeout.0.as_millis()).unwrap_or(u64::MAX),
+            report_to: self.report_to.clone(),
+        };
+        vec![Action::Send { run_id: run_id.to_string(), endpoint, request }]
+    }
+
+    /// Ends an active run with `status` on the dispatcher's own authority.
+    fn end(&mut self, run_id: &str, status: RunStatus, error: String) -> Vec<Action> {
+        let Some(mut active) = self.active.remove(run_id) else { return Vec::new() };
+        let mut actions = Vec::new();
+        let on_executor = active.delivered && !matches!(active.job.target, Target::Http { .. });
+        if let (true, Some(endpoint)) = (on_executor, active.run.executor.clone()) {
+            if matches!(status, RunStatus::Killed | RunStatus::TimedOut) {
+                actions.push(Action::Kill { run_id: run_id.to_string(), endpoint });
+            }
+        }
+        actions.push(Action::Record(RunUpdate {
+            run_id: run_id.to_string(),
+            status: Some(status),
+            finished_at: Some(self.clock.now()),
+            error: Some(error),
+            ..Default::default()
+        }));
+        active.run.status = status;
+        actions.extend(self.after_end(active));
+        actions
+    }
+
+    /// Bookkeeping once a run is terminal: release its executor, schedule a
+    /// retry, start the job's queued run, fire child jobs.
+    fn after_end(&mut self, active: Active) -> Vec<Action> {
+        let now = self.clock.now();
+        let Active { job, run, .. } = active;
+        let key = job.key();
+        let mut actions = release_of(&job, &run);
+        if let Some(ids) = self.by_job.get_mut(&key) {
+            ids.remove(&run.id);
+            if ids.is_empty() {
+                self.by_job.remove(&key);
+            }
+        }
+        let failed = matches!(run.status, RunStatus::Failed | RunStatus::TimedOut);
+        if failed && run.attempt <= job.retry.max_retries {
+            let attempt = run.attempt + 1;
+            let delay = chrono::Duration::from_std(job.retry.delay_before(attempt)).unwrap_or_default();
+            let fire = Fire {
+                retry: Some(RetryOf {
+                    previous_run_id: run.id.clone(),
+                    attempt,
+                    shard: run.shard.clone(),
+                    params: run.params.clone(),
+                    previous_executor: run.executor.clone(),
+                }),
+                ..Fire::new(key.clone(), run.scheduled_at, TriggerKind::Retry)
+            };
+            self.retries.insert((now + delay, run.id.clone()), fire);
+        }
+        if self.running_ids(&key).is_empty() {
+            for id in self.held_ids(&key) {
+                actions.extend(self.start(&id));
+            }
+        }
+        let children: Vec<Fire> = job
+            .children
+            .iter()
+            .filter(|child| match child.on {
+                ChildCondition::Success => run.status == RunStatus::Succeeded,
+                ChildCondition::Failure => matches!(run.status, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Killed),
+                ChildCondition::Always => run.status != RunStatus::Skipped,
+            })
+            .map(|child| Fire::new(JobKey::new(job.namespace.clone(), child.job.clone()), now, TriggerKind::Child))
+            .collect();
+        if !children.is_empty() {
+            actions.push(Action::Fire(children));
+        }
+        actions
+    }
+}
+
+fn release_of(job: &Job, run: &Run) -> Vec<Action> {
+    match (&job.target, &run.executor) {
+        (Target::Http { .. }, _) | (_, None) => Vec::new(),
+        (_, Some(endpoint)) => vec![Action::Release(endpoint.clone())],
+    }
+}
+
+fn skip(run: &mut Run, now: DateTime<Utc>, reason: String) -> Vec<Action> {
+    let released = run.executor.take().map(Action::Release);
+    run.status = RunStatus::Skipped;
+    run.error = Some(reason);
+    run.finished_at = Some(now);
+    released.into_iter().collect()
+}
+
+/// Whether `created` is the run planned as `planned` (ids of manual runs
+/// are assigned by the log, so those match by job, slot and shard).
+fn same_run(planned: &Run, created: &Run) -> bool {
+    if planned.id.is_empty() {
+        planned.namespace == created.namespace
+            && planned.job_id == created.job_id
+            && planned.scheduled_at == created.scheduled_at
+            && planned.shard.index == created.shard.index
+            && planned.trigger == created.trigger
+    } else {
+        planned.id == created.id
+    }
+}

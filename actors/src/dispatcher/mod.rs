@@ -1,0 +1,209 @@
+//! The Dispatcher actor: creates runs through the log, and only once they
+//! are committed delivers them to executors (invariant 2); tracks them to
+//! a terminal state (invariant 5).
+
+mod core;
+mod transport;
+
+use std::{sync::Arc, time::Duration};
+
+use actix::prelude::*;
+use protocol::{MetaCommand, Run};
+use tokio::sync::oneshot;
+
+pub use self::{
+    core::{Action, DispatcherCore, HttpCall, HttpResult, Planned},
+    transport::Transport,
+};
+use crate::{
+    fire::FireReply,
+    messages::{Assign, ExecutorLoad, Fires, KillError, KillRun, Leadership, Record, Report},
+    proposer::Proposer,
+    store::{Outcome, StateMachine},
+};
+
+/// Where the dispatcher's actions go.
+pub struct DispatcherLinks {
+    pub log_sink: Recipient<Record>,
+    pub router: Recipient<Fires>,
+    pub load: Recipient<ExecutorLoad>,
+}
+
+pub struct Dispatcher {
+    core: DispatcherCore,
+    proposer: Arc<dyn Proposer>,
+    store: Arc<StateMachine>,
+    transport: Transport,
+    links: DispatcherLinks,
+    /// How often deadlines and retries are checked.
+    tick: Duration,
+    leader: bool,
+}
+
+impl Dispatcher {
+    pub fn new(
+        core: DispatcherCore,
+        proposer: Arc<dyn Proposer>,
+        store: Arc<StateMachine>,
+        transport: Transport,
+        links: DispatcherLinks,
+        tick: Duration,
+    ) -> Self {
+        Self { core, proposer, store, transport, links, tick, leader: false }
+    }
+
+    fn execute(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
+        for action in actions {
+            self.execute_one(action, None, ctx);
+        }
+    }
+
+    fn execute_one(&mut self, action: Action, reply: Option<FireReply>, ctx: &mut Context<Self>) {
+        match action {
+            Action::Create(plans) => {
+                let runs: Vec<Run> = plans.iter().map(|p| p.assignment.run.clone()).collect();
+                let proposal = self.proposer.propose(MetaCommand::CreateRuns { runs });
+                ctx.spawn(proposal.into_actor(self).map(move |result, act, ctx| {
+                    let created = match result {
+                        Ok(Outcome::RunsCreated(runs)) => Ok(runs),
+                        Ok(other) => Err(format!("unexpected outcome {other:?}")),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Some(reply) = reply {
+                        let _ = reply.send(created.clone());
+                    }
+                    let actions = act.core.on_created(plans, created);
+                    act.execute(actions, ctx);
+                }));
+            }
+            Action::Send { run_id, endpoint, request } => {
+                let transport = self.transport.clone();
+                let target = endpoint.clone();
+                let delivery = async move { transport.deliver(&target, &request).await };
+                ctx.spawn(delivery.into_actor(self).map(move |result, act, ctx| {
+                    let actions = act.core.on_sent(&run_id, &endpoint, result);
+                    act.execute(actions, ctx);
+                }));
+            }
+            Action::CallHttp { run_id, call } => {
+                let transport = self.transport.clone();
+                ctx.spawn(async move { transport.call(call).await }.into_actor(self).map(move |result, act, ctx| {
+                    let actions = act.core.on_http_done(&run_id, result);
+                    act.execute(actions, ctx);
+                }));
+            }
+            Action::Kill { run_id, endpoint } => {
+                let transport = self.transport.clone();
+                actix::spawn(async move {
+                    if let Err(e) = transport.kill(&endpoint, &run_id).await {
+                        tracing::warn!(run_id, endpoint, error = %e, "executor did not confirm the kill");
+                    }
+                });
+            }
+            Action::Record(update) => self.links.log_sink.do_send(Record { update, done: None }),
+            Action::Fire(fires) => self.links.router.do_send(Fires { fires, reply: None }),
+            Action::Acquire(endpoint) => self.links.load.do_send(ExecutorLoad::Acquire(endpoint)),
+            Action::Release(endpoint) => self.links.load.do_send(ExecutorLoad::Release(endpoint)),
+        }
+    }
+
+    fn resume(&mut self, ctx: &mut Context<Self>) {
+        let runs = match self.store.active_runs() {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load active runs");
+                return;
+            }
+        };
+        let mut with_jobs = Vec::new();
+        for run in runs {
+            let key = protocol::JobKey::new(run.namespace.clone(), run.job_id.clone());
+            match self.store.job(&key) {
+                Ok(Some(job)) => with_jobs.push((run, Arc::new(job))),
+                _ => self.links.log_sink.do_send(Record {
+                    update: protocol::RunUpdate {
+                        run_id: run.id.clone(),
+                        status: Some(protocol::RunStatus::Failed),
+                        error: Some("the job was deleted".into()),
+                        ..Default::default()
+                    },
+                    done: None,
+                }),
+            }
+        }
+        tracing::info!(runs = with_jobs.len(), "dispatcher took over active runs");
+        let actions = self.core.resume(with_jobs);
+        self.execute(actions, ctx);
+    }
+}
+
+impl Actor for Dispatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.tick, |act, ctx| {
+            if act.leader {
+                let actions = act.core.on_tick();
+                act.execute(actions, ctx);
+            }
+        });
+    }
+}
+
+impl Handler<Assign> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: Assign, ctx: &mut Context<Self>) {
+        if !self.leader {
+            if let Some(reply) = msg.reply {
+                let _ = reply.send(Err("this node is not the leader".into()));
+            }
+            return;
+        }
+        let mut reply = msg.reply;
+        for action in self.core.plan(msg.assignments) {
+            let reply = if matches!(action, Action::Create(_)) { reply.take() } else { None };
+            self.execute_one(action, reply, ctx);
+        }
+    }
+}
+
+impl Handler<Report> for Dispatcher {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, Report(update): Report, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, recorded) = oneshot::channel();
+        let actions = self.core.on_report(&update);
+        self.links.log_sink.do_send(Record { update, done: Some(done) });
+        self.execute(actions, ctx);
+        Box::pin(async move { recorded.await.map_err(|_| "the log sink stopped".to_string())? })
+    }
+}
+
+impl Handler<KillRun> for Dispatcher {
+    type Result = Result<(), KillError>;
+
+    fn handle(&mut self, KillRun(run_id): KillRun, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.leader {
+            return Err(KillError::NotLeader);
+        }
+        let actions = self.core.kill(&run_id).ok_or(KillError::NotActive)?;
+        self.execute(actions, ctx);
+        Ok(())
+    }
+}
+
+impl Handler<Leadership> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, Leadership(leader): Leadership, ctx: &mut Context<Self>) {
+        if leader == self.leader {
+            return;
+        }
+        self.leader = leader;
+        self.core.clear();
+        if leader {
+            self.resume(ctx);
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The dispatcher's HTTP: delivering runs to executors (MessagePack,
+//! signed when a secret is set), asking them to kill, calling HTTP targets.
+
+use std::{sync::Arc, time::Duration};
+
+use protocol::{
+    dispatch::{DispatchRequest, MSGPACK, SIGNATURE_HEADER},
+    run::{tail, OUTPUT_LIMIT},
+    signature,
+};
+
+use super::core::{HttpCall, HttpResult};
+
+/// How long an executor has to accept a dispatch.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Transport {
+    pub client: reqwest::Client,
+    /// Shared secret for the executor protocol's signatures.
+    pub secret: Option<Arc<Vec<u8>>>,
+}
+
+impl Transport {
+    fn signed(&self, builder: reqwest::RequestBuilder, body: &[u8]) -> reqwest::RequestBuilder {
+        match &self.secret {
+            Some(secret) => {
+                let now = chrono::Utc::now().timestamp();
+                builder.header(SIGNATURE_HEADER, signature::sign(secret, now, body))
+            }
+            None => builder,
+        }
+    }
+
+    pub async fn deliver(&self, endpoint: &str, request: &DispatchRequest) -> Result<(), String> {
+        let body = protocol::wire::encode(request).map_err(|e| e.to_string())?;
+        let url = format!("{}/v1/dispatch", endpoint.trim_end_matches('/'));
+        let builder = self.client.post(&url).header("content-type", MSGPACK).timeout(DELIVERY_TIMEOUT);
+        let response = self.signed(builder, &body).body(body).send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            let text = response.text().await.unwrap_or_default();
+            Err(format!("HTTP {status}: {}", tail(&text, 512)))
+        }
+    }
+
+    pub async fn kill(&self, endpoint: &str, run_id: &str) -> Result<(), String> {
+        let url = format!("{}/v1/runs/{run_id}/kill", endpoint.trim_end_matches('/'));
+        let builder = self.client.post(&url).timeout(DELIVERY_TIMEOUT);
+        let response = self.signed(builder, b"").send().await.map_err(|e| e.to_string())?;
+        match response.status() {
+            s if s.is_success() => Ok(()),
+            s => Err(format!("HTTP {s}")),
+        }
+    }
+
+    pub async fn call(&self, call: HttpCall) -> HttpResult {
+        let method = match reqwest::Method::from_bytes(call.method.as_bytes()) {
+            Ok(m) => m,
+            Err(e) => return HttpResult::Failed(e.to_string()),
+        };
+        let mut builder = self.client.request(method, &call.url).timeout(call.timeout);
+        for (name, value) in &call.headers {
+            builder = builder.header(name, value);
+        }
+        if !call.body.is_empty() {
+            builder = builder.body(call.body);
+        }
+        match builder.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                match response.text().await {
+                    Ok(body) => HttpResult::Answered { status, body: tail(&body, OUTPUT_LIMIT).to_string() },
+                    Err(e) if e.is_timeout() => HttpResult::TimedOut,
+                    Err(e) => HttpResult::Failed(e.to_string()),
+                }
+            }
+            Err(e) if e.is_timeout() => HttpResult::TimedOut,
+            Err(e) => HttpResult::Failed(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The JobStore actor: the node's door to replicated metadata. Writes are
+//! proposed through the log; every applied command is passed on to the
+//! actors that follow the log.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use protocol::MetaCommand;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::{
+    messages::AppliedCommand,
+    proposer::{Applied, ProposeResult, Proposer},
+    store::StateMachine,
+};
+
+/// Propose a metadata change; resolves when it is applied.
+#[derive(Message, Debug)]
+#[rtype(result = "ProposeResult")]
+pub struct Propose(pub MetaCommand);
+
+pub struct JobStore {
+    store: Arc<StateMachine>,
+    proposer: Arc<dyn Proposer>,
+    followers: Vec<Recipient<AppliedCommand>>,
+    applied: Option<UnboundedReceiver<Applied>>,
+}
+
+impl JobStore {
+    pub fn new(
+        store: Arc<StateMachine>,
+        proposer: Arc<dyn Proposer>,
+        applied: UnboundedReceiver<Applied>,
+        followers: Vec<Recipient<AppliedCommand>>,
+    ) -> Self {
+        Self { store, proposer, followers, applied: Some(applied) }
+    }
+
+    pub fn store(&self) -> &Arc<StateMachine> {
+        &self.store
+    }
+}
+
+impl Actor for JobStore {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(applied) = self.applied.take() {
+            ctx.add_stream(tokio_stream_of(applied));
+        }
+    }
+}
+
+fn tokio_stream_of(mut rx: UnboundedReceiver<Applied>) -> impl futures::Stream<Item = Applied> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+impl StreamHandler<Applied> for JobStore {
+    fn handle(&mut self, applied: Applied, _: &mut Context<Self>) {
+        for follower in &self.followers {
+            follower.do_send(AppliedCommand(applied.clone()));
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {
+        tracing::debug!("the log stopped publishing applied commands");
+    }
+}
+
+impl Handler<Propose> for JobStore {
+    type Result = ResponseFuture<ProposeResult>;
+
+    fn handle(&mut self, Propose(cmd): Propose, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.proposer.propose(cmd))
+    }
+}

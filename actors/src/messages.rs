@@ -1,0 +1,82 @@
+//! Messages between the actors.
+
+use actix::Message;
+use protocol::{api::ExecutorInfo, RunUpdate};
+use tokio::sync::oneshot;
+
+use crate::{
+    fire::{Fire, FireReply},
+    proposer::Applied,
+    router::{Assignment, ExecutorEntry},
+};
+
+/// A command was applied to this node's state machine.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct AppliedCommand(pub Applied);
+
+/// This node became leader (`true`) or stopped being leader.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct Leadership(pub bool);
+
+/// Fires for the Router to turn into runs.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Fires {
+    pub fires: Vec<Fire>,
+    pub reply: Option<FireReply>,
+}
+
+/// Runs for the Dispatcher to create and deliver.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Assign {
+    pub assignments: Vec<Assignment>,
+    pub reply: Option<FireReply>,
+}
+
+/// A run report from an executor; resolves once it is recorded durably.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), String>")]
+pub struct Report(pub RunUpdate);
+
+/// Kill an active run.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), KillError>")]
+pub struct KillRun(pub String);
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KillError {
+    #[error("the run is not active on this scheduler")]
+    NotActive,
+    #[error("this node is not the leader")]
+    NotLeader,
+}
+
+/// A run transition for the LogSink to batch into the log.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Record {
+    pub update: RunUpdate,
+    /// Told once the batch holding the update is committed.
+    pub done: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// A change of the Router's in-flight count for an endpoint.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub enum ExecutorLoad {
+    Acquire(String),
+    Release(String),
+}
+
+/// Replace the executors the Router knows.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SetExecutors(pub Vec<ExecutorEntry>);
+
+/// The executors the Router knows, with their load.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<ExecutorInfo>")]
+pub struct ListExecutors;

@@ -1,0 +1,267 @@
+//! Choosing executors: the routing policies over the executors this node
+//! knows, and the in-flight counts `least_busy` needs.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    hash::{DefaultHasher, Hash, Hasher},
+};
+
+use protocol::{job::Routing, Job, JobKey};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+/// An executor the router may send runs to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecutorEntry {
+    /// Stable identity; the endpoint for executors given by URL.
+    pub id: String,
+    pub group: String,
+    /// Base URL of its executor-protocol API.
+    pub endpoint: String,
+    /// Share of runs under the weighted policies.
+    pub weight: u32,
+    pub labels: BTreeMap<String, String>,
+    pub handlers: Vec<String>,
+}
+
+/// Where a run goes first, and where it fails over to, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    pub primary: String,
+    pub fallbacks: Vec<String>,
+}
+
+pub struct RouterCore {
+    /// Sorted by id so `first` and the fallback order are stable.
+    executors: Vec<ExecutorEntry>,
+    round_robin: HashMap<JobKey, usize>,
+    /// Smooth weighted round robin: current weight per job and executor.
+    smooth: HashMap<JobKey, HashMap<String, i64>>,
+    /// Runs this node has in flight per endpoint.
+    inflight: HashMap<String, u32>,
+    rng: StdRng,
+}
+
+impl RouterCore {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            executors: Vec::new(),
+            round_robin: HashMap::new(),
+            smooth: HashMap::new(),
+            inflight: HashMap::new(),
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    pub fn set_executors(&mut self, mut executors: Vec<ExecutorEntry>) {
+        executors.sort_by(|a, b| a.id.cmp(&b.id));
+        executors.dedup_by(|a, b| a.id == b.id);
+        self.executors = executors;
+    }
+
+    pub fn executors(&self) -> &[ExecutorEntry] {
+        &self.executors
+    }
+
+    pub fn inflight(&self, endpoint: &str) -> u32 {
+        self.inflight.get(endpoint).copied().unwrap_or(0)
+    }
+
+    pub fn acquire(&mut self, endpoint: &str) {
+        *self.inflight.entry(endpoint.to_string()).or_default() += 1;
+    }
+
+    pub fn release(&mut self, endpoint: &str) {
+        if let Some(n) = self.inflight.get_mut(endpoint) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Executors of the job's group, in id order.
+    pub fn candidates(&self, job: &Job) -> Vec<&ExecutorEntry> {
+        match job.group() {
+            Some(group) => self.executors.iter().filter(|e| e.group == group).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Endpoints of every executor of the group (`broadcast`).
+    pub fn broadcast(&self, job: &Job) -> Vec<String> {
+        self.candidates(job).into_iter().map(|e| e.endpoint.clone()).collect()
+    }
+
+    /// Picks the executor for one shard of a job by its routing policy,
+    /// avoiding `avoid` (a previous attempt's executor) when another exists.
+    pub fn route(&mut self, job: &Job, shard: u32, avoid: Option<&str>) -> Option<Route> {
+        let all: Vec<ExecutorEntry> = self.candidates(job).into_iter().cloned().collect();
+        let preferred: Vec<&ExecutorEntry> = match avoid {
+            Some(avoid) if all.len() > 1 => all.iter().filter(|e| e.endpoint != avoid).collect(),
+            _ => all.iter().collect(),
+        };
+        if preferred.is_empty() {
+            return None;
+        }
+        let key = job.key();
+        let pick = match job.routing {
+            Routing::RoundRobin | Routing::Broadcast => {
+                let cursor = self.round_robin.entry(key).or_default();
+                let pick = *cursor % preferred.len();
+                *cursor = cursor.wrapping_add(1);
+                pick
+            }
+            Routing::Random => self.rng.random_range(0..preferred.len()),
+            Routing::WeightedRoundRobin => self.smooth_weighted(&key, &preferred),
+            Routing::WeightedRandom => {
+                let total: u64 = preferred.iter().map(|e| u64::from(e.weight.max(1))).sum();
+                let mut ticket = self.rng.random_range(0..total);
+                preferred
+                    .iter()
+                    .position(|e| {
+                        let w = u64::from(e.weight.max(1));
+                        if ticket < w {
+                            true
+                        } else {
+                            ticket -= w;
+                            false
+                        }
+                    })
+                    .unwrap_or(0)
+            }
+            Routing::ConsistentHash => rendezvous(&key, shard, &preferred),
+            Routing::LeastBusy => preferred
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| self.inflight(&e.endpoint))
+                .map(|(i, _)| i)
+                .unwrap_or(0),
+            Routing::First => 0,
+        };
+        let primary = preferred[pick].endpoint.clone();
+        // Fail over through the rest of the group, starting after the pick.
+        let start = all.iter().position(|e| e.endpoint == primary).unwrap_or(0);
+        let fallbacks = (1..all.len()).map(|i| all[(start + i) % all.len()].endpoint.clone()).collect();
+        Some(Route { primary, fallbacks })
+    }
+
+    fn smooth_weighted(&mut self, key: &JobKey, candidates: &[&ExecutorEntry]) -> usize {
+        let current = self.smooth.entry(key.clone()).or_default();
+        let total: i64 = candidates.iter().map(|e| i64::from(e.weight.max(1))).sum();
+        for e in candidates {
+            *current.entry(e.id.clone()).or_default() += i64::from(e.weight.max(1));
+        }
+        let weight_of = |i: usize| current.get(&candidates[i].id).copied().unwrap_or(0);
+        // Highest current weight wins; ties go to the first in id order.
+        let best = (0..candidates.len()).max_by_key(|&i| (weight_of(i), std::cmp::Reverse(i))).unwrap_or(0);
+        if let Some(w) = current.get_mut(&candidates[best].id) {
+            *w -= total;
+        }
+        best
+    }
+}
+
+/// Highest-random-weight hashing: the same (job, shard) keeps its executor
+/// while it lives, and losing an executor moves only its own shards.
+fn rendezvous(key: &JobKey, shard: u32, candidates: &[&ExecutorEntry]) -> usize {
+    candidates
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, e)| {
+            let mut h = DefaultHasher::new();
+            (key, shard, &e.id).hash(&mut h);
+            h.finish()
+        })
+        .map(|(i, _)| i)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn executor(id: &str, weight: u32) -> ExecutorEntry {
+        ExecutorEntry {
+            id: id.into(),
+            group: "default".into(),
+            endpoint: format!("http://{id}"),
+            weight,
+            labels: BTreeMap::new(),
+            handlers: vec![],
+        }
+    }
+
+    fn job(routing: &str) -> Job {
+        protocol::validate::from_json(
+            format!(r#"{{"id":"j","schedule":"@daily","routing":"{routing}","target":{{"type":"shell","command":"true"}}}}"#)
+                .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn picks(core: &mut RouterCore, routing: &str, n: usize) -> Vec<String> {
+        let job = job(routing);
+        (0..n).map(|i| core.route(&job, i as u32 % 3, None).unwrap().primary.replace("http://", "")).collect()
+    }
+
+    fn router(weights: &[(&str, u32)]) -> RouterCore {
+        let mut core = RouterCore::new(7);
+        core.set_executors(weights.iter().map(|(id, w)| executor(id, *w)).collect());
+        core
+    }
+
+    #[test]
+    fn round_robin_cycles_and_first_sticks() {
+        let mut core = router(&[("b", 1), ("a", 1), ("c", 1)]);
+        assert_eq!(picks(&mut core, "round_robin", 4), ["a", "b", "c", "a"]);
+        assert_eq!(picks(&mut core, "first", 2), ["a", "a"]);
+    }
+
+    #[test]
+    fn weighted_round_robin_follows_weights_smoothly() {
+        let mut core = router(&[("a", 3), ("b", 1)]);
+        let got = picks(&mut core, "weighted_round_robin", 8);
+        assert_eq!(got.iter().filter(|p| *p == "a").count(), 6);
+        assert_ne!(got[..3], ["a", "a", "a"], "smooth: b is not starved for a whole round");
+    }
+
+    #[test]
+    fn weighted_random_roughly_follows_weights() {
+        let mut core = router(&[("a", 9), ("b", 1)]);
+        let got = picks(&mut core, "weighted_random", 1000);
+        let a = got.iter().filter(|p| *p == "a").count();
+        assert!((800..=980).contains(&a), "a picked {a} of 1000");
+    }
+
+    #[test]
+    fn consistent_hash_is_stable_and_moves_only_lost_shards() {
+        let mut core = router(&[("a", 1), ("b", 1), ("c", 1)]);
+        let job = job("consistent_hash");
+        let before: Vec<String> = (0..30).map(|s| core.route(&job, s, None).unwrap().primary).collect();
+        let again: Vec<String> = (0..30).map(|s| core.route(&job, s, None).unwrap().primary).collect();
+        assert_eq!(before, again);
+        core.set_executors(vec![executor("a", 1), executor("b", 1)]);
+        for (s, prev) in before.iter().enumerate() {
+            let now = core.route(&job, s as u32, None).unwrap().primary;
+            if prev != "http://c" {
+                assert_eq!(&now, prev, "shard {s} moved although its executor stayed");
+            }
+        }
+    }
+
+    #[test]
+    fn least_busy_prefers_idle_and_fallbacks_cover_the_group() {
+        let mut core = router(&[("a", 1), ("b", 1), ("c", 1)]);
+        core.acquire("http://a");
+        core.acquire("http://b");
+        let route = core.route(&job("least_busy"), 0, None).unwrap();
+        assert_eq!(route.primary, "http://c");
+        assert_eq!(route.fallbacks, ["http://a", "http://b"]);
+    }
+
+    #[test]
+    fn avoid_skips_the_failed_executor_when_possible() {
+        let mut core = router(&[("a", 1), ("b", 1)]);
+        assert_eq!(core.route(&job("first"), 0, Some("http://a")).unwrap().primary, "http://b");
+        let mut single = router(&[("a", 1)]);
+        assert_eq!(single.route(&job("first"), 0, Some("http://a")).unwrap().primary, "http://a");
+        assert!(router(&[]).route(&job("first"), 0, None).is_none());
+    }
+}

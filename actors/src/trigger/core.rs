@@ -1,0 +1,226 @@
+//! Which slots are due: one ordered set of (next fire time, job) for all
+//! jobs, and the misfire policy for slots missed while nobody fired.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use protocol::{
+    job::Misfire,
+    schedule::{parse_timezone, Schedule},
+    Job, JobKey, TriggerKind,
+};
+
+use crate::fire::Fire;
+
+struct Entry {
+    schedule: Schedule,
+    tz: Tz,
+    next: Option<DateTime<Utc>>,
+}
+
+pub struct TriggerCore {
+    /// The timer structure: every tracked job's next fire, earliest first.
+    queue: BTreeSet<(DateTime<Utc>, JobKey)>,
+    entries: HashMap<JobKey, Entry>,
+    /// Most missed slots listed one by one per job at catch-up; older ones
+    /// are summed up in the oldest listed slot's reason.
+    catch_up_limit: usize,
+}
+
+impl TriggerCore {
+    pub fn new(catch_up_limit: usize) -> Self {
+        Self { queue: BTreeSet::new(), entries: HashMap::new(), catch_up_limit: catch_up_limit.max(1) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.queue.clear();
+        self.entries.clear();
+    }
+
+    /// Tracks (or re-tracks after a change) a job from `now` on. A fire
+    /// that was due but not yet taken is kept. Disabled jobs and schedules
+    /// that never fire are not tracked.
+    pub fn track(&mut self, job: &Job, now: DateTime<Utc>) {
+        let key = job.key();
+        let pending = self.entries.get(&key).and_then(|e| e.next).filter(|next| *next <= now);
+        self.untrack(&key);
+        if !job.enabled {
+            return;
+        }
+        let (schedule, tz) = match (Schedule::parse(&job.schedule), parse_timezone(&job.timezone)) {
+            (Ok(s), Ok(tz)) => (s, tz),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(job = %key, error = %e, "stored job has an invalid schedule; not firing it");
+                return;
+            }
+        };
+        let next = pending.or_else(|| schedule.next_after(now, tz));
+        if let Some(next) = next {
+            self.queue.insert((next, key.clone()));
+        }
+        self.entries.insert(key, Entry { schedule, tz, next });
+    }
+
+    pub fn untrack(&mut self, key: &JobKey) {
+        if let Some(Entry { next: Some(next), .. }) = self.entries.remove(key) {
+            self.queue.remove(&(next, key.clone()));
+        }
+    }
+
+    /// The earliest tracked fire time.
+    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+        self.queue.first().map(|(t, _)| *t)
+    }
+
+    /// Takes every fire due at `now` and schedules each job's next one.
+    pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Fire> {
+        let mut fires = Vec::new();
+        while let Some((at, _)) = self.queue.first() {
+            if *at > now {
+                break;
+            }
+            let Some((at, key)) = self.queue.pop_first() else { break };
+            fires.push(Fire::new(key.clone(), at, TriggerKind::Schedule));
+            if let Some(entry) = self.entries.get_mut(&key) {
+                entry.next = entry.schedule.next_after(at, entry.tz);
+                if let Some(next) = entry.next {
+                    self.queue.insert((next, key));
+                }
+            }
+        }
+        fires
+    }
+
+    /// Accounts for the slots of `job` in `(cursor, now]`, which passed while
+    /// no scheduler fired, following the job's misfire policy; then tracks
+    /// the job from `now`. Every missed slot yields a fire or a skip.
+    pub fn catch_up(&mut self, job: &Job, cursor: DateTime<Utc>, now: DateTime<Utc>) -> Vec<Fire> {
+        self.track(job, now);
+        let key = job.key();
+        let Some(entry) = self.entries.get(&key) else { return Vec::new() };
+        let (slots, older) = entry.schedule.slots_between(cursor, now, entry.tz, self.catch_up_limit);
+        let threshold = Duration::from_std(job.misfire.threshold.0).unwrap_or(Duration::MAX);
+        let newest_fresh = slots.iter().rev().find(|s| now - **s <= threshold).copied();
+        let mut fires: Vec<Fire> = slots
+            .iter()
+            .map(|&slot| {
+                let skip = |reason: String| Fire::skipped(key.clone(), slot, TriggerKind::Misfire, reason);
+                if now - slot > threshold {
+                    return skip(format!("missed while no scheduler could fire, by more than the misfire threshold ({})", job.misfire.threshold));
+                }
+                match job.misfire.policy {
+                    Misfire::FireAll => Fire::new(key.clone(), slot, TriggerKind::Misfire),
+                    Misfire::FireOnce if Some(slot) == newest_fresh => Fire::new(key.clone(), slot, TriggerKind::Misfire),
+                    Misfire::FireOnce => skip(format!(
+                        "missed while no scheduler could fire; fire_once ran the slot of {} instead",
+                        newest_fresh.map(|t| t.to_rfc3339()).unwrap_or_default()
+                    )),
+                    Misfire::Skip => skip("missed while no scheduler could fire; misfire policy is skip".into()),
+                }
+            })
+            .collect();
+        if older > 0 {
+            let note = format!(" ({older} older missed slots since {} are not listed one by one)", cursor.to_rfc3339());
+            tracing::warn!(job = %key, older, "catch-up listed only the newest missed slots");
+            if let Some(reason) = fires.first_mut().and_then(|f| f.skip_reason.as_mut()) {
+                reason.push_str(&note);
+            }
+        }
+        fires
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn job(id: &str, schedule: &str, misfire: &str) -> Job {
+        protocol::validate::from_json(
+            format!(
+                r#"{{"id":"{id}","schedule":"{schedule}","misfire":{{"policy":"{misfire}","threshold":"1m"}},"target":{{"type":"shell","command":"true"}}}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn due_returns_each_slot_once_in_time_order() {
+        let mut core = TriggerCore::new(100);
+        let now = t("2026-01-01T00:00:00.200Z");
+        core.track(&job("a", "@every 1s", "fire_once"), now);
+        core.track(&job("b", "@every 2s", "fire_once"), now);
+        assert_eq!(core.next_wake(), Some(t("2026-01-01T00:00:01Z")));
+        assert!(core.due(now).is_empty());
+        let fires = core.due(t("2026-01-01T00:00:02Z"));
+        let got: Vec<(String, i64)> = fires.iter().map(|f| (f.job.id.clone(), f.scheduled_at.timestamp())).collect();
+        let base = t("2026-01-01T00:00:00Z").timestamp();
+        assert_eq!(got, vec![("a".into(), base + 1), ("a".into(), base + 2), ("b".into(), base + 2)]);
+        assert!(core.due(t("2026-01-01T00:00:02Z")).is_empty());
+    }
+
+    #[test]
+    fn paused_and_removed_jobs_stop_firing() {
+        let mut core = TriggerCore::new(100);
+        let now = t("2026-01-01T00:00:00Z");
+        let mut a = job("a", "@every 1s", "fire_once");
+        core.track(&a, now);
+        a.enabled = false;
+        core.track(&a, now);
+        assert!(core.due(t("2026-01-01T00:00:05Z")).is_empty());
+        core.track(&job("b", "@every 1s", "fire_once"), now);
+        core.untrack(&JobKey::new("default", "b"));
+        assert!(core.due(t("2026-01-01T00:00:05Z")).is_empty());
+        assert!(core.is_empty());
+    }
+
+    fn outcome(fires: &[Fire]) -> Vec<(i64, bool)> {
+        fires.iter().map(|f| (f.scheduled_at.timestamp() % 100, f.skip_reason.is_none())).collect()
+    }
+
+    #[test]
+    fn fire_once_runs_the_newest_missed_slot_and_skips_the_rest() {
+        let mut core = TriggerCore::new(100);
+        let fires = core.catch_up(&job("a", "@every 1s", "fire_once"), t("2026-01-01T00:00:00Z"), t("2026-01-01T00:00:03.5Z"));
+        assert_eq!(outcome(&fires), vec![(1, false), (2, false), (3, true)]);
+        assert!(fires.iter().all(|f| f.trigger == TriggerKind::Misfire));
+    }
+
+    #[test]
+    fn fire_all_and_skip() {
+        let mut core = TriggerCore::new(100);
+        let (from, to) = (t("2026-01-01T00:00:00Z"), t("2026-01-01T00:00:03.5Z"));
+        assert_eq!(outcome(&core.catch_up(&job("a", "@every 1s", "fire_all"), from, to)), vec![(1, true), (2, true), (3, true)]);
+        assert_eq!(outcome(&core.catch_up(&job("b", "@every 1s", "skip"), from, to)), vec![(1, false), (2, false), (3, false)]);
+    }
+
+    #[test]
+    fn slots_older_than_the_threshold_are_skipped_whatever_the_policy() {
+        let mut core = TriggerCore::new(1000);
+        let fires = core.catch_up(&job("a", "@every 30s", "fire_all"), t("2026-01-01T00:00:00Z"), t("2026-01-01T00:02:00Z"));
+        // threshold 1m: 00:30 is 90s old (skipped); 01:00, 01:30, 02:00 fire.
+        let fired: Vec<bool> = fires.iter().map(|f| f.skip_reason.is_none()).collect();
+        assert_eq!(fired, vec![false, true, true, true]);
+    }
+
+    #[test]
+    fn catch_up_beyond_the_limit_mentions_the_older_slots() {
+        let mut core = TriggerCore::new(2);
+        let fires = core.catch_up(&job("a", "@every 1s", "skip"), t("2026-01-01T00:00:00Z"), t("2026-01-01T00:00:10Z"));
+        assert_eq!(fires.len(), 2);
+        assert!(fires[0].skip_reason.as_deref().unwrap().contains("8 older missed slots"));
+    }
+}

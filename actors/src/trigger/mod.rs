@@ -1,0 +1,118 @@
+//! The Trigger actor: on the leader, wakes at each job's next fire time
+//! from one timer and hands due fires to the Router.
+
+mod core;
+
+use std::{sync::Arc, time::Duration};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use protocol::MetaCommand;
+
+pub use self::core::TriggerCore;
+use crate::{
+    clock::SharedClock,
+    messages::{AppliedCommand, Fires, Leadership},
+    store::{Outcome, StateMachine},
+};
+
+pub struct Trigger {
+    core: TriggerCore,
+    store: Arc<StateMachine>,
+    clock: SharedClock,
+    router: Recipient<Fires>,
+    leader: bool,
+    /// The one pending timer and the instant it is set for.
+    timer: Option<(SpawnHandle, DateTime<Utc>)>,
+}
+
+impl Trigger {
+    pub fn new(store: Arc<StateMachine>, clock: SharedClock, router: Recipient<Fires>, catch_up_limit: usize) -> Self {
+        Self { core: TriggerCore::new(catch_up_limit), store, clock, router, leader: false, timer: None }
+    }
+
+    fn send(&self, fires: Vec<crate::fire::Fire>) {
+        if !fires.is_empty() {
+            self.router.do_send(Fires { fires, reply: None });
+        }
+    }
+
+    /// Points the one timer at the earliest fire.
+    fn rearm(&mut self, ctx: &mut Context<Self>) {
+        let next = if self.leader { self.core.next_wake() } else { None };
+        if self.timer.as_ref().map(|(_, at)| *at) == next {
+            return;
+        }
+        if let Some((handle, _)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let Some(at) = next else { return };
+        let wait = (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        let handle = ctx.run_later(wait, |act, ctx| {
+            act.timer = None;
+            act.tick(ctx);
+        });
+        self.timer = Some((handle, at));
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let fires = self.core.due(self.clock.now());
+        self.send(fires);
+        self.rearm(ctx);
+    }
+
+    fn start_firing(&mut self) {
+        let now = self.clock.now();
+        let jobs = match self.store.all_jobs() {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load jobs; the trigger stays idle");
+                return;
+            }
+        };
+        let mut fires = Vec::new();
+        for (job, state) in &jobs {
+            fires.extend(self.core.catch_up(job, state.cursor, now));
+        }
+        tracing::info!(jobs = jobs.len(), missed = fires.len(), "trigger started");
+        self.send(fires);
+    }
+}
+
+impl Actor for Trigger {
+    type Context = Context<Self>;
+}
+
+impl Handler<Leadership> for Trigger {
+    type Result = ();
+
+    fn handle(&mut self, Leadership(leader): Leadership, ctx: &mut Context<Self>) {
+        if leader == self.leader {
+            return;
+        }
+        self.leader = leader;
+        self.core.clear();
+        if leader {
+            self.start_firing();
+        }
+        self.rearm(ctx);
+    }
+}
+
+impl Handler<AppliedCommand> for Trigger {
+    type Result = ();
+
+    fn handle(&mut self, AppliedCommand(applied): AppliedCommand, ctx: &mut Context<Self>) {
+        if !self.leader {
+            return;
+        }
+        match (&*applied.cmd, &applied.outcome) {
+            (MetaCommand::PutJob { .. } | MetaCommand::SetJobEnabled { .. }, Outcome::JobPut { job, .. }) => {
+                self.core.track(job, self.clock.now());
+            }
+            (MetaCommand::DeleteJob { key }, _) => self.core.untrack(key),
+            _ => return,
+        }
+        self.rearm(ctx);
+    }
+}
