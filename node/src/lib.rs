@@ -1,7 +1,17 @@
-//! The cronmesh binary's library.
+//! The cronmesh binary's library: one scheduler node, the executor agent
+//! and the command-line client.
 //!
+//! - [`node`]: all the wiring of a scheduler node, top to bottom.
+//! - [`config`]: node configuration and the `dev` / `server` flags.
+//! - [`api`]: the admin HTTP API.
 //! - [`executor`]: the executor agent that runs shell commands.
 //! - [`client`]: the command-line client of the admin API.
+//! - [`cli`]: the `cronmesh` command line; [`signals`]: shutdown and logging.
 
+pub mod api;
+pub mod cli;
 pub mod client;
+pub mod config;
 pub mod executor;
+pub mod node;
+pub mod signals;

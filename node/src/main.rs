@@ -1,1 +1,46 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use node::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev(args) => {
+            node::signals::init_logging(cli.log_format);
+            let config = args.into_config();
+            tracing::warn!("dev mode: the admin API is unauthenticated; it listens on {}", config.http);
+            serve(node::node::run(config, node::signals::shutdown()))
+        }
+        Command::Server(args) => {
+            node::signals::init_logging(cli.log_format);
+            match args.into_config() {
+                Ok(config) => serve(node::node::run(config, node::signals::shutdown())),
+                Err(e) => fail(e),
+            }
+        }
+        Command::Executor(args) => {
+            node::signals::init_logging(cli.log_format);
+            match node::executor::ExecutorConfig::try_from(args) {
+                Ok(config) => serve(node::executor::run(config, node::signals::shutdown())),
+                Err(e) => fail(e),
+            }
+        }
+        Command::Client(command) => match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(node::client::run(cli.api, command)),
+            Err(e) => fail(e.into()),
+        },
+    }
+}
+
+fn serve(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    match actix_rt::System::new().block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: anyhow::Error) -> ExitCode {
+    eprintln!("cronmesh: {e:#}");
+    ExitCode::FAILURE
+}

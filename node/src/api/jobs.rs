@@ -1,0 +1,194 @@
+//! `/v1/jobs`: create, list, read, replace, delete, trigger, pause, resume.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actors::{
+    fire::Fire,
+    job_store::Propose,
+    messages::Fires,
+    store::{JobFilter, Outcome, Rejection},
+};
+use protocol::{
+    api::{JobView, Page, RunSummary, TriggerRequest, TriggerResponse},
+    schedule::{parse_timezone, Schedule},
+    validate::{check_name, validate_job},
+    Job, JobKey, MetaCommand, PutMode, TriggerKind,
+};
+use serde::Deserialize;
+
+use super::{
+    error::{ApiError, ApiResult},
+    input::{json_body, page_limit, query, read_body},
+    AppState,
+};
+
+/// How long a manual trigger waits for its runs to be committed.
+const TRIGGER_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NamespaceQuery {
+    namespace: Option<String>,
+}
+
+fn job_key(req: &HttpRequest, id: String) -> ApiResult<JobKey> {
+    let q: NamespaceQuery = query(req)?;
+    let namespace = q.namespace.unwrap_or_else(|| protocol::job::DEFAULT_NAMESPACE.to_string());
+    check_name("namespace", &namespace)?;
+    check_name("id", &id)?;
+    Ok(JobKey::new(namespace, id))
+}
+
+fn view(state: &AppState, job: Job) -> ApiResult<JobView> {
+    let now = state.clock.now();
+    let next_fire_times = match (Schedule::parse(&job.schedule), parse_timezone(&job.timezone)) {
+        (Ok(schedule), Ok(tz)) if job.enabled => schedule.upcoming(now, tz, 5),
+        _ => Vec::new(),
+    };
+    let last_run = state.store.last_run(&job.key())?.as_ref().map(RunSummary::from);
+    Ok(JobView { job, next_fire_times, last_run })
+}
+
+async fn propose(state: &AppState, cmd: MetaCommand) -> ApiResult<Outcome> {
+    Ok(state.job_store.send(Propose(cmd)).await??)
+}
+
+fn rejection(r: Rejection) -> ApiError {
+    match r {
+        Rejection::JobExists(key) => ApiError::conflict(format!("job {key} exists already; use PUT to replace it")),
+        Rejection::JobNotFound(key) => ApiError::not_found(format!("job {key} does not exist")),
+    }
+}
+
+fn job_outcome(state: &AppState, outcome: Outcome) -> ApiResult<JobView> {
+    match outcome {
+        Outcome::JobPut { job, .. } => view(state, job),
+        Outcome::Rejected(r) => Err(rejection(r)),
+        other => Err(ApiError::internal(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+pub async fn create(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> ApiResult<HttpResponse> {
+    let body = read_body(payload).await?;
+    let job: Job = json_body(&req, &body, false)?;
+    validate_job(&job)?;
+    if state.store.job(&job.key())?.is_some() {
+        return Err(rejection(Rejection::JobExists(job.key())));
+    }
+    let outcome = propose(&state, MetaCommand::PutJob { job, mode: PutMode::Create, at: state.clock.now() }).await?;
+    Ok(HttpResponse::Created().json(job_outcome(&state, outcome)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    namespace: Option<String>,
+    label: Option<String>,
+    enabled: Option<bool>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let q: ListQuery = query(&req)?;
+    let labels = match &q.label {
+        Some(label) => {
+            let (k, v) = label.split_once('=').ok_or_else(|| ApiError::invalid("label", "write it as key=value"))?;
+            vec![(k.to_string(), v.to_string())]
+        }
+        None => Vec::new(),
+    };
+    let after = match &q.cursor {
+        Some(cursor) => {
+            let (ns, id) = cursor.split_once('/').ok_or_else(|| ApiError::invalid("cursor", "not a cursor from this API"))?;
+            Some(JobKey::new(ns, id))
+        }
+        None => None,
+    };
+    let filter = JobFilter { namespace: q.namespace, labels, enabled: q.enabled };
+    let (jobs, next) = state.store.jobs(&filter, after.as_ref(), page_limit(q.limit)?)?;
+    let items = jobs.into_iter().map(|job| view(&state, job)).collect::<ApiResult<Vec<_>>>()?;
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|k| format!("{}/{}", k.namespace, k.id)) }))
+}
+
+pub async fn get(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let key = job_key(&req, id.into_inner())?;
+    let job = state.store.job(&key)?.ok_or_else(|| ApiError::not_found(format!("job {key} does not exist")))?;
+    Ok(HttpResponse::Ok().json(view(&state, job)?))
+}
+
+pub async fn replace(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let key = job_key(&req, id.into_inner())?;
+    let body = read_body(payload).await?;
+    let mut value: serde_json::Value = json_body(&req, &body, false)?;
+    let object = value.as_object_mut().ok_or_else(|| ApiError::invalid("", "the body must be a JSON object"))?;
+    for (field, expected) in [("id", &key.id), ("namespace", &key.namespace)] {
+        match object.get(field) {
+            None => {
+                object.insert(field.into(), expected.clone().into());
+            }
+            Some(given) if given.as_str() == Some(expected.as_str()) => {}
+            Some(_) => return Err(ApiError::invalid(field, format!("does not match the URL ({expected}); a job cannot be renamed"))),
+        }
+    }
+    let job: Job = protocol::validate::from_json(value.to_string().as_bytes())?;
+    validate_job(&job)?;
+    let outcome = propose(&state, MetaCommand::PutJob { job, mode: PutMode::Replace, at: state.clock.now() }).await?;
+    Ok(HttpResponse::Ok().json(job_outcome(&state, outcome)?))
+}
+
+pub async fn delete(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let key = job_key(&req, id.into_inner())?;
+    match propose(&state, MetaCommand::DeleteJob { key: key.clone() }).await? {
+        Outcome::JobDeleted { existed: true, .. } => Ok(HttpResponse::NoContent().finish()),
+        _ => Err(ApiError::not_found(format!("job {key} does not exist"))),
+    }
+}
+
+async fn set_enabled(state: web::Data<AppState>, req: HttpRequest, id: String, enabled: bool) -> ApiResult<HttpResponse> {
+    let key = job_key(&req, id)?;
+    let outcome = propose(&state, MetaCommand::SetJobEnabled { key, enabled, at: state.clock.now() }).await?;
+    Ok(HttpResponse::Ok().json(job_outcome(&state, outcome)?))
+}
+
+pub async fn pause(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    set_enabled(state, req, id.into_inner(), false).await
+}
+
+pub async fn resume(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    set_enabled(state, req, id.into_inner(), true).await
+}
+
+pub async fn trigger(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let key = job_key(&req, id.into_inner())?;
+    let body = read_body(payload).await?;
+    let request: TriggerRequest = json_body(&req, &body, true)?;
+    if let Some(params) = &request.params {
+        if params.len() > protocol::validate::MAX_PARAMS_LEN {
+            return Err(ApiError::invalid("params", "at most 64 KiB"));
+        }
+    }
+    if state.store.job(&key)?.is_none() {
+        return Err(ApiError::not_found(format!("job {key} does not exist")));
+    }
+    let (reply, runs) = tokio::sync::oneshot::channel();
+    let fire = Fire { params: request.params, ..Fire::new(key, state.clock.now(), TriggerKind::Manual) };
+    state.router.send(Fires { fires: vec![fire], reply: Some(reply) }).await?;
+    let runs = tokio::time::timeout(TRIGGER_WAIT, runs)
+        .await
+        .map_err(|_| ApiError::unavailable("the runs were not committed in time; retry"))?
+        .map_err(|_| ApiError::unavailable("the scheduler dropped the trigger; retry"))?
+        .map_err(ApiError::unavailable)?;
+    Ok(HttpResponse::Accepted().json(TriggerResponse { runs }))
+}

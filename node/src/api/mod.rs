@@ -1,0 +1,77 @@
+//! The admin HTTP API (see DESIGN.md "Admin HTTP API").
+//!
+//! - `jobs`, `runs`: jobs and run history; `report`: executor reports.
+//! - `system`: schedule preview, cluster, executors, health.
+//! - `input`, `error`: typed request parsing and JSON errors naming the field.
+
+mod error;
+mod input;
+mod jobs;
+mod report;
+mod runs;
+mod system;
+
+use std::{net::TcpListener, sync::Arc};
+
+use actix::Addr;
+use actix_web::{dev::Server, web, App, HttpServer};
+use actors::{
+    clock::SharedClock, dispatcher::Dispatcher, job_store::JobStore, router::Router, store::StateMachine,
+};
+
+pub use error::{ApiError, ApiResult};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub node_id: u64,
+    pub store: Arc<StateMachine>,
+    pub job_store: Addr<JobStore>,
+    pub router: Addr<Router>,
+    pub dispatcher: Addr<Dispatcher>,
+    pub clock: SharedClock,
+    /// For live output from executors.
+    pub http: reqwest::Client,
+    /// Verifies executor reports when set.
+    pub secret: Option<Arc<Vec<u8>>>,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1")
+            .route("/jobs", web::post().to(jobs::create))
+            .route("/jobs", web::get().to(jobs::list))
+            .route("/jobs/{id}", web::get().to(jobs::get))
+            .route("/jobs/{id}", web::put().to(jobs::replace))
+            .route("/jobs/{id}", web::delete().to(jobs::delete))
+            .route("/jobs/{id}/trigger", web::post().to(jobs::trigger))
+            .route("/jobs/{id}/pause", web::post().to(jobs::pause))
+            .route("/jobs/{id}/resume", web::post().to(jobs::resume))
+            .route("/jobs/{id}/runs", web::get().to(runs::of_job))
+            .route("/runs", web::get().to(runs::list))
+            .route("/runs/{id}", web::get().to(runs::get))
+            .route("/runs/{id}/kill", web::post().to(runs::kill))
+            .route("/runs/{id}/output", web::get().to(runs::output))
+            .route("/schedules/preview", web::post().to(system::preview))
+            .route("/cluster", web::get().to(system::cluster))
+            .route("/executors", web::get().to(system::executors))
+            .route("/internal/runs/{id}/report", web::post().to(report::report)),
+    )
+    .route("/healthz", web::get().to(system::healthz))
+    .route("/readyz", web::get().to(system::readyz));
+}
+
+/// The HTTP server on `listener`; the caller spawns it.
+pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    let data = web::Data::new(state);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(routes)
+            .default_service(web::to(system::not_found))
+    })
+    .workers(2)
+    .disable_signals()
+    .listen(listener)?
+    .run())
+}

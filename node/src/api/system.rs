@@ -1,0 +1,56 @@
+//! Schedule preview, cluster and executor views, health.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actors::messages::ListExecutors;
+use protocol::{
+    api::{ClusterMember, ClusterStatus, PreviewRequest, PreviewResponse, MAX_PREVIEW},
+    schedule::{parse_timezone, Schedule},
+};
+
+use super::{
+    error::{ApiError, ApiResult},
+    input::{json_body, read_body},
+    AppState,
+};
+
+pub async fn preview(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> ApiResult<HttpResponse> {
+    let body = read_body(payload).await?;
+    let request: PreviewRequest = json_body(&req, &body, false)?;
+    let schedule = Schedule::parse(&request.schedule).map_err(|e| ApiError::invalid("schedule", e))?;
+    let tz = parse_timezone(&request.timezone).map_err(|e| ApiError::invalid("timezone", e))?;
+    if request.count == 0 || request.count > MAX_PREVIEW {
+        return Err(ApiError::invalid("count", format!("must be between 1 and {MAX_PREVIEW}")));
+    }
+    let from = request.from.unwrap_or_else(|| state.clock.now());
+    let fire_times = schedule.upcoming(from, tz, request.count as usize);
+    Ok(HttpResponse::Ok().json(PreviewResponse { fire_times }))
+}
+
+pub async fn cluster(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let applied = state.store.applied_index()?;
+    Ok(HttpResponse::Ok().json(ClusterStatus {
+        node_id: state.node_id,
+        leader_id: Some(state.node_id),
+        term: 1,
+        commit_index: applied,
+        applied_index: applied,
+        members: vec![ClusterMember { node_id: state.node_id, role: "leader".into(), api_url: None, raft_addr: None }],
+    }))
+}
+
+pub async fn executors(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.router.send(ListExecutors).await?))
+}
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    state.store.applied_index()?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+}
+
+pub async fn not_found(req: HttpRequest) -> ApiResult<HttpResponse> {
+    Err(ApiError::not_found(format!("no route for {} {}", req.method(), req.path())))
+}

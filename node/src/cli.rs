@@ -1,0 +1,39 @@
+//! The `cronmesh` command line.
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    client::{ApiOpts, ClientCommand},
+    config::{DevArgs, ServerArgs},
+    executor::ExecutorArgs,
+};
+
+#[derive(Parser, Debug)]
+#[command(name = "cronmesh", version, about = "A distributed cron and job scheduler", after_help = crate::client::EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub api: ApiOpts,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// One process: a single-node scheduler plus a built-in executor.
+    Dev(DevArgs),
+    /// A scheduler node.
+    Server(ServerArgs),
+    /// An executor agent that runs shell commands for the schedulers.
+    Executor(ExecutorArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
+}

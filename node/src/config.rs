@@ -1,0 +1,212 @@
+//! Configuration of a scheduler node, and the flags of `cronmesh dev` and
+//! `cronmesh server` that produce it.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use actors::store::{local_log::Durability, DEFAULT_HISTORY_LIMIT};
+use anyhow::{bail, Context};
+use protocol::job::DEFAULT_GROUP;
+
+/// Everything a scheduler node needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub node_id: u64,
+    /// Holds the sled database; created when missing.
+    pub data_dir: PathBuf,
+    /// Admin API listen address (`127.0.0.1:0` picks a free port).
+    pub http: SocketAddr,
+    /// URL executors report to; `http://{bound address}` when unset.
+    pub advertise_url: Option<String>,
+    /// Executors known without gossip (`--executor [GROUP=]URL`).
+    pub executors: Vec<StaticExecutor>,
+    /// Start the built-in executor of `cronmesh dev` in group `default`.
+    pub builtin_executor: bool,
+    /// Shared secret of the executor protocol's HMAC signatures.
+    pub secret: Option<Vec<u8>>,
+    /// Runs kept per job.
+    pub history_limit: usize,
+    /// When a metadata write counts as durable.
+    pub durability: Durability,
+    pub timings: Timings,
+    /// Seeds the router's random choices, so a run can be replayed.
+    pub seed: u64,
+}
+
+/// Intervals that trade latency for work; tests shorten them.
+#[derive(Clone, Debug)]
+pub struct Timings {
+    /// How often the dispatcher checks deadlines and due retries.
+    pub dispatcher_tick: Duration,
+    /// Longest a run transition waits to be batched with others.
+    pub log_linger: Duration,
+    /// A batch of run transitions this large is proposed at once.
+    pub log_max_batch: usize,
+    /// Past a run's timeout, how long the dispatcher waits for the
+    /// executor's own report before declaring the run timed out.
+    pub run_grace: Duration,
+    /// Missed slots listed one by one per job after downtime.
+    pub catch_up_limit: usize,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Self {
+            dispatcher_tick: Duration::from_millis(100),
+            log_linger: Duration::from_millis(5),
+            log_max_batch: 512,
+            run_grace: Duration::from_secs(5),
+            catch_up_limit: DEFAULT_HISTORY_LIMIT,
+        }
+    }
+}
+
+/// An executor given on the command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StaticExecutor {
+    pub group: String,
+    pub endpoint: String,
+}
+
+impl std::str::FromStr for StaticExecutor {
+    type Err = String;
+
+    /// `URL` (group `default`) or `GROUP=URL`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (group, url) = match s.split_once('=') {
+            Some((group, url)) if !group.contains('/') => (group.to_string(), url),
+            _ => (DEFAULT_GROUP.to_string(), s),
+        };
+        protocol::validate::check_name("group", &group).map_err(|e| e.to_string())?;
+        let parsed = url::Url::parse(url).map_err(|e| format!("invalid executor URL {url:?}: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("executor URL {url:?} must be http or https"));
+        }
+        Ok(Self { group, endpoint: url.trim_end_matches('/').to_string() })
+    }
+}
+
+impl NodeConfig {
+    pub fn new(data_dir: PathBuf, http: SocketAddr) -> Self {
+        Self {
+            node_id: 1,
+            data_dir,
+            http,
+            advertise_url: None,
+            executors: Vec::new(),
+            builtin_executor: false,
+            secret: None,
+            history_limit: DEFAULT_HISTORY_LIMIT,
+            durability: Durability::Flush,
+            timings: Timings::default(),
+            seed: 0,
+        }
+    }
+}
+
+/// `cronmesh dev`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DevArgs {
+    /// Where the node keeps its data.
+    #[arg(long, default_value = "./cronmesh-data")]
+    pub data_dir: PathBuf,
+    /// Admin API and web console address.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub http: SocketAddr,
+    /// More executors: URL, or GROUP=URL.
+    #[arg(long = "executor", value_name = "[GROUP=]URL")]
+    pub executors: Vec<StaticExecutor>,
+}
+
+impl DevArgs {
+    pub fn into_config(self) -> NodeConfig {
+        NodeConfig {
+            builtin_executor: true,
+            executors: self.executors,
+            ..NodeConfig::new(self.data_dir, self.http)
+        }
+    }
+}
+
+/// `cronmesh server`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    #[arg(long, default_value_t = 1)]
+    pub node_id: u64,
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Admin API address.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub http: SocketAddr,
+    /// Raft address (for the cluster mode).
+    #[arg(long)]
+    pub raft: Option<SocketAddr>,
+    /// Gossip address (for executor discovery).
+    #[arg(long)]
+    pub gossip: Option<SocketAddr>,
+    /// Initial Raft members: 1=RAFT_ADDR,2=RAFT_ADDR,...
+    #[arg(long, value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// Ask the cluster at this URL to add this node.
+    #[arg(long)]
+    pub join: Option<String>,
+    /// Gossip seeds.
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Vec<String>,
+    /// URL executors use to report to this node.
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Executors known without gossip: URL, or GROUP=URL.
+    #[arg(long = "executor", value_name = "[GROUP=]URL")]
+    pub executors: Vec<StaticExecutor>,
+    /// File holding the executor protocol's shared secret.
+    #[arg(long, env = "CRONMESH_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Runs kept per job.
+    #[arg(long, default_value_t = DEFAULT_HISTORY_LIMIT)]
+    pub history_limit: usize,
+}
+
+impl ServerArgs {
+    pub fn into_config(self) -> anyhow::Result<NodeConfig> {
+        if self.peers.len() > 1 || self.join.is_some() {
+            bail!("this build runs a single scheduler node: --peers with several members and --join are not available yet");
+        }
+        let secret = match &self.secret_file {
+            Some(path) => Some(read_secret(path)?),
+            None => None,
+        };
+        Ok(NodeConfig {
+            node_id: self.node_id,
+            advertise_url: self.advertise,
+            executors: self.executors,
+            secret,
+            history_limit: self.history_limit,
+            seed: self.node_id,
+            ..NodeConfig::new(self.data_dir, self.http)
+        })
+    }
+}
+
+/// Reads a shared secret file; surrounding whitespace is ignored.
+pub fn read_secret(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the secret file {}", path.display()))?;
+    let secret = text.trim();
+    if secret.len() < 16 {
+        bail!("the secret in {} is shorter than 16 characters", path.display());
+    }
+    Ok(secret.as_bytes().to_vec())
+}
+
+#[cfg(feature = "testsuite")]
+impl Timings {
+    /// Short intervals for tests.
+    pub fn fast() -> Self {
+        Self {
+            dispatcher_tick: Duration::from_millis(20),
+            log_linger: Duration::from_millis(2),
+            log_max_batch: 512,
+            run_grace: Duration::from_secs(2),
+            catch_up_limit: DEFAULT_HISTORY_LIMIT,
+        }
+    }
+}
