@@ -49,6 +49,9 @@ impl RunningNode {
 /// Runs a node until `shutdown` resolves.
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let node = start(config).await?;
+    // One line on stdout, so scripts and tests learn the bound port.
+    println!("cronmesh node serving on {}", node.api_url);
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     shutdown.await;
     tracing::info!("shutting down");
     node.stop().await;

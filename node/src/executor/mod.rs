@@ -1,1 +1,181 @@
 //! The executor agent (`cronmesh executor`, and the built-in one of `dev`).
+//!
+//! It takes runs from schedulers over HTTP (`POST /v1/dispatch`), runs
+//! each at most once per run id (invariant 6), kills what outlives its
+//! timeout (invariant 5) and reports every run's end to a scheduler until
+//! one acknowledges it.
+//!
+//! - [`config`]: command-line flags and the configuration they become.
+//! - `http`: the routes and their error bodies.
+//! - `agent`: the core the routes call: admission, execution, kills.
+//! - `runs`: the run table, running and recently finished runs by id.
+//! - `process`: `sh -c` in its own process group, output capture, killing.
+//! - `forward`: handler tasks forwarded to a local service.
+//! - `reporter`: delivering run reports with retries.
+//! - `output`: the bounded tail of a run's output.
+//! - `tasks`: background tasks, drained on shutdown.
+
+use std::{future::Future, io::Write, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+
+mod agent;
+pub mod config;
+mod forward;
+mod http;
+mod output;
+mod process;
+mod reporter;
+mod runs;
+mod tasks;
+
+pub use config::{ExecutorArgs, ExecutorConfig};
+
+use agent::Agent;
+
+/// How long a stopping agent gives undelivered final reports.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A started agent. Dropping it leaves the server running until the
+/// runtime ends; call [`RunningExecutor::stop`] to stop it cleanly.
+pub struct RunningExecutor {
+    /// The URL schedulers reach this agent at: the advertise URL, or
+    /// `http://IP:PORT` of the bound address.
+    pub endpoint: String,
+    /// The bound address (the real port when the config asked for 0).
+    pub addr: SocketAddr,
+    agent: Arc<Agent>,
+    server: actix_web::dev::ServerHandle,
+    server_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningExecutor {
+    /// Runs in progress (for the `running` gossip key).
+    pub fn running_count(&self) -> usize {
+        self.agent.running_count()
+    }
+
+    /// Stops serving, kills running processes (their runs are reported as
+    /// failed, so retry policies apply) and waits a few seconds for final
+    /// reports to be delivered.
+    pub async fn stop(mut self) {
+        self.server.stop(true).await;
+        if let Some(task) = self.server_task.take() {
+            log_server_end(task.await);
+        }
+        self.agent.shutdown(STOP_GRACE).await;
+        tracing::info!(endpoint = %self.endpoint, "executor stopped");
+    }
+}
+
+fn log_server_end(result: Result<std::io::Result<()>, tokio::task::JoinError>) {
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("the executor HTTP server failed: {e}"),
+        Err(e) => tracing::error!("the executor HTTP server task ended abnormally: {e}"),
+    }
+}
+
+/// Binds, starts serving on the current runtime and returns at once.
+/// Processes and report deliveries run on the current runtime too.
+pub async fn start(config: ExecutorConfig) -> anyhow::Result<RunningExecutor> {
+    config.validate()?;
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let endpoint = endpoint_for(&config, addr);
+    tracing::info!(
+        endpoint = %endpoint,
+        group = %config.group,
+        signed = config.secret.is_some(),
+        "executor listening on {addr}"
+    );
+    let agent = Agent::new(config, endpoint.clone(), tokio::runtime::Handle::current());
+    let server =
+        http::server(agent.clone(), listener).with_context(|| format!("cannot serve on {addr}"))?;
+    let handle = server.handle();
+    let server_task = tokio::spawn(server);
+    Ok(RunningExecutor {
+        endpoint,
+        addr,
+        agent,
+        server: handle,
+        server_task: Some(server_task),
+    })
+}
+
+/// The `cronmesh executor` process: starts, prints
+/// `cronmesh executor listening on {endpoint}` on stdout, serves until
+/// `shutdown` resolves (or the server fails), then stops.
+pub async fn run(config: ExecutorConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let mut running = start(config).await?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "cronmesh executor listening on {}",
+            running.endpoint
+        )?;
+        stdout.flush()?;
+    }
+    let mut failure = None;
+    if let Some(mut task) = running.server_task.take() {
+        tokio::select! {
+            () = shutdown => running.server_task = Some(task),
+            result = &mut task => {
+                failure = Some(match result {
+                    Ok(Ok(())) => anyhow::anyhow!("the executor HTTP server stopped unexpectedly"),
+                    Ok(Err(e)) => anyhow::Error::new(e).context("the executor HTTP server failed"),
+                    Err(e) => anyhow::Error::new(e).context("the executor HTTP server task failed"),
+                });
+            }
+        }
+    }
+    running.stop().await;
+    failure.map_or(Ok(()), Err)
+}
+
+/// The advertise URL, else the bound address (loopback when bound to
+/// every interface, which is no address a scheduler could use).
+fn endpoint_for(config: &ExecutorConfig, addr: SocketAddr) -> String {
+    if let Some(advertise) = &config.advertise {
+        return advertise.trim_end_matches('/').to_string();
+    }
+    let mut shown = addr;
+    if addr.ip().is_unspecified() {
+        let loopback = match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        };
+        shown.set_ip(loopback);
+        tracing::warn!(
+            "listening on {addr} without --advertise: announcing {shown}, which only this \
+             host can reach; pass --advertise URL for other hosts"
+        );
+    }
+    format!("http://{shown}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_prefers_advertise_and_avoids_unspecified() -> anyhow::Result<()> {
+        let mut config = ExecutorConfig::new("default", "0.0.0.0:0".parse()?);
+        assert_eq!(
+            endpoint_for(&config, "0.0.0.0:7080".parse()?),
+            "http://127.0.0.1:7080"
+        );
+        assert_eq!(
+            endpoint_for(&config, "10.0.0.5:7080".parse()?),
+            "http://10.0.0.5:7080"
+        );
+        config.advertise = Some("http://exec-1.internal:7080/".into());
+        assert_eq!(
+            endpoint_for(&config, "0.0.0.0:7080".parse()?),
+            "http://exec-1.internal:7080"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,393 @@
+//! The agent's core, independent of HTTP: admits dispatches once per run
+//! id, runs them, kills them, and hands their reports to the reporter.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::Duration,
+};
+
+use chrono::Utc;
+use protocol::dispatch::{DispatchAck, DispatchRequest, RunReport, Task};
+use serde::Serialize;
+use tokio::{runtime::Handle, sync::watch, task::JoinHandle};
+
+use super::{
+    config::ExecutorConfig,
+    forward,
+    output::SharedOutput,
+    process::{format_duration, ShellProcess},
+    reporter::{Delivery, Reporter},
+    runs::{Admission, DeliveryStart, Outcome, RunTable, StopReason, StopRequest},
+    tasks::Tasks,
+};
+
+/// Longest accepted run id; ids are digests, far shorter.
+const MAX_RUN_ID_LEN: usize = 128;
+
+/// Why a dispatch was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DispatchError {
+    /// The request is malformed: `field` is to blame.
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The agent is shutting down and starts nothing new.
+    ShuttingDown,
+}
+
+/// The answer to a kill.
+#[derive(Debug)]
+pub enum KillResult {
+    Unknown,
+    /// The run has ended (possibly before the kill arrived).
+    Finished(RunReport),
+    /// The kill is under way but the run had not ended within the wait.
+    Stopping(RunReport),
+}
+
+/// `GET /v1/info`.
+#[derive(Debug, Serialize)]
+pub struct Info {
+    pub group: String,
+    pub endpoint: String,
+    pub weight: u32,
+    pub labels: BTreeMap<String, String>,
+    pub handlers: Vec<String>,
+    pub running: usize,
+}
+
+pub struct Agent {
+    config: ExecutorConfig,
+    endpoint: String,
+    runs: Mutex<RunTable>,
+    client: reqwest::Client,
+    reporter: Reporter,
+    tasks: Tasks,
+    stopping: AtomicBool,
+}
+
+impl Agent {
+    /// `runtime` runs the processes and report deliveries.
+    pub fn new(config: ExecutorConfig, endpoint: String, runtime: Handle) -> Arc<Self> {
+        let client = actors::http_client::build_client();
+        let reporter = Reporter::new(
+            client.clone(),
+            config.secret.clone(),
+            config.report_max_backoff,
+        );
+        Arc::new(Self {
+            runs: Mutex::new(RunTable::new(
+                config.retain_finished,
+                config.retain_output_bytes,
+            )),
+            config,
+            endpoint,
+            client,
+            reporter,
+            tasks: Tasks::new(runtime),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.config
+    }
+
+    fn runs(&self) -> MutexGuard<'_, RunTable> {
+        // The table's invariants hold between statements, so a panic
+        // elsewhere while holding the lock leaves it usable.
+        self.runs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts `req` unless its run id is known (invariant 6). A duplicate
+    /// of a finished run makes the final report go out again.
+    pub fn dispatch(self: &Arc<Self>, req: DispatchRequest) -> Result<DispatchAck, DispatchError> {
+        validate(&req)?;
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(DispatchError::ShuttingDown);
+        }
+        let admission = self.runs().admit(&req.run_id, &req.report_to);
+        let run_id = req.run_id.clone();
+        match admission {
+            Admission::Duplicate { finished } => {
+                tracing::info!(run_id = %run_id, finished, "duplicate dispatch; nothing new started");
+                if finished {
+                    self.start_delivery(&run_id, None);
+                }
+                Ok(DispatchAck {
+                    run_id,
+                    duplicate: true,
+                })
+            }
+            Admission::New { stop, output } => {
+                let agent = self.clone();
+                self.tasks.spawn(agent.execute(req, stop, output));
+                Ok(DispatchAck {
+                    run_id,
+                    duplicate: false,
+                })
+            }
+        }
+    }
+
+    async fn execute(
+        self: Arc<Self>,
+        req: DispatchRequest,
+        stop: watch::Receiver<Option<StopReason>>,
+        output: SharedOutput,
+    ) {
+        let timeout = Duration::from_millis(req.timeout_ms);
+        let mut running_report = None;
+        let outcome = match &req.task {
+            Task::Shell { command } => match ShellProcess::spawn(&req, command, output.clone()) {
+                Err(e) => Outcome::failed(None, format!("cannot start sh: {e}")),
+                Ok(process) => {
+                    tracing::info!(run_id = %req.run_id, pgid = process.pgid().as_raw(), "run started");
+                    running_report = self.mark_running(&req.run_id);
+                    process.supervise(timeout, stop_requested(stop)).await
+                }
+            },
+            Task::Handler { handler } => {
+                tracing::info!(run_id = %req.run_id, handler = %handler, "run started");
+                running_report = self.mark_running(&req.run_id);
+                let call = forward::call_handler(
+                    &self.client,
+                    self.config.forward.as_deref(),
+                    self.config.secret.as_deref(),
+                    handler,
+                    &req,
+                );
+                tokio::select! {
+                    result = call => {
+                        output.push(result.output.as_bytes());
+                        result.outcome
+                    }
+                    () = tokio::time::sleep(timeout) => {
+                        Outcome::timed_out(format!("timed out after {}", format_duration(timeout)))
+                    }
+                    reason = stop_requested(stop) => Outcome::stopped(reason),
+                }
+            }
+        };
+        tracing::info!(
+            run_id = %req.run_id,
+            status = %outcome.status,
+            exit_code = ?outcome.exit_code,
+            error = outcome.error.as_deref().unwrap_or(""),
+            "run finished"
+        );
+        self.runs().finish(&req.run_id, outcome, Utc::now());
+        self.start_delivery(&req.run_id, running_report);
+    }
+
+    /// Marks the run started and sends the best-effort `running` report;
+    /// returns its task so the final report can go after it.
+    fn mark_running(self: &Arc<Self>, run_id: &str) -> Option<JoinHandle<()>> {
+        let (report, targets) = {
+            let mut runs = self.runs();
+            runs.mark_running(run_id, Utc::now());
+            (
+                runs.report(run_id, &self.endpoint)?,
+                runs.report_to(run_id)?,
+            )
+        };
+        let reporter = self.reporter.clone();
+        // Not tracked by `tasks`: the final delivery awaits it.
+        Some(tokio::spawn(async move {
+            reporter.send_best_effort(&targets, &report).await;
+        }))
+    }
+
+    /// Delivers the final report of a finished run, unless a delivery is
+    /// under way already (which is then told to retry at once).
+    fn start_delivery(self: &Arc<Self>, run_id: &str, after: Option<JoinHandle<()>>) {
+        let wake = match self.runs().begin_delivery(run_id) {
+            DeliveryStart::Start(wake) => wake,
+            DeliveryStart::AlreadyActive | DeliveryStart::NotFinished => return,
+        };
+        let agent = self.clone();
+        let run_id = run_id.to_string();
+        self.tasks.spawn(async move {
+            if let Some(running_report) = after {
+                // The final report must not overtake the `running` one.
+                let _ = running_report.await;
+            }
+            let current = || {
+                let runs = agent.runs();
+                Some((
+                    runs.report_to(&run_id)?,
+                    runs.report(&run_id, &agent.endpoint)?,
+                ))
+            };
+            let result = agent.reporter.deliver(current, &wake).await;
+            agent.runs().end_delivery(&run_id);
+            match result {
+                Delivery::Delivered { attempts } => {
+                    tracing::debug!(run_id = %run_id, attempts, "final report delivered");
+                }
+                Delivery::Refused(reason) => {
+                    tracing::error!(run_id = %run_id, "a scheduler refused the final report; not retrying: {reason}");
+                }
+                Delivery::Abandoned(reason) => {
+                    tracing::warn!(run_id = %run_id, "final report not delivered: {reason}");
+                }
+            }
+        });
+    }
+
+    /// Kills the run's process group and waits up to `wait` for it to end.
+    pub async fn kill(&self, run_id: &str, wait: Duration) -> KillResult {
+        let request = self.runs().request_stop(run_id, StopReason::Killed);
+        if let StopRequest::Stopping(mut done) = request {
+            tracing::info!(run_id = %run_id, "kill requested");
+            let _ = tokio::time::timeout(wait, done.wait_for(|done| *done)).await;
+        } else if let StopRequest::Unknown = request {
+            return KillResult::Unknown;
+        }
+        match self.report(run_id) {
+            None => KillResult::Unknown,
+            Some(report) if report.status.is_terminal() => KillResult::Finished(report),
+            Some(report) => KillResult::Stopping(report),
+        }
+    }
+
+    pub fn report(&self, run_id: &str) -> Option<RunReport> {
+        self.runs().report(run_id, &self.endpoint)
+    }
+
+    pub fn output(&self, run_id: &str) -> Option<String> {
+        self.runs().output(run_id)
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.runs().active_count()
+    }
+
+    pub fn info(&self) -> Info {
+        Info {
+            group: self.config.group.clone(),
+            endpoint: self.endpoint.clone(),
+            weight: self.config.weight,
+            labels: self.config.labels.clone(),
+            handlers: Vec::new(),
+            running: self.running_count(),
+        }
+    }
+
+    /// Refuses new dispatches, kills running processes (reported as failed
+    /// so retry policies apply) and gives report deliveries up to `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let stopped = self.runs().stop_all(StopReason::Shutdown);
+        if stopped > 0 {
+            tracing::warn!(runs = stopped, "shutting down: killing running runs");
+        }
+        let cut_off = self.tasks.drain(grace).await;
+        if cut_off > 0 {
+            tracing::warn!(
+                tasks = cut_off,
+                "shut down with reports undelivered; the scheduler will time those runs out"
+            );
+        }
+    }
+}
+
+/// Resolves when a stop is requested; never if the run ends first.
+async fn stop_requested(mut stop: watch::Receiver<Option<StopReason>>) -> StopReason {
+    loop {
+        if let Some(reason) = *stop.borrow_and_update() {
+            return reason;
+        }
+        if stop.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// Checks what decoding cannot: ids safe to put in a URL path, a timeout,
+/// and report targets that are URLs.
+pub fn validate(req: &DispatchRequest) -> Result<(), DispatchError> {
+    let invalid = |field, message: String| Err(DispatchError::Invalid { field, message });
+    let id_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if req.run_id.is_empty() || req.run_id.len() > MAX_RUN_ID_LEN || !req.run_id.chars().all(id_ok)
+    {
+        return invalid(
+            "run_id",
+            format!("must be 1 to {MAX_RUN_ID_LEN} characters of letters, digits, '-', '_' or '.'"),
+        );
+    }
+    if req.timeout_ms == 0 {
+        return invalid("timeout_ms", "must be at least 1".into());
+    }
+    for (i, target) in req.report_to.iter().enumerate() {
+        let ok = url::Url::parse(target)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some());
+        if !ok {
+            return invalid(
+                "report_to",
+                format!("entry {i} ({target:?}) is not an http:// or https:// URL"),
+            );
+        }
+    }
+    if let Task::Handler { handler } = &req.task {
+        if handler.is_empty() {
+            return invalid("task.handler", "must not be empty".into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> DispatchRequest {
+        DispatchRequest {
+            run_id: "abc123".into(),
+            job_id: "j".into(),
+            namespace: "default".into(),
+            scheduled_at: Utc::now(),
+            attempt: 1,
+            shard: Default::default(),
+            params: String::new(),
+            task: Task::Shell {
+                command: "true".into(),
+            },
+            timeout_ms: 1000,
+            report_to: vec!["http://127.0.0.1:7070".into()],
+        }
+    }
+
+    fn field_of(req: &DispatchRequest) -> Option<&'static str> {
+        match validate(req) {
+            Err(DispatchError::Invalid { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        assert_eq!(validate(&request()), Ok(()));
+        let mut req = request();
+        req.run_id = "../etc".into();
+        assert_eq!(field_of(&req), Some("run_id"));
+        let mut req = request();
+        req.timeout_ms = 0;
+        assert_eq!(field_of(&req), Some("timeout_ms"));
+        let mut req = request();
+        req.report_to = vec!["127.0.0.1:7070".into()];
+        assert_eq!(field_of(&req), Some("report_to"));
+        let mut req = request();
+        req.task = Task::Handler {
+            handler: String::new(),
+        };
+        assert_eq!(field_of(&req), Some("task.handler"));
+    }
+}

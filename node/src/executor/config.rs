@@ -1,0 +1,273 @@
+//! The executor agent's command line and the configuration it becomes.
+
+use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context};
+use protocol::signature::DEFAULT_REPLAY_WINDOW_SECS;
+
+/// `cronmesh executor` flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExecutorArgs {
+    /// Executor group this agent serves; jobs target a group.
+    #[arg(long, default_value = "default")]
+    pub group: String,
+
+    /// Address the executor HTTP API listens on.
+    #[arg(long, default_value = "127.0.0.1:7080")]
+    pub listen: SocketAddr,
+
+    /// Gossip addresses of scheduler nodes to join (accepted, not used yet).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Vec<String>,
+
+    /// Gossip (UDP) address of this agent (accepted, not used yet).
+    #[arg(long)]
+    pub gossip: Option<String>,
+
+    /// URL schedulers should use to reach this agent, when it differs from
+    /// the listen address (NAT, containers, 0.0.0.0).
+    #[arg(long)]
+    pub advertise: Option<String>,
+
+    /// Relative share of work for weighted routing.
+    #[arg(long, default_value_t = 1)]
+    pub weight: u32,
+
+    /// A `key=value` label for routing and display; repeat for more.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+
+    /// Base URL of a local service that implements handler tasks: a task
+    /// for handler `X` is POSTed as JSON to `{forward}/X`.
+    #[arg(long)]
+    pub forward: Option<String>,
+
+    /// File holding the shared HMAC secret that signs executor-protocol
+    /// requests. Without it requests are not signed or checked.
+    #[arg(long, env = "CRONMESH_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("label {text:?} must look like key=value")),
+    }
+}
+
+/// Everything the executor agent needs to run.
+#[derive(Clone)]
+pub struct ExecutorConfig {
+    /// Executor group served; reported by `/healthz` and `/v1/info` so a
+    /// scheduler can tell it reached the agent it meant to.
+    pub group: String,
+    /// Address to bind; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// URL schedulers reach this agent at, used as the endpoint in reports.
+    /// `None` derives it from the bound address.
+    pub advertise: Option<String>,
+    /// Relative share of work for weighted routing, announced to schedulers.
+    pub weight: u32,
+    /// Free-form labels announced to schedulers for routing and display.
+    pub labels: BTreeMap<String, String>,
+    /// Base URL of the local service handler tasks are forwarded to; `None`
+    /// fails handler tasks with "no handler named X".
+    pub forward: Option<String>,
+    /// Shared HMAC secret: when set, incoming dispatch and kill requests must
+    /// carry a valid signature, and outgoing reports are signed with it.
+    pub secret: Option<Vec<u8>>,
+    /// How far a signature's timestamp may be from now before the request
+    /// is refused as a replay.
+    pub replay_window_secs: i64,
+    /// Finished runs remembered so a repeated dispatch of the same run id is
+    /// recognised (invariant 6) and answered with the final report instead
+    /// of a second process. Oldest are forgotten first.
+    pub retain_finished: usize,
+    /// Total bytes of output kept across remembered finished runs. Beyond it
+    /// the oldest finished runs keep only their status (a re-sent report then
+    /// carries no output, which a scheduler treats as "unchanged"), so memory
+    /// stays bounded even with `retain_finished` runs of 64 KiB output each.
+    pub retain_output_bytes: usize,
+    /// Longest pause between attempts to deliver a final report; attempts
+    /// start 100 ms apart and double up to this.
+    pub report_max_backoff: Duration,
+}
+
+impl ExecutorConfig {
+    /// A configuration with the defaults of every optional setting.
+    pub fn new(group: impl Into<String>, listen: SocketAddr) -> Self {
+        Self {
+            group: group.into(),
+            listen,
+            advertise: None,
+            weight: 1,
+            labels: BTreeMap::new(),
+            forward: None,
+            secret: None,
+            replay_window_secs: DEFAULT_REPLAY_WINDOW_SECS,
+            retain_finished: 10_000,
+            retain_output_bytes: 64 * 1024 * 1024,
+            report_max_backoff: Duration::from_secs(10),
+        }
+    }
+
+    /// Checks the settings that can be wrong without being unparseable.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.group.trim().is_empty() {
+            bail!("the executor group must not be empty");
+        }
+        if let Some(url) = &self.advertise {
+            check_http_url("--advertise", url)?;
+        }
+        if let Some(url) = &self.forward {
+            check_http_url("--forward", url)?;
+        }
+        if matches!(&self.secret, Some(secret) if secret.is_empty()) {
+            bail!("the shared secret must not be empty");
+        }
+        if self.replay_window_secs <= 0 {
+            bail!("the replay window must be positive");
+        }
+        Ok(())
+    }
+}
+
+fn check_http_url(flag: &str, text: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(text).with_context(|| format!("{flag} {text:?} is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        bail!("{flag} {text:?} must be an http:// or https:// URL with a host");
+    }
+    Ok(())
+}
+
+/// The secret never appears in logs.
+impl fmt::Debug for ExecutorConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutorConfig")
+            .field("group", &self.group)
+            .field("listen", &self.listen)
+            .field("advertise", &self.advertise)
+            .field("weight", &self.weight)
+            .field("labels", &self.labels)
+            .field("forward", &self.forward)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("replay_window_secs", &self.replay_window_secs)
+            .field("retain_finished", &self.retain_finished)
+            .field("retain_output_bytes", &self.retain_output_bytes)
+            .field("report_max_backoff", &self.report_max_backoff)
+            .finish()
+    }
+}
+
+impl TryFrom<ExecutorArgs> for ExecutorConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(args: ExecutorArgs) -> anyhow::Result<Self> {
+        let mut config = ExecutorConfig::new(args.group, args.listen);
+        config.advertise = args.advertise;
+        config.weight = args.weight;
+        config.labels = args.labels.into_iter().collect();
+        config.forward = args.forward;
+        config.secret = args.secret_file.as_deref().map(read_secret).transpose()?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Reads a secret file; a trailing newline (as editors and `echo` leave)
+/// is not part of the secret.
+fn read_secret(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the secret file {}", path.display()))?;
+    while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+        bytes.pop();
+    }
+    if bytes.is_empty() {
+        bail!("the secret file {} is empty", path.display());
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ExecutorArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<ExecutorArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("executor").chain(argv.iter().copied()))
+            .map(|cli| cli.args)
+    }
+
+    #[test]
+    fn defaults_and_flags() -> anyhow::Result<()> {
+        let config = ExecutorConfig::try_from(parse(&[])?)?;
+        assert_eq!(config.group, "default");
+        assert_eq!(config.listen, "127.0.0.1:7080".parse()?);
+        assert_eq!(config.weight, 1);
+        assert!(config.secret.is_none());
+
+        let args = parse(&[
+            "--group",
+            "batch",
+            "--seeds",
+            "a:7072,b:7072",
+            "--label",
+            "zone=eu",
+            "--label",
+            "disk=ssd",
+            "--weight",
+            "3",
+            "--forward",
+            "http://127.0.0.1:9000/hooks",
+        ])?;
+        assert_eq!(args.seeds, ["a:7072", "b:7072"]);
+        let config = ExecutorConfig::try_from(args)?;
+        assert_eq!(config.labels.get("zone").map(String::as_str), Some("eu"));
+        assert_eq!(config.labels.len(), 2);
+        assert_eq!(config.weight, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_are_explained() -> anyhow::Result<()> {
+        assert!(parse(&["--label", "novalue"]).is_err());
+        let err = ExecutorConfig::try_from(parse(&["--forward", "localhost:9000"])?)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains("--forward"), "{err}");
+        let err = ExecutorConfig::try_from(parse(&["--secret-file", "/nonexistent/secret"])?)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains("/nonexistent/secret"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn secret_file_drops_trailing_newline_and_is_not_printed() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "s3cret\n")?;
+        let path_text = path.to_string_lossy().into_owned();
+        let config = ExecutorConfig::try_from(parse(&["--secret-file", &path_text])?)?;
+        assert_eq!(config.secret.as_deref(), Some(&b"s3cret"[..]));
+        assert!(!format!("{config:?}").contains("s3cret"));
+
+        std::fs::write(&path, "\n")?;
+        let err = ExecutorConfig::try_from(parse(&["--secret-file", &path_text])?)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("empty"), "{err}");
+        Ok(())
+    }
+}

@@ -1,0 +1,222 @@
+//! The executor HTTP API (DESIGN.md "Executor protocol").
+
+use std::{fmt, net::TcpListener, sync::Arc, time::Duration};
+
+use actix_web::{
+    dev::Server,
+    http::{header, StatusCode},
+    web, App, HttpRequest, HttpResponse, HttpServer, ResponseError,
+};
+use bytes::Bytes;
+use protocol::{
+    api::{ErrorBody, ErrorDetail},
+    dispatch::{DispatchRequest, SIGNATURE_HEADER},
+    signature,
+};
+use serde_json::json;
+
+use super::agent::{Agent, DispatchError, KillResult};
+
+/// Largest request body accepted. A dispatch holds at most a 64 KiB
+/// command and 64 KiB of params; this leaves room for the rest.
+const MAX_BODY: usize = 1024 * 1024;
+/// How long a kill request waits for the run to end before answering 202.
+const KILL_WAIT: Duration = Duration::from_secs(3);
+/// Worker threads: the API does little work per request.
+const WORKERS: usize = 2;
+/// Seconds in-flight requests get to finish when the server stops.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+
+/// The server on `listener`, not started: await it (or spawn it) to serve.
+pub fn server(agent: Arc<Agent>, listener: TcpListener) -> std::io::Result<Server> {
+    let data = web::Data::from(agent);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/healthz", web::get().to(healthz))
+            .route("/v1/info", web::get().to(info))
+            .route("/v1/dispatch", web::post().to(dispatch))
+            .route("/v1/runs/{id}", web::get().to(get_run))
+            .route("/v1/runs/{id}/output", web::get().to(get_output))
+            .route("/v1/runs/{id}/kill", web::post().to(kill))
+            .default_service(web::to(no_route))
+    })
+    .workers(WORKERS)
+    // The embedding process decides when to stop, not SIGINT/SIGTERM here.
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+    .listen(listener)?
+    .run())
+}
+
+/// An error answered as `{"error": {"code", "message", "field"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    fn not_found(run_id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no run {run_id} on this executor"),
+        )
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+                field: self.field.clone(),
+            },
+        })
+    }
+}
+
+async fn read_body(payload: web::Payload) -> Result<Bytes, ApiError> {
+    match payload.to_bytes_limited(MAX_BODY).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body exceeds {MAX_BODY} bytes"),
+        )),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("cannot read the request body: {e}"),
+        )),
+        Ok(Ok(body)) => Ok(body),
+    }
+}
+
+/// With a secret configured, the body must carry a valid, fresh signature.
+fn check_signature(agent: &Agent, req: &HttpRequest, body: &[u8]) -> Result<(), ApiError> {
+    let config = agent.config();
+    let Some(secret) = &config.secret else {
+        return Ok(());
+    };
+    // A header that is not text cannot be a valid signature: treat it as malformed.
+    let header = req
+        .headers()
+        .get(SIGNATURE_HEADER)
+        .map(|value| value.to_str().unwrap_or(""));
+    let now = chrono::Utc::now().timestamp();
+    signature::verify(secret, header, body, now, config.replay_window_secs).map_err(|e| {
+        tracing::warn!(path = req.path(), "refused a request: {e}");
+        ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string())
+    })
+}
+
+async fn healthz(agent: web::Data<Agent>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok", "group": agent.config().group}))
+}
+
+async fn info(agent: web::Data<Agent>) -> HttpResponse {
+    HttpResponse::Ok().json(agent.info())
+}
+
+async fn dispatch(
+    agent: web::Data<Agent>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload).await?;
+    check_signature(&agent, &req, &body)?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let request: DispatchRequest = protocol::wire::decode_body(content_type, &body)
+        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message))?;
+    match agent.dispatch(request) {
+        Ok(ack) => Ok(HttpResponse::Accepted().json(ack)),
+        Err(DispatchError::Invalid { field, message }) => Err(ApiError {
+            field: Some(field.to_string()),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_field",
+                format!("{field} {message}"),
+            )
+        }),
+        Err(DispatchError::ShuttingDown) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "this executor is shutting down and starts no new runs",
+        )),
+    }
+}
+
+async fn kill(
+    agent: web::Data<Agent>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload).await?;
+    check_signature(&agent, &req, &body)?;
+    let run_id = path.into_inner();
+    match agent.kill(&run_id, KILL_WAIT).await {
+        KillResult::Unknown => Err(ApiError::not_found(&run_id)),
+        KillResult::Finished(report) => Ok(HttpResponse::Ok().json(report)),
+        KillResult::Stopping(report) => Ok(HttpResponse::Accepted().json(report)),
+    }
+}
+
+async fn get_run(
+    agent: web::Data<Agent>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let run_id = path.into_inner();
+    let report = agent
+        .report(&run_id)
+        .ok_or_else(|| ApiError::not_found(&run_id))?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+async fn get_output(
+    agent: web::Data<Agent>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let run_id = path.into_inner();
+    let output = agent
+        .output(&run_id)
+        .ok_or_else(|| ApiError::not_found(&run_id))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(output))
+}
+
+async fn no_route(req: HttpRequest) -> HttpResponse {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    )
+    .error_response()
+}

@@ -1,0 +1,10 @@
+//! Helpers for the integration tests: real `cronmesh` processes on
+//! loopback and a small client of the admin API.
+//!
+//! - [`process`]: scheduler and executor child processes, killed on drop.
+//! - [`api`]: JSON requests against the admin API.
+//! - [`wait`]: polling with a deadline instead of fixed sleeps.
+
+pub mod api;
+pub mod process;
+pub mod wait;

@@ -1,0 +1,88 @@
+//! `cronmesh` child processes: schedulers and executors, as users run
+//! them. Each is killed (SIGKILL) when dropped.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+/// The `cronmesh` binary built beside the test binaries.
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let bin = dir.join("cronmesh");
+    assert!(bin.exists(), "{} is missing: run `cargo build -p cronmesh` (or `cargo test --workspace`)", bin.display());
+    bin
+}
+
+/// A child that prints one line announcing its URL on stdout.
+pub struct Proc {
+    pub url: String,
+    child: Child,
+}
+
+impl Proc {
+    /// Starts `cronmesh ARGS` and waits for the line starting with `prefix`.
+    pub fn spawn(args: &[&str], prefix: &str) -> Self {
+        let mut child = Command::new(binary())
+            .args(args)
+            .env("CRONMESH_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn cronmesh");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        let prefix = prefix.to_string();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(url) = line.strip_prefix(&prefix) {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("cronmesh {args:?} did not announce itself");
+        });
+        Self { url, child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `cronmesh executor` in `group` on a free loopback port.
+pub fn executor(group: &str) -> Proc {
+    Proc::spawn(&["executor", "--group", group, "--listen", "127.0.0.1:0"], "cronmesh executor listening on ")
+}
+
+/// `cronmesh server` on `http` with data in `dir`, sending work to `executors`.
+pub fn server(dir: &Path, http: &str, executors: &[&str]) -> Proc {
+    let dir = dir.to_string_lossy().to_string();
+    let mut args = vec!["server", "--node-id", "1", "--data-dir", &dir, "--http", http];
+    for e in executors {
+        args.push("--executor");
+        args.push(e);
+    }
+    Proc::spawn(&args, "cronmesh node serving on ")
+}
