@@ -12,7 +12,7 @@ use std::{
 
 use actix_web::{dev::ServerHandle, web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::{DateTime, Utc};
-use node::executor::{start, ExecutorConfig, RunningExecutor};
+use node::executor::{run, start, ExecutorConfig, RunningExecutor};
 use protocol::{
     dispatch::{DispatchAck, DispatchRequest, RunReport, Task, MSGPACK, SIGNATURE_HEADER},
     run::{RunStatus, ShardInfo},
@@ -377,8 +377,8 @@ async fn a_normal_exit_takes_background_children_down_too() -> anyhow::Result<()
     let pid_file = dir.path().join("pgid");
     let req = shell(
         "orphan-run",
-        // The background sleep keeps its copy of the output pipe closed, so
-        // the run does not wait for it; the group kill must still reach it.
+        // The background sleep does not hold the output pipe, so the run
+        // ends with the shell; the group kill must still reach the sleep.
         &format!(
             "echo $$ > '{}'; sleep 30 >/dev/null 2>&1 & echo done",
             pid_file.display()
@@ -695,5 +695,19 @@ async fn stop_kills_running_runs_and_stops_serving() -> anyhow::Result<()> {
         .send()
         .await
         .is_err());
+    Ok(())
+}
+
+#[actix_web::test]
+async fn run_serves_until_shutdown() -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config = ExecutorConfig::new("default", "127.0.0.1:0".parse()?);
+    let serving = tokio::spawn(run(config, async {
+        let _ = stop_rx.await;
+    }));
+    // Give it a moment to be up, then ask it to stop: it must return Ok.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = stop_tx.send(());
+    tokio::time::timeout(DEADLINE, serving).await???;
     Ok(())
 }

@@ -124,7 +124,6 @@ impl CliError {
 fn default_hint(status: u16) -> Option<String> {
     let hint = match status {
         401 | 403 => "pass a valid --token (or set CRONMESH_TOKEN)",
-        404 => "check the id (jobs are looked up in --namespace, `default` unless given)",
         503 => "the cluster may have no leader right now; retry, or see `cronmesh cluster status`",
         _ => return None,
     };

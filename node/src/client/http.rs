@@ -81,12 +81,12 @@ impl Api {
         let response = request
             .send()
             .await
-            .map_err(|e| transport_error(&url, &e))?;
+            .map_err(|e| transport_error(&self.base, &e))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| transport_error(&url, &e))?;
+            .map_err(|e| transport_error(&self.base, &e))?;
         if status.is_success() {
             Ok(body)
         } else {
@@ -297,7 +297,8 @@ fn snippet(body: &[u8]) -> String {
     short
 }
 
-fn transport_error(url: &Url, err: &reqwest::Error) -> CliError {
+/// A failure to get an answer, named by the API base (what --api fixes).
+fn transport_error(api: &Url, err: &reqwest::Error) -> CliError {
     let mut reason = if err.is_timeout() {
         format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())
     } else {
@@ -305,7 +306,8 @@ fn transport_error(url: &Url, err: &reqwest::Error) -> CliError {
         let mut source = std::error::Error::source(err);
         while let Some(cause) = source {
             let text = cause.to_string();
-            if parts.last() != Some(&text) {
+            // hyper's "client error (Connect)" wrapper says nothing useful.
+            if !text.starts_with("client error (") && parts.last() != Some(&text) {
                 parts.push(text);
             }
             source = cause.source();
@@ -320,7 +322,7 @@ fn transport_error(url: &Url, err: &reqwest::Error) -> CliError {
         reason = format!("the answer was cut off: {reason}");
     }
     CliError::Unreachable {
-        url: url.to_string(),
+        url: api.as_str().trim_end_matches('/').to_string(),
         reason,
     }
 }

@@ -12,6 +12,8 @@ use crate::client::{
     render::{jobs_table, key_values, runs_table, JOB_ORDER},
 };
 
+const NOT_FOUND_HINT: &str =
+    "check the id and the namespace (--namespace, `default` unless given); `cronmesh job list -A` lists all jobs";
 const EXISTS_HINT: &str =
     "a job with this id exists in the namespace: replace it with `cronmesh job update ID -f FILE`";
 
