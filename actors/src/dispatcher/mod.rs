@@ -3,6 +3,8 @@
 //! a terminal state (invariant 5).
 
 mod core;
+#[cfg(test)]
+mod tests;
 mod transport;
 
 use std::{sync::Arc, time::Duration};
