@@ -196,17 +196,3 @@ pub fn read_secret(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     }
     Ok(secret.as_bytes().to_vec())
 }
-
-#[cfg(feature = "testsuite")]
-impl Timings {
-    /// Short intervals for tests.
-    pub fn fast() -> Self {
-        Self {
-            dispatcher_tick: Duration::from_millis(20),
-            log_linger: Duration::from_millis(2),
-            log_max_batch: 512,
-            run_grace: Duration::from_secs(2),
-            catch_up_limit: DEFAULT_HISTORY_LIMIT,
-        }
-    }
-}

@@ -700,14 +700,23 @@ async fn stop_kills_running_runs_and_stops_serving() -> anyhow::Result<()> {
 
 #[actix_web::test]
 async fn run_serves_until_shutdown() -> anyhow::Result<()> {
+    // `run` does not hand back its address: pick a free port for it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let config = ExecutorConfig::new("default", "127.0.0.1:0".parse()?);
+    let config = ExecutorConfig::new("default", format!("127.0.0.1:{port}").parse()?);
     let serving = tokio::spawn(run(config, async {
         let _ = stop_rx.await;
     }));
-    // Give it a moment to be up, then ask it to stop: it must return Ok.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    let deadline = Instant::now() + DEADLINE;
+    while client().get(&health).send().await.is_err() {
+        assert!(Instant::now() < deadline, "run never served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _ = stop_tx.send(());
     tokio::time::timeout(DEADLINE, serving).await???;
+    assert!(client().get(&health).send().await.is_err());
     Ok(())
 }

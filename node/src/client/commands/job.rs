@@ -18,6 +18,16 @@ const EXISTS_HINT: &str =
     "a job with this id exists in the namespace: replace it with `cronmesh job update ID -f FILE`";
 
 pub(super) async fn execute(ctx: &Ctx, cmd: JobCommand) -> Result<Vec<u8>, CliError> {
+    let names_a_job = !matches!(cmd, JobCommand::Create(_) | JobCommand::List(_));
+    let result = dispatch(ctx, cmd).await;
+    if names_a_job {
+        result.map_err(|e| e.hint_on(404, NOT_FOUND_HINT))
+    } else {
+        result
+    }
+}
+
+async fn dispatch(ctx: &Ctx, cmd: JobCommand) -> Result<Vec<u8>, CliError> {
     match cmd {
         JobCommand::Create(file) => create(ctx, file).await,
         JobCommand::List(args) => list(ctx, args).await,
