@@ -171,11 +171,14 @@ fn client() -> reqwest::Client {
     actors::http_client::build_client()
 }
 
-/// POSTs `req` as MessagePack, signed with `secret` at `signed_at` when given.
+/// A secret and the unix time to sign at; `None` sends no signature.
+type Signing<'a> = Option<(&'a [u8], i64)>;
+
+/// POSTs `req` as MessagePack, signed as `signing` says.
 async fn dispatch_signed(
     exec: &RunningExecutor,
     req: &DispatchRequest,
-    signing: Option<(&[u8], i64)>,
+    signing: Signing<'_>,
 ) -> anyhow::Result<reqwest::Response> {
     let body = protocol::wire::encode(req)?;
     let mut request = client()
@@ -509,7 +512,7 @@ async fn signatures_are_required_when_a_secret_is_set() -> anyhow::Result<()> {
     let req = shell("signed-run", "echo signed", &receiver);
     let now = Utc::now().timestamp();
 
-    let cases: [(&str, Option<(&[u8], i64)>, &str); 3] = [
+    let cases: [(&str, Signing, &str); 3] = [
         ("unsigned", None, "missing"),
         (
             "other secret",

@@ -15,7 +15,7 @@ pub enum MetaCommand {
     /// Create or replace a job. `at` is the proposer's clock: slots up to it
     /// are not owed by the new definition.
     PutJob {
-        job: Job,
+        job: Box<Job>,
         mode: PutMode,
         at: DateTime<Utc>,
     },

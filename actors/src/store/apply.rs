@@ -46,7 +46,7 @@ fn put_job(txn: &mut Txn, job: &Job, mode: PutMode, at: DateTime<Utc>) -> Result
     };
     txn.put(keys::job(&key), job)?;
     txn.put(keys::job_state(&key), &state)?;
-    Ok(Outcome::JobPut { job: job.clone(), created: mode == PutMode::Create })
+    Ok(Outcome::JobPut { job: Box::new(job.clone()), created: mode == PutMode::Create })
 }
 
 fn set_enabled(txn: &mut Txn, key: &JobKey, enabled: bool, at: DateTime<Utc>) -> Result<Outcome, StoreError> {
@@ -63,7 +63,7 @@ fn set_enabled(txn: &mut Txn, key: &JobKey, enabled: bool, at: DateTime<Utc>) ->
     state.updated_at = at;
     txn.put(keys::job(key), &job)?;
     txn.put(keys::job_state(key), &state)?;
-    Ok(Outcome::JobPut { job, created: false })
+    Ok(Outcome::JobPut { job: Box::new(job), created: false })
 }
 
 fn delete_job(txn: &mut Txn, key: &JobKey) -> Result<Outcome, StoreError> {

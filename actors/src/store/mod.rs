@@ -42,7 +42,7 @@ pub enum StoreError {
 pub enum Outcome {
     /// The log index was applied before (replay after restart).
     AlreadyApplied,
-    JobPut { job: Job, created: bool },
+    JobPut { job: Box<Job>, created: bool },
     JobDeleted { key: JobKey, existed: bool },
     /// Runs that were new; runs whose id existed are left out.
     RunsCreated(Vec<Run>),

@@ -62,13 +62,13 @@ fn create_rejects_existing_and_replace_rejects_missing() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), 10);
     let at = t("2026-01-01T00:00:00Z");
-    assert!(matches!(log.apply(MetaCommand::PutJob { job: job("a"), mode: PutMode::Create, at }), Outcome::JobPut { created: true, .. }));
+    assert!(matches!(log.apply(MetaCommand::PutJob { job: Box::new(job("a")), mode: PutMode::Create, at }), Outcome::JobPut { created: true, .. }));
     assert_eq!(
-        log.apply(MetaCommand::PutJob { job: job("a"), mode: PutMode::Create, at }),
+        log.apply(MetaCommand::PutJob { job: Box::new(job("a")), mode: PutMode::Create, at }),
         Outcome::Rejected(Rejection::JobExists(JobKey::new("default", "a")))
     );
     assert_eq!(
-        log.apply(MetaCommand::PutJob { job: job("b"), mode: PutMode::Replace, at }),
+        log.apply(MetaCommand::PutJob { job: Box::new(job("b")), mode: PutMode::Replace, at }),
         Outcome::Rejected(Rejection::JobNotFound(JobKey::new("default", "b")))
     );
     assert_eq!(log.sm.applied_index().unwrap(), 3);
@@ -80,7 +80,7 @@ fn a_slot_is_created_once_and_advances_the_cursor() {
     let mut log = open(dir.path(), 10);
     let j = job("a");
     let at = t("2026-01-01T00:00:00Z");
-    log.apply(MetaCommand::PutJob { job: j.clone(), mode: PutMode::Create, at });
+    log.apply(MetaCommand::PutJob { job: Box::new(j.clone()), mode: PutMode::Create, at });
     let slot = at + Duration::seconds(1);
     let first = log.apply(MetaCommand::CreateRuns { runs: vec![slot_run(&j, slot)] });
     let second = log.apply(MetaCommand::CreateRuns { runs: vec![slot_run(&j, slot)] });
@@ -94,7 +94,7 @@ fn a_slot_is_created_once_and_advances_the_cursor() {
 fn replaying_an_applied_index_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let sm = StateMachine::open(dir.path(), 10).unwrap();
-    let cmd = MetaCommand::PutJob { job: job("a"), mode: PutMode::Create, at: t("2026-01-01T00:00:00Z") };
+    let cmd = MetaCommand::PutJob { job: Box::new(job("a")), mode: PutMode::Create, at: t("2026-01-01T00:00:00Z") };
     assert!(matches!(sm.apply(1, &cmd).unwrap(), Outcome::JobPut { .. }));
     assert_eq!(sm.apply(1, &cmd).unwrap(), Outcome::AlreadyApplied);
 }
@@ -105,7 +105,7 @@ fn terminal_status_is_final_and_status_index_follows() {
     let mut log = open(dir.path(), 10);
     let j = job("a");
     let at = t("2026-01-01T00:00:00Z");
-    log.apply(MetaCommand::PutJob { job: j.clone(), mode: PutMode::Create, at });
+    log.apply(MetaCommand::PutJob { job: Box::new(j.clone()), mode: PutMode::Create, at });
     let run = slot_run(&j, at + Duration::seconds(1));
     log.apply(MetaCommand::CreateRuns { runs: vec![run.clone()] });
     let update = |status, output: &str| RunUpdate {
@@ -132,7 +132,7 @@ fn history_is_bounded_per_job_keeping_the_newest() {
     let mut log = open(dir.path(), 3);
     let j = job("a");
     let at = t("2026-01-01T00:00:00Z");
-    log.apply(MetaCommand::PutJob { job: j.clone(), mode: PutMode::Create, at });
+    log.apply(MetaCommand::PutJob { job: Box::new(j.clone()), mode: PutMode::Create, at });
     for i in 1..=5 {
         let mut run = slot_run(&j, at + Duration::seconds(i));
         run.status = RunStatus::Succeeded;
@@ -150,7 +150,7 @@ fn pages_of_runs_follow_the_cursor() {
     let mut log = open(dir.path(), 100);
     let j = job("a");
     let at = t("2026-01-01T00:00:00Z");
-    log.apply(MetaCommand::PutJob { job: j.clone(), mode: PutMode::Create, at });
+    log.apply(MetaCommand::PutJob { job: Box::new(j.clone()), mode: PutMode::Create, at });
     for i in 1..=5 {
         log.apply(MetaCommand::CreateRuns { runs: vec![slot_run(&j, at + Duration::seconds(i))] });
     }
@@ -169,7 +169,7 @@ fn state_survives_reopening_and_delete_removes_runs() {
     let at = t("2026-01-01T00:00:00Z");
     {
         let mut log = open(dir.path(), 10);
-        log.apply(MetaCommand::PutJob { job: j.clone(), mode: PutMode::Create, at });
+        log.apply(MetaCommand::PutJob { job: Box::new(j.clone()), mode: PutMode::Create, at });
         log.apply(MetaCommand::CreateRuns { runs: vec![slot_run(&j, at + Duration::seconds(1))] });
         log.sm.flush().unwrap();
     }

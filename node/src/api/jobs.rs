@@ -63,7 +63,7 @@ fn rejection(r: Rejection) -> ApiError {
 
 fn job_outcome(state: &AppState, outcome: Outcome) -> ApiResult<JobView> {
     match outcome {
-        Outcome::JobPut { job, .. } => view(state, job),
+        Outcome::JobPut { job, .. } => view(state, *job),
         Outcome::Rejected(r) => Err(rejection(r)),
         other => Err(ApiError::internal(format!("unexpected outcome {other:?}"))),
     }
@@ -76,7 +76,7 @@ pub async fn create(state: web::Data<AppState>, req: HttpRequest, payload: web::
     if state.store.job(&job.key())?.is_some() {
         return Err(rejection(Rejection::JobExists(job.key())));
     }
-    let outcome = propose(&state, MetaCommand::PutJob { job, mode: PutMode::Create, at: state.clock.now() }).await?;
+    let outcome = propose(&state, MetaCommand::PutJob { job: Box::new(job), mode: PutMode::Create, at: state.clock.now() }).await?;
     Ok(HttpResponse::Created().json(job_outcome(&state, outcome)?))
 }
 
@@ -139,7 +139,7 @@ pub async fn replace(
     }
     let job: Job = protocol::validate::from_json(value.to_string().as_bytes())?;
     validate_job(&job)?;
-    let outcome = propose(&state, MetaCommand::PutJob { job, mode: PutMode::Replace, at: state.clock.now() }).await?;
+    let outcome = propose(&state, MetaCommand::PutJob { job: Box::new(job), mode: PutMode::Replace, at: state.clock.now() }).await?;
     Ok(HttpResponse::Ok().json(job_outcome(&state, outcome)?))
 }
 

@@ -205,7 +205,7 @@ pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 1000 == 0 {
+    } else if d.subsec_millis() == 0 {
         format!("{}s", ms / 1000)
     } else {
         let secs = format!("{:.3}", d.as_secs_f64());

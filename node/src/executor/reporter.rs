@@ -162,8 +162,8 @@ impl Reporter {
                     Attempt::Delivered => return Delivery::Delivered { attempts },
                     Attempt::Refused(reason) => return Delivery::Refused(reason),
                     Attempt::Retry(reason) => {
-                        // Loud on the first failure and then now and again.
-                        if attempts == 1 || attempts % 20 == 0 {
+                        // Loud on the first failure, then ever less often.
+                        if attempts.is_power_of_two() {
                             tracing::warn!(
                                 run_id = %report.run_id,
                                 attempts,
