@@ -444,8 +444,8 @@ mod tests {
             "id               j\n\
              description      -\n\
              next_fire_times  2026-11-21T23:00:00Z\n                 2026-11-22T23:00:00Z\n\
-             target.command   echo hi\n\
              target.type      shell\n\
+             target.command   echo hi\n\
              children[0].job  k\n\
              children[0].on   success\n\
              labels           -\n\
