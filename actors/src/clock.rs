@@ -21,12 +21,18 @@ pub struct TokioClock {
 
 impl TokioClock {
     pub fn new() -> Self {
-        Self { origin_wall: Utc::now(), origin: tokio::time::Instant::now() }
+        Self {
+            origin_wall: Utc::now(),
+            origin: tokio::time::Instant::now(),
+        }
     }
 
     /// A clock whose time starts at `wall`.
     pub fn starting_at(wall: DateTime<Utc>) -> Self {
-        Self { origin_wall: wall, origin: tokio::time::Instant::now() }
+        Self {
+            origin_wall: wall,
+            origin: tokio::time::Instant::now(),
+        }
     }
 }
 

@@ -21,11 +21,26 @@ pub struct Fire {
 
 impl Fire {
     pub fn new(job: JobKey, scheduled_at: DateTime<Utc>, trigger: TriggerKind) -> Self {
-        Self { job, scheduled_at, trigger, skip_reason: None, params: None, retry: None }
+        Self {
+            job,
+            scheduled_at,
+            trigger,
+            skip_reason: None,
+            params: None,
+            retry: None,
+        }
     }
 
-    pub fn skipped(job: JobKey, scheduled_at: DateTime<Utc>, trigger: TriggerKind, reason: String) -> Self {
-        Self { skip_reason: Some(reason), ..Self::new(job, scheduled_at, trigger) }
+    pub fn skipped(
+        job: JobKey,
+        scheduled_at: DateTime<Utc>,
+        trigger: TriggerKind,
+        reason: String,
+    ) -> Self {
+        Self {
+            skip_reason: Some(reason),
+            ..Self::new(job, scheduled_at, trigger)
+        }
     }
 }
 

@@ -33,7 +33,12 @@ impl JobStore {
         applied: UnboundedReceiver<Applied>,
         followers: Vec<Recipient<AppliedCommand>>,
     ) -> Self {
-        Self { store, proposer, followers, applied: Some(applied) }
+        Self {
+            store,
+            proposer,
+            followers,
+            applied: Some(applied),
+        }
     }
 
     pub fn store(&self) -> &Arc<StateMachine> {

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use actors::store::{local_log::Durability, DEFAULT_HISTORY_LIMIT};
-use anyhow::{bail, Context};
+use anyhow::bail;
 use protocol::job::DEFAULT_GROUP;
 
 /// Everything a scheduler node needs to start.
@@ -77,11 +77,15 @@ impl std::str::FromStr for StaticExecutor {
             _ => (DEFAULT_GROUP.to_string(), s),
         };
         protocol::validate::check_name("group", &group).map_err(|e| e.to_string())?;
-        let parsed = url::Url::parse(url).map_err(|e| format!("invalid executor URL {url:?}: {e}"))?;
+        let parsed =
+            url::Url::parse(url).map_err(|e| format!("invalid executor URL {url:?}: {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(format!("executor URL {url:?} must be http or https"));
         }
-        Ok(Self { group, endpoint: url.trim_end_matches('/').to_string() })
+        Ok(Self {
+            group,
+            endpoint: url.trim_end_matches('/').to_string(),
+        })
     }
 }
 
@@ -172,7 +176,7 @@ impl ServerArgs {
             bail!("this build runs a single scheduler node: --peers with several members and --join are not available yet");
         }
         let secret = match &self.secret_file {
-            Some(path) => Some(read_secret(path)?),
+            Some(path) => Some(crate::secret::read_secret_file(path)?),
             None => None,
         };
         Ok(NodeConfig {
@@ -185,14 +189,4 @@ impl ServerArgs {
             ..NodeConfig::new(self.data_dir, self.http)
         })
     }
-}
-
-/// Reads a shared secret file; surrounding whitespace is ignored.
-pub fn read_secret(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the secret file {}", path.display()))?;
-    let secret = text.trim();
-    if secret.len() < 16 {
-        bail!("the secret in {} is shorter than 16 characters", path.display());
-    }
-    Ok(secret.as_bytes().to_vec())
 }

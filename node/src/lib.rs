@@ -7,6 +7,7 @@
 //! - [`executor`]: the executor agent that runs shell commands.
 //! - [`client`]: the command-line client of the admin API.
 //! - [`cli`]: the `cronmesh` command line; [`signals`]: shutdown and logging.
+//! - [`secret`]: reading the executor protocol's shared secret.
 
 pub mod api;
 pub mod cli;
@@ -14,4 +15,5 @@ pub mod client;
 pub mod config;
 pub mod executor;
 pub mod node;
+pub mod secret;
 pub mod signals;

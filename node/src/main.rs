@@ -9,7 +9,10 @@ fn main() -> ExitCode {
         Command::Dev(args) => {
             node::signals::init_logging(cli.log_format);
             let config = args.into_config();
-            tracing::warn!("dev mode: the admin API is unauthenticated; it listens on {}", config.http);
+            tracing::warn!(
+                "dev mode: the admin API is unauthenticated; it listens on {}",
+                config.http
+            );
             serve(node::node::run(config, node::signals::shutdown()))
         }
         Command::Server(args) => {
@@ -26,7 +29,10 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Command::Client(command) => match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Command::Client(command) => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(runtime) => runtime.block_on(node::client::run(cli.api, command)),
             Err(e) => fail(e.into()),
         },

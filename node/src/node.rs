@@ -63,26 +63,43 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let clock: SharedClock = Arc::new(TokioClock::new());
 
     // Storage and the log every metadata change goes through.
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
     let store = Arc::new(
         StateMachine::open(&config.data_dir.join("state"), config.history_limit)
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
     );
     let (applied_tx, applied_rx) = tokio::sync::mpsc::unbounded_channel();
-    let proposer: Arc<dyn Proposer> = Arc::new(LocalLog::start(store.clone(), applied_tx, config.durability));
+    let proposer: Arc<dyn Proposer> = Arc::new(LocalLog::start(
+        store.clone(),
+        applied_tx,
+        config.durability,
+    ));
 
     // The admin API's address comes first: executors report to it.
-    let listener = TcpListener::bind(config.http).with_context(|| format!("cannot listen on {}", config.http))?;
+    let listener = TcpListener::bind(config.http)
+        .with_context(|| format!("cannot listen on {}", config.http))?;
     let bound = listener.local_addr()?;
-    let api_url = config.advertise_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+    let api_url = config
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
 
     // Executors known without gossip.
     let builtin_executor = match config.builtin_executor {
         true => {
-            let mut exec_config = ExecutorConfig::new(protocol::job::DEFAULT_GROUP, "127.0.0.1:0".parse()?);
+            let mut exec_config =
+                ExecutorConfig::new(protocol::job::DEFAULT_GROUP, "127.0.0.1:0".parse()?);
             exec_config.secret = config.secret.clone();
-            Some(executor::start(exec_config).await.context("cannot start the built-in executor")?)
+            Some(
+                executor::start(exec_config)
+                    .await
+                    .context("cannot start the built-in executor")?,
+            )
         }
         false => None,
     };
@@ -97,12 +114,24 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
 
     // The actors. Router and Dispatcher talk both ways, so the Router's
     // address exists before it starts.
-    let log_sink = LogSink::new(proposer.clone(), config.timings.log_max_batch, config.timings.log_linger).start();
+    let log_sink = LogSink::new(
+        proposer.clone(),
+        config.timings.log_max_batch,
+        config.timings.log_linger,
+    )
+    .start();
     let router_ctx = Context::<Router>::new();
     let router_addr = router_ctx.address();
-    let transport = Transport { client: build_client(), secret: config.secret.clone().map(Arc::new) };
+    let transport = Transport {
+        client: build_client(),
+        secret: config.secret.clone().map(Arc::new),
+    };
     let dispatcher = Dispatcher::new(
-        DispatcherCore::new(clock.clone(), vec![api_url.clone()], config.timings.run_grace),
+        DispatcherCore::new(
+            clock.clone(),
+            vec![api_url.clone()],
+            config.timings.run_grace,
+        ),
         proposer.clone(),
         store.clone(),
         transport,
@@ -121,8 +150,20 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         dispatcher.clone().recipient(),
     ));
     router.do_send(SetExecutors(executors));
-    let trigger = Trigger::new(store.clone(), clock.clone(), router.clone().recipient(), config.timings.catch_up_limit).start();
-    let job_store = JobStore::new(store.clone(), proposer.clone(), applied_rx, vec![trigger.clone().recipient()]).start();
+    let trigger = Trigger::new(
+        store.clone(),
+        clock.clone(),
+        router.clone().recipient(),
+        config.timings.catch_up_limit,
+    )
+    .start();
+    let job_store = JobStore::new(
+        store.clone(),
+        proposer.clone(),
+        applied_rx,
+        vec![trigger.clone().recipient()],
+    )
+    .start();
 
     // A single node is always its own leader.
     dispatcher.do_send(Leadership(true));
@@ -143,7 +184,12 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let handle = server.handle();
     actix::spawn(server);
     tracing::info!(%api_url, node_id = config.node_id, "scheduler node serving");
-    Ok(RunningNode { api_url, store, server: handle, builtin_executor })
+    Ok(RunningNode {
+        api_url,
+        store,
+        server: handle,
+        builtin_executor,
+    })
 }
 
 fn entry(group: &str, endpoint: &str) -> ExecutorEntry {

@@ -17,11 +17,23 @@ pub type Answer = (StatusCode, Value);
 impl Api {
     pub fn new(base: impl Into<String>) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("static client config");
-        Self { base: base.into(), client }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("static client config");
+        Self {
+            base: base.into(),
+            client,
+        }
     }
 
-    pub async fn raw(&self, method: Method, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Answer {
         let response = self
             .client
             .request(method, format!("{}{path}", self.base))
@@ -32,23 +44,40 @@ impl Api {
             .unwrap_or_else(|e| panic!("{path}: {e}"));
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Answer {
-        self.raw(Method::POST, path, "application/json", body.to_string().into_bytes()).await
+        self.raw(
+            Method::POST,
+            path,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> Answer {
-        self.raw(Method::PUT, path, "application/json", body.to_string().into_bytes()).await
+        self.raw(
+            Method::PUT,
+            path,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> Answer {
-        self.raw(Method::GET, path, "application/json", Vec::new()).await
+        self.raw(Method::GET, path, "application/json", Vec::new())
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> Answer {
-        self.raw(Method::DELETE, path, "application/json", Vec::new()).await
+        self.raw(Method::DELETE, path, "application/json", Vec::new())
+            .await
     }
 
     /// Creates a job, panicking unless the API answers 201.

@@ -12,9 +12,16 @@ use std::{
 /// The `cronmesh` binary built beside the test binaries.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
     let bin = dir.join("cronmesh");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p cronmesh` (or `cargo test --workspace`)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p cronmesh` (or `cargo test --workspace`)",
+        bin.display()
+    );
     bin
 }
 
@@ -46,10 +53,12 @@ impl Proc {
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("cronmesh {args:?} did not announce itself");
-        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("cronmesh {args:?} did not announce itself");
+            });
         Self { url, child }
     }
 
@@ -73,16 +82,37 @@ impl Drop for Proc {
 
 /// `cronmesh executor` in `group` on a free loopback port.
 pub fn executor(group: &str) -> Proc {
-    Proc::spawn(&["executor", "--group", group, "--listen", "127.0.0.1:0"], "cronmesh executor listening on ")
+    executor_with(group, &[])
+}
+
+/// `cronmesh executor` with more flags.
+pub fn executor_with(group: &str, extra: &[&str]) -> Proc {
+    let mut args = vec!["executor", "--group", group, "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    Proc::spawn(&args, "cronmesh executor listening on ")
 }
 
 /// `cronmesh server` on `http` with data in `dir`, sending work to `executors`.
 pub fn server(dir: &Path, http: &str, executors: &[&str]) -> Proc {
+    server_with(dir, http, executors, &[])
+}
+
+/// `cronmesh server` with more flags.
+pub fn server_with(dir: &Path, http: &str, executors: &[&str], extra: &[&str]) -> Proc {
     let dir = dir.to_string_lossy().to_string();
-    let mut args = vec!["server", "--node-id", "1", "--data-dir", &dir, "--http", http];
+    let mut args = vec![
+        "server",
+        "--node-id",
+        "1",
+        "--data-dir",
+        &dir,
+        "--http",
+        http,
+    ];
     for e in executors {
         args.push("--executor");
         args.push(e);
     }
+    args.extend_from_slice(extra);
     Proc::spawn(&args, "cronmesh node serving on ")
 }

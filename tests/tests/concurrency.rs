@@ -17,7 +17,9 @@ async fn start() -> (Api, Proc, Proc, tempfile::TempDir) {
 }
 
 fn errors(runs: &[&Value]) -> Vec<String> {
-    runs.iter().map(|r| r["error"].as_str().unwrap_or_default().to_string()).collect()
+    runs.iter()
+        .map(|r| r["error"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -30,11 +32,17 @@ async fn forbid_skips_fires_while_a_run_is_active() {
         (with_status(&runs, "skipped").len() >= 2).then_some(runs)
     })
     .await;
-    let active: Vec<&Value> = runs.iter().filter(|r| ["pending", "dispatched", "running"].contains(&r["status"].as_str().unwrap())).collect();
+    let active: Vec<&Value> = runs
+        .iter()
+        .filter(|r| ["pending", "dispatched", "running"].contains(&r["status"].as_str().unwrap()))
+        .collect();
     assert_eq!(active.len(), 1, "exactly one run is active: {runs:?}");
     let active_id = active[0]["id"].as_str().unwrap();
     for error in errors(&with_status(&runs, "skipped")) {
-        assert!(error.contains("forbid") && error.contains(active_id), "{error}");
+        assert!(
+            error.contains("forbid") && error.contains(active_id),
+            "{error}"
+        );
     }
 }
 
@@ -60,20 +68,31 @@ async fn queue_holds_one_run_and_starts_it_after_the_active_one() {
     api.create_job(json!({"id": "q", "schedule": "@every 1s", "concurrency": "queue", "target": {"type": "shell", "command": "sleep 2"}}))
         .await;
     // While the first run sleeps, one fire waits and the next are skipped.
-    let runs = wait::until("a queued run and a skipped fire", Duration::from_secs(15), || async {
-        let runs = api.runs_of("q").await;
-        let queued = with_status(&runs, "pending").len();
-        (queued == 1 && !with_status(&runs, "skipped").is_empty()).then_some(runs)
-    })
+    let runs = wait::until(
+        "a queued run and a skipped fire",
+        Duration::from_secs(15),
+        || async {
+            let runs = api.runs_of("q").await;
+            let queued = with_status(&runs, "pending").len();
+            (queued == 1 && !with_status(&runs, "skipped").is_empty()).then_some(runs)
+        },
+    )
     .await;
-    let queued_id = with_status(&runs, "pending")[0]["id"].as_str().unwrap().to_string();
+    let queued_id = with_status(&runs, "pending")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for error in errors(&with_status(&runs, "skipped")) {
         assert!(error.contains("queue"), "{error}");
     }
-    let queued = wait::until("the queued run to succeed", Duration::from_secs(20), || async {
-        let (_, run) = api.get(&format!("/v1/runs/{queued_id}")).await;
-        (run["status"] == "succeeded").then_some(run)
-    })
+    let queued = wait::until(
+        "the queued run to succeed",
+        Duration::from_secs(20),
+        || async {
+            let (_, run) = api.get(&format!("/v1/runs/{queued_id}")).await;
+            (run["status"] == "succeeded").then_some(run)
+        },
+    )
     .await;
     assert_eq!(queued["exit_code"], 0);
     // Never two running at once.
@@ -81,7 +100,11 @@ async fn queue_holds_one_run_and_starts_it_after_the_active_one() {
     let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
     let mut spans: Vec<_> = runs
         .iter()
-        .filter(|r| r["started_at"].is_string() && r["finished_at"].is_string() && r["status"] == "succeeded")
+        .filter(|r| {
+            r["started_at"].is_string()
+                && r["finished_at"].is_string()
+                && r["status"] == "succeeded"
+        })
         .map(|r| (time(&r["started_at"]), time(&r["finished_at"])))
         .collect();
     spans.sort();

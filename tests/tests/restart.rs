@@ -33,10 +33,20 @@ async fn restart_keeps_history_and_applies_the_misfire_policy() {
         }))
         .await;
     }
-    wait::until("history before the crash", Duration::from_secs(15), || async {
-        let ok = api.runs_of("once").await.iter().filter(|r| r["status"] == "succeeded").count() >= 2;
-        ok.then_some(())
-    })
+    wait::until(
+        "history before the crash",
+        Duration::from_secs(15),
+        || async {
+            let ok = api
+                .runs_of("once")
+                .await
+                .iter()
+                .filter(|r| r["status"] == "succeeded")
+                .count()
+                >= 2;
+            ok.then_some(())
+        },
+    )
     .await;
     let down_since = chrono::Utc::now();
     node.kill9();
@@ -45,31 +55,60 @@ async fn restart_keeps_history_and_applies_the_misfire_policy() {
     let node = server(dir.path(), &format!("127.0.0.1:{port}"), &[&exec.url]);
     let api = Api::new(node.url.clone());
     let (_, jobs) = api.get("/v1/jobs").await;
-    let ids: Vec<&str> = jobs["items"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = jobs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["once", "skipper"]);
 
-    let once = wait::until("the misfire run of fire_once", Duration::from_secs(15), || async {
-        let runs = api.runs_of("once").await;
-        runs.iter().any(|r| r["trigger"] == "misfire" && r["status"] == "succeeded").then_some(runs)
-    })
+    let once = wait::until(
+        "the misfire run of fire_once",
+        Duration::from_secs(15),
+        || async {
+            let runs = api.runs_of("once").await;
+            runs.iter()
+                .any(|r| r["trigger"] == "misfire" && r["status"] == "succeeded")
+                .then_some(runs)
+        },
+    )
     .await;
     let misfires: Vec<&Value> = once.iter().filter(|r| r["trigger"] == "misfire").collect();
-    let fired: Vec<&&Value> = misfires.iter().filter(|r| r["status"] != "skipped").collect();
-    assert_eq!(fired.len(), 1, "fire_once runs one missed slot: {misfires:?}");
-    assert!(misfires.len() >= 3, "every missed slot has a record: {misfires:?}");
+    let fired: Vec<&&Value> = misfires
+        .iter()
+        .filter(|r| r["status"] != "skipped")
+        .collect();
+    assert_eq!(
+        fired.len(),
+        1,
+        "fire_once runs one missed slot: {misfires:?}"
+    );
+    assert!(
+        misfires.len() >= 3,
+        "every missed slot has a record: {misfires:?}"
+    );
     for skipped in misfires.iter().filter(|r| r["status"] == "skipped") {
         assert!(skipped["error"].as_str().unwrap().contains("fire_once"));
     }
     let scheduled_before_crash = |r: &&Value| {
         r["trigger"] == "schedule"
-            && chrono::DateTime::parse_from_rfc3339(r["scheduled_at"].as_str().unwrap()).unwrap() < down_since
+            && chrono::DateTime::parse_from_rfc3339(r["scheduled_at"].as_str().unwrap()).unwrap()
+                < down_since
     };
-    assert!(once.iter().any(|r| scheduled_before_crash(&r)), "history from before the crash survives");
+    assert!(
+        once.iter().any(|r| scheduled_before_crash(&r)),
+        "history from before the crash survives"
+    );
 
-    let skipper = wait::until("skipped records of skip", Duration::from_secs(15), || async {
-        let runs = api.runs_of("skipper").await;
-        (runs.iter().filter(|r| r["trigger"] == "misfire").count() >= 3).then_some(runs)
-    })
+    let skipper = wait::until(
+        "skipped records of skip",
+        Duration::from_secs(15),
+        || async {
+            let runs = api.runs_of("skipper").await;
+            (runs.iter().filter(|r| r["trigger"] == "misfire").count() >= 3).then_some(runs)
+        },
+    )
     .await;
     for run in skipper.iter().filter(|r| r["trigger"] == "misfire") {
         assert_eq!(run["status"], "skipped", "{run}");
@@ -78,7 +117,11 @@ async fn restart_keeps_history_and_applies_the_misfire_policy() {
 
     // One slot, one run, across the crash.
     let mut seen = HashSet::new();
-    for run in once.iter().chain(&skipper).filter(|r| r["trigger"] == "schedule" || r["trigger"] == "misfire") {
+    for run in once
+        .iter()
+        .chain(&skipper)
+        .filter(|r| r["trigger"] == "schedule" || r["trigger"] == "misfire")
+    {
         assert!(seen.insert(slot_key(run)), "slot has two runs: {run}");
     }
 }

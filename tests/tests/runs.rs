@@ -23,11 +23,21 @@ fn start(executor_count: usize) -> Cluster {
     let executors: Vec<_> = (0..executor_count).map(|_| executor("default")).collect();
     let urls: Vec<&str> = executors.iter().map(|e| e.url.as_str()).collect();
     let server = server(dir.path(), "127.0.0.1:0", &urls);
-    Cluster { api: Api::new(server.url.clone()), _server: server, _executors: executors, _dir: dir }
+    Cluster {
+        api: Api::new(server.url.clone()),
+        _server: server,
+        _executors: executors,
+        _dir: dir,
+    }
 }
 
 fn output_lines(run: &Value) -> Vec<String> {
-    run["output"].as_str().unwrap_or_default().lines().map(str::to_string).collect()
+    run["output"]
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test]
@@ -49,19 +59,28 @@ async fn every_second_job_succeeds_with_output_and_environment() {
     for run in with_status(&runs, "succeeded") {
         let lines = output_lines(run);
         assert_eq!(lines[0], "hello");
-        let scheduled = chrono::DateTime::parse_from_rfc3339(run["scheduled_at"].as_str().unwrap()).unwrap();
+        let scheduled =
+            chrono::DateTime::parse_from_rfc3339(run["scheduled_at"].as_str().unwrap()).unwrap();
         let expected = format!(
             "hello|default|{}|{}|1|0|1|first|p=1",
             run["id"].as_str().unwrap(),
-            scheduled.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            scheduled
+                .to_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
         assert_eq!(lines[1], expected);
         assert_eq!(run["exit_code"], 0);
         assert_eq!(run["trigger"], "schedule");
-        assert!(run["executor"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+        assert!(run["executor"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"));
     }
     // One slot, one run.
-    let mut slots: Vec<&str> = runs.iter().map(|r| r["scheduled_at"].as_str().unwrap()).collect();
+    let mut slots: Vec<&str> = runs
+        .iter()
+        .map(|r| r["scheduled_at"].as_str().unwrap())
+        .collect();
     let before = slots.len();
     slots.sort();
     slots.dedup();
@@ -91,7 +110,10 @@ async fn failing_command_is_retried_with_growing_backoff() {
     .await;
     let mut attempts: Vec<&Value> = runs.iter().collect();
     attempts.sort_by_key(|r| r["attempt"].as_u64());
-    let numbers: Vec<u64> = attempts.iter().map(|r| r["attempt"].as_u64().unwrap()).collect();
+    let numbers: Vec<u64> = attempts
+        .iter()
+        .map(|r| r["attempt"].as_u64().unwrap())
+        .collect();
     assert_eq!(numbers, vec![1, 2, 3]);
     for run in &attempts {
         assert_eq!(run["exit_code"], 3);
@@ -101,11 +123,18 @@ async fn failing_command_is_retried_with_growing_backoff() {
     assert_eq!(attempts[1]["trigger"], "retry");
     assert_eq!(attempts[1]["retry_of"], attempts[0]["id"]);
     assert_eq!(attempts[2]["retry_of"], attempts[1]["id"]);
-    let time = |r: &Value, f: &str| chrono::DateTime::parse_from_rfc3339(r[f].as_str().unwrap()).unwrap();
+    let time =
+        |r: &Value, f: &str| chrono::DateTime::parse_from_rfc3339(r[f].as_str().unwrap()).unwrap();
     let first_wait = time(attempts[1], "created_at") - time(attempts[0], "finished_at");
     let second_wait = time(attempts[2], "created_at") - time(attempts[1], "finished_at");
-    assert!(first_wait >= chrono::Duration::milliseconds(400), "first backoff {first_wait}");
-    assert!(second_wait >= chrono::Duration::milliseconds(800), "second backoff doubles: {second_wait}");
+    assert!(
+        first_wait >= chrono::Duration::milliseconds(400),
+        "first backoff {first_wait}"
+    );
+    assert!(
+        second_wait >= chrono::Duration::milliseconds(800),
+        "second backoff doubles: {second_wait}"
+    );
     // No fourth attempt follows.
     assert_eq!(c.api.runs_of("flaky").await.len(), 3);
 }
@@ -126,12 +155,28 @@ async fn timeout_ends_the_run_and_leaves_no_process() {
         .await;
     c.api.post("/v1/jobs/slow/trigger", json!({})).await;
     let run = wait::until("a timed_out run", Duration::from_secs(15), || async {
-        c.api.runs_of("slow").await.into_iter().find(|r| r["status"] == "timed_out")
+        c.api
+            .runs_of("slow")
+            .await
+            .into_iter()
+            .find(|r| r["status"] == "timed_out")
     })
     .await;
-    assert!(run["error"].as_str().unwrap().contains("timed out"), "{run}");
-    let pgid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
-    wait::until("the process group to be gone", Duration::from_secs(5), || async { (!group_alive(pgid)).then_some(()) }).await;
+    assert!(
+        run["error"].as_str().unwrap().contains("timed out"),
+        "{run}"
+    );
+    let pgid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait::until(
+        "the process group to be gone",
+        Duration::from_secs(5),
+        || async { (!group_alive(pgid)).then_some(()) },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -152,12 +197,25 @@ async fn kill_ends_a_running_run_as_killed() {
     })
     .await;
     let (_, live) = c.api.get(&format!("/v1/runs/{id}/output")).await;
-    assert_eq!(live, Value::String("started\n".into()), "output while running comes from the executor");
+    assert_eq!(
+        live,
+        Value::String("started\n".into()),
+        "output while running comes from the executor"
+    );
     let (status, run) = c.api.post(&format!("/v1/runs/{id}/kill"), json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{run}");
     assert_eq!(run["status"], "killed");
-    let pgid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
-    wait::until("the process group to be gone", Duration::from_secs(5), || async { (!group_alive(pgid)).then_some(()) }).await;
+    let pgid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait::until(
+        "the process group to be gone",
+        Duration::from_secs(5),
+        || async { (!group_alive(pgid)).then_some(()) },
+    )
+    .await;
     let (status, again) = c.api.post(&format!("/v1/runs/{id}/kill"), json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{again}");
 }
@@ -168,7 +226,10 @@ async fn manual_trigger_passes_params_and_http_targets_are_called_directly() {
     c.api
         .create_job(json!({"id": "echo", "schedule": "@manual", "target": {"type": "shell", "command": "printf %s \"$CRONMESH_PARAMS\""}}))
         .await;
-    let (status, body) = c.api.post("/v1/jobs/echo/trigger", json!({"params": "region=eu"})).await;
+    let (status, body) = c
+        .api
+        .post("/v1/jobs/echo/trigger", json!({"params": "region=eu"}))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["runs"][0]["trigger"], "manual");
     let id = body["runs"][0]["id"].as_str().unwrap().to_string();
@@ -180,10 +241,18 @@ async fn manual_trigger_passes_params_and_http_targets_are_called_directly() {
     assert_eq!(run["output"], "region=eu");
 
     let health = format!("{}/healthz", c.api.base);
-    c.api.create_job(json!({"id": "ping", "schedule": "@manual", "target": {"type": "http", "url": health}})).await;
+    c.api
+        .create_job(
+            json!({"id": "ping", "schedule": "@manual", "target": {"type": "http", "url": health}}),
+        )
+        .await;
     c.api.post("/v1/jobs/ping/trigger", json!({})).await;
     let run = wait::until("the HTTP run", Duration::from_secs(10), || async {
-        c.api.runs_of("ping").await.into_iter().find(|r| r["status"] == "succeeded")
+        c.api
+            .runs_of("ping")
+            .await
+            .into_iter()
+            .find(|r| r["status"] == "succeeded")
     })
     .await;
     assert_eq!(run["exit_code"], 200);
@@ -204,7 +273,10 @@ async fn runs_spread_round_robin_and_fail_over_from_a_dead_executor() {
         (with_status(&runs, "succeeded").len() == 4).then_some(runs)
     })
     .await;
-    let mut executors: Vec<&str> = runs.iter().map(|r| r["executor"].as_str().unwrap()).collect();
+    let mut executors: Vec<&str> = runs
+        .iter()
+        .map(|r| r["executor"].as_str().unwrap())
+        .collect();
     executors.sort();
     executors.dedup();
     assert_eq!(executors.len(), 2, "round robin uses both executors");
@@ -220,7 +292,10 @@ async fn runs_spread_round_robin_and_fail_over_from_a_dead_executor() {
         .await;
     api.post("/v1/jobs/fo/trigger", json!({})).await;
     let run = wait::until("the failed-over run", Duration::from_secs(15), || async {
-        api.runs_of("fo").await.into_iter().find(|r| r["status"] == "succeeded")
+        api.runs_of("fo")
+            .await
+            .into_iter()
+            .find(|r| r["status"] == "succeeded")
     })
     .await;
     assert_eq!(run["executor"], live.url.as_str());

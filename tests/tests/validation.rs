@@ -6,7 +6,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 fn job(extra: Value) -> Value {
-    let mut job = json!({"id": "v", "schedule": "@daily", "target": {"type": "shell", "command": "true"}});
+    let mut job =
+        json!({"id": "v", "schedule": "@daily", "target": {"type": "shell", "command": "true"}});
     for (k, v) in extra.as_object().unwrap() {
         job[k] = v.clone();
     }
@@ -17,7 +18,13 @@ fn assert_error(answer: &(StatusCode, Value), status: StatusCode, field: Option<
     let (got, body) = answer;
     assert_eq!(*got, status, "{body}");
     assert!(body["error"]["code"].is_string(), "{body}");
-    assert!(!body["error"]["message"].as_str().unwrap_or_default().is_empty(), "{body}");
+    assert!(
+        !body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{body}"
+    );
     if let Some(field) = field {
         assert_eq!(body["error"]["field"], field, "{body}");
     }
@@ -30,29 +37,131 @@ async fn every_kind_of_bad_input_is_refused_naming_the_field() {
     let api = Api::new(node.url.clone());
     let bad = StatusCode::BAD_REQUEST;
 
-    assert_error(&api.raw(Method::POST, "/v1/jobs", "application/json", b"{\"id\": ".to_vec()).await, bad, None);
-    assert_error(&api.post("/v1/jobs", job(json!({"colour": "blue"}))).await, bad, Some("colour"));
-    assert_error(&api.post("/v1/jobs", job(json!({"schedule": "61 * * * *"}))).await, bad, Some("schedule"));
-    assert_error(&api.post("/v1/jobs", job(json!({"schedule": "every tuesday"}))).await, bad, Some("schedule"));
-    assert_error(&api.post("/v1/jobs", job(json!({"timezone": "Mars/Olympus_Mons"}))).await, bad, Some("timezone"));
-    assert_error(&api.post("/v1/jobs", job(json!({"timeout": "-5s"}))).await, bad, Some("timeout"));
-    assert_error(&api.post("/v1/jobs", job(json!({"timeout": "100years"}))).await, bad, Some("timeout"));
-    assert_error(&api.post("/v1/jobs", job(json!({"retry": {"backoff": "1000d"}}))).await, bad, Some("retry.backoff"));
-    assert_error(&api.post("/v1/jobs", job(json!({"shards": -1}))).await, bad, Some("shards"));
-    assert_error(&api.post("/v1/jobs", job(json!({"target": {"type": "shell"}}))).await, bad, Some("target.command"));
-    assert_error(&api.post("/v1/jobs", job(json!({"target": {"type": "ftp"}}))).await, bad, Some("target.type"));
-    assert_error(&api.post("/v1/jobs", job(json!({"id": "../etc"}))).await, bad, Some("id"));
+    assert_error(
+        &api.raw(
+            Method::POST,
+            "/v1/jobs",
+            "application/json",
+            b"{\"id\": ".to_vec(),
+        )
+        .await,
+        bad,
+        None,
+    );
+    assert_error(
+        &api.post("/v1/jobs", job(json!({"colour": "blue"}))).await,
+        bad,
+        Some("colour"),
+    );
+    assert_error(
+        &api.post("/v1/jobs", job(json!({"schedule": "61 * * * *"})))
+            .await,
+        bad,
+        Some("schedule"),
+    );
+    assert_error(
+        &api.post("/v1/jobs", job(json!({"schedule": "every tuesday"})))
+            .await,
+        bad,
+        Some("schedule"),
+    );
+    assert_error(
+        &api.post("/v1/jobs", job(json!({"timezone": "Mars/Olympus_Mons"})))
+            .await,
+        bad,
+        Some("timezone"),
+    );
+    assert_error(
+        &api.post("/v1/jobs", job(json!({"timeout": "-5s"}))).await,
+        bad,
+        Some("timeout"),
+    );
+    assert_error(
+        &api.post("/v1/jobs", job(json!({"timeout": "100years"})))
+            .await,
+        bad,
+        Some("timeout"),
+    );
+    assert_error(
+        &api.post("/v1/jobs", job(json!({"retry": {"backoff": "1000d"}})))
+            .await,
+        bad,
+        Some("retry.backoff"),
+    );
+    assert_error(
+        &api.post("/v1/jobs", job(json!({"shards": -1}))).await,
+        bad,
+        Some("shards"),
+    );
+    assert_error(
+        &api.post("/v1/jobs", job(json!({"target": {"type": "shell"}})))
+            .await,
+        bad,
+        Some("target.command"),
+    );
+    assert_error(
+        &api.post("/v1/jobs", job(json!({"target": {"type": "ftp"}})))
+            .await,
+        bad,
+        Some("target.type"),
+    );
+    assert_error(
+        &api.post("/v1/jobs", job(json!({"id": "../etc"}))).await,
+        bad,
+        Some("id"),
+    );
     let huge = job(json!({"description": "x".repeat(1024 * 1024 + 1)}));
-    assert_error(&api.post("/v1/jobs", huge).await, StatusCode::PAYLOAD_TOO_LARGE, Some("body"));
-    assert_error(&api.raw(Method::POST, "/v1/jobs", "text/plain", b"{}".to_vec()).await, StatusCode::UNSUPPORTED_MEDIA_TYPE, None);
-    assert_error(&api.get("/v1/jobs/missing").await, StatusCode::NOT_FOUND, None);
-    assert_error(&api.post("/v1/jobs/missing/trigger", json!({})).await, StatusCode::NOT_FOUND, None);
-    assert_error(&api.post("/v1/jobs/missing/pause", json!({})).await, StatusCode::NOT_FOUND, None);
-    assert_error(&api.delete("/v1/jobs/missing").await, StatusCode::NOT_FOUND, None);
-    assert_error(&api.get("/v1/runs/missing").await, StatusCode::NOT_FOUND, None);
-    assert_error(&api.get("/v1/runs?status=sleeping").await, bad, Some("status"));
+    assert_error(
+        &api.post("/v1/jobs", huge).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Some("body"),
+    );
+    assert_error(
+        &api.raw(Method::POST, "/v1/jobs", "text/plain", b"{}".to_vec())
+            .await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        None,
+    );
+    assert_error(
+        &api.get("/v1/jobs/missing").await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    assert_error(
+        &api.post("/v1/jobs/missing/trigger", json!({})).await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    assert_error(
+        &api.post("/v1/jobs/missing/pause", json!({})).await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    assert_error(
+        &api.delete("/v1/jobs/missing").await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    assert_error(
+        &api.get("/v1/runs/missing").await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    assert_error(
+        &api.get("/v1/runs?status=sleeping").await,
+        bad,
+        Some("status"),
+    );
     assert_error(&api.get("/v1/runs?limit=0").await, bad, Some("limit"));
-    assert_error(&api.post("/v1/schedules/preview", json!({"schedule": "@daily", "count": 0})).await, bad, Some("count"));
+    assert_error(
+        &api.post(
+            "/v1/schedules/preview",
+            json!({"schedule": "@daily", "count": 0}),
+        )
+        .await,
+        bad,
+        Some("count"),
+    );
     assert_error(&api.get("/v2/nothing").await, StatusCode::NOT_FOUND, None);
 
     // Nothing was stored, and the node still serves.
@@ -63,9 +172,22 @@ async fn every_kind_of_bad_input_is_refused_naming_the_field() {
 
     // A good job is stored once; a second create conflicts; PUT cannot rename.
     api.create_job(job(json!({}))).await;
-    assert_error(&api.post("/v1/jobs", job(json!({}))).await, StatusCode::CONFLICT, None);
-    assert_error(&api.put("/v1/jobs/v", job(json!({"id": "w"}))).await, bad, Some("id"));
-    let (status, replaced) = api.put("/v1/jobs/v", json!({"schedule": "@hourly", "target": {"type": "shell", "command": "true"}})).await;
+    assert_error(
+        &api.post("/v1/jobs", job(json!({}))).await,
+        StatusCode::CONFLICT,
+        None,
+    );
+    assert_error(
+        &api.put("/v1/jobs/v", job(json!({"id": "w"}))).await,
+        bad,
+        Some("id"),
+    );
+    let (status, replaced) = api
+        .put(
+            "/v1/jobs/v",
+            json!({"schedule": "@hourly", "target": {"type": "shell", "command": "true"}}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{replaced}");
     assert_eq!(replaced["schedule"], "@hourly");
 }

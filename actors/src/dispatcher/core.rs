@@ -28,11 +28,21 @@ pub enum Action {
     /// Propose the creation of these runs; report with `on_created`.
     Create(Vec<Planned>),
     /// Deliver a run to an executor; report with `on_sent`.
-    Send { run_id: String, endpoint: String, request: DispatchRequest },
+    Send {
+        run_id: String,
+        endpoint: String,
+        request: DispatchRequest,
+    },
     /// Call an HTTP target; report with `on_http_done`.
-    CallHttp { run_id: String, call: HttpCall },
+    CallHttp {
+        run_id: String,
+        call: HttpCall,
+    },
     /// Ask an executor to kill a run (best effort).
-    Kill { run_id: String, endpoint: String },
+    Kill {
+        run_id: String,
+        endpoint: String,
+    },
     /// Record a run transition through the LogSink.
     Record(RunUpdate),
     /// Hand fires (retries, child jobs) to the Router.
@@ -132,26 +142,42 @@ impl DispatcherCore {
             let key = assignment.job.key();
             let fire_id = (assignment.run.scheduled_at, assignment.run.trigger);
             let mut hold = false;
-            let governed = assignment.run.status == RunStatus::Pending && assignment.run.trigger != TriggerKind::Retry;
+            let governed = assignment.run.status == RunStatus::Pending
+                && assignment.run.trigger != TriggerKind::Retry;
             if governed && assignment.job.concurrency != Concurrency::Allow {
                 let running: Vec<String> = self.running_ids(&key);
                 let earlier = batch_fire.get(&key).filter(|(id, _)| *id != fire_id);
-                let same_fire_held = batch_fire.get(&key).is_some_and(|(id, held)| *id == fire_id && *held);
+                let same_fire_held = batch_fire
+                    .get(&key)
+                    .is_some_and(|(id, held)| *id == fire_id && *held);
                 let busy = !running.is_empty() || earlier.is_some();
-                let blocker = running.first().cloned().unwrap_or_else(|| "of the same batch".into());
+                let blocker = running
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "of the same batch".into());
                 match assignment.job.concurrency {
                     Concurrency::Forbid if busy => {
-                        actions.extend(skip(&mut assignment.run, now, format!("concurrency is forbid and run {blocker} is still active")));
+                        actions.extend(skip(
+                            &mut assignment.run,
+                            now,
+                            format!("concurrency is forbid and run {blocker} is still active"),
+                        ));
                     }
                     Concurrency::Replace => {
                         for id in running {
-                            actions.extend(self.end(&id, RunStatus::Killed, "replaced by a newer run (concurrency is replace)".into()));
+                            actions.extend(self.end(
+                                &id,
+                                RunStatus::Killed,
+                                "replaced by a newer run (concurrency is replace)".into(),
+                            ));
                         }
                     }
                     Concurrency::Queue if same_fire_held => hold = true,
                     Concurrency::Queue if busy => {
                         let queued = self.held_ids(&key).into_iter().next().or_else(|| {
-                            earlier.filter(|(_, held)| *held).map(|_| "of the same batch".to_string())
+                            earlier
+                                .filter(|(_, held)| *held)
+                                .map(|_| "of the same batch".to_string())
                         });
                         match queued {
                             Some(queued) => actions.extend(skip(
@@ -174,7 +200,11 @@ impl DispatcherCore {
 
     /// The runs of `plans` that the log created (in order; runs whose id
     /// existed are missing), or why nothing was created.
-    pub fn on_created(&mut self, plans: Vec<Planned>, created: Result<Vec<Run>, String>) -> Vec<Action> {
+    pub fn on_created(
+        &mut self,
+        plans: Vec<Planned>,
+        created: Result<Vec<Run>, String>,
+    ) -> Vec<Action> {
         let mut actions = Vec::new();
         let created = match created {
             Ok(created) => created,
@@ -190,7 +220,9 @@ impl DispatcherCore {
         let mut created = created.into_iter().peekable();
         for plan in plans {
             let Planned { assignment, hold } = plan;
-            let matches = created.peek().is_some_and(|run| same_run(&assignment.run, run));
+            let matches = created
+                .peek()
+                .is_some_and(|run| same_run(&assignment.run, run));
             if !matches {
                 // The slot had its run already (one slot, one run).
                 actions.extend(release_of(&assignment.job, &assignment.run));
@@ -210,7 +242,10 @@ impl DispatcherCore {
                 continue;
             }
             let id = run.id.clone();
-            self.by_job.entry(assignment.job.key()).or_default().insert(id.clone());
+            self.by_job
+                .entry(assignment.job.key())
+                .or_default()
+                .insert(id.clone());
             self.active.insert(
                 id.clone(),
                 Active {
@@ -230,8 +265,15 @@ impl DispatcherCore {
     }
 
     /// The actor tried to deliver a run.
-    pub fn on_sent(&mut self, run_id: &str, endpoint: &str, result: Result<(), String>) -> Vec<Action> {
-        let Some(active) = self.active.get_mut(run_id) else { return Vec::new() };
+    pub fn on_sent(
+        &mut self,
+        run_id: &str,
+        endpoint: &str,
+        result: Result<(), String>,
+    ) -> Vec<Action> {
+        let Some(active) = self.active.get_mut(run_id) else {
+            return Vec::new();
+        };
         if active.run.executor.as_deref() != Some(endpoint) {
             return Vec::new();
         }
@@ -261,13 +303,19 @@ impl DispatcherCore {
                 actions.extend(self.start(run_id));
                 actions
             }
-            Err(e) => self.end(run_id, RunStatus::Failed, format!("could not deliver the run to {endpoint}: {e}")),
+            Err(e) => self.end(
+                run_id,
+                RunStatus::Failed,
+                format!("could not deliver the run to {endpoint}: {e}"),
+            ),
         }
     }
 
     /// An executor reported on a run (the actor records the report itself).
     pub fn on_report(&mut self, update: &RunUpdate) -> Vec<Action> {
-        let Some(status) = update.status else { return Vec::new() };
+        let Some(status) = update.status else {
+            return Vec::new();
+        };
         if !status.is_terminal() {
             if let Some(active) = self.active.get_mut(&update.run_id) {
                 active.delivered = true;
@@ -289,7 +337,11 @@ impl DispatcherCore {
             return Vec::new();
         }
         let now = self.clock.now();
-        let mut update = RunUpdate { run_id: run_id.to_string(), finished_at: Some(now), ..Default::default() };
+        let mut update = RunUpdate {
+            run_id: run_id.to_string(),
+            finished_at: Some(now),
+            ..Default::default()
+        };
         let status = match result {
             HttpResult::Answered { status, body } => {
                 update.exit_code = Some(i32::from(status));
@@ -318,7 +370,9 @@ impl DispatcherCore {
 
     /// Ends an active run on request.
     pub fn kill(&mut self, run_id: &str) -> Option<Vec<Action>> {
-        self.active.contains_key(run_id).then(|| self.end(run_id, RunStatus::Killed, "killed on request".into()))
+        self.active
+            .contains_key(run_id)
+            .then(|| self.end(run_id, RunStatus::Killed, "killed on request".into()))
     }
 
     /// Due retries and runs past their deadline.
@@ -342,7 +396,11 @@ impl DispatcherCore {
             .map(|(id, a)| (id.clone(), a.job.timeout.to_string()))
             .collect();
         for (id, timeout) in expired {
-            actions.extend(self.end(&id, RunStatus::TimedOut, format!("no result within the timeout of {timeout}")));
+            actions.extend(self.end(
+                &id,
+                RunStatus::TimedOut,
+                format!("no result within the timeout of {timeout}"),
+            ));
         }
         actions
     }
@@ -357,16 +415,28 @@ impl DispatcherCore {
         for (run, job) in runs {
             let key = job.key();
             let started = run.status != RunStatus::Pending;
-            let queue_busy = job.concurrency == Concurrency::Queue && !self.running_ids(&key).is_empty();
+            let queue_busy =
+                job.concurrency == Concurrency::Queue && !self.running_ids(&key).is_empty();
             let hold = !started && queue_busy;
             let id = run.id.clone();
-            if let Some(executor) = run.executor.clone().filter(|_| !matches!(job.target, Target::Http { .. })) {
+            if let Some(executor) = run
+                .executor
+                .clone()
+                .filter(|_| !matches!(job.target, Target::Http { .. }))
+            {
                 actions.push(Action::Acquire(executor));
             }
             self.by_job.entry(key).or_default().insert(id.clone());
             self.active.insert(
                 id.clone(),
-                Active { deadline: now + self.timeout_of(&job), job, run, fallbacks: vec![], delivered: started, held: hold },
+                Active {
+                    deadline: now + self.timeout_of(&job),
+                    job,
+                    run,
+                    fallbacks: vec![],
+                    delivered: started,
+                    held: hold,
+                },
             );
             if !hold {
                 ids.push(id);
@@ -385,14 +455,24 @@ impl DispatcherCore {
     fn running_ids(&self, key: &JobKey) -> Vec<String> {
         self.by_job
             .get(key)
-            .map(|ids| ids.iter().filter(|id| self.active.get(*id).is_some_and(|a| !a.held)).cloned().collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter(|id| self.active.get(*id).is_some_and(|a| !a.held))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     fn held_ids(&self, key: &JobKey) -> Vec<String> {
         self.by_job
             .get(key)
-            .map(|ids| ids.iter().filter(|id| self.active.get(*id).is_some_and(|a| a.held)).cloned().collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter(|id| self.active.get(*id).is_some_and(|a| a.held))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -400,15 +480,24 @@ impl DispatcherCore {
     fn start(&mut self, run_id: &str) -> Vec<Action> {
         let now = self.clock.now();
         let deadline = {
-            let Some(active) = self.active.get(run_id) else { return Vec::new() };
+            let Some(active) = self.active.get(run_id) else {
+                return Vec::new();
+            };
             now + self.timeout_of(&active.job)
         };
-        let Some(active) = self.active.get_mut(run_id) else { return Vec::new() };
+        let Some(active) = self.active.get_mut(run_id) else {
+            return Vec::new();
+        };
         active.held = false;
         active.deadline = deadline;
         let run = &active.run;
         let task = match &active.job.target {
-            Target::Http { url, method, headers, body } => {
+            Target::Http {
+                url,
+                method,
+                headers,
+                body,
+            } => {
                 active.delivered = true;
                 return vec![
                     Action::Record(RunUpdate {
@@ -430,8 +519,12 @@ impl DispatcherCore {
                     },
                 ];
             }
-            Target::Shell { command, .. } => Task::Shell { command: command.clone() },
-            Target::Executor { handler, .. } => Task::Handler { handler: handler.clone() },
+            Target::Shell { command, .. } => Task::Shell {
+                command: command.clone(),
+            },
+            Target::Executor { handler, .. } => Task::Handler {
+                handler: handler.clone(),
+            },
         };
         let Some(endpoint) = run.executor.clone() else {
             return self.end(run_id, RunStatus::Failed, "the run has no executor".into());
@@ -448,17 +541,26 @@ impl DispatcherCore {
             timeout_ms: u64::try_from(active.job.timeout.0.as_millis()).unwrap_or(u64::MAX),
             report_to: self.report_to.clone(),
         };
-        vec![Action::Send { run_id: run_id.to_string(), endpoint, request }]
+        vec![Action::Send {
+            run_id: run_id.to_string(),
+            endpoint,
+            request,
+        }]
     }
 
     /// Ends an active run with `status` on the dispatcher's own authority.
     fn end(&mut self, run_id: &str, status: RunStatus, error: String) -> Vec<Action> {
-        let Some(mut active) = self.active.remove(run_id) else { return Vec::new() };
+        let Some(mut active) = self.active.remove(run_id) else {
+            return Vec::new();
+        };
         let mut actions = Vec::new();
         let on_executor = active.delivered && !matches!(active.job.target, Target::Http { .. });
         if let (true, Some(endpoint)) = (on_executor, active.run.executor.clone()) {
             if matches!(status, RunStatus::Killed | RunStatus::TimedOut) {
-                actions.push(Action::Kill { run_id: run_id.to_string(), endpoint });
+                actions.push(Action::Kill {
+                    run_id: run_id.to_string(),
+                    endpoint,
+                });
             }
         }
         actions.push(Action::Record(RunUpdate {
@@ -489,7 +591,8 @@ impl DispatcherCore {
         let failed = matches!(run.status, RunStatus::Failed | RunStatus::TimedOut);
         if failed && run.attempt <= job.retry.max_retries {
             let attempt = run.attempt + 1;
-            let delay = chrono::Duration::from_std(job.retry.delay_before(attempt)).unwrap_or_default();
+            let delay =
+                chrono::Duration::from_std(job.retry.delay_before(attempt)).unwrap_or_default();
             let fire = Fire {
                 retry: Some(RetryOf {
                     previous_run_id: run.id.clone(),
@@ -512,10 +615,19 @@ impl DispatcherCore {
             .iter()
             .filter(|child| match child.on {
                 ChildCondition::Success => run.status == RunStatus::Succeeded,
-                ChildCondition::Failure => matches!(run.status, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Killed),
+                ChildCondition::Failure => matches!(
+                    run.status,
+                    RunStatus::Failed | RunStatus::TimedOut | RunStatus::Killed
+                ),
                 ChildCondition::Always => run.status != RunStatus::Skipped,
             })
-            .map(|child| Fire::new(JobKey::new(job.namespace.clone(), child.job.clone()), now, TriggerKind::Child))
+            .map(|child| {
+                Fire::new(
+                    JobKey::new(job.namespace.clone(), child.job.clone()),
+                    now,
+                    TriggerKind::Child,
+                )
+            })
             .collect();
         if !children.is_empty() {
             actions.push(Action::Fire(children));

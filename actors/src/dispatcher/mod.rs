@@ -51,7 +51,15 @@ impl Dispatcher {
         links: DispatcherLinks,
         tick: Duration,
     ) -> Self {
-        Self { core, proposer, store, transport, links, tick, leader: false }
+        Self {
+            core,
+            proposer,
+            store,
+            transport,
+            links,
+            tick,
+            leader: false,
+        }
     }
 
     fn execute(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
@@ -78,7 +86,11 @@ impl Dispatcher {
                     act.execute(actions, ctx);
                 }));
             }
-            Action::Send { run_id, endpoint, request } => {
+            Action::Send {
+                run_id,
+                endpoint,
+                request,
+            } => {
                 let transport = self.transport.clone();
                 let target = endpoint.clone();
                 let delivery = async move { transport.deliver(&target, &request).await };
@@ -89,10 +101,14 @@ impl Dispatcher {
             }
             Action::CallHttp { run_id, call } => {
                 let transport = self.transport.clone();
-                ctx.spawn(async move { transport.call(call).await }.into_actor(self).map(move |result, act, ctx| {
-                    let actions = act.core.on_http_done(&run_id, result);
-                    act.execute(actions, ctx);
-                }));
+                ctx.spawn(
+                    async move { transport.call(call).await }
+                        .into_actor(self)
+                        .map(move |result, act, ctx| {
+                            let actions = act.core.on_http_done(&run_id, result);
+                            act.execute(actions, ctx);
+                        }),
+                );
             }
             Action::Kill { run_id, endpoint } => {
                 let transport = self.transport.clone();
@@ -164,7 +180,11 @@ impl Handler<Assign> for Dispatcher {
         }
         let mut reply = msg.reply;
         for action in self.core.plan(msg.assignments) {
-            let reply = if matches!(action, Action::Create(_)) { reply.take() } else { None };
+            let reply = if matches!(action, Action::Create(_)) {
+                reply.take()
+            } else {
+                None
+            };
             self.execute_one(action, reply, ctx);
         }
     }
@@ -176,9 +196,16 @@ impl Handler<Report> for Dispatcher {
     fn handle(&mut self, Report(update): Report, ctx: &mut Context<Self>) -> Self::Result {
         let (done, recorded) = oneshot::channel();
         let actions = self.core.on_report(&update);
-        self.links.log_sink.do_send(Record { update, done: Some(done) });
+        self.links.log_sink.do_send(Record {
+            update,
+            done: Some(done),
+        });
         self.execute(actions, ctx);
-        Box::pin(async move { recorded.await.map_err(|_| "the log sink stopped".to_string())? })
+        Box::pin(async move {
+            recorded
+                .await
+                .map_err(|_| "the log sink stopped".to_string())?
+        })
     }
 }
 

@@ -30,7 +30,11 @@ struct Harness {
 
 impl Harness {
     fn new(executors: &[&str]) -> Self {
-        let clock = Arc::new(FixedClock(Mutex::new(DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc())));
+        let clock = Arc::new(FixedClock(Mutex::new(
+            DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+                .unwrap()
+                .to_utc(),
+        )));
         let mut router = RouterCore::new(1);
         router.set_executors(
             executors
@@ -45,8 +49,17 @@ impl Harness {
                 })
                 .collect(),
         );
-        let core = DispatcherCore::new(clock.clone(), vec!["http://scheduler".into()], std::time::Duration::from_secs(1));
-        Self { clock, core, router, created: Vec::new() }
+        let core = DispatcherCore::new(
+            clock.clone(),
+            vec!["http://scheduler".into()],
+            std::time::Duration::from_secs(1),
+        );
+        Self {
+            clock,
+            core,
+            router,
+            created: Vec::new(),
+        }
     }
 
     fn advance(&self, ms: i64) {
@@ -56,7 +69,12 @@ impl Harness {
     fn plan(&mut self, job: &Job, slot_secs: i64) -> Vec<Action> {
         let at = self.clock.now() + Duration::seconds(slot_secs);
         let fire = Fire::new(job.key(), at, TriggerKind::Schedule);
-        let assignments = assign(&mut self.router, &fire, &Arc::new(job.clone()), self.clock.now());
+        let assignments = assign(
+            &mut self.router,
+            &fire,
+            &Arc::new(job.clone()),
+            self.clock.now(),
+        );
         self.core.plan(assignments)
     }
 
@@ -93,7 +111,9 @@ fn sends(actions: &[Action]) -> Vec<(String, String)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send { run_id, endpoint, .. } => Some((run_id.clone(), endpoint.clone())),
+            Action::Send {
+                run_id, endpoint, ..
+            } => Some((run_id.clone(), endpoint.clone())),
             _ => None,
         })
         .collect()
@@ -110,7 +130,10 @@ fn records(actions: &[Action]) -> Vec<RunUpdate> {
 }
 
 fn statuses(actions: &[Action]) -> Vec<RunStatus> {
-    records(actions).into_iter().filter_map(|u| u.status).collect()
+    records(actions)
+        .into_iter()
+        .filter_map(|u| u.status)
+        .collect()
 }
 
 #[test]
@@ -126,7 +149,9 @@ fn nothing_is_sent_before_the_runs_are_committed() {
 #[test]
 fn a_failed_commit_dispatches_nothing() {
     let mut h = Harness::new(&["http://a"]);
-    let Some(Action::Create(plans)) = h.plan(&job(""), 1).into_iter().next() else { panic!("no create") };
+    let Some(Action::Create(plans)) = h.plan(&job(""), 1).into_iter().next() else {
+        panic!("no create")
+    };
     let actions = h.core.on_created(plans, Err("not the leader".into()));
     assert!(sends(&actions).is_empty());
     assert!(matches!(actions.as_slice(), [Action::Release(e)] if e == "http://a"));
@@ -139,7 +164,10 @@ fn a_slot_that_has_its_run_is_not_sent_again() {
     let first = h.plan(&job(""), 1);
     assert_eq!(sends(&h.commit(first)).len(), 1);
     let again = h.plan(&job(""), 1);
-    assert!(sends(&h.commit(again)).is_empty(), "the log created nothing new, so nothing is sent");
+    assert!(
+        sends(&h.commit(again)).is_empty(),
+        "the log created nothing new, so nothing is sent"
+    );
 }
 
 #[test]
@@ -149,11 +177,19 @@ fn undeliverable_runs_fail_over_then_fail() {
     let sent = sends(&h.commit(planned));
     let (run_id, first) = sent[0].clone();
     assert_eq!(first, "http://a");
-    let next = h.core.on_sent(&run_id, "http://a", Err("connection refused".into()));
+    let next = h
+        .core
+        .on_sent(&run_id, "http://a", Err("connection refused".into()));
     assert_eq!(sends(&next), vec![(run_id.clone(), "http://b".to_string())]);
-    let last = h.core.on_sent(&run_id, "http://b", Err("connection refused".into()));
+    let last = h
+        .core
+        .on_sent(&run_id, "http://b", Err("connection refused".into()));
     assert_eq!(statuses(&last), vec![RunStatus::Failed]);
-    assert!(records(&last)[0].error.as_deref().unwrap().contains("could not deliver"));
+    assert!(records(&last)[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("could not deliver"));
     assert_eq!(h.core.active_count(), 0);
 }
 
@@ -168,15 +204,28 @@ fn a_silent_run_times_out_and_is_retried_after_backoff() {
     assert!(h.core.on_tick().is_empty());
     h.advance(1_000);
     let timed_out = h.core.on_tick();
-    assert!(timed_out.iter().any(|a| matches!(a, Action::Kill { run_id: r, .. } if *r == run_id)));
+    assert!(timed_out
+        .iter()
+        .any(|a| matches!(a, Action::Kill { run_id: r, .. } if *r == run_id)));
     assert_eq!(statuses(&timed_out), vec![RunStatus::TimedOut]);
     h.advance(9_000);
-    assert!(h.core.on_tick().iter().all(|a| !matches!(a, Action::Fire(_))), "backoff not over");
+    assert!(
+        h.core
+            .on_tick()
+            .iter()
+            .all(|a| !matches!(a, Action::Fire(_))),
+        "backoff not over"
+    );
     h.advance(1_000);
     let retry = h.core.on_tick();
-    let Some(Action::Fire(fires)) = retry.first() else { panic!("expected the retry fire, got {retry:?}") };
+    let Some(Action::Fire(fires)) = retry.first() else {
+        panic!("expected the retry fire, got {retry:?}")
+    };
     let retry_of = fires[0].retry.as_ref().unwrap();
-    assert_eq!((retry_of.attempt, retry_of.previous_run_id.as_str()), (2, run_id.as_str()));
+    assert_eq!(
+        (retry_of.attempt, retry_of.previous_run_id.as_str()),
+        (2, run_id.as_str())
+    );
 }
 
 #[test]
@@ -185,9 +234,21 @@ fn forbid_skips_and_queue_holds_one() {
     let forbid = job(r#","concurrency":"forbid""#);
     let first = h.plan(&forbid, 1);
     h.commit(first);
-    let Some(Action::Create(plans)) = h.plan(&forbid, 2).into_iter().find(|a| matches!(a, Action::Create(_))) else { panic!() };
+    let Some(Action::Create(plans)) = h
+        .plan(&forbid, 2)
+        .into_iter()
+        .find(|a| matches!(a, Action::Create(_)))
+    else {
+        panic!()
+    };
     assert_eq!(plans[0].assignment.run.status, RunStatus::Skipped);
-    assert!(plans[0].assignment.run.error.as_deref().unwrap().contains("forbid"));
+    assert!(plans[0]
+        .assignment
+        .run
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("forbid"));
 
     let mut h = Harness::new(&["http://a"]);
     let queue = job(r#","concurrency":"queue""#);
@@ -195,11 +256,30 @@ fn forbid_skips_and_queue_holds_one() {
     let (running, endpoint) = sends(&h.commit(first))[0].clone();
     let second = h.plan(&queue, 2);
     assert!(sends(&h.commit(second)).is_empty(), "the second fire waits");
-    let Some(Action::Create(third)) = h.plan(&queue, 3).into_iter().find(|a| matches!(a, Action::Create(_))) else { panic!() };
-    assert_eq!(third[0].assignment.run.status, RunStatus::Skipped, "only one waits");
-    let done = RunUpdate { run_id: running, status: Some(RunStatus::Succeeded), executor: Some(endpoint), ..Default::default() };
+    let Some(Action::Create(third)) = h
+        .plan(&queue, 3)
+        .into_iter()
+        .find(|a| matches!(a, Action::Create(_)))
+    else {
+        panic!()
+    };
+    assert_eq!(
+        third[0].assignment.run.status,
+        RunStatus::Skipped,
+        "only one waits"
+    );
+    let done = RunUpdate {
+        run_id: running,
+        status: Some(RunStatus::Succeeded),
+        executor: Some(endpoint),
+        ..Default::default()
+    };
     let next = h.core.on_report(&done);
-    assert_eq!(sends(&next).len(), 1, "the waiting run starts when the active one ends");
+    assert_eq!(
+        sends(&next).len(),
+        1,
+        "the waiting run starts when the active one ends"
+    );
 }
 
 #[test]
@@ -210,7 +290,9 @@ fn replace_kills_the_active_run_first() {
     let (old, endpoint) = sends(&h.commit(first))[0].clone();
     h.core.on_sent(&old, &endpoint, Ok(()));
     let second = h.plan(&replace, 2);
-    assert!(second.iter().any(|a| matches!(a, Action::Kill { run_id, .. } if *run_id == old)));
+    assert!(second
+        .iter()
+        .any(|a| matches!(a, Action::Kill { run_id, .. } if *run_id == old)));
     assert_eq!(statuses(&second), vec![RunStatus::Killed]);
     assert_eq!(sends(&h.commit(second)).len(), 1);
 }

@@ -35,8 +35,17 @@ impl Transport {
     pub async fn deliver(&self, endpoint: &str, request: &DispatchRequest) -> Result<(), String> {
         let body = protocol::wire::encode(request).map_err(|e| e.to_string())?;
         let url = format!("{}/v1/dispatch", endpoint.trim_end_matches('/'));
-        let builder = self.client.post(&url).header("content-type", MSGPACK).timeout(DELIVERY_TIMEOUT);
-        let response = self.signed(builder, &body).body(body).send().await.map_err(|e| e.to_string())?;
+        let builder = self
+            .client
+            .post(&url)
+            .header("content-type", MSGPACK)
+            .timeout(DELIVERY_TIMEOUT);
+        let response = self
+            .signed(builder, &body)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -49,7 +58,11 @@ impl Transport {
     pub async fn kill(&self, endpoint: &str, run_id: &str) -> Result<(), String> {
         let url = format!("{}/v1/runs/{run_id}/kill", endpoint.trim_end_matches('/'));
         let builder = self.client.post(&url).timeout(DELIVERY_TIMEOUT);
-        let response = self.signed(builder, b"").send().await.map_err(|e| e.to_string())?;
+        let response = self
+            .signed(builder, b"")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         match response.status() {
             s if s.is_success() => Ok(()),
             s => Err(format!("HTTP {s}")),
@@ -72,7 +85,10 @@ impl Transport {
             Ok(response) => {
                 let status = response.status().as_u16();
                 match response.text().await {
-                    Ok(body) => HttpResult::Answered { status, body: tail(&body, OUTPUT_LIMIT).to_string() },
+                    Ok(body) => HttpResult::Answered {
+                        status,
+                        body: tail(&body, OUTPUT_LIMIT).to_string(),
+                    },
                     Err(e) if e.is_timeout() => HttpResult::TimedOut,
                     Err(e) => HttpResult::Failed(e.to_string()),
                 }

@@ -14,7 +14,11 @@ pub struct LogSinkCore {
 
 impl LogSinkCore {
     pub fn new(max_batch: usize) -> Self {
-        Self { updates: Vec::new(), waiters: Vec::new(), max_batch: max_batch.max(1) }
+        Self {
+            updates: Vec::new(),
+            waiters: Vec::new(),
+            max_batch: max_batch.max(1),
+        }
     }
 
     /// Adds an update; true when the batch is full and should go now.
@@ -30,7 +34,10 @@ impl LogSinkCore {
 
     /// The batch to propose and who waits for it.
     pub fn take(&mut self) -> (Vec<RunUpdate>, Vec<Waiter>) {
-        (std::mem::take(&mut self.updates), std::mem::take(&mut self.waiters))
+        (
+            std::mem::take(&mut self.updates),
+            std::mem::take(&mut self.waiters),
+        )
     }
 }
 
@@ -41,9 +48,21 @@ mod tests {
     #[test]
     fn fills_then_empties() {
         let mut core = LogSinkCore::new(2);
-        assert!(!core.push(RunUpdate { run_id: "a".into(), ..Default::default() }, None));
+        assert!(!core.push(
+            RunUpdate {
+                run_id: "a".into(),
+                ..Default::default()
+            },
+            None
+        ));
         let (tx, _rx) = oneshot::channel();
-        assert!(core.push(RunUpdate { run_id: "b".into(), ..Default::default() }, Some(tx)));
+        assert!(core.push(
+            RunUpdate {
+                run_id: "b".into(),
+                ..Default::default()
+            },
+            Some(tx)
+        ));
         let (updates, waiters) = core.take();
         assert_eq!((updates.len(), waiters.len()), (2, 1));
         assert!(core.is_empty());

@@ -21,7 +21,12 @@ pub struct LogSink {
 
 impl LogSink {
     pub fn new(proposer: Arc<dyn Proposer>, max_batch: usize, linger: Duration) -> Self {
-        Self { core: LogSinkCore::new(max_batch), proposer, linger, flush_scheduled: false }
+        Self {
+            core: LogSinkCore::new(max_batch),
+            proposer,
+            linger,
+            flush_scheduled: false,
+        }
     }
 
     fn flush(&mut self) {

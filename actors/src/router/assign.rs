@@ -22,9 +22,18 @@ pub struct Assignment {
     pub fallbacks: Vec<String>,
 }
 
-pub fn assign(core: &mut RouterCore, fire: &Fire, job: &Arc<Job>, now: DateTime<Utc>) -> Vec<Assignment> {
+pub fn assign(
+    core: &mut RouterCore,
+    fire: &Fire,
+    job: &Arc<Job>,
+    now: DateTime<Utc>,
+) -> Vec<Assignment> {
     let params = fire.params.clone().unwrap_or_else(|| job.params.clone());
-    let plan = |run: Run, fallbacks: Vec<String>| Assignment { run, job: job.clone(), fallbacks };
+    let plan = |run: Run, fallbacks: Vec<String>| Assignment {
+        run,
+        job: job.clone(),
+        fallbacks,
+    };
     if let Some(reason) = &fire.skip_reason {
         let count = shard_count(job);
         return (0..count)
@@ -82,7 +91,11 @@ fn shard_count(job: &Job) -> u32 {
 }
 
 fn shard(job: &Job, index: u32, count: u32) -> ShardInfo {
-    ShardInfo { index, count, param: job.shard_param(index) }
+    ShardInfo {
+        index,
+        count,
+        param: job.shard_param(index),
+    }
 }
 
 /// Sets the run's executor (or fails the run when the group has none) and
@@ -104,7 +117,10 @@ fn place(core: &mut RouterCore, job: &Job, run: &mut Run, avoid: Option<&str>) -
         }
         None => {
             run.status = RunStatus::Failed;
-            run.error = Some(format!("no executor in group {:?} can take the run", job.group().unwrap_or_default()));
+            run.error = Some(format!(
+                "no executor in group {:?} can take the run",
+                job.group().unwrap_or_default()
+            ));
             run.finished_at = Some(run.created_at);
             Vec::new()
         }

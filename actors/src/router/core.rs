@@ -86,7 +86,10 @@ impl RouterCore {
 
     /// Endpoints of every executor of the group (`broadcast`).
     pub fn broadcast(&self, job: &Job) -> Vec<String> {
-        self.candidates(job).into_iter().map(|e| e.endpoint.clone()).collect()
+        self.candidates(job)
+            .into_iter()
+            .map(|e| e.endpoint.clone())
+            .collect()
     }
 
     /// Picks the executor for one shard of a job by its routing policy,
@@ -138,7 +141,9 @@ impl RouterCore {
         let primary = preferred[pick].endpoint.clone();
         // Fail over through the rest of the group, starting after the pick.
         let start = all.iter().position(|e| e.endpoint == primary).unwrap_or(0);
-        let fallbacks = (1..all.len()).map(|i| all[(start + i) % all.len()].endpoint.clone()).collect();
+        let fallbacks = (1..all.len())
+            .map(|i| all[(start + i) % all.len()].endpoint.clone())
+            .collect();
         Some(Route { primary, fallbacks })
     }
 
@@ -150,7 +155,9 @@ impl RouterCore {
         }
         let weight_of = |i: usize| current.get(&candidates[i].id).copied().unwrap_or(0);
         // Highest current weight wins; ties go to the first in id order.
-        let best = (0..candidates.len()).max_by_key(|&i| (weight_of(i), std::cmp::Reverse(i))).unwrap_or(0);
+        let best = (0..candidates.len())
+            .max_by_key(|&i| (weight_of(i), std::cmp::Reverse(i)))
+            .unwrap_or(0);
         if let Some(w) = current.get_mut(&candidates[best].id) {
             *w -= total;
         }
@@ -198,7 +205,14 @@ mod tests {
 
     fn picks(core: &mut RouterCore, routing: &str, n: usize) -> Vec<String> {
         let job = job(routing);
-        (0..n).map(|i| core.route(&job, i as u32 % 3, None).unwrap().primary.replace("http://", "")).collect()
+        (0..n)
+            .map(|i| {
+                core.route(&job, i as u32 % 3, None)
+                    .unwrap()
+                    .primary
+                    .replace("http://", "")
+            })
+            .collect()
     }
 
     fn router(weights: &[(&str, u32)]) -> RouterCore {
@@ -219,7 +233,11 @@ mod tests {
         let mut core = router(&[("a", 3), ("b", 1)]);
         let got = picks(&mut core, "weighted_round_robin", 8);
         assert_eq!(got.iter().filter(|p| *p == "a").count(), 6);
-        assert_ne!(got[..3], ["a", "a", "a"], "smooth: b is not starved for a whole round");
+        assert_ne!(
+            got[..3],
+            ["a", "a", "a"],
+            "smooth: b is not starved for a whole round"
+        );
     }
 
     #[test]
@@ -234,8 +252,12 @@ mod tests {
     fn consistent_hash_is_stable_and_moves_only_lost_shards() {
         let mut core = router(&[("a", 1), ("b", 1), ("c", 1)]);
         let job = job("consistent_hash");
-        let before: Vec<String> = (0..30).map(|s| core.route(&job, s, None).unwrap().primary).collect();
-        let again: Vec<String> = (0..30).map(|s| core.route(&job, s, None).unwrap().primary).collect();
+        let before: Vec<String> = (0..30)
+            .map(|s| core.route(&job, s, None).unwrap().primary)
+            .collect();
+        let again: Vec<String> = (0..30)
+            .map(|s| core.route(&job, s, None).unwrap().primary)
+            .collect();
         assert_eq!(before, again);
         core.set_executors(vec![executor("a", 1), executor("b", 1)]);
         for (s, prev) in before.iter().enumerate() {
@@ -259,9 +281,20 @@ mod tests {
     #[test]
     fn avoid_skips_the_failed_executor_when_possible() {
         let mut core = router(&[("a", 1), ("b", 1)]);
-        assert_eq!(core.route(&job("first"), 0, Some("http://a")).unwrap().primary, "http://b");
+        assert_eq!(
+            core.route(&job("first"), 0, Some("http://a"))
+                .unwrap()
+                .primary,
+            "http://b"
+        );
         let mut single = router(&[("a", 1)]);
-        assert_eq!(single.route(&job("first"), 0, Some("http://a")).unwrap().primary, "http://a");
+        assert_eq!(
+            single
+                .route(&job("first"), 0, Some("http://a"))
+                .unwrap()
+                .primary,
+            "http://a"
+        );
         assert!(router(&[]).route(&job("first"), 0, None).is_none());
     }
 }

@@ -26,8 +26,18 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(core: RouterCore, store: Arc<StateMachine>, clock: SharedClock, dispatcher: Recipient<Assign>) -> Self {
-        Self { core, store, clock, dispatcher }
+    pub fn new(
+        core: RouterCore,
+        store: Arc<StateMachine>,
+        clock: SharedClock,
+        dispatcher: Recipient<Assign>,
+    ) -> Self {
+        Self {
+            core,
+            store,
+            clock,
+            dispatcher,
+        }
     }
 }
 
@@ -43,7 +53,9 @@ impl Handler<Fires> for Router {
         let mut assignments = Vec::new();
         for fire in &msg.fires {
             match self.store.job(&fire.job) {
-                Ok(Some(job)) => assignments.extend(assign(&mut self.core, fire, &Arc::new(job), now)),
+                Ok(Some(job)) => {
+                    assignments.extend(assign(&mut self.core, fire, &Arc::new(job), now))
+                }
                 Ok(None) => tracing::warn!(job = %fire.job, "fire for a job that no longer exists"),
                 Err(e) => tracing::error!(job = %fire.job, error = %e, "cannot read job"),
             }
@@ -54,7 +66,10 @@ impl Handler<Fires> for Router {
             }
             return;
         }
-        self.dispatcher.do_send(Assign { assignments, reply: msg.reply });
+        self.dispatcher.do_send(Assign {
+            assignments,
+            reply: msg.reply,
+        });
     }
 }
 

@@ -22,8 +22,12 @@ impl StateMachine {
         let outcome = match cmd {
             MetaCommand::PutJob { job, mode, at } => put_job(&mut txn, job, *mode, *at)?,
             MetaCommand::DeleteJob { key } => delete_job(&mut txn, key)?,
-            MetaCommand::SetJobEnabled { key, enabled, at } => set_enabled(&mut txn, key, *enabled, *at)?,
-            MetaCommand::CreateRuns { runs } => create_runs(&mut txn, index, runs, self.history_limit)?,
+            MetaCommand::SetJobEnabled { key, enabled, at } => {
+                set_enabled(&mut txn, key, *enabled, *at)?
+            }
+            MetaCommand::CreateRuns { runs } => {
+                create_runs(&mut txn, index, runs, self.history_limit)?
+            }
             MetaCommand::RecordRuns { updates } => record_runs(&mut txn, updates)?,
         };
         txn.put_raw(keys::APPLIED.to_vec(), index.to_be_bytes().to_vec());
@@ -32,27 +36,50 @@ impl StateMachine {
     }
 }
 
-fn put_job(txn: &mut Txn, job: &Job, mode: PutMode, at: DateTime<Utc>) -> Result<Outcome, StoreError> {
+fn put_job(
+    txn: &mut Txn,
+    job: &Job,
+    mode: PutMode,
+    at: DateTime<Utc>,
+) -> Result<Outcome, StoreError> {
     let key = job.key();
     let state: Option<JobState> = txn.get(&keys::job_state(&key))?;
     let state = match (mode, state) {
         (PutMode::Create, Some(_)) => return Ok(Outcome::Rejected(Rejection::JobExists(key))),
         (PutMode::Replace, None) => return Ok(Outcome::Rejected(Rejection::JobNotFound(key))),
-        (PutMode::Create, None) => JobState { created_at: at, updated_at: at, cursor: at, run_count: 0 },
+        (PutMode::Create, None) => JobState {
+            created_at: at,
+            updated_at: at,
+            cursor: at,
+            run_count: 0,
+        },
         (PutMode::Replace, Some(state)) => {
             // Slots before the new definition are not owed by it.
-            JobState { updated_at: at, cursor: state.cursor.max(at), ..state }
+            JobState {
+                updated_at: at,
+                cursor: state.cursor.max(at),
+                ..state
+            }
         }
     };
     txn.put(keys::job(&key), job)?;
     txn.put(keys::job_state(&key), &state)?;
-    Ok(Outcome::JobPut { job: Box::new(job.clone()), created: mode == PutMode::Create })
+    Ok(Outcome::JobPut {
+        job: Box::new(job.clone()),
+        created: mode == PutMode::Create,
+    })
 }
 
-fn set_enabled(txn: &mut Txn, key: &JobKey, enabled: bool, at: DateTime<Utc>) -> Result<Outcome, StoreError> {
-    let (Some(mut job), Some(mut state)) =
-        (txn.get::<Job>(&keys::job(key))?, txn.get::<JobState>(&keys::job_state(key))?)
-    else {
+fn set_enabled(
+    txn: &mut Txn,
+    key: &JobKey,
+    enabled: bool,
+    at: DateTime<Utc>,
+) -> Result<Outcome, StoreError> {
+    let (Some(mut job), Some(mut state)) = (
+        txn.get::<Job>(&keys::job(key))?,
+        txn.get::<JobState>(&keys::job_state(key))?,
+    ) else {
         return Ok(Outcome::Rejected(Rejection::JobNotFound(key.clone())));
     };
     if enabled && !job.enabled {
@@ -63,15 +90,22 @@ fn set_enabled(txn: &mut Txn, key: &JobKey, enabled: bool, at: DateTime<Utc>) ->
     state.updated_at = at;
     txn.put(keys::job(key), &job)?;
     txn.put(keys::job_state(key), &state)?;
-    Ok(Outcome::JobPut { job: Box::new(job), created: false })
+    Ok(Outcome::JobPut {
+        job: Box::new(job),
+        created: false,
+    })
 }
 
 fn delete_job(txn: &mut Txn, key: &JobKey) -> Result<Outcome, StoreError> {
     if !txn.exists(&keys::job(key))? {
-        return Ok(Outcome::JobDeleted { key: key.clone(), existed: false });
+        return Ok(Outcome::JobDeleted {
+            key: key.clone(),
+            existed: false,
+        });
     }
-    let index_entries: Vec<(Vec<u8>, Vec<u8>)> =
-        txn.scan_committed(&keys::runs_of_job_prefix(key)).collect::<Result<_, _>>()?;
+    let index_entries: Vec<(Vec<u8>, Vec<u8>)> = txn
+        .scan_committed(&keys::runs_of_job_prefix(key))
+        .collect::<Result<_, _>>()?;
     for (index_key, run_id) in index_entries {
         let run_id = String::from_utf8_lossy(&run_id).into_owned();
         remove_run(txn, &run_id)?;
@@ -79,10 +113,18 @@ fn delete_job(txn: &mut Txn, key: &JobKey) -> Result<Outcome, StoreError> {
     }
     txn.delete(keys::job(key));
     txn.delete(keys::job_state(key));
-    Ok(Outcome::JobDeleted { key: key.clone(), existed: true })
+    Ok(Outcome::JobDeleted {
+        key: key.clone(),
+        existed: true,
+    })
 }
 
-fn create_runs(txn: &mut Txn, index: u64, runs: &[Run], history_limit: usize) -> Result<Outcome, StoreError> {
+fn create_runs(
+    txn: &mut Txn,
+    index: u64,
+    runs: &[Run],
+    history_limit: usize,
+) -> Result<Outcome, StoreError> {
     let mut states: HashMap<JobKey, JobState> = HashMap::new();
     let mut created = Vec::new();
     for (position, run) in runs.iter().enumerate() {
@@ -104,9 +146,18 @@ fn create_runs(txn: &mut Txn, index: u64, runs: &[Run], history_limit: usize) ->
         }
         run.output = tail(&run.output, OUTPUT_LIMIT).to_string();
         let seq = keys::seq(index, position);
-        txn.put(keys::run(&run.id), &StoredRun { seq, run: run.clone() })?;
+        txn.put(
+            keys::run(&run.id),
+            &StoredRun {
+                seq,
+                run: run.clone(),
+            },
+        )?;
         txn.put_raw(keys::run_of_job(&key, seq), run.id.clone().into_bytes());
-        txn.put_raw(keys::run_by_status(run.status, seq), run.id.clone().into_bytes());
+        txn.put_raw(
+            keys::run_by_status(run.status, seq),
+            run.id.clone().into_bytes(),
+        );
         txn.put_raw(keys::run_in_all(seq), run.id.clone().into_bytes());
         if let Some(state) = states.get_mut(&key) {
             state.run_count += 1;
@@ -124,7 +175,12 @@ fn create_runs(txn: &mut Txn, index: u64, runs: &[Run], history_limit: usize) ->
 }
 
 /// Drops the oldest terminal runs of a job beyond `limit`.
-fn trim_history(txn: &mut Txn, key: &JobKey, state: &mut JobState, limit: usize) -> Result<(), StoreError> {
+fn trim_history(
+    txn: &mut Txn,
+    key: &JobKey,
+    state: &mut JobState,
+    limit: usize,
+) -> Result<(), StoreError> {
     let mut excess = state.run_count.saturating_sub(limit as u64);
     if excess == 0 {
         return Ok(());
@@ -174,7 +230,10 @@ fn record_runs(txn: &mut Txn, updates: &[RunUpdate]) -> Result<Outcome, StoreErr
         merge(&mut stored.run, update);
         if stored.run.status != before {
             txn.delete(keys::run_by_status(before, stored.seq));
-            txn.put_raw(keys::run_by_status(stored.run.status, stored.seq), stored.run.id.clone().into_bytes());
+            txn.put_raw(
+                keys::run_by_status(stored.run.status, stored.seq),
+                stored.run.id.clone().into_bytes(),
+            );
             changed.retain(|r| r.id != stored.run.id);
             changed.push(stored.run.clone());
         }

@@ -77,7 +77,10 @@ pub fn run_in_all(seq: u64) -> Vec<u8> {
 
 /// The `seq` at the end of an index key.
 pub fn seq_of(index_key: &[u8]) -> Option<u64> {
-    let tail: [u8; 8] = index_key.get(index_key.len().checked_sub(8)?..)?.try_into().ok()?;
+    let tail: [u8; 8] = index_key
+        .get(index_key.len().checked_sub(8)?..)?
+        .try_into()
+        .ok()?;
     Some(u64::from_be_bytes(tail))
 }
 

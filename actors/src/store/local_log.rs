@@ -42,7 +42,11 @@ pub struct LocalLog {
 
 impl LocalLog {
     /// Starts the log thread. Applied commands are published on `applied`.
-    pub fn start(store: Arc<StateMachine>, applied: UnboundedSender<Applied>, durability: Durability) -> Self {
+    pub fn start(
+        store: Arc<StateMachine>,
+        applied: UnboundedSender<Applied>,
+        durability: Durability,
+    ) -> Self {
         let (tx, rx) = mpsc::channel::<Proposal>();
         thread::Builder::new()
             .name("cronmesh-log".into())
@@ -64,7 +68,12 @@ impl Proposer for LocalLog {
     }
 }
 
-fn run_log(store: Arc<StateMachine>, rx: mpsc::Receiver<Proposal>, applied: UnboundedSender<Applied>, durability: Durability) {
+fn run_log(
+    store: Arc<StateMachine>,
+    rx: mpsc::Receiver<Proposal>,
+    applied: UnboundedSender<Applied>,
+    durability: Durability,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -94,7 +103,11 @@ fn run_log(store: Arc<StateMachine>, rx: mpsc::Receiver<Proposal>, applied: Unbo
             let result = match (&flushed, outcome) {
                 (Ok(()), Ok(outcome)) => {
                     let cmd = Arc::new(proposal.cmd);
-                    let _ = applied.send(Applied { index, cmd, outcome: outcome.clone() });
+                    let _ = applied.send(Applied {
+                        index,
+                        cmd,
+                        outcome: outcome.clone(),
+                    });
                     Ok(outcome)
                 }
                 (Err(e), _) => Err(ProposeError::Storage(e.clone())),

@@ -42,8 +42,14 @@ pub enum StoreError {
 pub enum Outcome {
     /// The log index was applied before (replay after restart).
     AlreadyApplied,
-    JobPut { job: Box<Job>, created: bool },
-    JobDeleted { key: JobKey, existed: bool },
+    JobPut {
+        job: Box<Job>,
+        created: bool,
+    },
+    JobDeleted {
+        key: JobKey,
+        existed: bool,
+    },
     /// Runs that were new; runs whose id existed are left out.
     RunsCreated(Vec<Run>),
     /// Runs whose status changed, as they are now.
@@ -73,7 +79,11 @@ impl StateMachine {
 
     pub fn with_db(db: sled::Db, history_limit: usize) -> Result<Self, StoreError> {
         let tree = db.open_tree("state")?;
-        Ok(Self { db, tree, history_limit: history_limit.max(1) })
+        Ok(Self {
+            db,
+            tree,
+            history_limit: history_limit.max(1),
+        })
     }
 
     /// Makes everything applied so far survive a crash of the process.
@@ -84,10 +94,12 @@ impl StateMachine {
 
     pub fn applied_index(&self) -> Result<u64, StoreError> {
         Ok(match self.tree.get(keys::APPLIED)? {
-            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                key: "applied".into(),
-                reason: "not 8 bytes".into(),
-            })?),
+            Some(bytes) => {
+                u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    key: "applied".into(),
+                    reason: "not 8 bytes".into(),
+                })?)
+            }
             None => 0,
         })
     }

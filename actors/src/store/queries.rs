@@ -17,7 +17,10 @@ pub struct JobFilter {
 impl JobFilter {
     fn matches(&self, job: &Job) -> bool {
         self.enabled.is_none_or(|e| job.enabled == e)
-            && self.labels.iter().all(|(k, v)| job.labels.get(k) == Some(v))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| job.labels.get(k) == Some(v))
     }
 }
 
@@ -34,7 +37,9 @@ pub struct RunFilter {
 
 impl RunFilter {
     fn matches(&self, run: &Run) -> bool {
-        self.job.as_ref().is_none_or(|k| k.namespace == run.namespace && k.id == run.job_id)
+        self.job
+            .as_ref()
+            .is_none_or(|k| k.namespace == run.namespace && k.id == run.job_id)
             && self.status.is_none_or(|s| s == run.status)
             && self.since.is_none_or(|t| run.scheduled_at >= t)
             && self.until.is_none_or(|t| run.scheduled_at < t)
@@ -101,7 +106,12 @@ impl StateMachine {
 
     /// Runs newest first, older than the `before` cursor, at most `limit`;
     /// the second value is the cursor for the next page.
-    pub fn runs(&self, filter: &RunFilter, before: Option<u64>, limit: usize) -> Result<(Vec<Run>, Option<u64>), StoreError> {
+    pub fn runs(
+        &self,
+        filter: &RunFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Run>, Option<u64>), StoreError> {
         let prefix = match (&filter.job, filter.status) {
             (Some(job), _) => keys::runs_of_job_prefix(job),
             (None, Some(status)) => keys::runs_by_status_prefix(status),
@@ -113,7 +123,9 @@ impl StateMachine {
         let mut last_seq = None;
         for entry in self.tree.range(prefix.clone()..end).rev() {
             let (k, run_id) = entry?;
-            let Some(stored) = self.get::<StoredRun>(&keys::run(&String::from_utf8_lossy(&run_id)))? else {
+            let Some(stored) =
+                self.get::<StoredRun>(&keys::run(&String::from_utf8_lossy(&run_id)))?
+            else {
                 continue;
             };
             if !filter.matches(&stored.run) {
@@ -131,7 +143,11 @@ impl StateMachine {
     /// Runs that are pending, dispatched or running.
     pub fn active_runs(&self) -> Result<Vec<Run>, StoreError> {
         let mut out = Vec::new();
-        for status in [RunStatus::Pending, RunStatus::Dispatched, RunStatus::Running] {
+        for status in [
+            RunStatus::Pending,
+            RunStatus::Dispatched,
+            RunStatus::Running,
+        ] {
             for entry in self.tree.scan_prefix(keys::runs_by_status_prefix(status)) {
                 let (_, run_id) = entry?;
                 if let Some(run) = self.run(&String::from_utf8_lossy(&run_id))? {
@@ -144,7 +160,11 @@ impl StateMachine {
 
     /// The most recently created run of a job.
     pub fn last_run(&self, key: &JobKey) -> Result<Option<Run>, StoreError> {
-        match self.tree.scan_prefix(keys::runs_of_job_prefix(key)).next_back() {
+        match self
+            .tree
+            .scan_prefix(keys::runs_of_job_prefix(key))
+            .next_back()
+        {
             Some(entry) => {
                 let (_, run_id) = entry?;
                 self.run(&String::from_utf8_lossy(&run_id))

@@ -12,7 +12,10 @@ fn t(s: &str) -> DateTime<Utc> {
 
 fn job(id: &str) -> Job {
     protocol::validate::from_json(
-        format!(r#"{{"id":"{id}","schedule":"@every 1s","target":{{"type":"shell","command":"true"}}}}"#).as_bytes(),
+        format!(
+            r#"{{"id":"{id}","schedule":"@every 1s","target":{{"type":"shell","command":"true"}}}}"#
+        )
+        .as_bytes(),
     )
     .unwrap()
 }
@@ -24,7 +27,11 @@ fn slot_run(job: &Job, at: DateTime<Utc>) -> Run {
         namespace: job.namespace.clone(),
         scheduled_at: at,
         trigger: TriggerKind::Schedule,
-        shard: ShardInfo { index: 0, count: 1, param: String::new() },
+        shard: ShardInfo {
+            index: 0,
+            count: 1,
+            param: String::new(),
+        },
         attempt: 1,
         status: RunStatus::Pending,
         executor: None,
@@ -62,13 +69,28 @@ fn create_rejects_existing_and_replace_rejects_missing() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), 10);
     let at = t("2026-01-01T00:00:00Z");
-    assert!(matches!(log.apply(MetaCommand::PutJob { job: Box::new(job("a")), mode: PutMode::Create, at }), Outcome::JobPut { created: true, .. }));
+    assert!(matches!(
+        log.apply(MetaCommand::PutJob {
+            job: Box::new(job("a")),
+            mode: PutMode::Create,
+            at
+        }),
+        Outcome::JobPut { created: true, .. }
+    ));
     assert_eq!(
-        log.apply(MetaCommand::PutJob { job: Box::new(job("a")), mode: PutMode::Create, at }),
+        log.apply(MetaCommand::PutJob {
+            job: Box::new(job("a")),
+            mode: PutMode::Create,
+            at
+        }),
         Outcome::Rejected(Rejection::JobExists(JobKey::new("default", "a")))
     );
     assert_eq!(
-        log.apply(MetaCommand::PutJob { job: Box::new(job("b")), mode: PutMode::Replace, at }),
+        log.apply(MetaCommand::PutJob {
+            job: Box::new(job("b")),
+            mode: PutMode::Replace,
+            at
+        }),
         Outcome::Rejected(Rejection::JobNotFound(JobKey::new("default", "b")))
     );
     assert_eq!(log.sm.applied_index().unwrap(), 3);
@@ -80,21 +102,40 @@ fn a_slot_is_created_once_and_advances_the_cursor() {
     let mut log = open(dir.path(), 10);
     let j = job("a");
     let at = t("2026-01-01T00:00:00Z");
-    log.apply(MetaCommand::PutJob { job: Box::new(j.clone()), mode: PutMode::Create, at });
+    log.apply(MetaCommand::PutJob {
+        job: Box::new(j.clone()),
+        mode: PutMode::Create,
+        at,
+    });
     let slot = at + Duration::seconds(1);
-    let first = log.apply(MetaCommand::CreateRuns { runs: vec![slot_run(&j, slot)] });
-    let second = log.apply(MetaCommand::CreateRuns { runs: vec![slot_run(&j, slot)] });
+    let first = log.apply(MetaCommand::CreateRuns {
+        runs: vec![slot_run(&j, slot)],
+    });
+    let second = log.apply(MetaCommand::CreateRuns {
+        runs: vec![slot_run(&j, slot)],
+    });
     assert!(matches!(first, Outcome::RunsCreated(ref r) if r.len() == 1));
     assert_eq!(second, Outcome::RunsCreated(vec![]));
     assert_eq!(log.sm.job_state(&j.key()).unwrap().unwrap().cursor, slot);
-    assert_eq!(log.sm.runs(&RunFilter::default(), None, 100).unwrap().0.len(), 1);
+    assert_eq!(
+        log.sm
+            .runs(&RunFilter::default(), None, 100)
+            .unwrap()
+            .0
+            .len(),
+        1
+    );
 }
 
 #[test]
 fn replaying_an_applied_index_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let sm = StateMachine::open(dir.path(), 10).unwrap();
-    let cmd = MetaCommand::PutJob { job: Box::new(job("a")), mode: PutMode::Create, at: t("2026-01-01T00:00:00Z") };
+    let cmd = MetaCommand::PutJob {
+        job: Box::new(job("a")),
+        mode: PutMode::Create,
+        at: t("2026-01-01T00:00:00Z"),
+    };
     assert!(matches!(sm.apply(1, &cmd).unwrap(), Outcome::JobPut { .. }));
     assert_eq!(sm.apply(1, &cmd).unwrap(), Outcome::AlreadyApplied);
 }
@@ -105,24 +146,52 @@ fn terminal_status_is_final_and_status_index_follows() {
     let mut log = open(dir.path(), 10);
     let j = job("a");
     let at = t("2026-01-01T00:00:00Z");
-    log.apply(MetaCommand::PutJob { job: Box::new(j.clone()), mode: PutMode::Create, at });
+    log.apply(MetaCommand::PutJob {
+        job: Box::new(j.clone()),
+        mode: PutMode::Create,
+        at,
+    });
     let run = slot_run(&j, at + Duration::seconds(1));
-    log.apply(MetaCommand::CreateRuns { runs: vec![run.clone()] });
+    log.apply(MetaCommand::CreateRuns {
+        runs: vec![run.clone()],
+    });
     let update = |status, output: &str| RunUpdate {
         run_id: run.id.clone(),
         status: Some(status),
         output: (!output.is_empty()).then(|| output.to_string()),
         ..Default::default()
     };
-    log.apply(MetaCommand::RecordRuns { updates: vec![update(RunStatus::TimedOut, "")] });
-    let changed = log.apply(MetaCommand::RecordRuns { updates: vec![update(RunStatus::Succeeded, "late")] });
+    log.apply(MetaCommand::RecordRuns {
+        updates: vec![update(RunStatus::TimedOut, "")],
+    });
+    let changed = log.apply(MetaCommand::RecordRuns {
+        updates: vec![update(RunStatus::Succeeded, "late")],
+    });
     assert_eq!(changed, Outcome::RunsChanged(vec![]));
     let stored = log.sm.run(&run.id).unwrap().unwrap();
     assert_eq!(stored.status, RunStatus::TimedOut);
-    assert_eq!(stored.output, "late", "a late report may still fill in the output");
-    let by_status = |s| RunFilter { status: Some(s), ..Default::default() };
-    assert_eq!(log.sm.runs(&by_status(RunStatus::TimedOut), None, 10).unwrap().0.len(), 1);
-    assert!(log.sm.runs(&by_status(RunStatus::Pending), None, 10).unwrap().0.is_empty());
+    assert_eq!(
+        stored.output, "late",
+        "a late report may still fill in the output"
+    );
+    let by_status = |s| RunFilter {
+        status: Some(s),
+        ..Default::default()
+    };
+    assert_eq!(
+        log.sm
+            .runs(&by_status(RunStatus::TimedOut), None, 10)
+            .unwrap()
+            .0
+            .len(),
+        1
+    );
+    assert!(log
+        .sm
+        .runs(&by_status(RunStatus::Pending), None, 10)
+        .unwrap()
+        .0
+        .is_empty());
     assert!(log.sm.active_runs().unwrap().is_empty());
 }
 
@@ -132,16 +201,40 @@ fn history_is_bounded_per_job_keeping_the_newest() {
     let mut log = open(dir.path(), 3);
     let j = job("a");
     let at = t("2026-01-01T00:00:00Z");
-    log.apply(MetaCommand::PutJob { job: Box::new(j.clone()), mode: PutMode::Create, at });
+    log.apply(MetaCommand::PutJob {
+        job: Box::new(j.clone()),
+        mode: PutMode::Create,
+        at,
+    });
     for i in 1..=5 {
         let mut run = slot_run(&j, at + Duration::seconds(i));
         run.status = RunStatus::Succeeded;
         log.apply(MetaCommand::CreateRuns { runs: vec![run] });
     }
-    let (runs, _) = log.sm.runs(&RunFilter { job: Some(j.key()), ..Default::default() }, None, 100).unwrap();
-    let slots: Vec<i64> = runs.iter().map(|r| (r.scheduled_at - at).num_seconds()).collect();
+    let (runs, _) = log
+        .sm
+        .runs(
+            &RunFilter {
+                job: Some(j.key()),
+                ..Default::default()
+            },
+            None,
+            100,
+        )
+        .unwrap();
+    let slots: Vec<i64> = runs
+        .iter()
+        .map(|r| (r.scheduled_at - at).num_seconds())
+        .collect();
     assert_eq!(slots, vec![5, 4, 3]);
-    assert_eq!(log.sm.runs(&RunFilter::default(), None, 100).unwrap().0.len(), 3);
+    assert_eq!(
+        log.sm
+            .runs(&RunFilter::default(), None, 100)
+            .unwrap()
+            .0
+            .len(),
+        3
+    );
 }
 
 #[test]
@@ -150,15 +243,28 @@ fn pages_of_runs_follow_the_cursor() {
     let mut log = open(dir.path(), 100);
     let j = job("a");
     let at = t("2026-01-01T00:00:00Z");
-    log.apply(MetaCommand::PutJob { job: Box::new(j.clone()), mode: PutMode::Create, at });
+    log.apply(MetaCommand::PutJob {
+        job: Box::new(j.clone()),
+        mode: PutMode::Create,
+        at,
+    });
     for i in 1..=5 {
-        log.apply(MetaCommand::CreateRuns { runs: vec![slot_run(&j, at + Duration::seconds(i))] });
+        log.apply(MetaCommand::CreateRuns {
+            runs: vec![slot_run(&j, at + Duration::seconds(i))],
+        });
     }
     let (page1, cursor) = log.sm.runs(&RunFilter::default(), None, 2).unwrap();
     let (page2, cursor2) = log.sm.runs(&RunFilter::default(), cursor, 2).unwrap();
     let (page3, cursor3) = log.sm.runs(&RunFilter::default(), cursor2, 2).unwrap();
-    let secs = |p: &[Run]| p.iter().map(|r| (r.scheduled_at - at).num_seconds()).collect::<Vec<_>>();
-    assert_eq!((secs(&page1), secs(&page2), secs(&page3)), (vec![5, 4], vec![3, 2], vec![1]));
+    let secs = |p: &[Run]| {
+        p.iter()
+            .map(|r| (r.scheduled_at - at).num_seconds())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        (secs(&page1), secs(&page2), secs(&page3)),
+        (vec![5, 4], vec![3, 2], vec![1])
+    );
     assert!(cursor3.is_none());
 }
 
@@ -169,15 +275,32 @@ fn state_survives_reopening_and_delete_removes_runs() {
     let at = t("2026-01-01T00:00:00Z");
     {
         let mut log = open(dir.path(), 10);
-        log.apply(MetaCommand::PutJob { job: Box::new(j.clone()), mode: PutMode::Create, at });
-        log.apply(MetaCommand::CreateRuns { runs: vec![slot_run(&j, at + Duration::seconds(1))] });
+        log.apply(MetaCommand::PutJob {
+            job: Box::new(j.clone()),
+            mode: PutMode::Create,
+            at,
+        });
+        log.apply(MetaCommand::CreateRuns {
+            runs: vec![slot_run(&j, at + Duration::seconds(1))],
+        });
         log.sm.flush().unwrap();
     }
     let mut log = open(dir.path(), 10);
     assert_eq!(log.index, 2);
     assert_eq!(log.sm.job(&j.key()).unwrap(), Some(j.clone()));
     assert_eq!(log.sm.active_runs().unwrap().len(), 1);
-    assert_eq!(log.apply(MetaCommand::DeleteJob { key: j.key() }), Outcome::JobDeleted { key: j.key(), existed: true });
+    assert_eq!(
+        log.apply(MetaCommand::DeleteJob { key: j.key() }),
+        Outcome::JobDeleted {
+            key: j.key(),
+            existed: true
+        }
+    );
     assert!(log.sm.active_runs().unwrap().is_empty());
-    assert!(log.sm.runs(&RunFilter::default(), None, 10).unwrap().0.is_empty());
+    assert!(log
+        .sm
+        .runs(&RunFilter::default(), None, 10)
+        .unwrap()
+        .0
+        .is_empty());
 }

@@ -15,7 +15,10 @@ pub struct Txn<'a> {
 
 impl<'a> Txn<'a> {
     pub fn new(tree: &'a sled::Tree) -> Self {
-        Self { tree, writes: BTreeMap::new() }
+        Self {
+            tree,
+            writes: BTreeMap::new(),
+        }
     }
 
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -26,7 +29,9 @@ impl<'a> Txn<'a> {
     }
 
     pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        self.get_raw(key)?.map(|bytes| super::decode(key, &bytes)).transpose()
+        self.get_raw(key)?
+            .map(|bytes| super::decode(key, &bytes))
+            .transpose()
     }
 
     pub fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {
@@ -49,12 +54,17 @@ impl<'a> Txn<'a> {
 
     /// Keys and values stored under `prefix` before this command, oldest
     /// first, skipping those this command deleted.
-    pub fn scan_committed(&self, prefix: &[u8]) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
-        self.tree.scan_prefix(prefix).filter_map(move |item| match item {
-            Ok((k, _)) if matches!(self.writes.get(k.as_ref()), Some(None)) => None,
-            Ok((k, v)) => Some(Ok((k.to_vec(), v.to_vec()))),
-            Err(e) => Some(Err(e.into())),
-        })
+    pub fn scan_committed(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
+        self.tree
+            .scan_prefix(prefix)
+            .filter_map(move |item| match item {
+                Ok((k, _)) if matches!(self.writes.get(k.as_ref()), Some(None)) => None,
+                Ok((k, v)) => Some(Ok((k.to_vec(), v.to_vec()))),
+                Err(e) => Some(Err(e.into())),
+            })
     }
 
     pub fn into_batch(self) -> sled::Batch {

@@ -30,7 +30,11 @@ pub struct TriggerCore {
 
 impl TriggerCore {
     pub fn new(catch_up_limit: usize) -> Self {
-        Self { queue: BTreeSet::new(), entries: HashMap::new(), catch_up_limit: catch_up_limit.max(1) }
+        Self {
+            queue: BTreeSet::new(),
+            entries: HashMap::new(),
+            catch_up_limit: catch_up_limit.max(1),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -51,12 +55,19 @@ impl TriggerCore {
     /// that never fire are not tracked.
     pub fn track(&mut self, job: &Job, now: DateTime<Utc>) {
         let key = job.key();
-        let pending = self.entries.get(&key).and_then(|e| e.next).filter(|next| *next <= now);
+        let pending = self
+            .entries
+            .get(&key)
+            .and_then(|e| e.next)
+            .filter(|next| *next <= now);
         self.untrack(&key);
         if !job.enabled {
             return;
         }
-        let (schedule, tz) = match (Schedule::parse(&job.schedule), parse_timezone(&job.timezone)) {
+        let (schedule, tz) = match (
+            Schedule::parse(&job.schedule),
+            parse_timezone(&job.timezone),
+        ) {
             (Ok(s), Ok(tz)) => (s, tz),
             (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(job = %key, error = %e, "stored job has an invalid schedule; not firing it");
@@ -71,7 +82,10 @@ impl TriggerCore {
     }
 
     pub fn untrack(&mut self, key: &JobKey) {
-        if let Some(Entry { next: Some(next), .. }) = self.entries.remove(key) {
+        if let Some(Entry {
+            next: Some(next), ..
+        }) = self.entries.remove(key)
+        {
             self.queue.remove(&(next, key.clone()));
         }
     }
@@ -88,7 +102,9 @@ impl TriggerCore {
             if *at > now {
                 break;
             }
-            let Some((at, key)) = self.queue.pop_first() else { break };
+            let Some((at, key)) = self.queue.pop_first() else {
+                break;
+            };
             fires.push(Fire::new(key.clone(), at, TriggerKind::Schedule));
             if let Some(entry) = self.entries.get_mut(&key) {
                 entry.next = entry.schedule.next_after(at, entry.tz);
@@ -106,8 +122,13 @@ impl TriggerCore {
     pub fn catch_up(&mut self, job: &Job, cursor: DateTime<Utc>, now: DateTime<Utc>) -> Vec<Fire> {
         self.track(job, now);
         let key = job.key();
-        let Some(entry) = self.entries.get(&key) else { return Vec::new() };
-        let (slots, older) = entry.schedule.slots_between(cursor, now, entry.tz, self.catch_up_limit);
+        let Some(entry) = self.entries.get(&key) else {
+            return Vec::new();
+        };
+        let (slots, older) =
+            entry
+                .schedule
+                .slots_between(cursor, now, entry.tz, self.catch_up_limit);
         let threshold = Duration::from_std(job.misfire.threshold.0).unwrap_or(Duration::MAX);
         let newest_fresh = slots.iter().rev().find(|s| now - **s <= threshold).copied();
         let mut fires: Vec<Fire> = slots
@@ -129,7 +150,10 @@ impl TriggerCore {
             })
             .collect();
         if older > 0 {
-            let note = format!(" ({older} older missed slots since {} are not listed one by one)", cursor.to_rfc3339());
+            let note = format!(
+                " ({older} older missed slots since {} are not listed one by one)",
+                cursor.to_rfc3339()
+            );
             tracing::warn!(job = %key, older, "catch-up listed only the newest missed slots");
             if let Some(reason) = fires.first_mut().and_then(|f| f.skip_reason.as_mut()) {
                 reason.push_str(&note);
@@ -166,9 +190,19 @@ mod tests {
         assert_eq!(core.next_wake(), Some(t("2026-01-01T00:00:01Z")));
         assert!(core.due(now).is_empty());
         let fires = core.due(t("2026-01-01T00:00:02Z"));
-        let got: Vec<(String, i64)> = fires.iter().map(|f| (f.job.id.clone(), f.scheduled_at.timestamp())).collect();
+        let got: Vec<(String, i64)> = fires
+            .iter()
+            .map(|f| (f.job.id.clone(), f.scheduled_at.timestamp()))
+            .collect();
         let base = t("2026-01-01T00:00:00Z").timestamp();
-        assert_eq!(got, vec![("a".into(), base + 1), ("a".into(), base + 2), ("b".into(), base + 2)]);
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), base + 1),
+                ("a".into(), base + 2),
+                ("b".into(), base + 2)
+            ]
+        );
         assert!(core.due(t("2026-01-01T00:00:02Z")).is_empty());
     }
 
@@ -188,13 +222,20 @@ mod tests {
     }
 
     fn outcome(fires: &[Fire]) -> Vec<(i64, bool)> {
-        fires.iter().map(|f| (f.scheduled_at.timestamp() % 100, f.skip_reason.is_none())).collect()
+        fires
+            .iter()
+            .map(|f| (f.scheduled_at.timestamp() % 100, f.skip_reason.is_none()))
+            .collect()
     }
 
     #[test]
     fn fire_once_runs_the_newest_missed_slot_and_skips_the_rest() {
         let mut core = TriggerCore::new(100);
-        let fires = core.catch_up(&job("a", "@every 1s", "fire_once"), t("2026-01-01T00:00:00Z"), t("2026-01-01T00:00:03.5Z"));
+        let fires = core.catch_up(
+            &job("a", "@every 1s", "fire_once"),
+            t("2026-01-01T00:00:00Z"),
+            t("2026-01-01T00:00:03.5Z"),
+        );
         assert_eq!(outcome(&fires), vec![(1, false), (2, false), (3, true)]);
         assert!(fires.iter().all(|f| f.trigger == TriggerKind::Misfire));
     }
@@ -203,14 +244,24 @@ mod tests {
     fn fire_all_and_skip() {
         let mut core = TriggerCore::new(100);
         let (from, to) = (t("2026-01-01T00:00:00Z"), t("2026-01-01T00:00:03.5Z"));
-        assert_eq!(outcome(&core.catch_up(&job("a", "@every 1s", "fire_all"), from, to)), vec![(1, true), (2, true), (3, true)]);
-        assert_eq!(outcome(&core.catch_up(&job("b", "@every 1s", "skip"), from, to)), vec![(1, false), (2, false), (3, false)]);
+        assert_eq!(
+            outcome(&core.catch_up(&job("a", "@every 1s", "fire_all"), from, to)),
+            vec![(1, true), (2, true), (3, true)]
+        );
+        assert_eq!(
+            outcome(&core.catch_up(&job("b", "@every 1s", "skip"), from, to)),
+            vec![(1, false), (2, false), (3, false)]
+        );
     }
 
     #[test]
     fn slots_older_than_the_threshold_are_skipped_whatever_the_policy() {
         let mut core = TriggerCore::new(1000);
-        let fires = core.catch_up(&job("a", "@every 30s", "fire_all"), t("2026-01-01T00:00:00Z"), t("2026-01-01T00:02:00Z"));
+        let fires = core.catch_up(
+            &job("a", "@every 30s", "fire_all"),
+            t("2026-01-01T00:00:00Z"),
+            t("2026-01-01T00:02:00Z"),
+        );
         // threshold 1m: 00:30 is 90s old (skipped); 01:00, 01:30, 02:00 fire.
         let fired: Vec<bool> = fires.iter().map(|f| f.skip_reason.is_none()).collect();
         assert_eq!(fired, vec![false, true, true, true]);
@@ -219,8 +270,16 @@ mod tests {
     #[test]
     fn catch_up_beyond_the_limit_mentions_the_older_slots() {
         let mut core = TriggerCore::new(2);
-        let fires = core.catch_up(&job("a", "@every 1s", "skip"), t("2026-01-01T00:00:00Z"), t("2026-01-01T00:00:10Z"));
+        let fires = core.catch_up(
+            &job("a", "@every 1s", "skip"),
+            t("2026-01-01T00:00:00Z"),
+            t("2026-01-01T00:00:10Z"),
+        );
         assert_eq!(fires.len(), 2);
-        assert!(fires[0].skip_reason.as_deref().unwrap().contains("8 older missed slots"));
+        assert!(fires[0]
+            .skip_reason
+            .as_deref()
+            .unwrap()
+            .contains("8 older missed slots"));
     }
 }

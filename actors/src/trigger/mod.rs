@@ -27,8 +27,20 @@ pub struct Trigger {
 }
 
 impl Trigger {
-    pub fn new(store: Arc<StateMachine>, clock: SharedClock, router: Recipient<Fires>, catch_up_limit: usize) -> Self {
-        Self { core: TriggerCore::new(catch_up_limit), store, clock, router, leader: false, timer: None }
+    pub fn new(
+        store: Arc<StateMachine>,
+        clock: SharedClock,
+        router: Recipient<Fires>,
+        catch_up_limit: usize,
+    ) -> Self {
+        Self {
+            core: TriggerCore::new(catch_up_limit),
+            store,
+            clock,
+            router,
+            leader: false,
+            timer: None,
+        }
     }
 
     fn send(&self, fires: Vec<crate::fire::Fire>) {
@@ -39,7 +51,11 @@ impl Trigger {
 
     /// Points the one timer at the earliest fire.
     fn rearm(&mut self, ctx: &mut Context<Self>) {
-        let next = if self.leader { self.core.next_wake() } else { None };
+        let next = if self.leader {
+            self.core.next_wake()
+        } else {
+            None
+        };
         if self.timer.as_ref().map(|(_, at)| *at) == next {
             return;
         }
@@ -107,7 +123,10 @@ impl Handler<AppliedCommand> for Trigger {
             return;
         }
         match (&*applied.cmd, &applied.outcome) {
-            (MetaCommand::PutJob { .. } | MetaCommand::SetJobEnabled { .. }, Outcome::JobPut { job, .. }) => {
+            (
+                MetaCommand::PutJob { .. } | MetaCommand::SetJobEnabled { .. },
+                Outcome::JobPut { job, .. },
+            ) => {
                 self.core.track(job, self.clock.now());
             }
             (MetaCommand::DeleteJob { key }, _) => self.core.untrack(key),

@@ -16,12 +16,20 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         let field = field.into();
-        Self { field: (!field.is_empty()).then_some(field), ..Self::new(StatusCode::BAD_REQUEST, "invalid_field", message) }
+        Self {
+            field: (!field.is_empty()).then_some(field),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_field", message)
+        }
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {
@@ -83,7 +91,11 @@ impl ResponseError for ApiError {
             response.insert_header(("retry-after", "1"));
         }
         response.json(ErrorBody {
-            error: ErrorDetail { code: self.code.to_string(), message: self.message.clone(), field: self.field.clone() },
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+                field: self.field.clone(),
+            },
         })
     }
 }

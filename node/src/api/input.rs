@@ -13,20 +13,36 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub async fn read_body(payload: web::Payload) -> ApiResult<Bytes> {
     match payload.to_bytes_limited(MAX_BODY).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_body", format!("cannot read the body: {e}"))),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("cannot read the body: {e}"),
+        )),
         Err(_) => Err(ApiError {
             field: Some("body".into()),
-            ..ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is larger than {MAX_BODY} bytes"))
+            ..ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than {MAX_BODY} bytes"),
+            )
         }),
     }
 }
 
 /// Parses a JSON body; an empty body reads as `{}` when `empty_ok`.
-pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8], empty_ok: bool) -> ApiResult<T> {
+pub fn json_body<T: DeserializeOwned>(
+    req: &HttpRequest,
+    body: &[u8],
+    empty_ok: bool,
+) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) && empty_ok {
         return Ok(protocol::validate::from_json(b"{}")?);
     }
-    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
     if !content_type.starts_with("application/json") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -39,11 +55,13 @@ pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8], empty_ok: 
 
 /// Parses the query string.
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> ApiResult<T> {
-    web::Query::<T>::from_query(req.query_string()).map(web::Query::into_inner).map_err(|e| {
-        let message = e.to_string();
-        let field = message.split('`').nth(1).unwrap_or_default().to_string();
-        ApiError::invalid(field, format!("invalid query string: {message}"))
-    })
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| {
+            let message = e.to_string();
+            let field = message.split('`').nth(1).unwrap_or_default().to_string();
+            ApiError::invalid(field, format!("invalid query string: {message}"))
+        })
 }
 
 /// `limit` for lists: default 100, at most 1000.

@@ -34,7 +34,9 @@ struct NamespaceQuery {
 
 fn job_key(req: &HttpRequest, id: String) -> ApiResult<JobKey> {
     let q: NamespaceQuery = query(req)?;
-    let namespace = q.namespace.unwrap_or_else(|| protocol::job::DEFAULT_NAMESPACE.to_string());
+    let namespace = q
+        .namespace
+        .unwrap_or_else(|| protocol::job::DEFAULT_NAMESPACE.to_string());
     check_name("namespace", &namespace)?;
     check_name("id", &id)?;
     Ok(JobKey::new(namespace, id))
@@ -42,12 +44,23 @@ fn job_key(req: &HttpRequest, id: String) -> ApiResult<JobKey> {
 
 fn view(state: &AppState, job: Job) -> ApiResult<JobView> {
     let now = state.clock.now();
-    let next_fire_times = match (Schedule::parse(&job.schedule), parse_timezone(&job.timezone)) {
+    let next_fire_times = match (
+        Schedule::parse(&job.schedule),
+        parse_timezone(&job.timezone),
+    ) {
         (Ok(schedule), Ok(tz)) if job.enabled => schedule.upcoming(now, tz, 5),
         _ => Vec::new(),
     };
-    let last_run = state.store.last_run(&job.key())?.as_ref().map(RunSummary::from);
-    Ok(JobView { job, next_fire_times, last_run })
+    let last_run = state
+        .store
+        .last_run(&job.key())?
+        .as_ref()
+        .map(RunSummary::from);
+    Ok(JobView {
+        job,
+        next_fire_times,
+        last_run,
+    })
 }
 
 async fn propose(state: &AppState, cmd: MetaCommand) -> ApiResult<Outcome> {
@@ -56,7 +69,9 @@ async fn propose(state: &AppState, cmd: MetaCommand) -> ApiResult<Outcome> {
 
 fn rejection(r: Rejection) -> ApiError {
     match r {
-        Rejection::JobExists(key) => ApiError::conflict(format!("job {key} exists already; use PUT to replace it")),
+        Rejection::JobExists(key) => {
+            ApiError::conflict(format!("job {key} exists already; use PUT to replace it"))
+        }
         Rejection::JobNotFound(key) => ApiError::not_found(format!("job {key} does not exist")),
     }
 }
@@ -69,14 +84,26 @@ fn job_outcome(state: &AppState, outcome: Outcome) -> ApiResult<JobView> {
     }
 }
 
-pub async fn create(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
     let body = read_body(payload).await?;
     let job: Job = json_body(&req, &body, false)?;
     validate_job(&job)?;
     if state.store.job(&job.key())?.is_some() {
         return Err(rejection(Rejection::JobExists(job.key())));
     }
-    let outcome = propose(&state, MetaCommand::PutJob { job: Box::new(job), mode: PutMode::Create, at: state.clock.now() }).await?;
+    let outcome = propose(
+        &state,
+        MetaCommand::PutJob {
+            job: Box::new(job),
+            mode: PutMode::Create,
+            at: state.clock.now(),
+        },
+    )
+    .await?;
     Ok(HttpResponse::Created().json(job_outcome(&state, outcome)?))
 }
 
@@ -94,27 +121,50 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Htt
     let q: ListQuery = query(&req)?;
     let labels = match &q.label {
         Some(label) => {
-            let (k, v) = label.split_once('=').ok_or_else(|| ApiError::invalid("label", "write it as key=value"))?;
+            let (k, v) = label
+                .split_once('=')
+                .ok_or_else(|| ApiError::invalid("label", "write it as key=value"))?;
             vec![(k.to_string(), v.to_string())]
         }
         None => Vec::new(),
     };
     let after = match &q.cursor {
         Some(cursor) => {
-            let (ns, id) = cursor.split_once('/').ok_or_else(|| ApiError::invalid("cursor", "not a cursor from this API"))?;
+            let (ns, id) = cursor
+                .split_once('/')
+                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor from this API"))?;
             Some(JobKey::new(ns, id))
         }
         None => None,
     };
-    let filter = JobFilter { namespace: q.namespace, labels, enabled: q.enabled };
-    let (jobs, next) = state.store.jobs(&filter, after.as_ref(), page_limit(q.limit)?)?;
-    let items = jobs.into_iter().map(|job| view(&state, job)).collect::<ApiResult<Vec<_>>>()?;
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|k| format!("{}/{}", k.namespace, k.id)) }))
+    let filter = JobFilter {
+        namespace: q.namespace,
+        labels,
+        enabled: q.enabled,
+    };
+    let (jobs, next) = state
+        .store
+        .jobs(&filter, after.as_ref(), page_limit(q.limit)?)?;
+    let items = jobs
+        .into_iter()
+        .map(|job| view(&state, job))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: next.map(|k| format!("{}/{}", k.namespace, k.id)),
+    }))
 }
 
-pub async fn get(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let key = job_key(&req, id.into_inner())?;
-    let job = state.store.job(&key)?.ok_or_else(|| ApiError::not_found(format!("job {key} does not exist")))?;
+    let job = state
+        .store
+        .job(&key)?
+        .ok_or_else(|| ApiError::not_found(format!("job {key} does not exist")))?;
     Ok(HttpResponse::Ok().json(view(&state, job)?))
 }
 
@@ -127,23 +177,42 @@ pub async fn replace(
     let key = job_key(&req, id.into_inner())?;
     let body = read_body(payload).await?;
     let mut value: serde_json::Value = json_body(&req, &body, false)?;
-    let object = value.as_object_mut().ok_or_else(|| ApiError::invalid("", "the body must be a JSON object"))?;
+    let object = value
+        .as_object_mut()
+        .ok_or_else(|| ApiError::invalid("", "the body must be a JSON object"))?;
     for (field, expected) in [("id", &key.id), ("namespace", &key.namespace)] {
         match object.get(field) {
             None => {
                 object.insert(field.into(), expected.clone().into());
             }
             Some(given) if given.as_str() == Some(expected.as_str()) => {}
-            Some(_) => return Err(ApiError::invalid(field, format!("does not match the URL ({expected}); a job cannot be renamed"))),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("does not match the URL ({expected}); a job cannot be renamed"),
+                ))
+            }
         }
     }
     let job: Job = protocol::validate::from_json(value.to_string().as_bytes())?;
     validate_job(&job)?;
-    let outcome = propose(&state, MetaCommand::PutJob { job: Box::new(job), mode: PutMode::Replace, at: state.clock.now() }).await?;
+    let outcome = propose(
+        &state,
+        MetaCommand::PutJob {
+            job: Box::new(job),
+            mode: PutMode::Replace,
+            at: state.clock.now(),
+        },
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(job_outcome(&state, outcome)?))
 }
 
-pub async fn delete(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let key = job_key(&req, id.into_inner())?;
     match propose(&state, MetaCommand::DeleteJob { key: key.clone() }).await? {
         Outcome::JobDeleted { existed: true, .. } => Ok(HttpResponse::NoContent().finish()),
@@ -151,17 +220,38 @@ pub async fn delete(state: web::Data<AppState>, req: HttpRequest, id: web::Path<
     }
 }
 
-async fn set_enabled(state: web::Data<AppState>, req: HttpRequest, id: String, enabled: bool) -> ApiResult<HttpResponse> {
+async fn set_enabled(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: String,
+    enabled: bool,
+) -> ApiResult<HttpResponse> {
     let key = job_key(&req, id)?;
-    let outcome = propose(&state, MetaCommand::SetJobEnabled { key, enabled, at: state.clock.now() }).await?;
+    let outcome = propose(
+        &state,
+        MetaCommand::SetJobEnabled {
+            key,
+            enabled,
+            at: state.clock.now(),
+        },
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(job_outcome(&state, outcome)?))
 }
 
-pub async fn pause(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn pause(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     set_enabled(state, req, id.into_inner(), false).await
 }
 
-pub async fn resume(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn resume(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     set_enabled(state, req, id.into_inner(), true).await
 }
 
@@ -183,8 +273,17 @@ pub async fn trigger(
         return Err(ApiError::not_found(format!("job {key} does not exist")));
     }
     let (reply, runs) = tokio::sync::oneshot::channel();
-    let fire = Fire { params: request.params, ..Fire::new(key, state.clock.now(), TriggerKind::Manual) };
-    state.router.send(Fires { fires: vec![fire], reply: Some(reply) }).await?;
+    let fire = Fire {
+        params: request.params,
+        ..Fire::new(key, state.clock.now(), TriggerKind::Manual)
+    };
+    state
+        .router
+        .send(Fires {
+            fires: vec![fire],
+            reply: Some(reply),
+        })
+        .await?;
     let runs = tokio::time::timeout(TRIGGER_WAIT, runs)
         .await
         .map_err(|_| ApiError::unavailable("the runs were not committed in time; retry"))?

@@ -16,7 +16,8 @@ use std::{net::TcpListener, sync::Arc};
 use actix::Addr;
 use actix_web::{dev::Server, web, App, HttpServer};
 use actors::{
-    clock::SharedClock, dispatcher::Dispatcher, job_store::JobStore, router::Router, store::StateMachine,
+    clock::SharedClock, dispatcher::Dispatcher, job_store::JobStore, router::Router,
+    store::StateMachine,
 };
 
 pub use error::{ApiError, ApiResult};

@@ -22,22 +22,39 @@ pub async fn report(
 ) -> ApiResult<HttpResponse> {
     let body = read_body(payload).await?;
     if let Some(secret) = &state.secret {
-        let header = req.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+        let header = req
+            .headers()
+            .get(SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok());
         let now = state.clock.now().timestamp();
         signature::verify(secret, header, &body, now, DEFAULT_REPLAY_WINDOW_SECS)
             .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
     }
-    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok());
-    let report: RunReport = protocol::wire::decode_body(content_type, &body).map_err(|e| ApiError::invalid("", e))?;
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok());
+    let report: RunReport =
+        protocol::wire::decode_body(content_type, &body).map_err(|e| ApiError::invalid("", e))?;
     if report.run_id != *id {
         return Err(ApiError::invalid("run_id", "does not match the URL"));
     }
     if report.output.len() > protocol::run::OUTPUT_LIMIT * 2 {
-        return Err(ApiError::invalid("output", "longer than twice the 64 KiB the scheduler keeps; send the tail"));
+        return Err(ApiError::invalid(
+            "output",
+            "longer than twice the 64 KiB the scheduler keeps; send the tail",
+        ));
     }
     if state.store.run(&report.run_id)?.is_none() {
-        return Err(ApiError::not_found(format!("run {} does not exist", report.run_id)));
+        return Err(ApiError::not_found(format!(
+            "run {} does not exist",
+            report.run_id
+        )));
     }
-    state.dispatcher.send(Report(report.into_update())).await?.map_err(ApiError::unavailable)?;
+    state
+        .dispatcher
+        .send(Report(report.into_update()))
+        .await?
+        .map_err(ApiError::unavailable)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"ok": true})))
 }

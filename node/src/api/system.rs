@@ -13,13 +13,21 @@ use super::{
     AppState,
 };
 
-pub async fn preview(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> ApiResult<HttpResponse> {
+pub async fn preview(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
     let body = read_body(payload).await?;
     let request: PreviewRequest = json_body(&req, &body, false)?;
-    let schedule = Schedule::parse(&request.schedule).map_err(|e| ApiError::invalid("schedule", e))?;
+    let schedule =
+        Schedule::parse(&request.schedule).map_err(|e| ApiError::invalid("schedule", e))?;
     let tz = parse_timezone(&request.timezone).map_err(|e| ApiError::invalid("timezone", e))?;
     if request.count == 0 || request.count > MAX_PREVIEW {
-        return Err(ApiError::invalid("count", format!("must be between 1 and {MAX_PREVIEW}")));
+        return Err(ApiError::invalid(
+            "count",
+            format!("must be between 1 and {MAX_PREVIEW}"),
+        ));
     }
     let from = request.from.unwrap_or_else(|| state.clock.now());
     let fire_times = schedule.upcoming(from, tz, request.count as usize);
@@ -34,7 +42,12 @@ pub async fn cluster(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
         term: 1,
         commit_index: applied,
         applied_index: applied,
-        members: vec![ClusterMember { node_id: state.node_id, role: "leader".into(), api_url: None, raft_addr: None }],
+        members: vec![ClusterMember {
+            node_id: state.node_id,
+            role: "leader".into(),
+            api_url: None,
+            raft_addr: None,
+        }],
     }))
 }
 
@@ -52,5 +65,9 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
 }
 
 pub async fn not_found(req: HttpRequest) -> ApiResult<HttpResponse> {
-    Err(ApiError::not_found(format!("no route for {} {}", req.method(), req.path())))
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
 }

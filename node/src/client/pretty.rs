@@ -14,7 +14,10 @@ mod tests {
     #[test]
     fn indents_and_keeps_key_order() {
         let out = pretty_json(br#"{"z":1,"a":[true,null]}"#).expect("valid");
-        assert_eq!(out, "{\n  \"z\": 1,\n  \"a\": [\n    true,\n    null\n  ]\n}");
+        assert_eq!(
+            out,
+            "{\n  \"z\": 1,\n  \"a\": [\n    true,\n    null\n  ]\n}"
+        );
     }
 
     #[test]

@@ -170,24 +170,14 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
         config.weight = args.weight;
         config.labels = args.labels.into_iter().collect();
         config.forward = args.forward;
-        config.secret = args.secret_file.as_deref().map(read_secret).transpose()?;
+        config.secret = args
+            .secret_file
+            .as_deref()
+            .map(crate::secret::read_secret_file)
+            .transpose()?;
         config.validate()?;
         Ok(config)
     }
-}
-
-/// Reads a secret file; a trailing newline (as editors and `echo` leave)
-/// is not part of the secret.
-fn read_secret(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    let mut bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read the secret file {}", path.display()))?;
-    while matches!(bytes.last(), Some(b'\n' | b'\r')) {
-        bytes.pop();
-    }
-    if bytes.is_empty() {
-        bail!("the secret file {} is empty", path.display());
-    }
-    Ok(bytes)
 }
 
 #[cfg(test)]
