@@ -11,7 +11,6 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::{
     messages::AppliedCommand,
     proposer::{Applied, ProposeResult, Proposer},
-    store::StateMachine,
 };
 
 /// Propose a metadata change; resolves when it is applied.
@@ -20,7 +19,6 @@ use crate::{
 pub struct Propose(pub MetaCommand);
 
 pub struct JobStore {
-    store: Arc<StateMachine>,
     proposer: Arc<dyn Proposer>,
     followers: Vec<Recipient<AppliedCommand>>,
     applied: Option<UnboundedReceiver<Applied>>,
@@ -28,21 +26,15 @@ pub struct JobStore {
 
 impl JobStore {
     pub fn new(
-        store: Arc<StateMachine>,
         proposer: Arc<dyn Proposer>,
         applied: UnboundedReceiver<Applied>,
         followers: Vec<Recipient<AppliedCommand>>,
     ) -> Self {
         Self {
-            store,
             proposer,
             followers,
             applied: Some(applied),
         }
-    }
-
-    pub fn store(&self) -> &Arc<StateMachine> {
-        &self.store
     }
 }
 

@@ -158,7 +158,6 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     )
     .start();
     let job_store = JobStore::new(
-        store.clone(),
         proposer.clone(),
         applied_rx,
         vec![trigger.clone().recipient()],
