@@ -19,8 +19,11 @@ use crate::{
 pub struct Propose(pub MetaCommand);
 
 pub struct JobStore {
+    /// Where writes go: the single-node log, or Raft in a cluster.
     proposer: Arc<dyn Proposer>,
+    /// Actors that react to applied commands (the Trigger re-plans a job).
     followers: Vec<Recipient<AppliedCommand>>,
+    /// The log's stream of applied commands, taken when the actor starts.
     applied: Option<UnboundedReceiver<Applied>>,
 }
 
