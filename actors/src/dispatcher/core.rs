@@ -47,6 +47,11 @@ pub enum Action {
     Record(RunUpdate),
     /// Hand fires (retries, child jobs) to the Router.
     Fire(Vec<Fire>),
+    /// Tell the job's alert webhooks how a run ended (best effort).
+    Alert {
+        webhooks: Vec<String>,
+        run: Box<Run>,
+    },
     /// The router's in-flight count for an endpoint changes.
     Acquire(String),
     Release(String),
@@ -326,6 +331,9 @@ impl DispatcherCore {
         match self.active.remove(&update.run_id) {
             Some(mut active) => {
                 active.run.status = status;
+                active.run.exit_code = update.exit_code.or(active.run.exit_code);
+                active.run.finished_at = update.finished_at.or(active.run.finished_at);
+                active.run.error = update.error.clone().or(active.run.error);
                 self.after_end(active)
             }
             None => Vec::new(),
@@ -567,10 +575,11 @@ impl DispatcherCore {
             run_id: run_id.to_string(),
             status: Some(status),
             finished_at: Some(self.clock.now()),
-            error: Some(error),
+            error: Some(error.clone()),
             ..Default::default()
         }));
         active.run.status = status;
+        active.run.error = Some(error);
         actions.extend(self.after_end(active));
         actions
     }
@@ -631,6 +640,12 @@ impl DispatcherCore {
             .collect();
         if !children.is_empty() {
             actions.push(Action::Fire(children));
+        }
+        if job.alerts.on.contains(&run.status) && !job.alerts.webhooks.is_empty() {
+            actions.push(Action::Alert {
+                webhooks: job.alerts.webhooks.clone(),
+                run: Box::new(run),
+            });
         }
         actions
     }

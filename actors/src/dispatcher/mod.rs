@@ -118,6 +118,16 @@ impl Dispatcher {
                     }
                 });
             }
+            Action::Alert { webhooks, run } => {
+                let transport = self.transport.clone();
+                actix::spawn(async move {
+                    for webhook in webhooks {
+                        if let Err(e) = transport.alert(&webhook, &run).await {
+                            tracing::warn!(run_id = %run.id, webhook, error = %e, "alert webhook failed");
+                        }
+                    }
+                });
+            }
             Action::Record(update) => self.links.log_sink.do_send(Record { update, done: None }),
             Action::Fire(fires) => self.links.router.do_send(Fires { fires, reply: None }),
             Action::Acquire(endpoint) => self.links.load.do_send(ExecutorLoad::Acquire(endpoint)),

@@ -296,3 +296,51 @@ fn replace_kills_the_active_run_first() {
     assert_eq!(statuses(&second), vec![RunStatus::Killed]);
     assert_eq!(sends(&h.commit(second)).len(), 1);
 }
+
+#[test]
+fn failures_and_skips_alert_the_webhooks_and_successes_do_not() {
+    let mut h = Harness::new(&["http://a"]);
+    let alerting = job(r#","concurrency":"forbid","alerts":{"webhooks":["http://hooks/cron"]}"#);
+    let first = h.plan(&alerting, 1);
+    let (run_id, endpoint) = sends(&h.commit(first))[0].clone();
+    let skipped = h.plan(&alerting, 2);
+    let alerts = |actions: &[Action]| -> Vec<RunStatus> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Alert { run, .. } => Some(run.status),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(alerts(&h.commit(skipped)), vec![RunStatus::Skipped]);
+    let failed = RunUpdate {
+        run_id,
+        status: Some(RunStatus::Failed),
+        executor: Some(endpoint),
+        exit_code: Some(2),
+        error: Some("exited with code 2".into()),
+        ..Default::default()
+    };
+    let actions = h.core.on_report(&failed);
+    let Some(Action::Alert { webhooks, run }) =
+        actions.iter().find(|a| matches!(a, Action::Alert { .. }))
+    else {
+        panic!("no alert in {actions:?}")
+    };
+    assert_eq!(webhooks, &vec!["http://hooks/cron".to_string()]);
+    assert_eq!(
+        (run.exit_code, run.error.as_deref()),
+        (Some(2), Some("exited with code 2"))
+    );
+
+    let third = h.plan(&alerting, 3);
+    let (ok_id, endpoint) = sends(&h.commit(third))[0].clone();
+    let ok = RunUpdate {
+        run_id: ok_id,
+        status: Some(RunStatus::Succeeded),
+        executor: Some(endpoint),
+        ..Default::default()
+    };
+    assert!(alerts(&h.core.on_report(&ok)).is_empty());
+}

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use protocol::{
     dispatch::{DispatchRequest, MSGPACK, SIGNATURE_HEADER},
     run::{tail, OUTPUT_LIMIT},
-    signature,
+    signature, Run,
 };
 
 use super::core::{HttpCall, HttpResult};
@@ -60,6 +60,30 @@ impl Transport {
         let builder = self.client.post(&url).timeout(DELIVERY_TIMEOUT);
         let response = self
             .signed(builder, b"")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        match response.status() {
+            s if s.is_success() => Ok(()),
+            s => Err(format!("HTTP {s}")),
+        }
+    }
+
+    /// Posts `{"event": "run.<status>", "run": RUN}` to an alert webhook,
+    /// signed like the executor protocol when a secret is set.
+    pub async fn alert(&self, webhook: &str, run: &Run) -> Result<(), String> {
+        let body = serde_json::to_vec(
+            &serde_json::json!({"event": format!("run.{}", run.status), "run": run}),
+        )
+        .map_err(|e| e.to_string())?;
+        let builder = self
+            .client
+            .post(webhook)
+            .header("content-type", "application/json")
+            .timeout(DELIVERY_TIMEOUT);
+        let response = self
+            .signed(builder, &body)
+            .body(body)
             .send()
             .await
             .map_err(|e| e.to_string())?;
