@@ -585,7 +585,8 @@ impl DispatcherCore {
     }
 
     /// Bookkeeping once a run is terminal: release its executor, schedule a
-    /// retry, start the job's queued run, fire child jobs.
+    /// retry, start the job's queued run; once no retry follows, fire child
+    /// jobs and alert.
     fn after_end(&mut self, active: Active) -> Vec<Action> {
         let now = self.clock.now();
         let Active { job, run, .. } = active;
@@ -598,7 +599,8 @@ impl DispatcherCore {
             }
         }
         let failed = matches!(run.status, RunStatus::Failed | RunStatus::TimedOut);
-        if failed && run.attempt <= job.retry.max_retries {
+        let retrying = failed && run.attempt <= job.retry.max_retries;
+        if retrying {
             let attempt = run.attempt + 1;
             let delay =
                 chrono::Duration::from_std(job.retry.delay_before(attempt)).unwrap_or_default();
@@ -618,6 +620,9 @@ impl DispatcherCore {
             for id in self.held_ids(&key) {
                 actions.extend(self.start(&id));
             }
+        }
+        if retrying {
+            return actions;
         }
         let children: Vec<Fire> = job
             .children

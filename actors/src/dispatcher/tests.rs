@@ -344,3 +344,63 @@ fn failures_and_skips_alert_the_webhooks_and_successes_do_not() {
     };
     assert!(alerts(&h.core.on_report(&ok)).is_empty());
 }
+
+#[test]
+fn children_fire_on_the_condition_they_name() {
+    let mut h = Harness::new(&["http://a"]);
+    let parent = job(
+        r#","children":[{"job":"on-ok"},{"job":"on-fail","on":"failure"},{"job":"always","on":"always"}]"#,
+    );
+    let children_after = |h: &mut Harness, slot: i64, status: RunStatus| -> Vec<String> {
+        let planned = h.plan(&parent, slot);
+        let (run_id, endpoint) = sends(&h.commit(planned))[0].clone();
+        let update = RunUpdate {
+            run_id,
+            status: Some(status),
+            executor: Some(endpoint),
+            ..Default::default()
+        };
+        h.core
+            .on_report(&update)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Fire(fires) => Some(fires),
+                _ => None,
+            })
+            .flatten()
+            .inspect(|f| assert_eq!(f.trigger, TriggerKind::Child))
+            .map(|f| f.job.id)
+            .collect()
+    };
+    assert_eq!(
+        children_after(&mut h, 1, RunStatus::Succeeded),
+        ["on-ok", "always"]
+    );
+    assert_eq!(
+        children_after(&mut h, 2, RunStatus::Failed),
+        ["on-fail", "always"]
+    );
+}
+
+#[test]
+fn a_failure_that_will_be_retried_neither_alerts_nor_fires_children() {
+    let mut h = Harness::new(&["http://a"]);
+    let retried = job(
+        r#","retry":{"max_retries":1},"children":[{"job":"c","on":"failure"}],"alerts":{"webhooks":["http://hooks"]}"#,
+    );
+    let planned = h.plan(&retried, 1);
+    let (run_id, endpoint) = sends(&h.commit(planned))[0].clone();
+    let failed = RunUpdate {
+        run_id,
+        status: Some(RunStatus::Failed),
+        executor: Some(endpoint),
+        ..Default::default()
+    };
+    let actions = h.core.on_report(&failed);
+    assert!(
+        actions
+            .iter()
+            .all(|a| !matches!(a, Action::Fire(_) | Action::Alert { .. })),
+        "{actions:?}"
+    );
+}
