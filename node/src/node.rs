@@ -171,6 +171,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     // The admin API.
     let state = AppState {
         node_id: config.node_id,
+        api_url: api_url.clone(),
         store: store.clone(),
         job_store,
         router,

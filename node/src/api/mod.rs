@@ -26,6 +26,8 @@ pub use error::{ApiError, ApiResult};
 #[derive(Clone)]
 pub struct AppState {
     pub node_id: u64,
+    /// This node's admin API URL, as executors and peers reach it.
+    pub api_url: String,
     pub store: Arc<StateMachine>,
     pub job_store: Addr<JobStore>,
     pub router: Addr<Router>,

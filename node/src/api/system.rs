@@ -45,7 +45,7 @@ pub async fn cluster(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
         members: vec![ClusterMember {
             node_id: state.node_id,
             role: "leader".into(),
-            api_url: None,
+            api_url: Some(state.api_url.clone()),
             raft_addr: None,
         }],
     }))
