@@ -46,12 +46,12 @@ impl Actor for JobStore {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         if let Some(applied) = self.applied.take() {
-            ctx.add_stream(tokio_stream_of(applied));
+            ctx.add_stream(stream_of(applied));
         }
     }
 }
 
-fn tokio_stream_of(mut rx: UnboundedReceiver<Applied>) -> impl futures::Stream<Item = Applied> {
+fn stream_of(mut rx: UnboundedReceiver<Applied>) -> impl futures::Stream<Item = Applied> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 

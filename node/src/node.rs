@@ -90,18 +90,14 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         .unwrap_or_else(|| format!("http://{bound}"));
 
     // Executors known without gossip.
-    let builtin_executor = match config.builtin_executor {
-        true => {
-            let mut exec_config =
-                ExecutorConfig::new(protocol::job::DEFAULT_GROUP, "127.0.0.1:0".parse()?);
-            exec_config.secret = config.secret.clone();
-            Some(
-                executor::start(exec_config)
-                    .await
-                    .context("cannot start the built-in executor")?,
-            )
-        }
-        false => None,
+    let builtin_executor = if config.builtin_executor {
+        let mut exec_config =
+            ExecutorConfig::new(protocol::job::DEFAULT_GROUP, "127.0.0.1:0".parse()?);
+        exec_config.secret = config.secret.clone();
+        let started = executor::start(exec_config).await;
+        Some(started.context("cannot start the built-in executor")?)
+    } else {
+        None
     };
     let mut executors: Vec<ExecutorEntry> = config
         .executors
