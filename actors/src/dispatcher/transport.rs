@@ -32,14 +32,17 @@ impl Transport {
         }
     }
 
-    pub async fn deliver(&self, endpoint: &str, request: &DispatchRequest) -> Result<(), String> {
-        let body = protocol::wire::encode(request).map_err(|e| e.to_string())?;
-        let url = format!("{}/v1/dispatch", endpoint.trim_end_matches('/'));
-        let builder = self
-            .client
-            .post(&url)
-            .header("content-type", MSGPACK)
-            .timeout(DELIVERY_TIMEOUT);
+    /// POSTs a signed body; anything but a 2xx is an error naming the status.
+    async fn post(
+        &self,
+        url: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(), String> {
+        let mut builder = self.client.post(url).timeout(DELIVERY_TIMEOUT);
+        if let Some(content_type) = content_type {
+            builder = builder.header("content-type", content_type);
+        }
         let response = self
             .signed(builder, &body)
             .body(body)
@@ -48,49 +51,29 @@ impl Transport {
             .map_err(|e| e.to_string())?;
         let status = response.status();
         if status.is_success() {
-            Ok(())
-        } else {
-            let text = response.text().await.unwrap_or_default();
-            Err(format!("HTTP {status}: {}", tail(&text, 512)))
+            return Ok(());
         }
+        let text = response.text().await.unwrap_or_default();
+        Err(format!("HTTP {status}: {}", tail(&text, 512)))
+    }
+
+    pub async fn deliver(&self, endpoint: &str, request: &DispatchRequest) -> Result<(), String> {
+        let body = protocol::wire::encode(request).map_err(|e| e.to_string())?;
+        let url = format!("{}/v1/dispatch", endpoint.trim_end_matches('/'));
+        self.post(&url, Some(MSGPACK), body).await
     }
 
     pub async fn kill(&self, endpoint: &str, run_id: &str) -> Result<(), String> {
         let url = format!("{}/v1/runs/{run_id}/kill", endpoint.trim_end_matches('/'));
-        let builder = self.client.post(&url).timeout(DELIVERY_TIMEOUT);
-        let response = self
-            .signed(builder, b"")
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        match response.status() {
-            s if s.is_success() => Ok(()),
-            s => Err(format!("HTTP {s}")),
-        }
+        self.post(&url, None, Vec::new()).await
     }
 
     /// Posts `{"event": "run.<status>", "run": RUN}` to an alert webhook,
     /// signed like the executor protocol when a secret is set.
     pub async fn alert(&self, webhook: &str, run: &Run) -> Result<(), String> {
-        let body = serde_json::to_vec(
-            &serde_json::json!({"event": format!("run.{}", run.status), "run": run}),
-        )
-        .map_err(|e| e.to_string())?;
-        let builder = self
-            .client
-            .post(webhook)
-            .header("content-type", "application/json")
-            .timeout(DELIVERY_TIMEOUT);
-        let response = self
-            .signed(builder, &body)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        match response.status() {
-            s if s.is_success() => Ok(()),
-            s => Err(format!("HTTP {s}")),
-        }
+        let event = serde_json::json!({"event": format!("run.{}", run.status), "run": run});
+        let body = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
+        self.post(webhook, Some("application/json"), body).await
     }
 
     pub async fn call(&self, call: HttpCall) -> HttpResult {

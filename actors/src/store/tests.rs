@@ -46,6 +46,10 @@ fn slot_run(job: &Job, at: DateTime<Utc>) -> Run {
     }
 }
 
+fn all_runs(sm: &StateMachine) -> Vec<Run> {
+    sm.runs(&RunFilter::default(), None, 100).unwrap().0
+}
+
 struct Log {
     sm: StateMachine,
     index: u64,
@@ -117,14 +121,7 @@ fn a_slot_is_created_once_and_advances_the_cursor() {
     assert!(matches!(first, Outcome::RunsCreated(ref r) if r.len() == 1));
     assert_eq!(second, Outcome::RunsCreated(vec![]));
     assert_eq!(log.sm.job_state(&j.key()).unwrap().unwrap().cursor, slot);
-    assert_eq!(
-        log.sm
-            .runs(&RunFilter::default(), None, 100)
-            .unwrap()
-            .0
-            .len(),
-        1
-    );
+    assert_eq!(all_runs(&log.sm).len(), 1);
 }
 
 #[test]
@@ -227,14 +224,7 @@ fn history_is_bounded_per_job_keeping_the_newest() {
         .map(|r| (r.scheduled_at - at).num_seconds())
         .collect();
     assert_eq!(slots, vec![5, 4, 3]);
-    assert_eq!(
-        log.sm
-            .runs(&RunFilter::default(), None, 100)
-            .unwrap()
-            .0
-            .len(),
-        3
-    );
+    assert_eq!(all_runs(&log.sm).len(), 3);
 }
 
 #[test]
@@ -297,10 +287,5 @@ fn state_survives_reopening_and_delete_removes_runs() {
         }
     );
     assert!(log.sm.active_runs().unwrap().is_empty());
-    assert!(log
-        .sm
-        .runs(&RunFilter::default(), None, 10)
-        .unwrap()
-        .0
-        .is_empty());
+    assert!(all_runs(&log.sm).is_empty());
 }
