@@ -33,6 +33,11 @@ pub enum MetaCommand {
     CreateRuns {
         runs: Vec<Run>,
     },
+    /// A scheduler node announces where its admin API and Raft port are,
+    /// so every node can forward writes to whichever node leads.
+    RegisterNode {
+        node: NodeInfo,
+    },
     /// Record transitions of existing runs; a terminal status is final.
     RecordRuns {
         updates: Vec<RunUpdate>,
@@ -48,8 +53,19 @@ impl MetaCommand {
             MetaCommand::SetJobEnabled { .. } => "set_job_enabled",
             MetaCommand::CreateRuns { .. } => "create_runs",
             MetaCommand::RecordRuns { .. } => "record_runs",
+            MetaCommand::RegisterNode { .. } => "register_node",
         }
     }
+}
+
+/// Where a scheduler node can be reached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub node_id: u64,
+    /// Base URL of its admin API.
+    pub api_url: String,
+    /// Address of its Raft port.
+    pub raft_addr: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

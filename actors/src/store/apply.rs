@@ -29,6 +29,10 @@ impl StateMachine {
                 create_runs(&mut txn, index, runs, self.history_limit)?
             }
             MetaCommand::RecordRuns { updates } => record_runs(&mut txn, updates)?,
+            MetaCommand::RegisterNode { node } => {
+                txn.put(keys::node(node.node_id), node)?;
+                Outcome::NodeRegistered(node.clone())
+            }
         };
         txn.put_raw(keys::APPLIED.to_vec(), index.to_be_bytes().to_vec());
         self.tree.apply_batch(txn.into_batch())?;

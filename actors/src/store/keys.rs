@@ -8,6 +8,7 @@
 //! rj\0{ns}\0{id}\0{seq}    -> run_id   (runs of a job, oldest first)
 //! rs\0{status}\0{seq}      -> run_id   (runs by status)
 //! ra\0{seq}                -> run_id   (all runs)
+//! n\0{node_id}            -> NodeInfo (scheduler nodes)
 //! m\0applied               -> u64      (last applied log index)
 //! ```
 //! Names never contain NUL (validation allows `[A-Za-z0-9._-]`), and `seq`
@@ -16,6 +17,13 @@
 use protocol::{JobKey, RunStatus};
 
 pub const APPLIED: &[u8] = b"m\0applied";
+pub const NODES_PREFIX: &[u8] = b"n\0";
+
+pub fn node(node_id: u64) -> Vec<u8> {
+    let mut k = NODES_PREFIX.to_vec();
+    k.extend_from_slice(&node_id.to_be_bytes());
+    k
+}
 
 fn join(parts: &[&[u8]]) -> Vec<u8> {
     let mut key = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());

@@ -4,6 +4,7 @@
 //! - `apply`: the one `match` that turns a command into writes.
 //! - `queries`: reads for the API and the actors.
 //! - `local_log`: the single-node proposer that applies durably in place of Raft.
+//! - `snapshot`: the whole state as one blob, for Raft snapshots.
 //! - `keys`, `records`, `txn`: key layout, stored records, write overlay.
 
 mod apply;
@@ -11,6 +12,7 @@ pub mod keys;
 pub mod local_log;
 mod queries;
 pub mod records;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 mod txn;
@@ -54,6 +56,7 @@ pub enum Outcome {
     RunsCreated(Vec<Run>),
     /// Runs whose status changed, as they are now.
     RunsChanged(Vec<Run>),
+    NodeRegistered(protocol::meta::NodeInfo),
     Rejected(Rejection),
 }
 

@@ -158,6 +158,17 @@ impl StateMachine {
         Ok(out)
     }
 
+    /// Scheduler nodes that announced themselves, by id.
+    pub fn nodes(&self) -> Result<Vec<protocol::meta::NodeInfo>, StoreError> {
+        self.tree
+            .scan_prefix(keys::NODES_PREFIX)
+            .map(|entry| {
+                let (k, v) = entry?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
     /// The most recently created run of a job.
     pub fn last_run(&self, key: &JobKey) -> Result<Option<Run>, StoreError> {
         match self

@@ -289,3 +289,61 @@ fn state_survives_reopening_and_delete_removes_runs() {
     assert!(log.sm.active_runs().unwrap().is_empty());
     assert!(all_runs(&log.sm).is_empty());
 }
+
+#[test]
+fn a_snapshot_restores_the_same_state_elsewhere() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut source = open(a.path(), 10);
+    let j = job("a");
+    let at = t("2026-01-01T00:00:00Z");
+    source.apply(MetaCommand::PutJob {
+        job: Box::new(j.clone()),
+        mode: PutMode::Create,
+        at,
+    });
+    source.apply(MetaCommand::CreateRuns {
+        runs: vec![slot_run(&j, at + Duration::seconds(1))],
+    });
+    let (index, data) = source.sm.snapshot().unwrap();
+    assert_eq!(index, 2);
+
+    let mut target = open(b.path(), 10);
+    target.apply(MetaCommand::PutJob {
+        job: Box::new(job("stale")),
+        mode: PutMode::Create,
+        at,
+    });
+    target.sm.restore(&data).unwrap();
+    assert_eq!(target.sm.applied_index().unwrap(), 2);
+    assert_eq!(target.sm.job(&j.key()).unwrap(), Some(j));
+    assert_eq!(
+        target.sm.job(&JobKey::new("default", "stale")).unwrap(),
+        None
+    );
+    assert_eq!(all_runs(&target.sm), all_runs(&source.sm));
+    assert!(
+        target.sm.restore(&data[..data.len() - 1]).is_err(),
+        "a truncated snapshot is refused"
+    );
+}
+
+#[test]
+fn registered_nodes_are_listed_and_replaced_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), 10);
+    let info = |id: u64, port: u16| protocol::meta::NodeInfo {
+        node_id: id,
+        api_url: format!("http://127.0.0.1:{port}"),
+        raft_addr: format!("127.0.0.1:{}", port + 1),
+    };
+    log.apply(MetaCommand::RegisterNode {
+        node: info(2, 8000),
+    });
+    log.apply(MetaCommand::RegisterNode {
+        node: info(1, 7000),
+    });
+    log.apply(MetaCommand::RegisterNode {
+        node: info(2, 9000),
+    });
+    assert_eq!(log.sm.nodes().unwrap(), vec![info(1, 7000), info(2, 9000)]);
+}
