@@ -21,6 +21,8 @@ pub trait Proposer: Send + Sync + 'static {
 pub enum ProposeError {
     #[error("this node is not the leader")]
     NotLeader { leader: Option<u64> },
+    #[error("the change was not committed in time")]
+    Timeout,
     #[error("storage failed: {0}")]
     Storage(String),
     #[error("the log is shut down")]

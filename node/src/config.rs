@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use actors::store::{local_log::Durability, DEFAULT_HISTORY_LIMIT};
-use anyhow::bail;
+use anyhow::{bail, Context};
 use protocol::job::DEFAULT_GROUP;
 
 /// Everything a scheduler node needs to start.
@@ -30,6 +30,45 @@ pub struct NodeConfig {
     pub timings: Timings,
     /// Seeds the router's random choices, so a run can be replayed.
     pub seed: u64,
+    /// Replicate through Raft with these settings; alone when `None`.
+    pub raft: Option<RaftSettings>,
+}
+
+/// A Raft member's settings.
+#[derive(Clone, Debug)]
+pub struct RaftSettings {
+    /// Where peers reach this node's Raft port.
+    pub listen: SocketAddr,
+    /// The initial members (`--peers`), this node included; used only the
+    /// first time the node starts with an empty data directory.
+    pub peers: Vec<(u64, SocketAddr)>,
+    /// What makes the Raft log durable before a write is acknowledged.
+    pub durability: crate::raft::storage::Durability,
+    /// One Raft tick; elections take 10 to 20 ticks.
+    pub tick: Duration,
+    /// Entries kept behind the applied index before the log is compacted.
+    pub compact_after: u64,
+}
+
+fn parse_durability(text: &str) -> Result<crate::raft::storage::Durability, String> {
+    use crate::raft::storage::Durability;
+    match text {
+        "flush" => Ok(Durability::Flush),
+        "fsync" => Ok(Durability::Fsync),
+        "none" => Ok(Durability::None),
+        other => Err(format!("{other:?} is not one of flush, fsync, none")),
+    }
+}
+
+/// Parses `1=127.0.0.1:7071`.
+pub fn parse_peer(text: &str) -> anyhow::Result<(u64, SocketAddr)> {
+    let (id, addr) = text.split_once('=').with_context(|| format!("peer {text:?} is not ID=RAFT_ADDR"))?;
+    let id: u64 = id.trim().parse().with_context(|| format!("peer {text:?}: the id is not a number"))?;
+    if id == 0 {
+        bail!("peer {text:?}: node ids start at 1");
+    }
+    let addr = addr.trim().parse().with_context(|| format!("peer {text:?}: {addr:?} is not an IP:PORT address"))?;
+    Ok((id, addr))
 }
 
 /// Intervals that trade latency for work; tests shorten them.
@@ -103,6 +142,7 @@ impl NodeConfig {
             durability: Durability::Flush,
             timings: Timings::default(),
             seed: 0,
+            raft: None,
         }
     }
 }
@@ -168,13 +208,43 @@ pub struct ServerArgs {
     /// Runs kept per job.
     #[arg(long, default_value_t = DEFAULT_HISTORY_LIMIT)]
     pub history_limit: usize,
+    /// What makes the Raft log durable before a write is acknowledged:
+    /// flush (survives a process crash), fsync, or none.
+    #[arg(long, default_value = "flush", value_parser = parse_durability)]
+    pub raft_durability: crate::raft::storage::Durability,
+    /// One Raft tick in milliseconds; elections take 10 to 20 ticks.
+    #[arg(long, default_value_t = 50)]
+    pub raft_tick_ms: u64,
+    /// Raft log entries kept behind the applied index before compaction.
+    #[arg(long, default_value_t = 10_000)]
+    pub raft_compact_after: u64,
 }
 
 impl ServerArgs {
     pub fn into_config(self) -> anyhow::Result<NodeConfig> {
-        if self.peers.len() > 1 || self.join.is_some() {
-            bail!("this build runs a single scheduler node: --peers with several members and --join are not available yet");
+        if self.join.is_some() {
+            bail!("--join is not available yet: list every member in --peers, or add nodes with `cronmesh cluster add`");
         }
+        let raft = match self.raft {
+            Some(listen) => {
+                let mut peers = self.peers.iter().map(|p| parse_peer(p)).collect::<anyhow::Result<Vec<_>>>()?;
+                if peers.is_empty() {
+                    peers.push((self.node_id, listen));
+                }
+                if !peers.iter().any(|(id, _)| *id == self.node_id) {
+                    bail!("--peers must list this node ({}) too", self.node_id);
+                }
+                Some(RaftSettings {
+                    listen,
+                    peers,
+                    durability: self.raft_durability,
+                    tick: Duration::from_millis(self.raft_tick_ms.max(1)),
+                    compact_after: self.raft_compact_after.max(1),
+                })
+            }
+            None if !self.peers.is_empty() => bail!("--peers needs --raft ADDR for this node's Raft port"),
+            None => None,
+        };
         let secret = match &self.secret_file {
             Some(path) => Some(crate::secret::read_secret_file(path)?),
             None => None,
@@ -186,6 +256,7 @@ impl ServerArgs {
             secret,
             history_limit: self.history_limit,
             seed: self.node_id,
+            raft,
             ..NodeConfig::new(self.data_dir, self.http)
         })
     }

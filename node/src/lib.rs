@@ -3,6 +3,8 @@
 //!
 //! - [`node`]: all the wiring of a scheduler node, top to bottom.
 //! - [`config`]: node configuration and the `dev` / `server` flags.
+//! - [`consensus`]: alone or through Raft: who leads and where writes go.
+//! - [`raft`]: the Raft engine, its sled storage and TCP transport.
 //! - [`api`]: the admin HTTP API.
 //! - [`executor`]: the executor agent that runs shell commands.
 //! - [`client`]: the command-line client of the admin API.
@@ -13,7 +15,9 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod consensus;
 pub mod executor;
 pub mod node;
+pub mod raft;
 pub mod secret;
 pub mod signals;

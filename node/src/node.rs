@@ -18,9 +18,19 @@ use actors::{
 };
 use anyhow::Context as _;
 
+use protocol::{meta::NodeInfo, MetaCommand};
+
 use crate::{
     api::{self, AppState},
-    config::NodeConfig,
+    config::{NodeConfig, RaftSettings},
+    consensus::Consensus,
+    raft::{
+        engine::{self, EngineConfig, EngineHandle},
+        faults::Faults,
+        proposer::RaftProposer,
+        storage::{RaftStorage, SnapshotSource},
+        transport::RaftTransport,
+    },
     executor::{self, ExecutorConfig, RunningExecutor},
 };
 
@@ -62,23 +72,16 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
 pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let clock: SharedClock = Arc::new(TokioClock::new());
 
-    // Storage and the log every metadata change goes through.
+    // Storage: one sled database for the state machine and the Raft log.
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
+        format!("cannot create the data directory {}", config.data_dir.display())
     })?;
-    let store = Arc::new(
-        StateMachine::open(&config.data_dir.join("state"), config.history_limit)
-            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
-    );
+    let db = sled::Config::new()
+        .path(config.data_dir.join("state"))
+        .open()
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let store = Arc::new(StateMachine::with_db(db.clone(), config.history_limit)?);
     let (applied_tx, applied_rx) = tokio::sync::mpsc::unbounded_channel();
-    let proposer: Arc<dyn Proposer> = Arc::new(LocalLog::start(
-        store.clone(),
-        applied_tx,
-        config.durability,
-    ));
 
     // The admin API's address comes first: executors report to it.
     let listener = TcpListener::bind(config.http)
@@ -88,6 +91,18 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         .advertise_url
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
+
+    // The log every metadata change goes through: local, or Raft.
+    let (proposer, consensus): (Arc<dyn Proposer>, Consensus) = match &config.raft {
+        None => (
+            Arc::new(LocalLog::start(store.clone(), applied_tx, config.durability)),
+            Consensus::Local { node_id: config.node_id, api_url: api_url.clone() },
+        ),
+        Some(settings) => {
+            let engine = start_raft(&config, settings, &db, &store, applied_tx).await?;
+            (Arc::new(RaftProposer { engine: engine.clone() }), Consensus::Raft(engine))
+        }
+    };
 
     // Executors known without gossip.
     let builtin_executor = if config.builtin_executor {
@@ -160,14 +175,37 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     )
     .start();
 
-    // A single node is always its own leader.
-    dispatcher.do_send(Leadership(true));
-    trigger.do_send(Leadership(true));
+    // Only a leader that has caught up fires and dispatches.
+    match &consensus {
+        Consensus::Local { .. } => {
+            dispatcher.do_send(Leadership(true));
+            trigger.do_send(Leadership(true));
+        }
+        Consensus::Raft(engine) => {
+            let mut leader = engine.leader.clone();
+            let (dispatcher, trigger) = (dispatcher.clone(), trigger.clone());
+            actix::spawn(async move {
+                loop {
+                    let leading = leader.borrow_and_update().ready_to_lead;
+                    dispatcher.do_send(Leadership(leading));
+                    trigger.do_send(Leadership(leading));
+                    if leader.changed().await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let node = NodeInfo {
+                node_id: config.node_id,
+                api_url: api_url.clone(),
+                raft_addr: config.raft.as_ref().map(|r| r.listen.to_string()).unwrap_or_default(),
+            };
+            actix::spawn(register_node(proposer.clone(), node));
+        }
+    }
 
     // The admin API.
     let state = AppState {
-        node_id: config.node_id,
-        api_url: api_url.clone(),
+        consensus,
         store: store.clone(),
         job_store,
         router,
@@ -186,6 +224,54 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         server: handle,
         builtin_executor,
     })
+}
+
+/// Opens the Raft log, joins the peers and starts the engine thread.
+async fn start_raft(
+    config: &NodeConfig,
+    settings: &RaftSettings,
+    db: &sled::Db,
+    store: &Arc<StateMachine>,
+    applied: tokio::sync::mpsc::UnboundedSender<actors::proposer::Applied>,
+) -> anyhow::Result<EngineHandle> {
+    let storage = RaftStorage::open(db)?;
+    storage.set_snapshot_source(Arc::new(StoreSnapshots(store.clone())));
+    if !storage.is_initialized() {
+        let voters: Vec<u64> = settings.peers.iter().map(|(id, _)| *id).collect();
+        storage.bootstrap(&voters)?;
+    }
+    let peers = settings.peers.iter().filter(|(id, _)| *id != config.node_id).copied().collect();
+    let (inbound_tx, inbound_rx) = std::sync::mpsc::channel();
+    let transport =
+        RaftTransport::start(config.node_id, settings.listen, peers, inbound_tx, Faults::default()).await?;
+    let mut engine_config = EngineConfig::new(config.node_id);
+    engine_config.tick = settings.tick;
+    engine_config.durability = settings.durability;
+    engine_config.compact_after = settings.compact_after;
+    engine::spawn(engine_config, storage, store.clone(), transport, inbound_rx, applied)
+}
+
+/// The state machine as the source of Raft snapshots.
+struct StoreSnapshots(Arc<StateMachine>);
+
+impl SnapshotSource for StoreSnapshots {
+    fn snapshot_data(&self) -> anyhow::Result<(u64, Vec<u8>)> {
+        Ok(self.0.snapshot()?)
+    }
+}
+
+/// Announces this node's addresses through the log, retrying until a
+/// leader commits it, so every node can forward writes to it.
+async fn register_node(proposer: Arc<dyn Proposer>, node: NodeInfo) {
+    loop {
+        match proposer.propose(MetaCommand::RegisterNode { node: node.clone() }).await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "node not registered yet; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        }
+    }
 }
 
 fn entry(group: &str, endpoint: &str) -> ExecutorEntry {

@@ -40,6 +40,18 @@ impl StateMachine {
     }
 }
 
+impl StateMachine {
+    /// Records that the log entry at `index` carried no command (a new
+    /// leader's empty entry, a membership change), so the applied index
+    /// always matches the log's.
+    pub fn skip_entry(&self, index: u64) -> Result<(), StoreError> {
+        if index > self.applied_index()? {
+            self.tree.insert(keys::APPLIED, &index.to_be_bytes())?;
+        }
+        Ok(())
+    }
+}
+
 fn put_job(
     txn: &mut Txn,
     job: &Job,

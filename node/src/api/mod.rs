@@ -2,9 +2,11 @@
 //!
 //! - `jobs`, `runs`: jobs and run history; `report`: executor reports.
 //! - `system`: schedule preview, cluster, executors, health.
+//! - `forward`: writes on a follower go to the leader.
 //! - `input`, `error`: typed request parsing and JSON errors naming the field.
 
 mod error;
+mod forward;
 mod input;
 mod jobs;
 mod report;
@@ -25,15 +27,14 @@ pub use error::{ApiError, ApiResult};
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub node_id: u64,
-    /// This node's admin API URL, as executors and peers reach it.
-    pub api_url: String,
+    /// Who leads, and where writes go.
+    pub consensus: crate::consensus::Consensus,
     pub store: Arc<StateMachine>,
     pub job_store: Addr<JobStore>,
     pub router: Addr<Router>,
     pub dispatcher: Addr<Dispatcher>,
     pub clock: SharedClock,
-    /// For live output from executors.
+    /// For live output from executors and forwarding to the leader.
     pub http: reqwest::Client,
     /// Verifies executor reports when set.
     pub secret: Option<Arc<Vec<u8>>>,
@@ -70,6 +71,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .wrap(actix_web::middleware::from_fn(forward::forward_to_leader))
             .configure(routes)
             .default_service(web::to(system::not_found))
     })

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use actors::messages::ListExecutors;
 use protocol::{
-    api::{ClusterMember, ClusterStatus, PreviewRequest, PreviewResponse, MAX_PREVIEW},
+    api::{PreviewRequest, PreviewResponse, MAX_PREVIEW},
     schedule::{parse_timezone, Schedule},
 };
 
@@ -35,20 +35,7 @@ pub async fn preview(
 }
 
 pub async fn cluster(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let applied = state.store.applied_index()?;
-    Ok(HttpResponse::Ok().json(ClusterStatus {
-        node_id: state.node_id,
-        leader_id: Some(state.node_id),
-        term: 1,
-        commit_index: applied,
-        applied_index: applied,
-        members: vec![ClusterMember {
-            node_id: state.node_id,
-            role: "leader".into(),
-            api_url: Some(state.api_url.clone()),
-            raft_addr: None,
-        }],
-    }))
+    Ok(HttpResponse::Ok().json(state.consensus.status(&state.store).await))
 }
 
 pub async fn executors(state: web::Data<AppState>) -> ApiResult<HttpResponse> {

@@ -1,0 +1,89 @@
+//! Writes go to the leader: on any other node, a request that changes
+//! state (and a read with `?consistent=true`) is forwarded to the leader's
+//! API and its answer returned unchanged. During an election the answer
+//! is 503 with a retry hint, never a hang.
+
+use std::time::Duration;
+
+use actix_web::{
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::{Method, StatusCode},
+    middleware::Next,
+    web, HttpMessage, HttpResponse,
+};
+use futures::StreamExt;
+
+use super::{error::ApiError, input::MAX_BODY, AppState};
+use crate::consensus::Route;
+
+/// Marks a forwarded request, so it is never forwarded twice.
+const FORWARDED: &str = "x-cronmesh-forwarded";
+/// Headers that travel with a forwarded request.
+const KEPT_HEADERS: [&str; 3] = ["content-type", "authorization", protocol::dispatch::SIGNATURE_HEADER];
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn needs_leader(req: &ServiceRequest) -> bool {
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD) && req.path().starts_with("/v1/");
+    let consistent = req.query_string().split('&').any(|pair| pair == "consistent=true");
+    writes || consistent
+}
+
+pub async fn forward_to_leader(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if !needs_leader(&req) {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let leader = match state.consensus.route(&state.store) {
+        Route::Here => return Ok(next.call(req).await?.map_into_boxed_body()),
+        Route::Leader(_) if req.headers().contains_key(FORWARDED) => {
+            return Ok(req.error_response(ApiError::unavailable("the leader changed while forwarding; retry")));
+        }
+        Route::Leader(url) => url,
+        Route::Unavailable(why) => return Ok(req.error_response(ApiError::unavailable(format!("{why}; retry")))),
+    };
+    let mut body = Vec::new();
+    let mut payload = req.take_payload();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Ok(req.error_response(ApiError {
+                field: Some("body".into()),
+                ..ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is larger than 1 MiB")
+            }));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
+    let mut outgoing = state
+        .http
+        .request(method, format!("{}{path_and_query}", leader.trim_end_matches('/')))
+        .header(FORWARDED, "1")
+        .timeout(FORWARD_TIMEOUT)
+        .body(body);
+    for name in KEPT_HEADERS {
+        if let Some(value) = req.headers().get(name).and_then(|v| v.to_str().ok()) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let response = match outgoing.send().await {
+        Ok(response) => response,
+        Err(e) => {
+            return Ok(req.error_response(ApiError::unavailable(format!("the leader at {leader} did not answer ({e}); retry"))));
+        }
+    };
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let bytes = response.bytes().await.unwrap_or_default();
+    let mut answer = HttpResponse::build(status);
+    if let Some(content_type) = content_type {
+        answer.insert_header(("content-type", content_type));
+    }
+    Ok(req.into_response(answer.body(bytes)))
+}
