@@ -62,12 +62,20 @@ fn parse_durability(text: &str) -> Result<crate::raft::storage::Durability, Stri
 
 /// Parses `1=127.0.0.1:7071`.
 pub fn parse_peer(text: &str) -> anyhow::Result<(u64, SocketAddr)> {
-    let (id, addr) = text.split_once('=').with_context(|| format!("peer {text:?} is not ID=RAFT_ADDR"))?;
-    let id: u64 = id.trim().parse().with_context(|| format!("peer {text:?}: the id is not a number"))?;
+    let (id, addr) = text
+        .split_once('=')
+        .with_context(|| format!("peer {text:?} is not ID=RAFT_ADDR"))?;
+    let id: u64 = id
+        .trim()
+        .parse()
+        .with_context(|| format!("peer {text:?}: the id is not a number"))?;
     if id == 0 {
         bail!("peer {text:?}: node ids start at 1");
     }
-    let addr = addr.trim().parse().with_context(|| format!("peer {text:?}: {addr:?} is not an IP:PORT address"))?;
+    let addr = addr
+        .trim()
+        .parse()
+        .with_context(|| format!("peer {text:?}: {addr:?} is not an IP:PORT address"))?;
     Ok((id, addr))
 }
 
@@ -227,7 +235,11 @@ impl ServerArgs {
         }
         let raft = match self.raft {
             Some(listen) => {
-                let mut peers = self.peers.iter().map(|p| parse_peer(p)).collect::<anyhow::Result<Vec<_>>>()?;
+                let mut peers = self
+                    .peers
+                    .iter()
+                    .map(|p| parse_peer(p))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
                 if peers.is_empty() {
                     peers.push((self.node_id, listen));
                 }
@@ -242,7 +254,9 @@ impl ServerArgs {
                     compact_after: self.raft_compact_after.max(1),
                 })
             }
-            None if !self.peers.is_empty() => bail!("--peers needs --raft ADDR for this node's Raft port"),
+            None if !self.peers.is_empty() => {
+                bail!("--peers needs --raft ADDR for this node's Raft port")
+            }
             None => None,
         };
         let secret = match &self.secret_file {

@@ -12,7 +12,10 @@ use crate::raft::engine::{EngineHandle, LeaderState};
 #[derive(Clone)]
 pub enum Consensus {
     /// This node is the whole cluster and always leads.
-    Local { node_id: u64, api_url: String },
+    Local {
+        node_id: u64,
+        api_url: String,
+    },
     Raft(EngineHandle),
 }
 
@@ -30,9 +33,11 @@ pub enum Route {
 impl Consensus {
     pub fn leader_state(&self) -> LeaderState {
         match self {
-            Consensus::Local { node_id, .. } => {
-                LeaderState { leader_id: Some(*node_id), term: 1, ready_to_lead: true }
-            }
+            Consensus::Local { node_id, .. } => LeaderState {
+                leader_id: Some(*node_id),
+                term: 1,
+                ready_to_lead: true,
+            },
             Consensus::Raft(engine) => engine.leader.borrow().clone(),
         }
     }
@@ -52,7 +57,11 @@ impl Consensus {
                 return Route::Unavailable("this node was just elected and is catching up".into());
             }
         }
-        match store.nodes().ok().and_then(|nodes| nodes.into_iter().find(|n| n.node_id == leader)) {
+        match store
+            .nodes()
+            .ok()
+            .and_then(|nodes| nodes.into_iter().find(|n| n.node_id == leader))
+        {
             Some(node) => Route::Leader(node.api_url),
             None => Route::Unavailable(format!("the address of leader {leader} is not known yet")),
         }
@@ -74,11 +83,13 @@ impl Consensus {
                 term: 1,
                 commit_index: applied,
                 applied_index: applied,
+                log_start_index: 0,
                 members: vec![ClusterMember {
                     node_id: *node_id,
                     role: "leader".into(),
                     api_url: Some(api_url.clone()),
                     raft_addr: None,
+                    matched_index: Some(applied),
                 }],
             },
             Consensus::Raft(engine) => {
@@ -89,12 +100,19 @@ impl Consensus {
                     .iter()
                     .map(|id| {
                         let node = nodes.iter().find(|n| n.node_id == *id);
-                        let role = if Some(*id) == status.leader_id { "leader" } else { "follower" };
+                        let role = if Some(*id) == status.leader_id {
+                            "leader"
+                        } else {
+                            "follower"
+                        };
+                        let leading = status.leader_id == Some(status.node_id);
+                        let matched = status.progress.iter().find(|p| p.0 == *id).map(|p| p.1);
                         ClusterMember {
                             node_id: *id,
                             role: role.into(),
                             api_url: node.map(|n| n.api_url.clone()),
                             raft_addr: node.map(|n| n.raft_addr.clone()),
+                            matched_index: matched.filter(|_| leading),
                         }
                     })
                     .collect();
@@ -104,6 +122,7 @@ impl Consensus {
                     term: status.term,
                     commit_index: status.commit_index,
                     applied_index: status.applied_index,
+                    log_start_index: status.log_start_index,
                     members,
                 }
             }

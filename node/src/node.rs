@@ -24,6 +24,7 @@ use crate::{
     api::{self, AppState},
     config::{NodeConfig, RaftSettings},
     consensus::Consensus,
+    executor::{self, ExecutorConfig, RunningExecutor},
     raft::{
         engine::{self, EngineConfig, EngineHandle},
         faults::Faults,
@@ -31,7 +32,6 @@ use crate::{
         storage::{RaftStorage, SnapshotSource},
         transport::RaftTransport,
     },
-    executor::{self, ExecutorConfig, RunningExecutor},
 };
 
 /// A started node.
@@ -74,7 +74,10 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
 
     // Storage: one sled database for the state machine and the Raft log.
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!("cannot create the data directory {}", config.data_dir.display())
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
     })?;
     let db = sled::Config::new()
         .path(config.data_dir.join("state"))
@@ -95,12 +98,24 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     // The log every metadata change goes through: local, or Raft.
     let (proposer, consensus): (Arc<dyn Proposer>, Consensus) = match &config.raft {
         None => (
-            Arc::new(LocalLog::start(store.clone(), applied_tx, config.durability)),
-            Consensus::Local { node_id: config.node_id, api_url: api_url.clone() },
+            Arc::new(LocalLog::start(
+                store.clone(),
+                applied_tx,
+                config.durability,
+            )),
+            Consensus::Local {
+                node_id: config.node_id,
+                api_url: api_url.clone(),
+            },
         ),
         Some(settings) => {
             let engine = start_raft(&config, settings, &db, &store, applied_tx).await?;
-            (Arc::new(RaftProposer { engine: engine.clone() }), Consensus::Raft(engine))
+            (
+                Arc::new(RaftProposer {
+                    engine: engine.clone(),
+                }),
+                Consensus::Raft(engine),
+            )
         }
     };
 
@@ -197,7 +212,11 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             let node = NodeInfo {
                 node_id: config.node_id,
                 api_url: api_url.clone(),
-                raft_addr: config.raft.as_ref().map(|r| r.listen.to_string()).unwrap_or_default(),
+                raft_addr: config
+                    .raft
+                    .as_ref()
+                    .map(|r| r.listen.to_string())
+                    .unwrap_or_default(),
             };
             actix::spawn(register_node(proposer.clone(), node));
         }
@@ -240,15 +259,33 @@ async fn start_raft(
         let voters: Vec<u64> = settings.peers.iter().map(|(id, _)| *id).collect();
         storage.bootstrap(&voters)?;
     }
-    let peers = settings.peers.iter().filter(|(id, _)| *id != config.node_id).copied().collect();
+    let peers = settings
+        .peers
+        .iter()
+        .filter(|(id, _)| *id != config.node_id)
+        .copied()
+        .collect();
     let (inbound_tx, inbound_rx) = std::sync::mpsc::channel();
-    let transport =
-        RaftTransport::start(config.node_id, settings.listen, peers, inbound_tx, Faults::default()).await?;
+    let transport = RaftTransport::start(
+        config.node_id,
+        settings.listen,
+        peers,
+        inbound_tx,
+        Faults::default(),
+    )
+    .await?;
     let mut engine_config = EngineConfig::new(config.node_id);
     engine_config.tick = settings.tick;
     engine_config.durability = settings.durability;
     engine_config.compact_after = settings.compact_after;
-    engine::spawn(engine_config, storage, store.clone(), transport, inbound_rx, applied)
+    engine::spawn(
+        engine_config,
+        storage,
+        store.clone(),
+        transport,
+        inbound_rx,
+        applied,
+    )
 }
 
 /// The state machine as the source of Raft snapshots.
@@ -264,7 +301,10 @@ impl SnapshotSource for StoreSnapshots {
 /// leader commits it, so every node can forward writes to it.
 async fn register_node(proposer: Arc<dyn Proposer>, node: NodeInfo) {
     loop {
-        match proposer.propose(MetaCommand::RegisterNode { node: node.clone() }).await {
+        match proposer
+            .propose(MetaCommand::RegisterNode { node: node.clone() })
+            .await
+        {
             Ok(_) => return,
             Err(e) => {
                 tracing::debug!(error = %e, "node not registered yet; retrying");

@@ -107,6 +107,10 @@ pub struct ClusterStatus {
     pub term: u64,
     pub commit_index: u64,
     pub applied_index: u64,
+    /// First index still in this node's log; entries before it were
+    /// compacted into a snapshot.
+    #[serde(default)]
+    pub log_start_index: u64,
     pub members: Vec<ClusterMember>,
 }
 
@@ -116,6 +120,9 @@ pub struct ClusterMember {
     pub role: String,
     pub api_url: Option<String>,
     pub raft_addr: Option<String>,
+    /// Highest log index known to be replicated on the member (leader's view).
+    #[serde(default)]
+    pub matched_index: Option<u64>,
 }
 
 /// `GET /v1/executors`.

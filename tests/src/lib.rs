@@ -3,8 +3,10 @@
 //!
 //! - [`process`]: scheduler and executor child processes, killed on drop.
 //! - [`api`]: JSON requests against the admin API.
+//! - [`cluster`]: Raft clusters of server processes that can be killed and restarted.
 //! - [`wait`]: polling with a deadline instead of fixed sleeps.
 
 pub mod api;
+pub mod cluster;
 pub mod process;
 pub mod wait;

@@ -100,15 +100,7 @@ pub fn server(dir: &Path, http: &str, executors: &[&str]) -> Proc {
 /// `cronmesh server` with more flags.
 pub fn server_with(dir: &Path, http: &str, executors: &[&str], extra: &[&str]) -> Proc {
     let dir = dir.to_string_lossy().to_string();
-    let mut args = vec![
-        "server",
-        "--node-id",
-        "1",
-        "--data-dir",
-        &dir,
-        "--http",
-        http,
-    ];
+    let mut args = vec!["server", "--data-dir", &dir, "--http", http];
     for e in executors {
         args.push("--executor");
         args.push(e);

@@ -20,12 +20,20 @@ use crate::consensus::Route;
 /// Marks a forwarded request, so it is never forwarded twice.
 const FORWARDED: &str = "x-cronmesh-forwarded";
 /// Headers that travel with a forwarded request.
-const KEPT_HEADERS: [&str; 3] = ["content-type", "authorization", protocol::dispatch::SIGNATURE_HEADER];
+const KEPT_HEADERS: [&str; 3] = [
+    "content-type",
+    "authorization",
+    protocol::dispatch::SIGNATURE_HEADER,
+];
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn needs_leader(req: &ServiceRequest) -> bool {
-    let writes = !matches!(*req.method(), Method::GET | Method::HEAD) && req.path().starts_with("/v1/");
-    let consistent = req.query_string().split('&').any(|pair| pair == "consistent=true");
+    let writes =
+        !matches!(*req.method(), Method::GET | Method::HEAD) && req.path().starts_with("/v1/");
+    let consistent = req
+        .query_string()
+        .split('&')
+        .any(|pair| pair == "consistent=true");
     writes || consistent
 }
 
@@ -42,10 +50,14 @@ pub async fn forward_to_leader(
     let leader = match state.consensus.route(&state.store) {
         Route::Here => return Ok(next.call(req).await?.map_into_boxed_body()),
         Route::Leader(_) if req.headers().contains_key(FORWARDED) => {
-            return Ok(req.error_response(ApiError::unavailable("the leader changed while forwarding; retry")));
+            return Ok(req.error_response(ApiError::unavailable(
+                "the leader changed while forwarding; retry",
+            )));
         }
         Route::Leader(url) => url,
-        Route::Unavailable(why) => return Ok(req.error_response(ApiError::unavailable(format!("{why}; retry")))),
+        Route::Unavailable(why) => {
+            return Ok(req.error_response(ApiError::unavailable(format!("{why}; retry"))))
+        }
     };
     let mut body = Vec::new();
     let mut payload = req.take_payload();
@@ -54,16 +66,28 @@ pub async fn forward_to_leader(
         if body.len() + chunk.len() > MAX_BODY {
             return Ok(req.error_response(ApiError {
                 field: Some("body".into()),
-                ..ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is larger than 1 MiB")
+                ..ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the body is larger than 1 MiB",
+                )
             }));
         }
         body.extend_from_slice(&chunk);
     }
-    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .unwrap_or(reqwest::Method::POST);
     let mut outgoing = state
         .http
-        .request(method, format!("{}{path_and_query}", leader.trim_end_matches('/')))
+        .request(
+            method,
+            format!("{}{path_and_query}", leader.trim_end_matches('/')),
+        )
         .header(FORWARDED, "1")
         .timeout(FORWARD_TIMEOUT)
         .body(body);
@@ -75,11 +99,18 @@ pub async fn forward_to_leader(
     let response = match outgoing.send().await {
         Ok(response) => response,
         Err(e) => {
-            return Ok(req.error_response(ApiError::unavailable(format!("the leader at {leader} did not answer ({e}); retry"))));
+            return Ok(req.error_response(ApiError::unavailable(format!(
+                "the leader at {leader} did not answer ({e}); retry"
+            ))));
         }
     };
-    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let bytes = response.bytes().await.unwrap_or_default();
     let mut answer = HttpResponse::build(status);
     if let Some(content_type) = content_type {

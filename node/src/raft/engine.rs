@@ -56,7 +56,10 @@ impl EngineConfig {
 
 /// What the engine thread is asked to do.
 pub enum Input {
-    Propose { cmd: MetaCommand, reply: oneshot::Sender<ProposeResult> },
+    Propose {
+        cmd: MetaCommand,
+        reply: oneshot::Sender<ProposeResult>,
+    },
     Step(Message),
     Status(oneshot::Sender<RaftStatus>),
 }
@@ -80,6 +83,7 @@ pub struct RaftStatus {
     pub role: String,
     pub commit_index: u64,
     pub applied_index: u64,
+    pub log_start_index: u64,
     pub voters: Vec<u64>,
     /// (node id, matched index, next index) as the leader tracks them.
     pub progress: Vec<(u64, u64, u64)>,
@@ -154,13 +158,15 @@ pub fn spawn(
     let (input, rx) = mpsc::channel();
     let (leader, leader_rx) = watch::channel(LeaderState::default());
     let forward = input.clone();
-    thread::Builder::new().name("cronmesh-raft-inbound".into()).spawn(move || {
-        for message in inbound {
-            if forward.send(Input::Step(message)).is_err() {
-                break;
+    thread::Builder::new()
+        .name("cronmesh-raft-inbound".into())
+        .spawn(move || {
+            for message in inbound {
+                if forward.send(Input::Step(message)).is_err() {
+                    break;
+                }
             }
-        }
-    })?;
+        })?;
     let engine = Engine {
         config,
         raw,
@@ -173,8 +179,14 @@ pub fn spawn(
         next_proposal: 1,
         applied_term: 0,
     };
-    thread::Builder::new().name("cronmesh-raft".into()).spawn(move || engine.run(rx))?;
-    Ok(EngineHandle { node_id, input, leader: leader_rx })
+    thread::Builder::new()
+        .name("cronmesh-raft".into())
+        .spawn(move || engine.run(rx))?;
+    Ok(EngineHandle {
+        node_id,
+        input,
+        leader: leader_rx,
+    })
 }
 
 impl Engine {
@@ -197,6 +209,7 @@ impl Engine {
                 last_tick = Instant::now();
                 self.expire_proposals();
             }
+            self.report_send_failures();
             if let Err(e) = self.on_ready() {
                 // Without durable storage this node must not take part.
                 tracing::error!(error = %e, "raft storage failed; stopping the raft engine");
@@ -241,18 +254,42 @@ impl Engine {
         // Followers hand proposals to the leader themselves.
         match self.raw.propose(context, data) {
             Ok(()) => {
-                self.pending.insert(id, Pending { reply, since: Instant::now() });
+                self.pending.insert(
+                    id,
+                    Pending {
+                        reply,
+                        since: Instant::now(),
+                    },
+                );
             }
             Err(e) => {
                 tracing::debug!(error = %e, "proposal dropped");
-                let _ = reply.send(Err(ProposeError::NotLeader { leader: Some(leader) }));
+                let _ = reply.send(Err(ProposeError::NotLeader {
+                    leader: Some(leader),
+                }));
             }
         }
     }
 
+    /// Tells raft which peers could not be reached, so it probes them
+    /// instead of streaming, and which snapshots were lost, so it resends.
+    fn report_send_failures(&mut self) {
+        let failures = self.transport.take_send_failures();
+        for id in failures.unreachable {
+            self.raw.report_unreachable(id);
+        }
+        for id in failures.snapshot_failed {
+            self.raw.report_snapshot(id, raft::SnapshotStatus::Failure);
+        }
+    }
+
     fn expire_proposals(&mut self) {
-        let expired: Vec<u64> =
-            self.pending.iter().filter(|(_, p)| p.since.elapsed() > PROPOSAL_TTL).map(|(id, _)| *id).collect();
+        let expired: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.since.elapsed() > PROPOSAL_TTL)
+            .map(|(id, _)| *id)
+            .collect();
         for id in expired {
             if let Some(p) = self.pending.remove(&id) {
                 let _ = p.reply.send(Err(ProposeError::Timeout));
@@ -276,7 +313,10 @@ impl Engine {
             self.storage.apply_snapshot(&snapshot)?;
             self.store.restore(&snapshot.data)?;
             self.applied_term = snapshot.get_metadata().term;
-            tracing::info!(index = snapshot.get_metadata().index, "installed a snapshot from the leader");
+            tracing::info!(
+                index = snapshot.get_metadata().index,
+                "installed a snapshot from the leader"
+            );
             dirty = true;
         }
         self.apply(ready.take_committed_entries())?;
@@ -309,7 +349,9 @@ impl Engine {
     fn apply(&mut self, entries: Vec<Entry>) -> anyhow::Result<()> {
         for entry in entries {
             match entry.get_entry_type() {
-                EntryType::EntryNormal if entry.data.is_empty() => self.store.skip_entry(entry.index)?,
+                EntryType::EntryNormal if entry.data.is_empty() => {
+                    self.store.skip_entry(entry.index)?
+                }
                 EntryType::EntryNormal => self.apply_command(&entry)?,
                 EntryType::EntryConfChange => {
                     let cc: ConfChange = protobuf::Message::parse_from_bytes(&entry.data)?;
@@ -343,11 +385,19 @@ impl Engine {
         if let Some(p) = mine.and_then(|id| self.pending.remove(&id)) {
             let _ = p.reply.send(Ok(outcome.clone()));
         }
-        let _ = self.applied.send(Applied { index: entry.index, cmd: Arc::new(cmd), outcome });
+        let _ = self.applied.send(Applied {
+            index: entry.index,
+            cmd: Arc::new(cmd),
+            outcome,
+        });
         Ok(())
     }
 
-    fn apply_conf_change(&mut self, cc: &impl raft_proto::ConfChangeI, index: u64) -> anyhow::Result<()> {
+    fn apply_conf_change(
+        &mut self,
+        cc: &impl raft_proto::ConfChangeI,
+        index: u64,
+    ) -> anyhow::Result<()> {
         let cs = self.raw.apply_conf_change(cc)?;
         self.storage.set_conf_state(&cs)?;
         self.store.skip_entry(index)?;
@@ -392,8 +442,11 @@ impl Engine {
 
     fn status(&self) -> RaftStatus {
         let raft = &self.raw.raft;
-        let mut progress: Vec<(u64, u64, u64)> =
-            raft.prs().iter().map(|(id, pr)| (*id, pr.matched, pr.next_idx)).collect();
+        let mut progress: Vec<(u64, u64, u64)> = raft
+            .prs()
+            .iter()
+            .map(|(id, pr)| (*id, pr.matched, pr.next_idx))
+            .collect();
         progress.sort();
         RaftStatus {
             node_id: self.config.node_id,
@@ -402,6 +455,7 @@ impl Engine {
             role: format!("{:?}", raft.state).to_lowercase(),
             commit_index: raft.raft_log.committed,
             applied_index: raft.raft_log.applied,
+            log_start_index: raft::Storage::first_index(&self.storage).unwrap_or_default(),
             voters: self.storage.conf_state().voters,
             progress,
         }

@@ -5,8 +5,8 @@
 //! - `storage`: the Raft log, hard state and snapshots in sled.
 //! - `transport`: batched TCP between nodes; `faults`: injected faults for tests.
 
-pub mod storage;
-pub mod faults;
-pub mod transport;
 pub mod engine;
+pub mod faults;
 pub mod proposer;
+pub mod storage;
+pub mod transport;
