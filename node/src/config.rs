@@ -48,6 +48,9 @@ pub struct RaftSettings {
     pub tick: Duration,
     /// Entries kept behind the applied index before the log is compacted.
     pub compact_after: u64,
+    /// Faults injected into this node's outgoing Raft messages; none unless
+    /// a test partitions the cluster.
+    pub faults: crate::raft::faults::Faults,
 }
 
 fn parse_durability(text: &str) -> Result<crate::raft::storage::Durability, String> {
@@ -252,6 +255,7 @@ impl ServerArgs {
                     durability: self.raft_durability,
                     tick: Duration::from_millis(self.raft_tick_ms.max(1)),
                     compact_after: self.raft_compact_after.max(1),
+                    faults: Default::default(),
                 })
             }
             None if !self.peers.is_empty() => {

@@ -27,7 +27,6 @@ use crate::{
     executor::{self, ExecutorConfig, RunningExecutor},
     raft::{
         engine::{self, EngineConfig, EngineHandle},
-        faults::Faults,
         proposer::RaftProposer,
         storage::{RaftStorage, SnapshotSource},
         transport::RaftTransport,
@@ -271,7 +270,7 @@ async fn start_raft(
         settings.listen,
         peers,
         inbound_tx,
-        Faults::default(),
+        settings.faults.clone(),
     )
     .await?;
     let mut engine_config = EngineConfig::new(config.node_id);
