@@ -42,6 +42,9 @@ pub struct RaftSettings {
     /// The initial members (`--peers`), this node included; used only the
     /// first time the node starts with an empty data directory.
     pub peers: Vec<(u64, SocketAddr)>,
+    /// Instead of `peers`: ask the cluster at this admin URL to add this
+    /// node (first start only).
+    pub join: Option<String>,
     /// What makes the Raft log durable before a write is acknowledged.
     pub durability: crate::raft::storage::Durability,
     /// One Raft tick; elections take 10 to 20 ticks.
@@ -233,9 +236,6 @@ pub struct ServerArgs {
 
 impl ServerArgs {
     pub fn into_config(self) -> anyhow::Result<NodeConfig> {
-        if self.join.is_some() {
-            bail!("--join is not available yet: list every member in --peers, or add nodes with `cronmesh cluster add`");
-        }
         let raft = match self.raft {
             Some(listen) => {
                 let mut peers = self
@@ -243,15 +243,16 @@ impl ServerArgs {
                     .iter()
                     .map(|p| parse_peer(p))
                     .collect::<anyhow::Result<Vec<_>>>()?;
-                if peers.is_empty() {
+                if peers.is_empty() && self.join.is_none() {
                     peers.push((self.node_id, listen));
                 }
-                if !peers.iter().any(|(id, _)| *id == self.node_id) {
+                if !peers.is_empty() && !peers.iter().any(|(id, _)| *id == self.node_id) {
                     bail!("--peers must list this node ({}) too", self.node_id);
                 }
                 Some(RaftSettings {
                     listen,
                     peers,
+                    join: self.join,
                     durability: self.raft_durability,
                     tick: Duration::from_millis(self.raft_tick_ms.max(1)),
                     compact_after: self.raft_compact_after.max(1),

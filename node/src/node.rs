@@ -18,7 +18,11 @@ use actors::{
 };
 use anyhow::Context as _;
 
-use protocol::{meta::NodeInfo, MetaCommand};
+use protocol::{
+    api::{ClusterStatus, MemberRequest},
+    meta::NodeInfo,
+    MetaCommand,
+};
 
 use crate::{
     api::{self, AppState},
@@ -108,13 +112,20 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             },
         ),
         Some(settings) => {
-            let engine = start_raft(&config, settings, &db, &store, applied_tx).await?;
-            (
-                Arc::new(RaftProposer {
-                    engine: engine.clone(),
-                }),
-                Consensus::Raft(engine),
-            )
+            let (engine, transport, joining) =
+                start_raft(&config, settings, &db, &store, applied_tx).await?;
+            if let (true, Some(url)) = (joining, &settings.join) {
+                let me = NodeInfo {
+                    node_id: config.node_id,
+                    api_url: api_url.clone(),
+                    raft_addr: settings.listen.to_string(),
+                };
+                actix::spawn(join_cluster(build_client(), url.clone(), me, transport));
+            }
+            let proposer = RaftProposer {
+                engine: engine.clone(),
+            };
+            (Arc::new(proposer), Consensus::Raft(engine))
         }
     };
 
@@ -244,26 +255,31 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     })
 }
 
-/// Opens the Raft log, joins the peers and starts the engine thread.
+/// Opens the Raft log, connects to the peers and starts the engine
+/// thread. The flag says the node still has to be added to a cluster.
 async fn start_raft(
     config: &NodeConfig,
     settings: &RaftSettings,
     db: &sled::Db,
     store: &Arc<StateMachine>,
     applied: tokio::sync::mpsc::UnboundedSender<actors::proposer::Applied>,
-) -> anyhow::Result<EngineHandle> {
+) -> anyhow::Result<(EngineHandle, RaftTransport, bool)> {
     let storage = RaftStorage::open(db)?;
     storage.set_snapshot_source(Arc::new(StoreSnapshots(store.clone())));
-    if !storage.is_initialized() {
+    let joining = !storage.is_initialized() && settings.join.is_some();
+    if !storage.is_initialized() && !joining {
         let voters: Vec<u64> = settings.peers.iter().map(|(id, _)| *id).collect();
         storage.bootstrap(&voters)?;
     }
-    let peers = settings
-        .peers
-        .iter()
-        .filter(|(id, _)| *id != config.node_id)
-        .copied()
-        .collect();
+    // Peers: the initial members, and every node registered since.
+    let mut peers: std::collections::HashMap<u64, std::net::SocketAddr> =
+        settings.peers.iter().copied().collect();
+    for node in store.nodes()? {
+        if let Ok(addr) = node.raft_addr.parse() {
+            peers.entry(node.node_id).or_insert(addr);
+        }
+    }
+    peers.remove(&config.node_id);
     let (inbound_tx, inbound_rx) = std::sync::mpsc::channel();
     let transport = RaftTransport::start(
         config.node_id,
@@ -277,14 +293,55 @@ async fn start_raft(
     engine_config.tick = settings.tick;
     engine_config.durability = settings.durability;
     engine_config.compact_after = settings.compact_after;
-    engine::spawn(
+    let engine = engine::spawn(
         engine_config,
         storage,
         store.clone(),
-        transport,
+        transport.clone(),
         inbound_rx,
         applied,
-    )
+    )?;
+    Ok((engine, transport, joining))
+}
+
+/// Asks the cluster at `url` to add this node, until it does, then
+/// connects to the members it names.
+async fn join_cluster(http: reqwest::Client, url: String, me: NodeInfo, transport: RaftTransport) {
+    let request = MemberRequest {
+        node_id: me.node_id,
+        raft_addr: me.raft_addr,
+        api_url: me.api_url,
+    };
+    let endpoint = format!("{}/v1/cluster/members", url.trim_end_matches('/'));
+    loop {
+        let body = serde_json::to_vec(&request).unwrap_or_default();
+        let answer = http
+            .post(&endpoint)
+            .header("content-type", "application/json")
+            .body(body)
+            .timeout(std::time::Duration::from_secs(15))
+            .send()
+            .await;
+        match answer {
+            Ok(response) if response.status().is_success() => {
+                let bytes = response.bytes().await.unwrap_or_default();
+                if let Ok(status) = serde_json::from_slice::<ClusterStatus>(&bytes) {
+                    for member in status.members.iter().filter(|m| m.node_id != me.node_id) {
+                        if let Some(addr) = member.raft_addr.as_ref().and_then(|a| a.parse().ok()) {
+                            transport.add_peer(member.node_id, addr);
+                        }
+                    }
+                }
+                tracing::info!(%url, "joined the cluster");
+                return;
+            }
+            Ok(response) => {
+                tracing::warn!(%url, status = %response.status(), "the cluster did not add this node yet")
+            }
+            Err(e) => tracing::warn!(%url, error = %e, "cannot reach the cluster to join"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// The state machine as the source of Raft snapshots.

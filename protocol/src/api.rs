@@ -125,6 +125,17 @@ pub struct ClusterMember {
     pub matched_index: Option<u64>,
 }
 
+/// `POST /v1/cluster/members`: add a scheduler node to the Raft group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRequest {
+    pub node_id: u64,
+    /// IP:PORT of the node's Raft port.
+    pub raft_addr: String,
+    /// Base URL of the node's admin API.
+    pub api_url: String,
+}
+
 /// `GET /v1/executors`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExecutorInfo {

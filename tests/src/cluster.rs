@@ -17,6 +17,8 @@ pub struct Cluster {
     /// (http port, raft port) per node, node id = index + 1.
     ports: Vec<(u16, u16)>,
     nodes: Vec<Option<Proc>>,
+    /// Nodes that joined with `--join` rather than being listed in `--peers`.
+    joined: Vec<bool>,
     executors: Vec<String>,
     extra: Vec<String>,
 }
@@ -38,6 +40,7 @@ impl Cluster {
             dir: tempfile::tempdir().expect("temp dir"),
             ports,
             nodes: (0..size).map(|_| None).collect(),
+            joined: vec![false; size],
             executors: executors.iter().map(|e| e.to_string()).collect(),
             extra: extra.iter().map(|e| e.to_string()).collect(),
         };
@@ -51,9 +54,20 @@ impl Cluster {
         self.ports
             .iter()
             .enumerate()
+            .filter(|(i, _)| !self.joined[*i])
             .map(|(i, (_, raft))| format!("{}=127.0.0.1:{raft}", i + 1))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Starts one more node that asks node 1 to add it; returns its id.
+    pub fn join(&mut self) -> u64 {
+        self.ports.push((free_port(), free_port()));
+        self.nodes.push(None);
+        self.joined.push(true);
+        let id = self.nodes.len() as u64;
+        self.restart(id);
+        id
     }
 
     pub fn data_dir(&self, id: u64) -> PathBuf {
@@ -65,14 +79,13 @@ impl Cluster {
         let (http, raft) = self.ports[(id - 1) as usize];
         let (node_id, raft_addr, peers) =
             (id.to_string(), format!("127.0.0.1:{raft}"), self.peers());
-        let mut args = vec![
-            "--node-id",
-            &node_id,
-            "--raft",
-            &raft_addr,
-            "--peers",
-            &peers,
-        ];
+        let join = format!("http://127.0.0.1:{}", self.ports[0].0);
+        let mut args = vec!["--node-id", node_id.as_str(), "--raft", raft_addr.as_str()];
+        if self.joined[(id - 1) as usize] {
+            args.extend(["--join", join.as_str()]);
+        } else {
+            args.extend(["--peers", peers.as_str()]);
+        }
         args.extend(self.extra.iter().map(String::as_str));
         let executors: Vec<&str> = self.executors.iter().map(String::as_str).collect();
         let proc = server_with(

@@ -4,25 +4,14 @@
 //! entries catches up by snapshot.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::BTreeSet,
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, Utc};
-use cronmesh_tests::{api::Api, cluster::Cluster, process::executor, wait};
+use chrono::Utc;
+use cronmesh_tests::{cluster::Cluster, process::executor, slots, wait};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn time(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().unwrap())
-        .unwrap()
-        .to_utc()
-}
-
-/// Every run of `job` from one node's view.
-async fn runs(api: &Api, job: &str) -> Vec<Value> {
-    api.runs_of(job).await
-}
 
 #[tokio::test]
 async fn killing_the_leader_ten_times_loses_and_doubles_no_slot() {
@@ -59,64 +48,104 @@ async fn killing_the_leader_ten_times_loses_and_doubles_no_slot() {
     let watch_until = Utc::now() - chrono::Duration::seconds(1);
     eprintln!("leader elections after kill -9: {failovers:?}");
 
-    // Every slot in the window ends with exactly one record: a run or a skip.
-    let leader = cluster.leader().await;
-    let api = cluster.api(leader);
+    // Every slot in the window ends with exactly one record (a run or a
+    // skip), and the executor ran none twice.
+    let api = cluster.api(cluster.leader().await);
     for job in &jobs {
-        let records = wait::until(
-            &format!("every slot of {job} to be recorded"),
-            Duration::from_secs(30),
-            || async {
-                let runs = runs(&api, job).await;
-                let slots: BTreeSet<DateTime<Utc>> =
-                    runs.iter().map(|r| time(&r["scheduled_at"])).collect();
-                let mut slot = watch_from;
-                while slot <= watch_until {
-                    let second = DateTime::from_timestamp(slot.timestamp(), 0).unwrap();
-                    if !slots.contains(&second) {
-                        return None;
-                    }
-                    slot += chrono::Duration::seconds(1);
-                }
-                Some(runs)
-            },
-        )
-        .await;
-        let mut per_slot: BTreeMap<(DateTime<Utc>, u64), usize> = BTreeMap::new();
-        for run in records
-            .iter()
-            .filter(|r| r["trigger"] == "schedule" || r["trigger"] == "misfire")
-        {
-            *per_slot
-                .entry((
-                    time(&run["scheduled_at"]),
-                    run["shard"]["index"].as_u64().unwrap(),
-                ))
-                .or_default() += 1;
-        }
-        let doubled: Vec<_> = per_slot.iter().filter(|(_, n)| **n > 1).collect();
-        assert!(
-            doubled.is_empty(),
-            "{job}: slots with two records: {doubled:?}"
+        slots::assert_every_slot_once(&api, job, watch_from, watch_until).await;
+    }
+    let executions = slots::assert_executed_once(&executed);
+    assert!(
+        executions > 20 * 10,
+        "the jobs ran throughout ({executions} executions)"
+    );
+}
+
+#[tokio::test]
+async fn membership_grows_to_five_and_shrinks_to_three_under_load() {
+    let exec = executor("default");
+    let mut cluster = Cluster::start(3, &[&exec.url], &[]);
+    let executed = cluster.dir.path().join("executed.log");
+    let leader = cluster.leader().await;
+    let jobs: Vec<String> = (0..10).map(|i| format!("load-{i}")).collect();
+    for job in &jobs {
+        cluster
+            .api(leader)
+            .create_job(json!({
+                "id": job, "schedule": "@every 1s",
+                "target": {"type": "shell", "command": format!("echo \"$CRONMESH_JOB_ID $CRONMESH_SCHEDULED_AT\" >> {}", executed.display())}
+            }))
+            .await;
+    }
+    let watch_from = Utc::now() + chrono::Duration::seconds(2);
+    let members = |body: &Value| {
+        body["members"]
+            .as_array()
+            .map(|m| m.len())
+            .unwrap_or_default()
+    };
+    let (four, five) = (cluster.join(), cluster.join());
+    let status = wait::until("five members", Duration::from_secs(30), || async {
+        let (_, body) = cluster.api(1).get("/v1/cluster").await;
+        (members(&body) == 5).then_some(body)
+    })
+    .await;
+    let commit = status["commit_index"].as_u64().unwrap();
+    for id in [four, five] {
+        cluster.caught_up(id, commit).await;
+        let (_, listed) = cluster.api(id).get("/v1/jobs").await;
+        assert_eq!(
+            listed["items"].as_array().unwrap().len(),
+            jobs.len(),
+            "node {id} serves every job"
         );
     }
-
-    // The executor ran no slot twice.
-    let text = std::fs::read_to_string(&executed).unwrap();
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for line in text.lines() {
-        *seen.entry(line).or_default() += 1;
+    for id in [five, four] {
+        let (status, body) = cluster
+            .api(1)
+            .delete(&format!("/v1/cluster/members/{id}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "remove {id}: {body}");
     }
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        twice.is_empty(),
-        "the executor ran these slots twice: {twice:?}"
-    );
-    assert!(
-        seen.len() > 20 * 10,
-        "the jobs ran throughout ({} executions)",
-        seen.len()
-    );
+    wait::until("three members", Duration::from_secs(30), || async {
+        let (_, body) = cluster.api(1).get("/v1/cluster").await;
+        (members(&body) == 3).then_some(())
+    })
+    .await;
+    cluster.kill(four);
+    cluster.kill(five);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let watch_until = Utc::now() - chrono::Duration::seconds(1);
+    let api = cluster.api(cluster.leader().await);
+    for job in &jobs {
+        slots::assert_every_slot_once(&api, job, watch_from, watch_until).await;
+    }
+    slots::assert_executed_once(&executed);
+}
+
+/// Creates a job through `api`, retrying while an election refuses it
+/// (503, never a hang); returns once the write is acknowledged.
+async fn create_acknowledged(api: &cronmesh_tests::api::Api, id: &str) {
+    let job =
+        json!({"id": id, "schedule": "@daily", "target": {"type": "shell", "command": "true"}});
+    wait::until(
+        &format!("{id} to be acknowledged"),
+        Duration::from_secs(30),
+        || async {
+            let (status, body) = api.post("/v1/jobs", job.clone()).await;
+            match status {
+                StatusCode::CREATED => Some(()),
+                // A retry of a write whose first answer was lost finds it done.
+                StatusCode::CONFLICT => Some(()),
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    assert!(body["error"]["message"].is_string(), "{body}");
+                    None
+                }
+                other => panic!("unexpected answer {other}: {body}"),
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -126,28 +155,16 @@ async fn acknowledged_writes_survive_kill_9_of_any_one_node() {
     for victim in 1..=3u64 {
         let survivor = if victim == 1 { 2 } else { 1 };
         cluster.leader().await;
-        for n in 0..30 {
+        for n in 0..20 {
             if n == 10 {
                 cluster.kill(victim);
             }
             let id = format!("job-{victim}-{n}");
-            let api = cluster.api(survivor);
-            let (status, body) =
-                api.post("/v1/jobs", json!({"id": id, "schedule": "@daily", "target": {"type": "shell", "command": "true"}})).await;
-            match status {
-                StatusCode::CREATED => acknowledged.push(id),
-                // During the election a write is refused, never hung.
-                StatusCode::SERVICE_UNAVAILABLE => assert!(body["error"]["message"].is_string()),
-                other => panic!("unexpected answer {other}: {body}"),
-            }
+            create_acknowledged(&cluster.api(survivor), &id).await;
+            acknowledged.push(id);
         }
         cluster.restart(victim);
     }
-    assert!(
-        acknowledged.len() >= 60,
-        "most writes were acknowledged: {}",
-        acknowledged.len()
-    );
     let leader = cluster.leader().await;
     let (_, status) = cluster.api(leader).get("/v1/cluster").await;
     let commit = status["commit_index"].as_u64().unwrap();

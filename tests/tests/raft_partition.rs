@@ -44,6 +44,7 @@ async fn start_cluster(dir: &std::path::Path, executor: &str, faults: &Faults) -
         config.raft = Some(RaftSettings {
             listen: *listen,
             peers: raft_ports.clone(),
+            join: None,
             durability: Durability::Flush,
             tick: Duration::from_millis(50),
             compact_after: 10_000,

@@ -1,10 +1,12 @@
 //! The admin HTTP API (see DESIGN.md "Admin HTTP API").
 //!
 //! - `jobs`, `runs`: jobs and run history; `report`: executor reports.
-//! - `system`: schedule preview, cluster, executors, health.
+//! - `cluster`: the Raft group's state and membership changes.
+//! - `system`: schedule preview, executors, health.
 //! - `forward`: writes on a follower go to the leader.
 //! - `input`, `error`: typed request parsing and JSON errors naming the field.
 
+mod cluster;
 mod error;
 mod forward;
 mod input;
@@ -57,7 +59,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/runs/{id}/kill", web::post().to(runs::kill))
             .route("/runs/{id}/output", web::get().to(runs::output))
             .route("/schedules/preview", web::post().to(system::preview))
-            .route("/cluster", web::get().to(system::cluster))
+            .route("/cluster", web::get().to(cluster::status))
+            .route("/cluster/members", web::post().to(cluster::add))
+            .route("/cluster/members/{id}", web::delete().to(cluster::remove))
             .route("/executors", web::get().to(system::executors))
             .route("/internal/runs/{id}/report", web::post().to(report::report)),
     )

@@ -1,4 +1,4 @@
-//! Schedule preview, cluster and executor views, health.
+//! Schedule preview, executor views, health.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actors::messages::ListExecutors;
@@ -32,10 +32,6 @@ pub async fn preview(
     let from = request.from.unwrap_or_else(|| state.clock.now());
     let fire_times = schedule.upcoming(from, tz, request.count as usize);
     Ok(HttpResponse::Ok().json(PreviewResponse { fire_times }))
-}
-
-pub async fn cluster(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(state.consensus.status(&state.store).await))
 }
 
 pub async fn executors(state: web::Data<AppState>) -> ApiResult<HttpResponse> {

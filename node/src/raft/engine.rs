@@ -14,9 +14,9 @@ use actors::{
     proposer::{Applied, ProposeError, ProposeResult},
     store::StateMachine,
 };
-use protocol::MetaCommand;
+use protocol::{meta::NodeInfo, MetaCommand};
 use raft::{
-    eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message},
+    eraftpb::{ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message},
     RawNode, StateRole,
 };
 use tokio::sync::{mpsc::UnboundedSender, oneshot, watch};
@@ -54,11 +54,24 @@ impl EngineConfig {
     }
 }
 
+/// A change of the Raft group's voters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Add a voter; its addresses travel with the change so every member
+    /// can reach it at once.
+    Add(NodeInfo),
+    Remove(u64),
+}
+
 /// What the engine thread is asked to do.
 pub enum Input {
     Propose {
         cmd: MetaCommand,
         reply: oneshot::Sender<ProposeResult>,
+    },
+    ChangeMembers {
+        change: MemberChange,
+        reply: oneshot::Sender<Result<(), String>>,
     },
     Step(Message),
     Status(oneshot::Sender<RaftStatus>),
@@ -98,6 +111,19 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
+    /// Adds or removes a voter; resolves once the change is applied here.
+    pub async fn change_members(&self, change: MemberChange) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.input
+            .send(Input::ChangeMembers { change, reply })
+            .map_err(|_| "the raft engine stopped".to_string())?;
+        match tokio::time::timeout(Duration::from_secs(10), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the raft engine stopped".into()),
+            Err(_) => Err("the membership change was not committed in time".into()),
+        }
+    }
+
     pub async fn status(&self) -> Option<RaftStatus> {
         let (reply, answer) = oneshot::channel();
         self.input.send(Input::Status(reply)).ok()?;
@@ -109,6 +135,9 @@ impl EngineHandle {
 struct Pending {
     reply: oneshot::Sender<ProposeResult>,
     since: Instant,
+    /// The term it was proposed in: a proposal forwarded to a leader that
+    /// lost its term may have been dropped without a word.
+    term: u64,
 }
 
 /// Pending proposals older than this are answered with a timeout.
@@ -124,6 +153,11 @@ struct Engine {
     leader: watch::Sender<LeaderState>,
     /// Proposals of this node by their context id.
     pending: HashMap<u64, Pending>,
+    /// Membership changes of this node by their context id.
+    pending_members: HashMap<u64, oneshot::Sender<Result<(), String>>>,
+    /// Compact at the next chance, so a member added since gets a snapshot
+    /// that carries the whole membership.
+    compact_soon: bool,
     next_proposal: u64,
     /// Term of the last applied entry; a leader is ready once it applied
     /// an entry of its own term.
@@ -176,6 +210,8 @@ pub fn spawn(
         applied,
         leader,
         pending: HashMap::new(),
+        pending_members: HashMap::new(),
+        compact_soon: false,
         next_proposal: 1,
         applied_term: 0,
     };
@@ -223,6 +259,7 @@ impl Engine {
     fn handle(&mut self, input: Input) {
         match input {
             Input::Propose { cmd, reply } => self.propose(cmd, reply),
+            Input::ChangeMembers { change, reply } => self.change_members(change, reply),
             Input::Step(message) => {
                 if let Err(e) = self.raw.step(message) {
                     tracing::debug!(error = %e, "raft message ignored");
@@ -254,11 +291,13 @@ impl Engine {
         // Followers hand proposals to the leader themselves.
         match self.raw.propose(context, data) {
             Ok(()) => {
+                let term = self.raw.raft.term;
                 self.pending.insert(
                     id,
                     Pending {
                         reply,
                         since: Instant::now(),
+                        term,
                     },
                 );
             }
@@ -283,16 +322,67 @@ impl Engine {
         }
     }
 
+    fn change_members(&mut self, change: MemberChange, reply: oneshot::Sender<Result<(), String>>) {
+        if self.raw.raft.state != StateRole::Leader {
+            let _ = reply.send(Err("this node is not the leader".into()));
+            return;
+        }
+        let mut cc = ConfChange::default();
+        match &change {
+            MemberChange::Add(node) => {
+                cc.set_change_type(ConfChangeType::AddNode);
+                cc.node_id = node.node_id;
+                match protocol::wire::encode(node) {
+                    Ok(context) => cc.context = context.into(),
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                        return;
+                    }
+                }
+            }
+            MemberChange::Remove(id) => {
+                cc.set_change_type(ConfChangeType::RemoveNode);
+                cc.node_id = *id;
+            }
+        }
+        let id = self.next_proposal;
+        self.next_proposal += 1;
+        let mut context = self.config.node_id.to_be_bytes().to_vec();
+        context.extend_from_slice(&id.to_be_bytes());
+        match self.raw.propose_conf_change(context, cc) {
+            Ok(()) => {
+                self.pending_members.insert(id, reply);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(format!(
+                    "the change was refused ({e}); one membership change at a time"
+                )));
+            }
+        }
+    }
+
+    /// Answers proposals their commit can no longer answer: too old, or
+    /// made in an earlier term (the leader they went to may have dropped
+    /// them). Their outcome is unknown; callers retry, and every command
+    /// is safe to repeat.
     fn expire_proposals(&mut self) {
+        let term = self.raw.raft.term;
+        let leader =
+            (self.raw.raft.leader_id != raft::INVALID_ID).then_some(self.raw.raft.leader_id);
         let expired: Vec<u64> = self
             .pending
             .iter()
-            .filter(|(_, p)| p.since.elapsed() > PROPOSAL_TTL)
+            .filter(|(_, p)| p.since.elapsed() > PROPOSAL_TTL || p.term < term)
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
             if let Some(p) = self.pending.remove(&id) {
-                let _ = p.reply.send(Err(ProposeError::Timeout));
+                let error = if p.term < term {
+                    ProposeError::NotLeader { leader }
+                } else {
+                    ProposeError::Timeout
+                };
+                let _ = p.reply.send(Err(error));
             }
         }
     }
@@ -356,6 +446,13 @@ impl Engine {
                 EntryType::EntryConfChange => {
                     let cc: ConfChange = protobuf::Message::parse_from_bytes(&entry.data)?;
                     self.apply_conf_change(&cc, entry.index)?;
+                    self.connect_member(&cc);
+                    if let Some(reply) = self
+                        .proposal_id(&entry.context)
+                        .and_then(|id| self.pending_members.remove(&id))
+                    {
+                        let _ = reply.send(Ok(()));
+                    }
                 }
                 EntryType::EntryConfChangeV2 => {
                     let cc: ConfChangeV2 = protobuf::Message::parse_from_bytes(&entry.data)?;
@@ -405,6 +502,27 @@ impl Engine {
         Ok(())
     }
 
+    /// Points the transport at an added member, or away from a removed one.
+    fn connect_member(&mut self, cc: &ConfChange) {
+        match cc.get_change_type() {
+            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                let node: Option<NodeInfo> = protocol::wire::decode(&cc.context).ok();
+                let addr = node.and_then(|n| n.raft_addr.parse().ok());
+                match addr {
+                    Some(addr) if cc.node_id != self.config.node_id => {
+                        self.transport.add_peer(cc.node_id, addr)
+                    }
+                    Some(_) => {}
+                    None => {
+                        tracing::warn!(node = cc.node_id, "added member carries no Raft address")
+                    }
+                }
+                self.compact_soon = true;
+            }
+            ConfChangeType::RemoveNode => self.transport.remove_peer(cc.node_id),
+        }
+    }
+
     /// The proposal id in an entry's context, when this node proposed it.
     fn proposal_id(&self, context: &[u8]) -> Option<u64> {
         let (node, id) = context.split_first_chunk::<8>()?;
@@ -415,7 +533,9 @@ impl Engine {
     fn maybe_compact(&mut self) -> anyhow::Result<()> {
         let applied = self.store.applied_index()?;
         let first = raft::Storage::first_index(&self.storage)?;
-        if applied >= first + self.config.compact_after {
+        let due = applied >= first + self.config.compact_after;
+        let for_new_member = std::mem::take(&mut self.compact_soon) && applied >= first;
+        if due || for_new_member {
             self.storage.compact(applied)?;
             tracing::info!(up_to = applied, "raft log compacted");
         }
