@@ -76,6 +76,11 @@ pub enum ExecutorLoad {
 #[rtype(result = "()")]
 pub struct SetExecutors(pub Vec<ExecutorEntry>);
 
+/// Scheduler URLs executors report to, preferred first.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SetReportTo(pub Vec<String>);
+
 /// The executors the Router knows, with their load.
 #[derive(Message, Debug)]
 #[rtype(result = "Vec<ExecutorInfo>")]

@@ -10,7 +10,7 @@ use actors::{
     http_client::build_client,
     job_store::JobStore,
     log_sink::LogSink,
-    messages::{Leadership, SetExecutors},
+    messages::{Leadership, SetExecutors, SetReportTo},
     proposer::Proposer,
     router::{ExecutorEntry, Router, RouterCore},
     store::{local_log::LocalLog, StateMachine},
@@ -209,9 +209,17 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         Consensus::Raft(engine) => {
             let mut leader = engine.leader.clone();
             let (dispatcher, trigger) = (dispatcher.clone(), trigger.clone());
+            let (store, own_url) = (store.clone(), api_url.clone());
             actix::spawn(async move {
                 loop {
                     let leading = leader.borrow_and_update().ready_to_lead;
+                    if leading {
+                        // Reports reach this node first, any other if it is gone.
+                        let others = store.nodes().unwrap_or_default().into_iter().map(|n| n.api_url);
+                        let mut urls = vec![own_url.clone()];
+                        urls.extend(others.filter(|u| *u != own_url));
+                        dispatcher.do_send(SetReportTo(urls));
+                    }
                     dispatcher.do_send(Leadership(leading));
                     trigger.do_send(Leadership(leading));
                     if leader.changed().await.is_err() {

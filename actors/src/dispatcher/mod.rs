@@ -19,7 +19,7 @@ pub use self::{
 };
 use crate::{
     fire::FireReply,
-    messages::{Assign, ExecutorLoad, Fires, KillError, KillRun, Leadership, Record, Report},
+    messages::{Assign, ExecutorLoad, Fires, KillError, KillRun, Leadership, Record, Report, SetReportTo},
     proposer::Proposer,
     store::{Outcome, StateMachine},
 };
@@ -229,6 +229,14 @@ impl Handler<KillRun> for Dispatcher {
         let actions = self.core.kill(&run_id).ok_or(KillError::NotActive)?;
         self.execute(actions, ctx);
         Ok(())
+    }
+}
+
+impl Handler<SetReportTo> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, SetReportTo(urls): SetReportTo, _: &mut Context<Self>) {
+        self.core.set_report_to(urls);
     }
 }
 
