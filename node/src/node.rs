@@ -215,7 +215,11 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
                     let leading = leader.borrow_and_update().ready_to_lead;
                     if leading {
                         // Reports reach this node first, any other if it is gone.
-                        let others = store.nodes().unwrap_or_default().into_iter().map(|n| n.api_url);
+                        let others = store
+                            .nodes()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|n| n.api_url);
                         let mut urls = vec![own_url.clone()];
                         urls.extend(others.filter(|u| *u != own_url));
                         dispatcher.do_send(SetReportTo(urls));

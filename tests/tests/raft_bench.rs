@@ -17,7 +17,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn now_nanos() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -41,13 +44,23 @@ async fn bench_leader_kill_to_first_dispatch() {
         let leader = cluster.leader().await;
         // Kill half-way between two slots, so nothing the old leader sent is still arriving.
         let into_second = now_nanos() % 1_000_000_000;
-        tokio::time::sleep(Duration::from_nanos(((1_500_000_000 - into_second) % 1_000_000_000) as u64 + 1_000_000_000)).await;
+        tokio::time::sleep(Duration::from_nanos(
+            ((1_500_000_000 - into_second) % 1_000_000_000) as u64 + 1_000_000_000,
+        ))
+        .await;
         let killed = now_nanos();
         cluster.kill(leader);
-        let first = wait::until("a dispatch by the new leader", Duration::from_secs(30), || async {
-            let text = std::fs::read_to_string(&record).unwrap_or_default();
-            text.lines().filter_map(|l| l.trim().parse::<u128>().ok()).filter(|t| *t > killed).min()
-        })
+        let first = wait::until(
+            "a dispatch by the new leader",
+            Duration::from_secs(30),
+            || async {
+                let text = std::fs::read_to_string(&record).unwrap_or_default();
+                text.lines()
+                    .filter_map(|l| l.trim().parse::<u128>().ok())
+                    .filter(|t| *t > killed)
+                    .min()
+            },
+        )
         .await;
         gaps.push(Duration::from_nanos((first - killed) as u64));
         cluster.restart(leader);
@@ -104,17 +117,26 @@ async fn bench_run_records_per_second() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (_, after) = api.get("/v1/cluster").await;
     let elapsed = started.elapsed().as_secs_f64();
-    let entries = after["commit_index"].as_u64().unwrap() - before["commit_index"].as_u64().unwrap();
+    let entries =
+        after["commit_index"].as_u64().unwrap() - before["commit_index"].as_u64().unwrap();
     let (_, page) = api.get("/v1/runs?status=succeeded&limit=1000").await;
-    let sample = page["items"].as_array().map(|a| a.len()).unwrap_or_default();
+    let sample = page["items"]
+        .as_array()
+        .map(|a| a.len())
+        .unwrap_or_default();
     println!(
         "{jobs} HTTP jobs every second on 3 nodes: {:.0} log entries committed/s (each a batch of run creations or transitions); {sample} recent succeeded runs sampled",
         entries as f64 / elapsed
     );
     let mut succeeded = 0u64;
     for i in 0..jobs {
-        let (_, runs) = api.get(&format!("/v1/runs?job=h{i}&status=succeeded&limit=1000")).await;
-        succeeded += runs["items"].as_array().map(|a| a.len() as u64).unwrap_or_default();
+        let (_, runs) = api
+            .get(&format!("/v1/runs?job=h{i}&status=succeeded&limit=1000"))
+            .await;
+        succeeded += runs["items"]
+            .as_array()
+            .map(|a| a.len() as u64)
+            .unwrap_or_default();
     }
     println!("runs succeeded so far: {succeeded} ({:.0} runs/s, each 3 run records: created, running, succeeded)", succeeded as f64 / elapsed);
 }

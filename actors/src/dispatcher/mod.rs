@@ -19,7 +19,9 @@ pub use self::{
 };
 use crate::{
     fire::FireReply,
-    messages::{Assign, ExecutorLoad, Fires, KillError, KillRun, Leadership, Record, Report, SetReportTo},
+    messages::{
+        Assign, ExecutorLoad, Fires, KillError, KillRun, Leadership, Record, Report, SetReportTo,
+    },
     proposer::Proposer,
     store::{Outcome, StateMachine},
 };
