@@ -108,3 +108,17 @@ pub fn server_with(dir: &Path, http: &str, executors: &[&str], extra: &[&str]) -
     args.extend_from_slice(extra);
     Proc::spawn(&args, "cronmesh node serving on ")
 }
+
+/// Runs a client command against the API at `api`: exit code, stdout, stderr.
+pub fn cli(api: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .env("CRONMESH_API", api)
+        .output()
+        .expect("run the cli");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}

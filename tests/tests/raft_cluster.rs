@@ -100,13 +100,17 @@ async fn membership_grows_to_five_and_shrinks_to_three_under_load() {
             "node {id} serves every job"
         );
     }
-    for id in [five, four] {
-        let (status, body) = cluster
-            .api(1)
-            .delete(&format!("/v1/cluster/members/{id}"))
-            .await;
-        assert_eq!(status, StatusCode::OK, "remove {id}: {body}");
-    }
+    // One through the CLI, one through the API.
+    let (code, stdout, stderr) = cronmesh_tests::process::cli(
+        &cluster.api(1).base,
+        &["cluster", "remove", &five.to_string()],
+    );
+    assert_eq!(code, Some(0), "cluster remove: {stdout} {stderr}");
+    let (status, body) = cluster
+        .api(1)
+        .delete(&format!("/v1/cluster/members/{four}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "remove {four}: {body}");
     wait::until("three members", Duration::from_secs(30), || async {
         let (_, body) = cluster.api(1).get("/v1/cluster").await;
         (members(&body) == 3).then_some(())

@@ -1,10 +1,7 @@
 //! Schedule previews through the API and the CLI, across DST changes.
 
 use chrono::{DateTime, Datelike, Weekday};
-use cronmesh_tests::{
-    api::Api,
-    process::{binary, server},
-};
+use cronmesh_tests::{api::Api, process::server};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -65,18 +62,7 @@ async fn preview_handles_dst_and_weekdays() {
 async fn cli_previews_and_manages_jobs() {
     let dir = tempfile::tempdir().unwrap();
     let node = server(dir.path(), "127.0.0.1:0", &[]);
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(binary())
-            .args(args)
-            .env("CRONMESH_API", &node.url)
-            .output()
-            .expect("run the cli");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let cli = |args: &[&str]| cronmesh_tests::process::cli(&node.url, args);
     let (code, stdout, _) = cli(&[
         "schedule",
         "preview",
