@@ -67,6 +67,15 @@ impl Consensus {
         }
     }
 
+    /// Waits until this node's state reflects every write committed before
+    /// the call (a no-op alone).
+    pub async fn read_barrier(&self) -> Result<(), String> {
+        match self {
+            Consensus::Local { .. } => Ok(()),
+            Consensus::Raft(engine) => engine.read_index().await,
+        }
+    }
+
     fn node_id(&self) -> u64 {
         match self {
             Consensus::Local { node_id, .. } => *node_id,

@@ -214,3 +214,25 @@ async fn a_node_that_missed_compacted_entries_catches_up_by_snapshot() {
     let (status, job) = cluster.api(lagging).get("/v1/jobs/snap-59").await;
     assert_eq!(status, StatusCode::OK, "{job}");
 }
+
+#[tokio::test]
+async fn a_consistent_read_on_any_node_sees_every_acknowledged_write() {
+    let cluster = Cluster::start(3, &[], &[]);
+    let leader = cluster.leader().await;
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    for n in 0..20 {
+        let (writer, reader) = (
+            cluster.api(followers[n % 2]),
+            cluster.api(followers[(n + 1) % 2]),
+        );
+        let id = format!("read-{n}");
+        create_acknowledged(&writer, &id).await;
+        let (status, body) = reader.get(&format!("/v1/jobs/{id}?consistent=true")).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the write to node {} is not visible on the other: {body}",
+            followers[n % 2]
+        );
+    }
+}

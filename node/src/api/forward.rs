@@ -1,7 +1,9 @@
 //! Writes go to the leader: on any other node, a request that changes
 //! state (and a read with `?consistent=true`) is forwarded to the leader's
-//! API and its answer returned unchanged. During an election the answer
-//! is 503 with a retry hint, never a hang.
+//! API and its answer returned unchanged. The leader serves a consistent
+//! read after a Raft read-index round, so it never answers from a stale
+//! term. During an election the answer is 503 with a retry hint, never a
+//! hang.
 
 use std::time::Duration;
 
@@ -27,28 +29,36 @@ const KEPT_HEADERS: [&str; 3] = [
 ];
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
 
-fn needs_leader(req: &ServiceRequest) -> bool {
-    let writes =
-        !matches!(*req.method(), Method::GET | Method::HEAD) && req.path().starts_with("/v1/");
-    let consistent = req
-        .query_string()
+fn is_write(req: &ServiceRequest) -> bool {
+    !matches!(*req.method(), Method::GET | Method::HEAD) && req.path().starts_with("/v1/")
+}
+
+fn is_consistent_read(req: &ServiceRequest) -> bool {
+    req.query_string()
         .split('&')
-        .any(|pair| pair == "consistent=true");
-    writes || consistent
+        .any(|pair| pair == "consistent=true")
 }
 
 pub async fn forward_to_leader(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if !needs_leader(&req) {
+    let consistent = is_consistent_read(&req);
+    if !is_write(&req) && !consistent {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let leader = match state.consensus.route(&state.store) {
-        Route::Here => return Ok(next.call(req).await?.map_into_boxed_body()),
+        Route::Here => {
+            if consistent {
+                if let Err(why) = state.consensus.read_barrier().await {
+                    return Ok(req.error_response(ApiError::unavailable(why)));
+                }
+            }
+            return Ok(next.call(req).await?.map_into_boxed_body());
+        }
         Route::Leader(_) if req.headers().contains_key(FORWARDED) => {
             return Ok(req.error_response(ApiError::unavailable(
                 "the leader changed while forwarding; retry",

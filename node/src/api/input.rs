@@ -53,9 +53,15 @@ pub fn json_body<T: DeserializeOwned>(
     Ok(protocol::validate::from_json(body)?)
 }
 
-/// Parses the query string.
+/// Parses the query string. `consistent=true` is left out: it is handled
+/// before the handler (see `forward`).
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> ApiResult<T> {
-    web::Query::<T>::from_query(req.query_string())
+    let pairs: Vec<&str> = req
+        .query_string()
+        .split('&')
+        .filter(|pair| !pair.starts_with("consistent="))
+        .collect();
+    web::Query::<T>::from_query(&pairs.join("&"))
         .map(web::Query::into_inner)
         .map_err(|e| {
             let message = e.to_string();

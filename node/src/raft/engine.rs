@@ -73,6 +73,9 @@ pub enum Input {
         change: MemberChange,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// A linearizable read: answered once this node has applied everything
+    /// the leader had committed when the read arrived (Raft read-index).
+    ReadIndex(oneshot::Sender<Result<(), String>>),
     Step(Message),
     Status(oneshot::Sender<RaftStatus>),
 }
@@ -124,6 +127,20 @@ impl EngineHandle {
         }
     }
 
+    /// Waits until this node's state is at least as new as the leader's
+    /// commit at the time of the call (read-index).
+    pub async fn read_index(&self) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.input
+            .send(Input::ReadIndex(reply))
+            .map_err(|_| "the raft engine stopped".to_string())?;
+        match tokio::time::timeout(Duration::from_secs(5), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the raft engine stopped".into()),
+            Err(_) => Err("the leader did not confirm its commit index in time".into()),
+        }
+    }
+
     pub async fn status(&self) -> Option<RaftStatus> {
         let (reply, answer) = oneshot::channel();
         self.input.send(Input::Status(reply)).ok()?;
@@ -155,6 +172,12 @@ struct Engine {
     pending: HashMap<u64, Pending>,
     /// Membership changes of this node by their context id.
     pending_members: HashMap<u64, oneshot::Sender<Result<(), String>>>,
+    /// Reads waiting for the leader to confirm an index, by context id.
+    reads_unconfirmed: HashMap<u64, oneshot::Sender<Result<(), String>>>,
+    /// The term the unconfirmed reads were asked in; a new term drops them.
+    reads_term: u64,
+    /// Reads waiting for this node to apply up to an index.
+    reads_confirmed: Vec<(u64, oneshot::Sender<Result<(), String>>)>,
     /// Compact at the next chance, so a member added since gets a snapshot
     /// that carries the whole membership.
     compact_soon: bool,
@@ -211,6 +234,9 @@ pub fn spawn(
         leader,
         pending: HashMap::new(),
         pending_members: HashMap::new(),
+        reads_unconfirmed: HashMap::new(),
+        reads_confirmed: Vec::new(),
+        reads_term: 0,
         compact_soon: false,
         next_proposal: 1,
         applied_term: 0,
@@ -260,6 +286,12 @@ impl Engine {
         match input {
             Input::Propose { cmd, reply } => self.propose(cmd, reply),
             Input::ChangeMembers { change, reply } => self.change_members(change, reply),
+            Input::ReadIndex(reply) => {
+                let id = self.next_proposal;
+                self.next_proposal += 1;
+                self.raw.read_index(id.to_be_bytes().to_vec());
+                self.reads_unconfirmed.insert(id, reply);
+            }
             Input::Step(message) => {
                 if let Err(e) = self.raw.step(message) {
                     tracing::debug!(error = %e, "raft message ignored");
@@ -367,6 +399,12 @@ impl Engine {
     /// is safe to repeat.
     fn expire_proposals(&mut self) {
         let term = self.raw.raft.term;
+        if self.reads_term != term {
+            for (_, reply) in self.reads_unconfirmed.drain() {
+                let _ = reply.send(Err("leadership changed during the read; retry".into()));
+            }
+            self.reads_term = term;
+        }
         let leader =
             (self.raw.raft.leader_id != raft::INVALID_ID).then_some(self.raw.raft.leader_id);
         let expired: Vec<u64> = self
@@ -396,6 +434,17 @@ impl Engine {
         // A leader may send before it persists (the followers persist too).
         if !ready.messages().is_empty() {
             self.transport.send(ready.take_messages());
+        }
+        for read in ready.take_read_states() {
+            let id = read
+                .request_ctx
+                .as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .ok();
+            if let Some(reply) = id.and_then(|id| self.reads_unconfirmed.remove(&id)) {
+                self.reads_confirmed.push((read.index, reply));
+            }
         }
         let mut dirty = false;
         if !ready.snapshot().is_empty() {
@@ -432,6 +481,7 @@ impl Engine {
         self.transport.send(light.take_messages());
         self.apply(light.take_committed_entries())?;
         self.raw.advance_apply();
+        self.answer_reads();
         self.maybe_compact()?;
         Ok(())
     }
@@ -500,6 +550,18 @@ impl Engine {
         self.store.skip_entry(index)?;
         tracing::info!(voters = ?cs.voters, learners = ?cs.learners, "membership changed");
         Ok(())
+    }
+
+    /// Answers the confirmed reads this node has now applied far enough for.
+    fn answer_reads(&mut self) {
+        let applied = self.raw.raft.raft_log.applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_confirmed)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        self.reads_confirmed = waiting;
+        for (_, reply) in ready {
+            let _ = reply.send(Ok(()));
+        }
     }
 
     /// Points the transport at an added member, or away from a removed one.
