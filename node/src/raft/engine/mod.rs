@@ -1,0 +1,255 @@
+//! The Raft engine: one `RawNode` on its own thread, driven by a mailbox of
+//! proposals, peer messages and status requests, with the ready loop in the
+//! order raft-rs documents. Committed commands are applied to the state
+//! machine here and published to the actors that follow the log.
+//!
+//! - `driver`: the thread's loop, proposals, membership, leadership, status.
+//! - `ready`: the ready loop and what it applies.
+
+mod driver;
+mod ready;
+
+use std::{
+    collections::HashMap,
+    sync::{mpsc, Arc},
+    thread,
+    time::{Duration, Instant},
+};
+
+use actors::{
+    proposer::{Applied, ProposeResult},
+    store::StateMachine,
+};
+use protocol::{meta::NodeInfo, MetaCommand};
+use raft::{eraftpb::Message, RawNode};
+use tokio::sync::{mpsc::UnboundedSender, oneshot, watch};
+
+use super::{
+    storage::{Durability, RaftStorage},
+    transport::RaftTransport,
+};
+
+/// Timings and limits of the engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub node_id: u64,
+    /// One raft tick.
+    pub tick: Duration,
+    /// Ticks without a heartbeat before a follower campaigns (randomized up to twice this).
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    /// What makes a Ready batch durable before it is acknowledged.
+    pub durability: Durability,
+    /// Log entries kept behind the applied index before compaction.
+    pub compact_after: u64,
+}
+
+impl EngineConfig {
+    pub fn new(node_id: u64) -> Self {
+        Self {
+            node_id,
+            tick: Duration::from_millis(50),
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            durability: Durability::Flush,
+            compact_after: 10_000,
+        }
+    }
+}
+
+/// A change of the Raft group's voters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Add a voter; its addresses travel with the change so every member
+    /// can reach it at once.
+    Add(NodeInfo),
+    Remove(u64),
+}
+
+/// What the engine thread is asked to do.
+pub enum Input {
+    Propose {
+        cmd: MetaCommand,
+        reply: oneshot::Sender<ProposeResult>,
+    },
+    ChangeMembers {
+        change: MemberChange,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// A linearizable read: answered once this node has applied everything
+    /// the leader had committed when the read arrived (Raft read-index).
+    ReadIndex(oneshot::Sender<Result<(), String>>),
+    Step(Message),
+    Status(oneshot::Sender<RaftStatus>),
+}
+
+/// Who leads, as this node sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaderState {
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    /// This node leads and has applied every entry committed before its
+    /// term began, so its view of jobs and runs is complete.
+    pub ready_to_lead: bool,
+}
+
+/// A snapshot of the engine's state for `GET /v1/cluster`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RaftStatus {
+    pub node_id: u64,
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    pub role: String,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub log_start_index: u64,
+    pub voters: Vec<u64>,
+    /// (node id, matched index, next index) as the leader tracks them.
+    pub progress: Vec<(u64, u64, u64)>,
+}
+
+/// The engine's mailbox and leadership view.
+#[derive(Clone)]
+pub struct EngineHandle {
+    pub node_id: u64,
+    pub input: mpsc::Sender<Input>,
+    pub leader: watch::Receiver<LeaderState>,
+}
+
+impl EngineHandle {
+    /// Adds or removes a voter; resolves once the change is applied here.
+    pub async fn change_members(&self, change: MemberChange) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.input
+            .send(Input::ChangeMembers { change, reply })
+            .map_err(|_| "the raft engine stopped".to_string())?;
+        match tokio::time::timeout(Duration::from_secs(10), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the raft engine stopped".into()),
+            Err(_) => Err("the membership change was not committed in time".into()),
+        }
+    }
+
+    /// Waits until this node's state is at least as new as the leader's
+    /// commit at the time of the call (read-index).
+    pub async fn read_index(&self) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.input
+            .send(Input::ReadIndex(reply))
+            .map_err(|_| "the raft engine stopped".to_string())?;
+        match tokio::time::timeout(Duration::from_secs(5), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the raft engine stopped".into()),
+            Err(_) => Err("the leader did not confirm its commit index in time".into()),
+        }
+    }
+
+    pub async fn status(&self) -> Option<RaftStatus> {
+        let (reply, answer) = oneshot::channel();
+        self.input.send(Input::Status(reply)).ok()?;
+        answer.await.ok()
+    }
+}
+
+/// A proposal waiting for its entry to be applied.
+struct Pending {
+    reply: oneshot::Sender<ProposeResult>,
+    since: Instant,
+    /// The term it was proposed in: a proposal forwarded to a leader that
+    /// lost its term may have been dropped without a word.
+    term: u64,
+}
+
+/// Pending proposals older than this are answered with a timeout.
+const PROPOSAL_TTL: Duration = Duration::from_secs(30);
+
+struct Engine {
+    config: EngineConfig,
+    raw: RawNode<RaftStorage>,
+    storage: RaftStorage,
+    store: Arc<StateMachine>,
+    transport: RaftTransport,
+    applied: UnboundedSender<Applied>,
+    leader: watch::Sender<LeaderState>,
+    /// Proposals of this node by their context id.
+    pending: HashMap<u64, Pending>,
+    /// Membership changes of this node by their context id.
+    pending_members: HashMap<u64, oneshot::Sender<Result<(), String>>>,
+    /// Reads waiting for the leader to confirm an index, by context id.
+    reads_unconfirmed: HashMap<u64, oneshot::Sender<Result<(), String>>>,
+    /// The term the unconfirmed reads were asked in; a new term drops them.
+    reads_term: u64,
+    /// Reads waiting for this node to apply up to an index.
+    reads_confirmed: Vec<(u64, oneshot::Sender<Result<(), String>>)>,
+    /// Compact at the next chance, so a member added since gets a snapshot
+    /// that carries the whole membership.
+    compact_soon: bool,
+    next_proposal: u64,
+    /// Term of the last applied entry; a leader is ready once it applied
+    /// an entry of its own term.
+    applied_term: u64,
+}
+
+/// Starts the engine thread. `inbound` carries messages from peers.
+pub fn spawn(
+    config: EngineConfig,
+    storage: RaftStorage,
+    store: Arc<StateMachine>,
+    transport: RaftTransport,
+    inbound: mpsc::Receiver<Message>,
+    applied: UnboundedSender<Applied>,
+) -> anyhow::Result<EngineHandle> {
+    let applied_index = store.applied_index()?;
+    let node_id = config.node_id;
+    let raft_config = raft::Config {
+        id: config.node_id,
+        election_tick: config.election_ticks,
+        heartbeat_tick: config.heartbeat_ticks,
+        applied: applied_index,
+        max_size_per_msg: 1024 * 1024,
+        max_inflight_msgs: 256,
+        check_quorum: true,
+        pre_vote: true,
+        ..Default::default()
+    };
+    raft_config.validate()?;
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let raw = RawNode::new(&raft_config, storage.clone(), &logger)?;
+    let (input, rx) = mpsc::channel();
+    let (leader, leader_rx) = watch::channel(LeaderState::default());
+    let forward = input.clone();
+    thread::Builder::new()
+        .name("cronmesh-raft-inbound".into())
+        .spawn(move || {
+            for message in inbound {
+                if forward.send(Input::Step(message)).is_err() {
+                    break;
+                }
+            }
+        })?;
+    let engine = Engine {
+        config,
+        raw,
+        storage,
+        store,
+        transport,
+        applied,
+        leader,
+        pending: HashMap::new(),
+        pending_members: HashMap::new(),
+        reads_unconfirmed: HashMap::new(),
+        reads_confirmed: Vec::new(),
+        reads_term: 0,
+        compact_soon: false,
+        next_proposal: 1,
+        applied_term: 0,
+    };
+    thread::Builder::new()
+        .name("cronmesh-raft".into())
+        .spawn(move || engine.run(rx))?;
+    Ok(EngineHandle {
+        node_id,
+        input,
+        leader: leader_rx,
+    })
+}

@@ -1,0 +1,191 @@
+//! The ready loop, in the order raft-rs documents, and what it applies:
+//! commands into the state machine, membership changes into the transport.
+
+use std::sync::Arc;
+
+use actors::proposer::{Applied, ProposeError};
+use protocol::{meta::NodeInfo, MetaCommand};
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType};
+
+use super::Engine;
+
+impl Engine {
+    /// The ready loop, in the order raft-rs documents.
+    pub(super) fn on_ready(&mut self) -> anyhow::Result<()> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let mut ready = self.raw.ready();
+        // A leader may send before it persists (the followers persist too).
+        if !ready.messages().is_empty() {
+            self.transport.send(ready.take_messages());
+        }
+        for read in ready.take_read_states() {
+            let id = read
+                .request_ctx
+                .as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .ok();
+            if let Some(reply) = id.and_then(|id| self.reads_unconfirmed.remove(&id)) {
+                self.reads_confirmed.push((read.index, reply));
+            }
+        }
+        let mut dirty = false;
+        if !ready.snapshot().is_empty() {
+            let snapshot = ready.snapshot().clone();
+            self.storage.apply_snapshot(&snapshot)?;
+            self.store.restore(&snapshot.data)?;
+            self.applied_term = snapshot.get_metadata().term;
+            tracing::info!(
+                index = snapshot.get_metadata().index,
+                "installed a snapshot from the leader"
+            );
+            dirty = true;
+        }
+        self.apply(ready.take_committed_entries())?;
+        if !ready.entries().is_empty() {
+            self.storage.append(ready.entries())?;
+            dirty = true;
+        }
+        if let Some(hs) = ready.hs() {
+            self.storage.set_hard_state(hs)?;
+            dirty = true;
+        }
+        if dirty {
+            let took = self.storage.sync(self.config.durability)?;
+            tracing::trace!(micros = took.as_micros() as u64, "raft batch made durable");
+        }
+        if !ready.persisted_messages().is_empty() {
+            self.transport.send(ready.take_persisted_messages());
+        }
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.storage.set_commit(commit)?;
+        }
+        self.transport.send(light.take_messages());
+        self.apply(light.take_committed_entries())?;
+        self.raw.advance_apply();
+        self.answer_reads();
+        self.maybe_compact()?;
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> anyhow::Result<()> {
+        for entry in entries {
+            match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => {
+                    self.store.skip_entry(entry.index)?
+                }
+                EntryType::EntryNormal => self.apply_command(&entry)?,
+                EntryType::EntryConfChange => {
+                    let cc: ConfChange = protobuf::Message::parse_from_bytes(&entry.data)?;
+                    self.apply_conf_change(&cc, entry.index)?;
+                    self.connect_member(&cc);
+                    if let Some(reply) = self
+                        .proposal_id(&entry.context)
+                        .and_then(|id| self.pending_members.remove(&id))
+                    {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let cc: ConfChangeV2 = protobuf::Message::parse_from_bytes(&entry.data)?;
+                    self.apply_conf_change(&cc, entry.index)?;
+                }
+            }
+            self.applied_term = entry.term;
+        }
+        Ok(())
+    }
+
+    fn apply_command(&mut self, entry: &Entry) -> anyhow::Result<()> {
+        let mine = self.proposal_id(&entry.context);
+        let cmd: MetaCommand = match protocol::wire::decode(&entry.data) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                // Every node skips the same undecodable entry the same way.
+                tracing::error!(index = entry.index, error = %e, "undecodable log entry skipped");
+                self.store.skip_entry(entry.index)?;
+                if let Some(p) = mine.and_then(|id| self.pending.remove(&id)) {
+                    let _ = p.reply.send(Err(ProposeError::Storage(e.to_string())));
+                }
+                return Ok(());
+            }
+        };
+        let outcome = self.store.apply(entry.index, &cmd)?;
+        if let Some(p) = mine.and_then(|id| self.pending.remove(&id)) {
+            let _ = p.reply.send(Ok(outcome.clone()));
+        }
+        let _ = self.applied.send(Applied {
+            index: entry.index,
+            cmd: Arc::new(cmd),
+            outcome,
+        });
+        Ok(())
+    }
+
+    fn apply_conf_change(
+        &mut self,
+        cc: &impl raft_proto::ConfChangeI,
+        index: u64,
+    ) -> anyhow::Result<()> {
+        let cs = self.raw.apply_conf_change(cc)?;
+        self.storage.set_conf_state(&cs)?;
+        self.store.skip_entry(index)?;
+        tracing::info!(voters = ?cs.voters, learners = ?cs.learners, "membership changed");
+        Ok(())
+    }
+
+    /// Answers the confirmed reads this node has now applied far enough for.
+    fn answer_reads(&mut self) {
+        let applied = self.raw.raft.raft_log.applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_confirmed)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        self.reads_confirmed = waiting;
+        for (_, reply) in ready {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// Points the transport at an added member, or away from a removed one.
+    fn connect_member(&mut self, cc: &ConfChange) {
+        match cc.get_change_type() {
+            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                let node: Option<NodeInfo> = protocol::wire::decode(&cc.context).ok();
+                let addr = node.and_then(|n| n.raft_addr.parse().ok());
+                match addr {
+                    Some(addr) if cc.node_id != self.config.node_id => {
+                        self.transport.add_peer(cc.node_id, addr)
+                    }
+                    Some(_) => {}
+                    None => {
+                        tracing::warn!(node = cc.node_id, "added member carries no Raft address")
+                    }
+                }
+                self.compact_soon = true;
+            }
+            ConfChangeType::RemoveNode => self.transport.remove_peer(cc.node_id),
+        }
+    }
+
+    /// The proposal id in an entry's context, when this node proposed it.
+    fn proposal_id(&self, context: &[u8]) -> Option<u64> {
+        let (node, id) = context.split_first_chunk::<8>()?;
+        let id: [u8; 8] = id.try_into().ok()?;
+        (u64::from_be_bytes(*node) == self.config.node_id).then(|| u64::from_be_bytes(id))
+    }
+
+    fn maybe_compact(&mut self) -> anyhow::Result<()> {
+        let applied = self.store.applied_index()?;
+        let first = raft::Storage::first_index(&self.storage)?;
+        let due = applied >= first + self.config.compact_after;
+        let for_new_member = std::mem::take(&mut self.compact_soon) && applied >= first;
+        if due || for_new_member {
+            self.storage.compact(applied)?;
+            tracing::info!(up_to = applied, "raft log compacted");
+        }
+        Ok(())
+    }
+}
