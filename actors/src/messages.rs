@@ -76,6 +76,11 @@ pub enum ExecutorLoad {
 #[rtype(result = "()")]
 pub struct SetExecutors(pub Vec<ExecutorEntry>);
 
+/// An executor was declared dead by the membership: fail its runs over.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ExecutorLost(pub String);
+
 /// Scheduler URLs executors report to, preferred first.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]

@@ -376,6 +376,60 @@ impl DispatcherCore {
         actions
     }
 
+    /// An executor was declared dead: its runs fail over to another
+    /// executor (a new run with trigger `failover`) when the job allows it,
+    /// or end `failed` with the reason (then the retry policy applies).
+    pub fn on_executor_lost(&mut self, endpoint: &str) -> Vec<Action> {
+        let lost: Vec<String> = self
+            .active
+            .iter()
+            .filter(|(_, a)| {
+                a.run.executor.as_deref() == Some(endpoint)
+                    && !matches!(a.job.target, Target::Http { .. })
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut actions = Vec::new();
+        for id in lost {
+            let reason = format!("executor {endpoint} was declared dead");
+            let Some(active) = self.active.get(&id) else {
+                continue;
+            };
+            if !active.job.failover {
+                actions.extend(self.end(&id, RunStatus::Failed, reason));
+                continue;
+            }
+            let Some(active) = self.active.remove(&id) else {
+                continue;
+            };
+            let now = self.clock.now();
+            actions.push(Action::Record(RunUpdate {
+                run_id: id.clone(),
+                status: Some(RunStatus::Failed),
+                finished_at: Some(now),
+                error: Some(format!("{reason}; failed over to a new run")),
+                ..Default::default()
+            }));
+            let run = &active.run;
+            let fire = Fire {
+                retry: Some(RetryOf {
+                    previous_run_id: run.id.clone(),
+                    attempt: run.attempt + 1,
+                    shard: run.shard.clone(),
+                    params: run.params.clone(),
+                    previous_executor: run.executor.clone(),
+                }),
+                ..Fire::new(active.job.key(), run.scheduled_at, TriggerKind::Failover)
+            };
+            actions.push(Action::Fire(vec![fire]));
+            actions.extend(release_of(&active.job, &active.run));
+            if let Some(ids) = self.by_job.get_mut(&active.job.key()) {
+                ids.remove(&id);
+            }
+        }
+        actions
+    }
+
     /// Ends an active run on request.
     pub fn kill(&mut self, run_id: &str) -> Option<Vec<Action>> {
         self.active

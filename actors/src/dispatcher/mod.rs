@@ -20,7 +20,8 @@ pub use self::{
 use crate::{
     fire::FireReply,
     messages::{
-        Assign, ExecutorLoad, Fires, KillError, KillRun, Leadership, Record, Report, SetReportTo,
+        Assign, ExecutorLoad, ExecutorLost, Fires, KillError, KillRun, Leadership, Record, Report,
+        SetReportTo,
     },
     proposer::Proposer,
     store::{Outcome, StateMachine},
@@ -231,6 +232,17 @@ impl Handler<KillRun> for Dispatcher {
         let actions = self.core.kill(&run_id).ok_or(KillError::NotActive)?;
         self.execute(actions, ctx);
         Ok(())
+    }
+}
+
+impl Handler<ExecutorLost> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, ExecutorLost(endpoint): ExecutorLost, ctx: &mut Context<Self>) {
+        if self.leader {
+            let actions = self.core.on_executor_lost(&endpoint);
+            self.execute(actions, ctx);
+        }
     }
 }
 

@@ -404,3 +404,42 @@ fn a_failure_that_will_be_retried_neither_alerts_nor_fires_children() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn runs_of_a_dead_executor_fail_over_or_fail() {
+    let mut h = Harness::new(&["http://a", "http://b"]);
+    let movable = job(r#","routing":"first""#);
+    let planned = h.plan(&movable, 1);
+    let (run_id, endpoint) = sends(&h.commit(planned))[0].clone();
+    h.core.on_sent(&run_id, &endpoint, Ok(()));
+    let actions = h.core.on_executor_lost(&endpoint);
+    assert_eq!(statuses(&actions), vec![RunStatus::Failed]);
+    let Some(Action::Fire(fires)) = actions.iter().find(|a| matches!(a, Action::Fire(_))) else {
+        panic!("no failover fire in {actions:?}")
+    };
+    assert_eq!(fires[0].trigger, TriggerKind::Failover);
+    let retry = fires[0].retry.as_ref().unwrap();
+    assert_eq!(
+        (
+            retry.previous_run_id.as_str(),
+            retry.previous_executor.as_deref()
+        ),
+        (run_id.as_str(), Some("http://a"))
+    );
+    assert_eq!(h.core.active_count(), 0);
+
+    let pinned = job(r#","routing":"first","failover":false"#);
+    let planned = h.plan(&pinned, 2);
+    let (run_id, endpoint) = sends(&h.commit(planned))[0].clone();
+    h.core.on_sent(&run_id, &endpoint, Ok(()));
+    let actions = h.core.on_executor_lost(&endpoint);
+    assert!(
+        actions.iter().all(|a| !matches!(a, Action::Fire(_))),
+        "{actions:?}"
+    );
+    assert!(records(&actions)[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("declared dead"));
+}

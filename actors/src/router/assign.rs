@@ -51,7 +51,8 @@ pub fn assign(
         run.id = retry_run_id(&retry.previous_run_id, retry.attempt);
         run.attempt = retry.attempt;
         run.retry_of = Some(retry.previous_run_id.clone());
-        let fallbacks = place(core, job, &mut run, retry.previous_executor.as_deref());
+        let route = core.route(job, run.shard.index, retry.previous_executor.as_deref());
+        let fallbacks = place(core, job, &mut run, route);
         return vec![plan(run, fallbacks)];
     }
     if job.routing == Routing::Broadcast && !matches!(job.target, Target::Http { .. }) {
@@ -73,10 +74,18 @@ pub fn assign(
             })
             .collect();
     }
-    (0..job.shards)
-        .map(|i| {
+    // One shard goes by the routing policy; several are spread evenly and
+    // stay where they are while the group does not change.
+    let routes = match job.shards {
+        1 => vec![core.route(job, 0, None)],
+        _ => core.assign_shards(job),
+    };
+    routes
+        .into_iter()
+        .zip(0..job.shards)
+        .map(|(route, i)| {
             let mut run = new_run(job, fire, shard(job, i, job.shards), &params, now);
-            let fallbacks = place(core, job, &mut run, None);
+            let fallbacks = place(core, job, &mut run, route);
             plan(run, fallbacks)
         })
         .collect()
@@ -98,14 +107,19 @@ fn shard(job: &Job, index: u32, count: u32) -> ShardInfo {
     }
 }
 
-/// Sets the run's executor (or fails the run when the group has none) and
-/// returns its failover order.
-fn place(core: &mut RouterCore, job: &Job, run: &mut Run, avoid: Option<&str>) -> Vec<String> {
+/// Puts the run on its route's executor (or fails the run when the group
+/// has none; HTTP targets go to their URL) and returns its failover order.
+fn place(
+    core: &mut RouterCore,
+    job: &Job,
+    run: &mut Run,
+    route: Option<super::Route>,
+) -> Vec<String> {
     if let Target::Http { url, .. } = &job.target {
         run.executor = Some(url.clone());
         return Vec::new();
     }
-    match core.route(job, run.shard.index, avoid) {
+    match route {
         Some(route) => {
             core.acquire(&route.primary);
             run.executor = Some(route.primary);

@@ -147,6 +147,62 @@ impl RouterCore {
         Some(Route { primary, fallbacks })
     }
 
+    /// Places every shard of a job at once, balanced and stable: the
+    /// (shard, executor) pairs are taken in rendezvous-hash order, each
+    /// executor filling up to an even share (the remainder going to those
+    /// that rank it highest). The same executors keep the same shards while
+    /// the group is unchanged, a change moves few, and a new executor gets
+    /// its share from the next fire.
+    pub fn assign_shards(&mut self, job: &Job) -> Vec<Option<Route>> {
+        let all: Vec<ExecutorEntry> = self.candidates(job).into_iter().cloned().collect();
+        let shards = job.shards as usize;
+        if all.is_empty() {
+            return vec![None; shards];
+        }
+        let key = job.key();
+        let ranks: Vec<Vec<u64>> = (0..job.shards)
+            .map(|s| all.iter().map(|e| rank(&key, s, &e.id)).collect())
+            .collect();
+        let mut pairs: Vec<(usize, usize)> = (0..shards)
+            .flat_map(|s| (0..all.len()).map(move |e| (s, e)))
+            .collect();
+        pairs.sort_by_key(|&(s, e)| std::cmp::Reverse(ranks[s][e]));
+        let (base, extra) = (shards / all.len(), shards % all.len());
+        let mut owner: Vec<Option<usize>> = vec![None; shards];
+        let mut load = vec![0usize; all.len()];
+        for &(s, e) in &pairs {
+            if owner[s].is_none() && load[e] < base {
+                owner[s] = Some(e);
+                load[e] += 1;
+            }
+        }
+        let mut over = 0;
+        for &(s, e) in &pairs {
+            if owner[s].is_none() && load[e] == base && over < extra {
+                owner[s] = Some(e);
+                load[e] += 1;
+                over += 1;
+            }
+        }
+        owner
+            .into_iter()
+            .enumerate()
+            .map(|(s, pick)| {
+                let pick = pick?;
+                let mut others: Vec<usize> = (0..all.len()).filter(|&e| e != pick).collect();
+                others.sort_by_key(|&e| std::cmp::Reverse(ranks[s][e]));
+                let fallbacks = others
+                    .into_iter()
+                    .map(|e| all[e].endpoint.clone())
+                    .collect();
+                Some(Route {
+                    primary: all[pick].endpoint.clone(),
+                    fallbacks,
+                })
+            })
+            .collect()
+    }
+
     fn smooth_weighted(&mut self, key: &JobKey, candidates: &[&ExecutorEntry]) -> usize {
         let current = self.smooth.entry(key.clone()).or_default();
         let total: i64 = candidates.iter().map(|e| i64::from(e.weight.max(1))).sum();
@@ -171,13 +227,16 @@ fn rendezvous(key: &JobKey, shard: u32, candidates: &[&ExecutorEntry]) -> usize 
     candidates
         .iter()
         .enumerate()
-        .max_by_key(|(_, e)| {
-            let mut h = DefaultHasher::new();
-            (key, shard, &e.id).hash(&mut h);
-            h.finish()
-        })
+        .max_by_key(|(_, e)| rank(key, shard, &e.id))
         .map(|(i, _)| i)
         .unwrap_or(0)
+}
+
+/// The rendezvous weight of an executor for one shard of a job.
+fn rank(key: &JobKey, shard: u32, executor: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    (key, shard, executor).hash(&mut h);
+    h.finish()
 }
 
 #[cfg(test)]
@@ -266,6 +325,44 @@ mod tests {
                 assert_eq!(&now, prev, "shard {s} moved although its executor stayed");
             }
         }
+    }
+
+    #[test]
+    fn shards_spread_evenly_and_stay_put() {
+        let mut sharded = job("round_robin");
+        sharded.shards = 6;
+        let mut core = router(&[("a", 1), ("b", 1), ("c", 1)]);
+        let place = |core: &mut RouterCore| -> Vec<String> {
+            core.assign_shards(&sharded)
+                .into_iter()
+                .map(|r| r.unwrap().primary)
+                .collect()
+        };
+        let first = place(&mut core);
+        for e in ["http://a", "http://b", "http://c"] {
+            assert_eq!(first.iter().filter(|p| *p == e).count(), 2, "{first:?}");
+        }
+        assert_eq!(
+            place(&mut core),
+            first,
+            "stable while the group is unchanged"
+        );
+        core.set_executors(vec![
+            executor("a", 1),
+            executor("b", 1),
+            executor("c", 1),
+            executor("d", 1),
+        ]);
+        let grown = place(&mut core);
+        let moved = first.iter().zip(&grown).filter(|(a, b)| a != b).count();
+        assert!(
+            moved <= 3,
+            "a fourth executor moves few shards: {first:?} -> {grown:?}"
+        );
+        assert!(
+            grown.iter().any(|p| p == "http://d"),
+            "the new executor gets shards: {grown:?}"
+        );
     }
 
     #[test]
