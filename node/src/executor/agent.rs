@@ -17,7 +17,7 @@ use tokio::{runtime::Handle, sync::watch, task::JoinHandle};
 
 use super::{
     config::ExecutorConfig,
-    forward,
+    forward, handlers,
     output::SharedOutput,
     process::{format_duration, ShellProcess},
     reporter::{Delivery, Reporter},
@@ -155,24 +155,27 @@ impl Agent {
                 }
             },
             Task::Handler { handler } => {
-                tracing::info!(run_id = %req.run_id, handler = %handler, "run started");
-                running_report = self.mark_running(&req.run_id);
-                let call = forward::call_handler(
-                    &self.client,
-                    self.config.forward.as_deref(),
-                    self.config.secret.as_deref(),
-                    handler,
-                    &req,
+                let in_process = self.config.handlers.get(handler);
+                tracing::info!(
+                    run_id = %req.run_id,
+                    handler = %handler,
+                    in_process = in_process.is_some(),
+                    "run started"
                 );
-                tokio::select! {
-                    result = call => {
-                        output.push(result.output.as_bytes());
-                        result.outcome
-                    }
-                    () = tokio::time::sleep(timeout) => {
-                        Outcome::timed_out(format!("timed out after {}", format_duration(timeout)))
-                    }
-                    reason = stop_requested(stop) => Outcome::stopped(reason),
+                running_report = self.mark_running(&req.run_id);
+                if let Some(function) = in_process {
+                    handlers::call(
+                        function,
+                        handler,
+                        &req,
+                        output,
+                        timeout,
+                        stop_requested(stop),
+                    )
+                    .await
+                } else {
+                    self.forward_handler(handler, &req, output, timeout, stop)
+                        .await
                 }
             }
         };
@@ -185,6 +188,35 @@ impl Agent {
         );
         self.runs().finish(&req.run_id, outcome, Utc::now());
         self.start_delivery(&req.run_id, running_report);
+    }
+
+    /// A handler task with no in-process handler: forwarded to `--forward`
+    /// (or failed with "no handler named X" without one).
+    async fn forward_handler(
+        &self,
+        handler: &str,
+        req: &DispatchRequest,
+        output: SharedOutput,
+        timeout: Duration,
+        stop: watch::Receiver<Option<StopReason>>,
+    ) -> Outcome {
+        let call = forward::call_handler(
+            &self.client,
+            self.config.forward.as_deref(),
+            self.config.secret.as_deref(),
+            handler,
+            req,
+        );
+        tokio::select! {
+            result = call => {
+                output.push(result.output.as_bytes());
+                result.outcome
+            }
+            () = tokio::time::sleep(timeout) => {
+                Outcome::timed_out(format!("timed out after {}", format_duration(timeout)))
+            }
+            reason = stop_requested(stop) => Outcome::stopped(reason),
+        }
     }
 
     /// Marks the run started and sends the best-effort `running` report;
@@ -276,7 +308,7 @@ impl Agent {
             endpoint: self.endpoint.clone(),
             weight: self.config.weight,
             labels: self.config.labels.clone(),
-            handlers: Vec::new(),
+            handlers: self.config.handlers.names(),
             running: self.running_count(),
         }
     }

@@ -5,6 +5,8 @@ use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, time::Dura
 use anyhow::{bail, Context};
 use protocol::signature::DEFAULT_REPLAY_WINDOW_SECS;
 
+use super::handlers::HandlerRegistry;
+
 /// `cronmesh executor` flags.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ExecutorArgs {
@@ -72,9 +74,13 @@ pub struct ExecutorConfig {
     pub weight: u32,
     /// Free-form labels announced to schedulers for routing and display.
     pub labels: BTreeMap<String, String>,
-    /// Base URL of the local service handler tasks are forwarded to; `None`
-    /// fails handler tasks with "no handler named X".
+    /// Base URL of the local service handler tasks are forwarded to when
+    /// no in-process handler of that name is registered; `None` fails such
+    /// tasks with "no handler named X".
     pub forward: Option<String>,
+    /// In-process handlers by name (see [`super::Executor::builder`]); they
+    /// win over `forward`. Their names are the `handlers` of `/v1/info`.
+    pub handlers: HandlerRegistry,
     /// Shared HMAC secret: when set, incoming dispatch and kill requests must
     /// carry a valid signature, and outgoing reports are signed with it.
     pub secret: Option<Vec<u8>>,
@@ -105,6 +111,7 @@ impl ExecutorConfig {
             weight: 1,
             labels: BTreeMap::new(),
             forward: None,
+            handlers: HandlerRegistry::new(),
             secret: None,
             replay_window_secs: DEFAULT_REPLAY_WINDOW_SECS,
             retain_finished: 10_000,
@@ -124,6 +131,7 @@ impl ExecutorConfig {
         if let Some(url) = &self.forward {
             check_http_url("--forward", url)?;
         }
+        self.handlers.validate()?;
         if matches!(&self.secret, Some(secret) if secret.is_empty()) {
             bail!("the shared secret must not be empty");
         }
@@ -152,6 +160,7 @@ impl fmt::Debug for ExecutorConfig {
             .field("weight", &self.weight)
             .field("labels", &self.labels)
             .field("forward", &self.forward)
+            .field("handlers", &self.handlers)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("replay_window_secs", &self.replay_window_secs)
             .field("retain_finished", &self.retain_finished)

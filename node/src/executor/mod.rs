@@ -1,4 +1,5 @@
-//! The executor agent (`cronmesh executor`, and the built-in one of `dev`).
+//! The executor agent (`cronmesh executor`, the built-in one of `dev`, and
+//! executors embedded in Rust services through [`Executor::builder`]).
 //!
 //! It takes runs from schedulers over HTTP (`POST /v1/dispatch`), runs
 //! each at most once per run id (invariant 6), kills what outlives its
@@ -6,11 +7,14 @@
 //! one acknowledges it.
 //!
 //! - [`config`]: command-line flags and the configuration they become.
+//! - `builder`: [`Executor::builder`], the embedding API over the config.
+//! - `handlers`: in-process handlers by name, their context and their calls.
 //! - `http`: the routes and their error bodies.
 //! - `agent`: the core the routes call: admission, execution, kills.
 //! - `runs`: the run table, running and recently finished runs by id.
 //! - `process`: `sh -c` in its own process group, output capture, killing.
-//! - `forward`: handler tasks forwarded to a local service.
+//! - `forward`: handler tasks forwarded to a local service (when no
+//!   in-process handler has the name).
 //! - `reporter`: delivering run reports with retries.
 //! - `output`: the bounded tail of a run's output.
 //! - `tasks`: background tasks, drained on shutdown.
@@ -20,8 +24,10 @@ use std::{future::Future, io::Write, net::SocketAddr, sync::Arc, time::Duration}
 use anyhow::Context;
 
 mod agent;
+mod builder;
 pub mod config;
 mod forward;
+mod handlers;
 mod http;
 mod output;
 mod process;
@@ -29,7 +35,12 @@ mod reporter;
 mod runs;
 mod tasks;
 
+pub use builder::{Executor, ExecutorBuilder};
 pub use config::{ExecutorArgs, ExecutorConfig};
+pub use handlers::{
+    Cancellation, HandlerContext, HandlerFn, HandlerOutcome, HandlerOutput, HandlerRegistry,
+    ShardInfo,
+};
 
 use agent::Agent;
 
@@ -44,6 +55,8 @@ pub struct RunningExecutor {
     pub endpoint: String,
     /// The bound address (the real port when the config asked for 0).
     pub addr: SocketAddr,
+    /// Names of the in-process handlers, sorted (as `/v1/info` lists them).
+    pub handlers: Vec<String>,
     agent: Arc<Agent>,
     server: actix_web::dev::ServerHandle,
     server_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -84,10 +97,12 @@ pub async fn start(config: ExecutorConfig) -> anyhow::Result<RunningExecutor> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let endpoint = endpoint_for(&config, addr);
+    let handlers = config.handlers.names();
     tracing::info!(
         endpoint = %endpoint,
         group = %config.group,
         signed = config.secret.is_some(),
+        handlers = ?handlers,
         "executor listening on {addr}"
     );
     let agent = Agent::new(config, endpoint.clone(), tokio::runtime::Handle::current());
@@ -98,6 +113,7 @@ pub async fn start(config: ExecutorConfig) -> anyhow::Result<RunningExecutor> {
     Ok(RunningExecutor {
         endpoint,
         addr,
+        handlers,
         agent,
         server: handle,
         server_task: Some(server_task),
