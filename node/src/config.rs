@@ -32,6 +32,18 @@ pub struct NodeConfig {
     pub seed: u64,
     /// Replicate through Raft with these settings; alone when `None`.
     pub raft: Option<RaftSettings>,
+    /// Find executors (and be found) by gossip; only the static executors
+    /// when `None`.
+    pub gossip: Option<GossipSettings>,
+}
+
+/// A scheduler's gossip settings.
+#[derive(Clone, Debug)]
+pub struct GossipSettings {
+    /// UDP address to bind.
+    pub listen: SocketAddr,
+    /// Gossip addresses of other nodes to contact first.
+    pub seeds: Vec<String>,
 }
 
 /// A Raft member's settings.
@@ -157,6 +169,7 @@ impl NodeConfig {
             timings: Timings::default(),
             seed: 0,
             raft: None,
+            gossip: None,
         }
     }
 }
@@ -276,6 +289,16 @@ impl ServerArgs {
             history_limit: self.history_limit,
             seed: self.node_id,
             raft,
+            gossip: match self.gossip {
+                Some(listen) => Some(GossipSettings {
+                    listen,
+                    seeds: self.seeds,
+                }),
+                None if !self.seeds.is_empty() => {
+                    bail!("--seeds needs --gossip ADDR for this node's gossip port")
+                }
+                None => None,
+            },
             ..NodeConfig::new(self.data_dir, self.http)
         })
     }

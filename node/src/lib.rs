@@ -4,6 +4,7 @@
 //! - [`node`]: all the wiring of a scheduler node, top to bottom.
 //! - [`config`]: node configuration and the `dev` / `server` flags.
 //! - [`consensus`]: alone or through Raft: who leads and where writes go.
+//! - [`discovery`]: executors found by gossip become the Router's executor set.
 //! - [`raft`]: the Raft engine, its sled storage and TCP transport.
 //! - [`api`]: the admin HTTP API.
 //! - [`executor`]: the executor agent that runs shell commands.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod consensus;
+pub mod discovery;
 pub mod executor;
 pub mod node;
 pub mod raft;

@@ -24,10 +24,13 @@ use protocol::{
     MetaCommand,
 };
 
+use membership::{Member, Membership, MembershipConfig, SchedulerInfo};
+
 use crate::{
     api::{self, AppState},
     config::{NodeConfig, RaftSettings},
     consensus::Consensus,
+    discovery,
     executor::{self, ExecutorConfig, RunningExecutor},
     raft::{
         engine::{self, EngineConfig, EngineHandle},
@@ -185,7 +188,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         clock.clone(),
         dispatcher.clone().recipient(),
     ));
-    router.do_send(SetExecutors(executors));
+    router.do_send(SetExecutors(executors.clone()));
     let trigger = Trigger::new(
         store.clone(),
         clock.clone(),
@@ -245,7 +248,41 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     }
 
     // The admin API.
+    // Executors (and schedulers) found by gossip.
+    let membership = match &config.gossip {
+        Some(gossip) => {
+            let me = Member::Scheduler(SchedulerInfo {
+                node_id: config.node_id,
+                api_url: api_url.clone(),
+                // A node without Raft has no Raft port to announce.
+                raft_addr: config
+                    .raft
+                    .as_ref()
+                    .map_or_else(|| "none".to_string(), |r| r.listen.to_string()),
+                leader: false,
+            });
+            let name = format!("scheduler-{}", config.node_id);
+            let membership_config =
+                MembershipConfig::new(name, gossip.listen).with_seeds(gossip.seeds.clone());
+            let membership = Membership::start(membership_config, me.clone()).await?;
+            actix::spawn(discovery::follow_executors(
+                membership.clone(),
+                executors,
+                router.clone(),
+                dispatcher.clone(),
+            ));
+            actix::spawn(discovery::announce_leadership(
+                membership.clone(),
+                me,
+                consensus.clone(),
+            ));
+            Some(membership)
+        }
+        None => None,
+    };
+
     let state = AppState {
+        membership,
         consensus,
         store: store.clone(),
         job_store,

@@ -29,6 +29,8 @@ pub use error::{ApiError, ApiResult};
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// Gossip membership, when this node takes part in one.
+    pub membership: Option<membership::Membership>,
     /// Who leads, and where writes go.
     pub consensus: crate::consensus::Consensus,
     pub store: Arc<StateMachine>,

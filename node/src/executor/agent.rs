@@ -315,6 +315,12 @@ impl Agent {
 
     /// Refuses new dispatches, kills running processes (reported as failed
     /// so retry policies apply) and gives report deliveries up to `grace`.
+    /// Stops every running run because no scheduler has been reachable;
+    /// returns how many were stopped.
+    pub fn fence(&self) -> usize {
+        self.runs().stop_all(StopReason::Fenced)
+    }
+
     pub async fn shutdown(&self, grace: Duration) {
         self.stopping.store(true, Ordering::SeqCst);
         let stopped = self.runs().stop_all(StopReason::Shutdown);

@@ -18,13 +18,20 @@ pub struct ExecutorArgs {
     #[arg(long, default_value = "127.0.0.1:7080")]
     pub listen: SocketAddr,
 
-    /// Gossip addresses of scheduler nodes to join (accepted, not used yet).
+    /// Gossip addresses of scheduler nodes to join; the executor announces
+    /// itself and schedulers route to it while it is alive.
     #[arg(long, value_delimiter = ',')]
     pub seeds: Vec<String>,
 
-    /// Gossip (UDP) address of this agent (accepted, not used yet).
+    /// Gossip (UDP) address of this agent; the listen IP with a free port
+    /// when unset.
     #[arg(long)]
-    pub gossip: Option<String>,
+    pub gossip: Option<SocketAddr>,
+
+    /// With gossip: after this long without seeing a live scheduler, kill
+    /// running work (it may have been failed over to another executor).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub fence_after: std::time::Duration,
 
     /// URL schedulers should use to reach this agent, when it differs from
     /// the listen address (NAT, containers, 0.0.0.0).
@@ -48,6 +55,10 @@ pub struct ExecutorArgs {
     /// requests. Without it requests are not signed or checked.
     #[arg(long, env = "CRONMESH_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<protocol::HumanDuration>().map(|d| d.0)
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -99,6 +110,22 @@ pub struct ExecutorConfig {
     /// Longest pause between attempts to deliver a final report; attempts
     /// start 100 ms apart and double up to this.
     pub report_max_backoff: Duration,
+    /// Join the schedulers' gossip, so they find this executor by
+    /// themselves; `None` when schedulers are given its URL instead.
+    pub gossip: Option<GossipSettings>,
+}
+
+/// How an executor takes part in gossip.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GossipSettings {
+    /// UDP address to bind (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Scheduler gossip addresses to contact first.
+    pub seeds: Vec<String>,
+    /// Without a live scheduler in sight for this long, running work is
+    /// killed: the schedulers have declared this executor dead and given its
+    /// runs to others.
+    pub fence_after: Duration,
 }
 
 impl ExecutorConfig {
@@ -117,6 +144,7 @@ impl ExecutorConfig {
             retain_finished: 10_000,
             retain_output_bytes: 64 * 1024 * 1024,
             report_max_backoff: Duration::from_secs(10),
+            gossip: None,
         }
     }
 
@@ -166,6 +194,7 @@ impl fmt::Debug for ExecutorConfig {
             .field("retain_finished", &self.retain_finished)
             .field("retain_output_bytes", &self.retain_output_bytes)
             .field("report_max_backoff", &self.report_max_backoff)
+            .field("gossip", &self.gossip)
             .finish()
     }
 }
@@ -179,6 +208,15 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
         config.weight = args.weight;
         config.labels = args.labels.into_iter().collect();
         config.forward = args.forward;
+        if !args.seeds.is_empty() {
+            config.gossip = Some(GossipSettings {
+                listen: args
+                    .gossip
+                    .unwrap_or_else(|| SocketAddr::new(args.listen.ip(), 0)),
+                seeds: args.seeds,
+                fence_after: args.fence_after,
+            });
+        }
         config.secret = args
             .secret_file
             .as_deref()

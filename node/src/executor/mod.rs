@@ -15,6 +15,7 @@
 //! - `process`: `sh -c` in its own process group, output capture, killing.
 //! - `forward`: handler tasks forwarded to a local service (when no
 //!   in-process handler has the name).
+//! - `gossip`: announcing this executor to the schedulers, and fencing.
 //! - `reporter`: delivering run reports with retries.
 //! - `output`: the bounded tail of a run's output.
 //! - `tasks`: background tasks, drained on shutdown.
@@ -27,6 +28,7 @@ mod agent;
 mod builder;
 pub mod config;
 mod forward;
+mod gossip;
 mod handlers;
 mod http;
 mod output;
@@ -58,6 +60,8 @@ pub struct RunningExecutor {
     /// Names of the in-process handlers, sorted (as `/v1/info` lists them).
     pub handlers: Vec<String>,
     agent: Arc<Agent>,
+    /// This executor's place in the gossip, when it joined one.
+    membership: Option<membership::Membership>,
     server: actix_web::dev::ServerHandle,
     server_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -72,6 +76,9 @@ impl RunningExecutor {
     /// failed, so retry policies apply) and waits a few seconds for final
     /// reports to be delivered.
     pub async fn stop(mut self) {
+        if let Some(membership) = self.membership.take() {
+            membership.shutdown().await;
+        }
         self.server.stop(true).await;
         if let Some(task) = self.server_task.take() {
             log_server_end(task.await);
@@ -110,11 +117,23 @@ pub async fn start(config: ExecutorConfig) -> anyhow::Result<RunningExecutor> {
         http::server(agent.clone(), listener).with_context(|| format!("cannot serve on {addr}"))?;
     let handle = server.handle();
     let server_task = tokio::spawn(server);
+    let membership = match &agent.config().gossip {
+        Some(settings) => {
+            let mut me =
+                membership::ExecutorInfo::new(agent.config().group.clone(), endpoint.clone());
+            me.handlers = handlers.clone();
+            me.weight = agent.config().weight;
+            me.labels = agent.config().labels.clone();
+            Some(gossip::join(&settings.clone(), agent.clone(), me).await?)
+        }
+        None => None,
+    };
     Ok(RunningExecutor {
         endpoint,
         addr,
         handlers,
         agent,
+        membership,
         server: handle,
         server_task: Some(server_task),
     })

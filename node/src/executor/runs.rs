@@ -19,6 +19,9 @@ pub enum StopReason {
     Killed,
     /// The agent is shutting down.
     Shutdown,
+    /// No scheduler was reachable for the fence time: the run may have been
+    /// given to another executor, so this one stops it.
+    Fenced,
 }
 
 /// How a run ended.
@@ -65,6 +68,10 @@ impl Outcome {
             // Failed, not killed: nobody asked for it, so the scheduler's
             // retry policy should apply.
             StopReason::Shutdown => Self::failed(None, "the executor shut down during the run"),
+            StopReason::Fenced => Self::failed(
+                None,
+                "fenced: this executor reached no scheduler for too long, so the run may have moved elsewhere",
+            ),
         }
     }
 }

@@ -199,7 +199,11 @@ pub fn spawn(
     inbound: mpsc::Receiver<Message>,
     applied: UnboundedSender<Applied>,
 ) -> anyhow::Result<EngineHandle> {
-    let applied_index = store.applied_index()?;
+    // Committed entries are applied before the Ready that carries their
+    // commit index is persisted, so after a crash the state machine may be
+    // ahead of the stored commit. Raft starts from the stored commit and
+    // hands those entries over again; the state machine skips what it has.
+    let applied_index = store.applied_index()?.min(storage.hard_state().commit);
     let node_id = config.node_id;
     let raft_config = raft::Config {
         id: config.node_id,

@@ -1,0 +1,82 @@
+//! Executors found by gossip: the live ones become the Router's executor
+//! set, and those declared dead have their runs failed over.
+
+use std::collections::BTreeMap;
+
+use actix::Addr;
+use actors::{
+    dispatcher::Dispatcher,
+    messages::{ExecutorLost, SetExecutors},
+    router::{ExecutorEntry, Router},
+};
+use futures::StreamExt;
+use membership::{Member, MemberState, Membership, MembershipChange};
+
+use crate::consensus::Consensus;
+
+/// Keeps the Router's executors equal to the static ones plus the live
+/// gossiped ones, until the membership stops.
+pub async fn follow_executors(
+    membership: Membership,
+    statics: Vec<ExecutorEntry>,
+    router: Addr<Router>,
+    dispatcher: Addr<Dispatcher>,
+) {
+    let mut changes = Box::pin(membership.subscribe());
+    router.do_send(SetExecutors(live_executors(
+        &statics,
+        &membership.members().await,
+    )));
+    while let Some(change) = changes.next().await {
+        router.do_send(SetExecutors(live_executors(
+            &statics,
+            &membership.members().await,
+        )));
+        if let MembershipChange::Removed(MemberState {
+            member: Member::Executor(executor),
+            ..
+        }) = change
+        {
+            tracing::warn!(endpoint = %executor.endpoint, "executor declared dead; failing its runs over");
+            dispatcher.do_send(ExecutorLost(executor.endpoint));
+        }
+    }
+}
+
+/// The static executors and every live gossiped one, without duplicates.
+pub fn live_executors(statics: &[ExecutorEntry], members: &[MemberState]) -> Vec<ExecutorEntry> {
+    let mut by_endpoint: BTreeMap<String, ExecutorEntry> = statics
+        .iter()
+        .map(|e| (e.endpoint.clone(), e.clone()))
+        .collect();
+    for state in members.iter().filter(|m| m.alive) {
+        if let Member::Executor(e) = &state.member {
+            by_endpoint.insert(
+                e.endpoint.clone(),
+                ExecutorEntry {
+                    id: e.id.clone(),
+                    group: e.group.clone(),
+                    endpoint: e.endpoint.clone(),
+                    weight: e.weight,
+                    labels: e.labels.clone(),
+                    handlers: e.handlers.clone(),
+                },
+            );
+        }
+    }
+    by_endpoint.into_values().collect()
+}
+
+/// Keeps this scheduler's gossiped `leader` flag equal to whether it leads.
+pub async fn announce_leadership(membership: Membership, mut me: Member, consensus: Consensus) {
+    loop {
+        let leading = consensus.leader_state().ready_to_lead;
+        if let Member::Scheduler(info) = &mut me {
+            if info.leader != leading {
+                info.leader = leading;
+                membership.update_self(me.clone()).await;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}

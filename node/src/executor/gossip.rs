@@ -1,0 +1,65 @@
+//! The executor in the cluster's gossip: it announces itself (group,
+//! endpoint, handlers, weight, labels, running count) so schedulers route
+//! to it while it is alive, and it fences itself when it has seen no live
+//! scheduler for too long.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use membership::{ExecutorInfo, Member, Membership, MembershipConfig};
+
+use super::{agent::Agent, config::GossipSettings};
+
+/// How often the running count is refreshed and the fence checked.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// Joins the gossip and keeps this executor's entry current until the
+/// membership is shut down.
+pub async fn join(
+    settings: &GossipSettings,
+    agent: Arc<Agent>,
+    me: ExecutorInfo,
+) -> anyhow::Result<Membership> {
+    let config = MembershipConfig::new(format!("executor-{}", me.endpoint), settings.listen)
+        .with_seeds(settings.seeds.clone());
+    let membership = Membership::start(config, Member::Executor(me.clone())).await?;
+    tracing::info!(gossip = %membership.gossip_addr(), seeds = ?settings.seeds, "executor joined the gossip");
+    tokio::spawn(watch(membership.clone(), agent, me, settings.fence_after));
+    Ok(membership)
+}
+
+async fn watch(
+    membership: Membership,
+    agent: Arc<Agent>,
+    mut me: ExecutorInfo,
+    fence_after: Duration,
+) {
+    let mut last_scheduler = Instant::now();
+    let mut fenced = false;
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let running = u32::try_from(agent.running_count()).unwrap_or(u32::MAX);
+        if running != me.running {
+            me.running = running;
+            membership.update_self(Member::Executor(me.clone())).await;
+        }
+        let members = membership.members().await;
+        if members
+            .iter()
+            .any(|m| m.alive && matches!(m.member, Member::Scheduler(_)))
+        {
+            last_scheduler = Instant::now();
+            fenced = false;
+        } else if !fenced && last_scheduler.elapsed() >= fence_after {
+            let stopped = agent.fence();
+            fenced = true;
+            tracing::warn!(
+                stopped,
+                after = ?fence_after,
+                "no scheduler in sight: fenced, running work stopped"
+            );
+        }
+    }
+}
