@@ -86,7 +86,10 @@ async fn detection_time() {
             .expect("declared dead");
             samples.push(stopped.elapsed());
         }
-        println!("round {round}: {:?}", &samples[samples.len() - others.len()..]);
+        println!(
+            "round {round}: {:?}",
+            &samples[samples.len() - others.len()..]
+        );
         for node in others {
             node.shutdown().await;
         }

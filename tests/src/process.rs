@@ -122,3 +122,40 @@ pub fn cli(api: &str, args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
+
+/// Processes of a group that are not zombies (a zombie has exited; only
+/// its parent has yet to collect it).
+pub fn live_members_of_group(pgid: i32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid pgrp ...: comm may hold spaces, so read after ')'.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+        })
+        .count()
+}
+
+/// Waits until no process of the group whose leader wrote its pid to
+/// `pid_file` is left.
+pub async fn assert_group_gone(pid_file: &std::path::Path) {
+    let pgid: i32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = || live_members_of_group(pgid) > 0;
+    crate::wait::until(
+        "the process group to be gone",
+        std::time::Duration::from_secs(5),
+        || async { (!alive()).then_some(()) },
+    )
+    .await;
+}

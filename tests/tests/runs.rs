@@ -139,43 +139,6 @@ async fn failing_command_is_retried_with_growing_backoff() {
     assert_eq!(c.api.runs_of("flaky").await.len(), 3);
 }
 
-/// Processes of a group that are not zombies (a zombie has exited; only
-/// its parent has yet to collect it).
-fn live_members_of_group(pgid: i32) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            // pid (comm) state ppid pgrp ...: comm may hold spaces, so read after ')'.
-            let fields: Vec<&str> = stat
-                .rsplit_once(')')
-                .map(|(_, rest)| rest.split_whitespace().collect())
-                .unwrap_or_default();
-            fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
-        })
-        .count()
-}
-
-/// Waits until no process of the group whose leader wrote its pid to
-/// `pid_file` is left.
-async fn assert_group_gone(pid_file: &std::path::Path) {
-    let pgid: i32 = std::fs::read_to_string(pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let alive = || live_members_of_group(pgid) > 0;
-    wait::until(
-        "the process group to be gone",
-        Duration::from_secs(5),
-        || async { (!alive()).then_some(()) },
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn timeout_ends_the_run_and_leaves_no_process() {
     let c = start(1);
@@ -199,7 +162,7 @@ async fn timeout_ends_the_run_and_leaves_no_process() {
         run["error"].as_str().unwrap().contains("timed out"),
         "{run}"
     );
-    assert_group_gone(&pid_file).await;
+    cronmesh_tests::process::assert_group_gone(&pid_file).await;
 }
 
 #[tokio::test]
@@ -228,7 +191,7 @@ async fn kill_ends_a_running_run_as_killed() {
     let (status, run) = c.api.post(&format!("/v1/runs/{id}/kill"), json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{run}");
     assert_eq!(run["status"], "killed");
-    assert_group_gone(&pid_file).await;
+    cronmesh_tests::process::assert_group_gone(&pid_file).await;
     let (status, again) = c.api.post(&format!("/v1/runs/{id}/kill"), json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{again}");
 }
