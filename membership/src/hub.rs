@@ -8,6 +8,7 @@
 //! not make another one miss an `Removed` (the Router fails runs over on it).
 
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::Stream;
@@ -15,22 +16,34 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use crate::member::{MemberState, MembershipChange};
+use crate::pause::PauseGuard;
 use crate::view::{Observation, View};
 
-#[derive(Default)]
 pub(crate) struct Hub {
     inner: Mutex<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     view: View,
+    /// Holds deaths back right after this node was paused.
+    pause: PauseGuard,
     subscribers: Vec<mpsc::UnboundedSender<MembershipChange>>,
     /// Set at shutdown: streams end and new ones only get the last view.
     closed: bool,
 }
 
 impl Hub {
+    pub(crate) fn new(gossip_interval: Duration) -> Self {
+        Hub {
+            inner: Mutex::new(Inner {
+                view: View::default(),
+                pause: PauseGuard::new(gossip_interval),
+                subscribers: Vec::new(),
+                closed: false,
+            }),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Nothing panics while holding it; recover rather than propagate.
         self.inner
@@ -41,7 +54,8 @@ impl Hub {
     /// Applies an observation of the cluster and sends the changes out.
     pub(crate) fn apply(&self, observations: Vec<Observation>, now: DateTime<Utc>) {
         let mut inner = self.lock();
-        let changes = inner.view.apply(observations, now);
+        let hold_deaths = inner.pause.hold_deaths(Instant::now());
+        let changes = inner.view.apply(observations, now, hold_deaths);
         for change in changes {
             log_change(&change, now);
             inner

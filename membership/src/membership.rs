@@ -90,7 +90,7 @@ impl Membership {
             .await
             .context("cannot start gossip")?;
         let chitchat = server.chitchat();
-        let hub = Arc::new(Hub::default());
+        let hub = Arc::new(Hub::new(config.gossip_interval));
         observe(&chitchat, &hub).await;
 
         let (stop_tx, stop_rx) = oneshot::channel();

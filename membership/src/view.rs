@@ -73,10 +73,14 @@ impl View {
     /// Brings the view up to `observations` (every node chitchat knows, at
     /// wall-clock time `now`) and returns the changes: members chitchat
     /// forgot first, then by node name.
+    ///
+    /// With `hold_deaths` (this node was just paused, see `pause`), members
+    /// alive in the view stay alive even when chitchat says otherwise.
     pub(crate) fn apply(
         &mut self,
         observations: Vec<Observation>,
         now: DateTime<Utc>,
+        hold_deaths: bool,
     ) -> Vec<MembershipChange> {
         let current = pick_generations(observations);
         let mut changes = Vec::new();
@@ -99,7 +103,7 @@ impl View {
         self.rejected.retain(|name, _| current.contains_key(name));
 
         for (name, obs) in current {
-            if let Some(change) = self.apply_one(name, obs, now) {
+            if let Some(change) = self.apply_one(name, obs, now, hold_deaths) {
                 changes.push(change);
             }
         }
@@ -111,6 +115,7 @@ impl View {
         name: String,
         obs: Observation,
         now: DateTime<Utc>,
+        hold_deaths: bool,
     ) -> Option<MembershipChange> {
         let Some(entry) = self.entries.get_mut(&name) else {
             let member = self.parse_new(&name, &obs)?;
@@ -152,6 +157,7 @@ impl View {
             }
         };
         let was_alive = entry.state.alive;
+        let alive = obs.alive || (hold_deaths && was_alive);
         let ever_seen = entry.state.last_seen.is_some();
         let news = !same_generation || entry.heartbeat != obs.heartbeat;
         entry.heartbeat = obs.heartbeat;
@@ -160,10 +166,10 @@ impl View {
         }
         let id_changed = entry.state.gossip_id != obs.gossip_id;
         entry.state.gossip_id = obs.gossip_id;
-        entry.state.alive = obs.alive;
+        entry.state.alive = alive;
 
         let state = entry.state.clone();
-        match (was_alive, obs.alive) {
+        match (was_alive, alive) {
             (true, true) if member_changed || id_changed => Some(MembershipChange::Updated(state)),
             (true, false) => Some(MembershipChange::Removed(state)),
             (false, true) if ever_seen => Some(MembershipChange::Updated(state)),
@@ -266,37 +272,39 @@ mod tests {
         let e0 = executor(0);
         let e1 = executor(1);
 
-        let c = view.apply(vec![obs("a", 1, true, 5, &e0)], t(0));
+        let c = view.apply(vec![obs("a", 1, true, 5, &e0)], t(0), false);
         assert_eq!(kinds(&c), [("added", "a:1:127.0.0.1:1".into(), true)]);
         assert_eq!(view.members()[0].last_seen, Some(t(0)));
 
         // Only the heartbeat moved: no change, last_seen advances.
-        assert!(view.apply(vec![obs("a", 1, true, 6, &e0)], t(1)).is_empty());
+        assert!(view
+            .apply(vec![obs("a", 1, true, 6, &e0)], t(1), false)
+            .is_empty());
         assert_eq!(view.members()[0].last_seen, Some(t(1)));
 
-        let c = view.apply(vec![obs("a", 1, true, 7, &e1)], t(2));
+        let c = view.apply(vec![obs("a", 1, true, 7, &e1)], t(2), false);
         assert_eq!(kinds(&c)[0].0, "updated");
         assert_eq!(c[0].state().member, e1);
 
         // Declared dead: last_seen stays at the last heartbeat.
-        let c = view.apply(vec![obs("a", 1, false, 7, &e1)], t(5));
+        let c = view.apply(vec![obs("a", 1, false, 7, &e1)], t(5), false);
         assert_eq!(kinds(&c), [("removed", "a:1:127.0.0.1:1".into(), false)]);
         assert_eq!(c[0].state().last_seen, Some(t(2)));
         assert!(view
-            .apply(vec![obs("a", 1, false, 7, &e1)], t(6))
+            .apply(vec![obs("a", 1, false, 7, &e1)], t(6), false)
             .is_empty());
         assert_eq!(view.members().len(), 1);
         assert!(view.alive().next().is_none());
 
         // Back alive.
-        let c = view.apply(vec![obs("a", 1, true, 9, &e1)], t(7));
+        let c = view.apply(vec![obs("a", 1, true, 9, &e1)], t(7), false);
         assert_eq!(kinds(&c)[0].0, "updated");
 
         // Forgotten by chitchat while alive: removed; then seen again: added.
-        let c = view.apply(vec![], t(8));
+        let c = view.apply(vec![], t(8), false);
         assert_eq!(kinds(&c)[0].0, "removed");
         assert!(view.members().is_empty());
-        let c = view.apply(vec![obs("a", 1, true, 10, &e1)], t(9));
+        let c = view.apply(vec![obs("a", 1, true, 10, &e1)], t(9), false);
         assert_eq!(kinds(&c)[0].0, "added");
     }
 
@@ -304,41 +312,44 @@ mod tests {
     fn never_seen_alive_is_listed_without_a_change() {
         let mut view = View::default();
         assert!(view
-            .apply(vec![obs("a", 1, false, 3, &executor(0))], t(0))
+            .apply(vec![obs("a", 1, false, 3, &executor(0))], t(0), false)
             .is_empty());
         let members = view.members();
         assert_eq!(members.len(), 1);
         assert!(!members[0].alive);
         assert_eq!(members[0].last_seen, None);
         // Its first time alive is an Added.
-        let c = view.apply(vec![obs("a", 1, true, 4, &executor(0))], t(1));
+        let c = view.apply(vec![obs("a", 1, true, 4, &executor(0))], t(1), false);
         assert_eq!(kinds(&c)[0].0, "added");
         // Forgotten while dead: silently.
-        view.apply(vec![obs("a", 1, false, 4, &executor(0))], t(2));
-        assert_eq!(view.apply(vec![], t(3)).len(), 0);
+        view.apply(vec![obs("a", 1, false, 4, &executor(0))], t(2), false);
+        assert_eq!(view.apply(vec![], t(3), false).len(), 0);
     }
 
     #[test]
     fn a_restart_is_an_update_and_the_old_generation_dies_silently() {
         let mut view = View::default();
         let e = executor(0);
-        view.apply(vec![obs("a", 1, true, 50, &e)], t(0));
+        view.apply(vec![obs("a", 1, true, 50, &e)], t(0), false);
         // The new generation is known but not alive yet: nothing changes.
         let c = view.apply(
             vec![obs("a", 1, true, 51, &e), obs("a", 2, false, 1, &e)],
             t(1),
+            false,
         );
         assert!(c.is_empty());
         // It is alive: one Updated with the new identity.
         let c = view.apply(
             vec![obs("a", 1, true, 51, &e), obs("a", 2, true, 3, &e)],
             t(2),
+            false,
         );
         assert_eq!(kinds(&c), [("updated", "a:2:127.0.0.1:1".into(), true)]);
         // The old generation is declared dead: nothing.
         let c = view.apply(
             vec![obs("a", 1, false, 51, &e), obs("a", 2, true, 4, &e)],
             t(3),
+            false,
         );
         assert!(c.is_empty());
         assert_eq!(view.members().len(), 1);
@@ -349,18 +360,51 @@ mod tests {
         let mut view = View::default();
         let mut bad = obs("a", 1, true, 1, &executor(0));
         bad.keys.insert("weight".into(), "heavy".into());
-        assert!(view.apply(vec![bad.clone()], t(0)).is_empty());
+        assert!(view.apply(vec![bad.clone()], t(0), false).is_empty());
         assert!(view.members().is_empty());
 
-        view.apply(vec![obs("a", 1, true, 2, &executor(0))], t(1));
+        view.apply(vec![obs("a", 1, true, 2, &executor(0))], t(1), false);
         let mut bad = obs("a", 1, true, 3, &executor(5));
         bad.keys.insert("running".into(), "-1".into());
-        assert!(view.apply(vec![bad], t(2)).is_empty());
+        assert!(view.apply(vec![bad], t(2), false).is_empty());
         assert_eq!(view.members()[0].member, executor(0));
         // Liveness is still tracked.
         let mut bad = obs("a", 1, false, 3, &executor(5));
         bad.keys.insert("running".into(), "-1".into());
-        let c = view.apply(vec![bad], t(3));
+        let c = view.apply(vec![bad], t(3), false);
+        assert_eq!(kinds(&c)[0].0, "removed");
+    }
+
+    #[test]
+    fn deaths_are_held_after_a_local_pause() {
+        let mut view = View::default();
+        let e = executor(0);
+        view.apply(
+            vec![obs("a", 1, true, 1, &e), obs("b", 1, false, 1, &e)],
+            t(0),
+            false,
+        );
+        // Held: `a` stays alive, its last_seen does not move; `b` (never
+        // alive) is unaffected.
+        assert!(view
+            .apply(
+                vec![obs("a", 1, false, 1, &e), obs("b", 1, false, 1, &e)],
+                t(1),
+                true
+            )
+            .is_empty());
+        let members = view.members();
+        assert!(members[0].alive);
+        assert_eq!(members[0].last_seen, Some(t(0)));
+        assert!(!members[1].alive);
+        // Revived within the hold: nothing was ever reported.
+        assert!(view
+            .apply(vec![obs("a", 1, true, 2, &e)], t(2), true)
+            .is_empty());
+        // Still dead once the hold is over: reported then.
+        let c = view.apply(vec![obs("a", 1, false, 2, &e)], t(3), true);
+        assert!(c.is_empty());
+        let c = view.apply(vec![obs("a", 1, false, 2, &e)], t(4), false);
         assert_eq!(kinds(&c)[0].0, "removed");
     }
 
@@ -406,7 +450,7 @@ mod tests {
                 });
             }
         }
-        assert!(view.apply(observations, t(0)).is_empty());
+        assert!(view.apply(observations, t(0), false).is_empty());
         assert!(view.members().is_empty());
     }
 }
