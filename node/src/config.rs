@@ -44,6 +44,8 @@ pub struct GossipSettings {
     pub listen: SocketAddr,
     /// Gossip addresses of other nodes to contact first.
     pub seeds: Vec<String>,
+    /// Nodes gossip only within the same cluster name.
+    pub cluster: String,
 }
 
 /// A Raft member's settings.
@@ -214,6 +216,10 @@ pub struct ServerArgs {
     /// Gossip address (for executor discovery).
     #[arg(long)]
     pub gossip: Option<SocketAddr>,
+    /// Gossip only with nodes of this cluster, so clusters sharing a
+    /// network stay apart.
+    #[arg(long, default_value = "cronmesh")]
+    pub gossip_cluster: String,
     /// Initial Raft members: 1=RAFT_ADDR,2=RAFT_ADDR,...
     #[arg(long, value_delimiter = ',')]
     pub peers: Vec<String>,
@@ -293,6 +299,7 @@ impl ServerArgs {
                 Some(listen) => Some(GossipSettings {
                     listen,
                     seeds: self.seeds,
+                    cluster: self.gossip_cluster,
                 }),
                 None if !self.seeds.is_empty() => {
                     bail!("--seeds needs --gossip ADDR for this node's gossip port")

@@ -23,6 +23,9 @@ pub async fn follow_executors(
     dispatcher: Addr<Dispatcher>,
 ) {
     let mut changes = Box::pin(membership.subscribe());
+    // The gossip instance of each executor: a new one under the same
+    // endpoint is a restart, and the old instance's runs went with it.
+    let mut instances: BTreeMap<String, String> = BTreeMap::new();
     router.do_send(SetExecutors(live_executors(
         &statics,
         &membership.members().await,
@@ -32,13 +35,28 @@ pub async fn follow_executors(
             &statics,
             &membership.members().await,
         )));
-        if let MembershipChange::Removed(MemberState {
+        let (state, removed) = match &change {
+            MembershipChange::Removed(state) => (state, true),
+            MembershipChange::Added(state) | MembershipChange::Updated(state) => (state, false),
+        };
+        let MemberState {
             member: Member::Executor(executor),
+            gossip_id,
             ..
-        }) = change
-        {
-            tracing::warn!(endpoint = %executor.endpoint, "executor declared dead; failing its runs over");
-            dispatcher.do_send(ExecutorLost(executor.endpoint));
+        } = state
+        else {
+            continue;
+        };
+        let previous = instances.insert(executor.endpoint.clone(), gossip_id.clone());
+        let restarted = previous.is_some_and(|p| p != *gossip_id);
+        if removed || restarted {
+            let why = if removed {
+                "declared dead"
+            } else {
+                "restarted"
+            };
+            tracing::warn!(endpoint = %executor.endpoint, why, "executor lost its runs; failing them over");
+            dispatcher.do_send(ExecutorLost(executor.endpoint.clone()));
         }
     }
 }

@@ -262,8 +262,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
                 leader: false,
             });
             let name = format!("scheduler-{}", config.node_id);
-            let membership_config =
+            let mut membership_config =
                 MembershipConfig::new(name, gossip.listen).with_seeds(gossip.seeds.clone());
+            membership_config.cluster_id = gossip.cluster.clone();
             let membership = Membership::start(membership_config, me.clone()).await?;
             actix::spawn(discovery::follow_executors(
                 membership.clone(),

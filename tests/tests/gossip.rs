@@ -22,6 +22,8 @@ use serde_json::{json, Value};
 struct Mesh {
     api: Api,
     gossip: String,
+    /// A gossip cluster of its own, so meshes of parallel tests never meet.
+    cluster: String,
     server: Option<Proc>,
     dir: tempfile::TempDir,
 }
@@ -30,22 +32,29 @@ impl Mesh {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let gossip = format!("127.0.0.1:{}", free_port());
+        let cluster = format!("test-{}", free_port());
         let server = server_with(
             &dir.path().join("data"),
             "127.0.0.1:0",
             &[],
-            &["--gossip", &gossip],
+            &["--gossip", &gossip, "--gossip-cluster", &cluster],
         );
         Self {
             api: Api::new(server.url.clone()),
             gossip,
+            cluster,
             server: Some(server),
             dir,
         }
     }
 
     fn executor(&self, extra: &[&str]) -> Proc {
-        let mut args = vec!["--seeds", self.gossip.as_str()];
+        let mut args = vec![
+            "--seeds",
+            self.gossip.as_str(),
+            "--gossip-cluster",
+            self.cluster.as_str(),
+        ];
         args.extend_from_slice(extra);
         executor_with("default", &args)
     }
@@ -142,8 +151,16 @@ async fn shards_follow_the_live_executors() {
     );
     assert_ne!(failover["executor"], victim_url.as_str());
     let previous = failover["retry_of"].as_str().unwrap();
-    let (_, lost) = mesh.api.get(&format!("/v1/runs/{previous}")).await;
-    assert_eq!(lost["status"], "failed");
+    // The lost run's end is recorded in its own batch, soon after.
+    let lost = wait::until(
+        "the lost run to be failed",
+        Duration::from_secs(10),
+        || async {
+            let (_, run) = mesh.api.get(&format!("/v1/runs/{previous}")).await;
+            (run["status"] == "failed").then_some(run)
+        },
+    )
+    .await;
     assert!(
         lost["error"].as_str().unwrap().contains("declared dead"),
         "{lost}"
@@ -218,13 +235,24 @@ async fn forward_mode_and_embedded_executors_serve_handler_jobs() {
     actix_web::rt::spawn(server);
 
     let mesh = Mesh::start();
-    let forwarder = executor_with("images", &["--seeds", &mesh.gossip, "--forward", &service]);
+    let forwarder = executor_with(
+        "images",
+        &[
+            "--seeds",
+            &mesh.gossip,
+            "--gossip-cluster",
+            &mesh.cluster,
+            "--forward",
+            &service,
+        ],
+    );
     let embedded = node::executor::Executor::builder()
         .group("billing")
         .configure(|c| {
             c.gossip = Some(node::executor::config::GossipSettings {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 seeds: vec![mesh.gossip.clone()],
+                cluster: mesh.cluster.clone(),
                 fence_after: Duration::from_secs(30),
             })
         })

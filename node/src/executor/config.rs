@@ -28,6 +28,10 @@ pub struct ExecutorArgs {
     #[arg(long)]
     pub gossip: Option<SocketAddr>,
 
+    /// Gossip only with nodes of this cluster.
+    #[arg(long, default_value = "cronmesh")]
+    pub gossip_cluster: String,
+
     /// With gossip: after this long without seeing a live scheduler, kill
     /// running work (it may have been failed over to another executor).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -122,6 +126,8 @@ pub struct GossipSettings {
     pub listen: SocketAddr,
     /// Scheduler gossip addresses to contact first.
     pub seeds: Vec<String>,
+    /// Nodes gossip only within the same cluster name.
+    pub cluster: String,
     /// Without a live scheduler in sight for this long, running work is
     /// killed: the schedulers have declared this executor dead and given its
     /// runs to others.
@@ -214,6 +220,7 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
                     .gossip
                     .unwrap_or_else(|| SocketAddr::new(args.listen.ip(), 0)),
                 seeds: args.seeds,
+                cluster: args.gossip_cluster,
                 fence_after: args.fence_after,
             });
         }

@@ -22,8 +22,18 @@ pub async fn join(
     agent: Arc<Agent>,
     me: ExecutorInfo,
 ) -> anyhow::Result<Membership> {
-    let config = MembershipConfig::new(format!("executor-{}", me.endpoint), settings.listen)
+    let mut config = MembershipConfig::new(format!("executor-{}", me.endpoint), settings.listen)
         .with_seeds(settings.seeds.clone());
+    config.cluster_id = settings.cluster.clone();
+    if settings.listen.ip().is_unspecified() {
+        // Bound to every interface: peers reach it at the endpoint's host.
+        let host = url::Url::parse(&me.endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string));
+        config.gossip_advertise = host
+            .and_then(|h| h.parse().ok())
+            .map(|ip| std::net::SocketAddr::new(ip, 0));
+    }
     let membership = Membership::start(config, Member::Executor(me.clone())).await?;
     tracing::info!(gossip = %membership.gossip_addr(), seeds = ?settings.seeds, "executor joined the gossip");
     tokio::spawn(watch(membership.clone(), agent, me, settings.fence_after));
