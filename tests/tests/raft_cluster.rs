@@ -13,6 +13,22 @@ use cronmesh_tests::{cluster::Cluster, process::executor, slots, wait};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+/// Creates `@every 1s` jobs whose command appends "JOB SLOT" to `record`,
+/// the executor's own account of what it ran.
+async fn create_recording_jobs(
+    api: &cronmesh_tests::api::Api,
+    jobs: &[String],
+    record: &std::path::Path,
+) {
+    for job in jobs {
+        api.create_job(json!({
+            "id": job, "schedule": "@every 1s",
+            "target": {"type": "shell", "command": format!("echo \"$CRONMESH_JOB_ID $CRONMESH_SCHEDULED_AT\" >> {}", record.display())}
+        }))
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn killing_the_leader_ten_times_loses_and_doubles_no_slot() {
     let exec = executor("default");
@@ -20,15 +36,7 @@ async fn killing_the_leader_ten_times_loses_and_doubles_no_slot() {
     let executed = cluster.dir.path().join("executed.log");
     let leader = cluster.leader().await;
     let jobs: Vec<String> = (0..20).map(|i| format!("tick-{i:02}")).collect();
-    for job in &jobs {
-        cluster
-            .api(leader)
-            .create_job(json!({
-                "id": job, "schedule": "@every 1s",
-                "target": {"type": "shell", "command": format!("echo \"$CRONMESH_JOB_ID $CRONMESH_SCHEDULED_AT\" >> {}", executed.display())}
-            }))
-            .await;
-    }
+    create_recording_jobs(&cluster.api(leader), &jobs, &executed).await;
     let watch_from = Utc::now() + chrono::Duration::seconds(2);
     let mut failovers = Vec::new();
     for round in 0..10 {
@@ -68,15 +76,7 @@ async fn membership_grows_to_five_and_shrinks_to_three_under_load() {
     let executed = cluster.dir.path().join("executed.log");
     let leader = cluster.leader().await;
     let jobs: Vec<String> = (0..10).map(|i| format!("load-{i}")).collect();
-    for job in &jobs {
-        cluster
-            .api(leader)
-            .create_job(json!({
-                "id": job, "schedule": "@every 1s",
-                "target": {"type": "shell", "command": format!("echo \"$CRONMESH_JOB_ID $CRONMESH_SCHEDULED_AT\" >> {}", executed.display())}
-            }))
-            .await;
-    }
+    create_recording_jobs(&cluster.api(leader), &jobs, &executed).await;
     let watch_from = Utc::now() + chrono::Duration::seconds(2);
     let members = |body: &Value| {
         body["members"]
