@@ -41,6 +41,11 @@ pub struct Assign {
 #[rtype(result = "Result<(), String>")]
 pub struct Report(pub RunUpdate);
 
+/// Many executor reports at once; answered when all are recorded.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), String>")]
+pub struct Reports(pub Vec<RunUpdate>);
+
 /// Kill an active run.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<(), KillError>")]
@@ -58,8 +63,8 @@ pub enum KillError {
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Record {
-    pub update: RunUpdate,
-    /// Told once the batch holding the update is committed.
+    pub updates: Vec<RunUpdate>,
+    /// Told once the batch holding the updates is committed.
     pub done: Option<oneshot::Sender<Result<(), String>>>,
 }
 

@@ -161,10 +161,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     .start();
     let router_ctx = Context::<Router>::new();
     let router_addr = router_ctx.address();
-    let transport = Transport {
-        client: build_client(),
-        secret: config.secret.clone().map(Arc::new),
-    };
+    let transport = Transport::new(build_client(), config.secret.clone());
     let dispatcher = Dispatcher::new(
         DispatcherCore::new(
             clock.clone(),

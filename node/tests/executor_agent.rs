@@ -3,140 +3,27 @@
 //! scheduler would) and every wait polls against a deadline.
 
 use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc, Mutex,
-    },
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
-use actix_web::{dev::ServerHandle, web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse, HttpServer};
+
 use chrono::{DateTime, Utc};
 use node::executor::{run, start, ExecutorConfig, RunningExecutor};
 use protocol::{
-    dispatch::{DispatchAck, DispatchRequest, RunReport, Task, MSGPACK, SIGNATURE_HEADER},
+    dispatch::{
+        DispatchAck, DispatchBatch, DispatchBatchAck, DispatchRequest, DispatchResult, Task,
+        MSGPACK, SIGNATURE_HEADER,
+    },
     run::{RunStatus, ShardInfo},
     signature,
 };
 use serde_json::Value;
 
-const DEADLINE: Duration = Duration::from_secs(10);
+mod common;
 
-/// Polls `check` every 20 ms until it yields a value or the deadline passes.
-async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-// ---------------------------------------------------------------- receiver
-
-/// What a scheduler's report endpoint saw.
-#[derive(Default)]
-struct Received {
-    reports: Mutex<Vec<RunReport>>,
-    /// Final reports to answer 503 before accepting one.
-    refuse_finals: usize,
-    final_attempts: AtomicUsize,
-    /// When set, reports must carry a valid signature.
-    secret: Option<Vec<u8>>,
-    bad_signatures: AtomicUsize,
-}
-
-struct Receiver {
-    url: String,
-    state: Arc<Received>,
-    server: ServerHandle,
-}
-
-impl Receiver {
-    async fn start(refuse_finals: usize, secret: Option<&[u8]>) -> anyhow::Result<Self> {
-        let state = Arc::new(Received {
-            refuse_finals,
-            secret: secret.map(<[u8]>::to_vec),
-            ..Received::default()
-        });
-        let data = web::Data::from(state.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .route("/v1/internal/runs/{id}/report", web::post().to(receive))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Ok(Self {
-            url,
-            state,
-            server: handle,
-        })
-    }
-
-    fn reports(&self, run_id: &str) -> Vec<RunReport> {
-        let reports = self.state.reports.lock().expect("receiver lock");
-        reports
-            .iter()
-            .filter(|r| r.run_id == run_id)
-            .cloned()
-            .collect()
-    }
-
-    fn finals(&self, run_id: &str) -> Vec<RunReport> {
-        self.reports(run_id)
-            .into_iter()
-            .filter(|r| r.status.is_terminal())
-            .collect()
-    }
-
-    async fn final_report(&self, run_id: &str) -> RunReport {
-        wait_for(&format!("the final report of {run_id}"), || {
-            self.finals(run_id).into_iter().next()
-        })
-        .await
-    }
-}
-
-async fn receive(
-    state: web::Data<Received>,
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
-    if let Some(secret) = &state.secret {
-        let header = req
-            .headers()
-            .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok());
-        let now = Utc::now().timestamp();
-        if signature::verify(secret, header, &body, now, 300).is_err() {
-            state.bad_signatures.fetch_add(1, Ordering::SeqCst);
-            return HttpResponse::Unauthorized().finish();
-        }
-    }
-    let Ok(report) = protocol::wire::decode::<RunReport>(&body) else {
-        return HttpResponse::BadRequest().body("undecodable report");
-    };
-    if report.run_id != path.into_inner() {
-        return HttpResponse::BadRequest().body("run id differs from the path");
-    }
-    if report.status.is_terminal()
-        && state.final_attempts.fetch_add(1, Ordering::SeqCst) < state.refuse_finals
-    {
-        return HttpResponse::ServiceUnavailable().body("not yet");
-    }
-    state.reports.lock().expect("receiver lock").push(report);
-    HttpResponse::Ok().finish()
-}
+use common::{wait_for, Receiver, ReceiverOptions, DEADLINE};
 
 // ---------------------------------------------------------------- helpers
 
@@ -286,13 +173,15 @@ async fn shell_command_gets_its_environment_and_interleaved_output() -> anyhow::
         "job=nightly\nns=team-a\nrun=env-run\nat=2026-11-21T23:00:00Z\nattempt=2\n\
          shard=1/3\nparam=eu west\nparams=--full --dry-run\nout1\nerr1\nout2\n"
     );
-    // The running report came first.
     let statuses: Vec<RunStatus> = receiver
         .reports("env-run")
         .iter()
         .map(|r| r.status)
         .collect();
-    assert_eq!(statuses, [RunStatus::Running, RunStatus::Succeeded]);
+    // A run that ends at once may skip its `running` report; either way
+    // exactly one final report is recorded, and it is the last.
+    assert_eq!(statuses.last(), Some(&RunStatus::Succeeded));
+    assert_eq!(statuses.iter().filter(|s| s.is_terminal()).count(), 1);
 
     let (code, state) = get_json(format!("{}/v1/runs/env-run", exec.endpoint)).await?;
     assert_eq!(code, 200);
@@ -721,5 +610,91 @@ async fn run_serves_until_shutdown() -> anyhow::Result<()> {
     let _ = stop_tx.send(());
     tokio::time::timeout(DEADLINE, serving).await???;
     assert!(client().get(&health).send().await.is_err());
+    Ok(())
+}
+
+#[actix_web::test]
+async fn a_batch_is_admitted_entry_by_entry_and_reported_in_batches() -> anyhow::Result<()> {
+    let receiver = Receiver::with(ReceiverOptions {
+        batches: true,
+        ..ReceiverOptions::default()
+    })
+    .await?;
+    let exec = start_executor(|_| {}).await;
+    let mut runs: Vec<DispatchRequest> = (0..40)
+        .map(|i| shell(&format!("batch-{i}"), "true", &receiver))
+        .collect();
+    // The same run twice in one batch starts once (invariant 6).
+    runs.push(shell("batch-0", "true", &receiver));
+    runs.push(shell("../escape", "true", &receiver));
+    let body = protocol::wire::encode(&DispatchBatch { runs })?;
+    let response = client()
+        .post(format!("{}/v1/dispatch/batch", exec.endpoint))
+        .header(reqwest::header::CONTENT_TYPE, MSGPACK)
+        .body(body)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    let ack: DispatchBatchAck = protocol::wire::decode(&response.bytes().await?)?;
+    assert_eq!(ack.results.len(), 42);
+    for (i, result) in ack.results[..40].iter().enumerate() {
+        assert_eq!(
+            result,
+            &DispatchResult::Accepted {
+                run_id: format!("batch-{i}"),
+                duplicate: false
+            }
+        );
+    }
+    assert_eq!(
+        ack.results[40],
+        DispatchResult::Accepted {
+            run_id: "batch-0".into(),
+            duplicate: true
+        }
+    );
+    match &ack.results[41] {
+        DispatchResult::Refused { run_id, reason } => {
+            assert_eq!(run_id, "../escape");
+            assert!(reason.starts_with("run_id"), "{reason}");
+        }
+        other => panic!("an invalid entry was not refused: {other:?}"),
+    }
+    for i in 0..40 {
+        let report = receiver.final_report(&format!("batch-{i}")).await;
+        assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    }
+    assert_eq!(receiver.finals("batch-0").len(), 1);
+    // Every report travelled on the batch route.
+    let received = receiver.state.reports.lock().expect("lock").len();
+    assert_eq!(
+        receiver.state.batched_reports.load(Ordering::SeqCst),
+        received
+    );
+    exec.stop().await;
+    Ok(())
+}
+
+#[actix_web::test]
+async fn a_json_batch_gets_a_json_answer() -> anyhow::Result<()> {
+    let receiver = Receiver::start(0, None).await?;
+    let exec = start_executor(|_| {}).await;
+    let batch = DispatchBatch {
+        runs: vec![shell("json-batch", "true", &receiver)],
+    };
+    let response = post_json(&format!("{}/v1/dispatch/batch", exec.endpoint), &batch).await?;
+    assert_eq!(response.status(), 200);
+    let ack: DispatchBatchAck = json_of(response).await?;
+    assert_eq!(
+        ack.results,
+        [DispatchResult::Accepted {
+            run_id: "json-batch".into(),
+            duplicate: false
+        }]
+    );
+    // A scheduler without the batch route still gets the report.
+    let report = receiver.final_report("json-batch").await;
+    assert_eq!(report.status, RunStatus::Succeeded);
+    exec.stop().await;
     Ok(())
 }

@@ -73,3 +73,51 @@ impl RunReport {
         }
     }
 }
+
+/// `POST {endpoint}/v1/dispatch/batch`: many runs in one request. The
+/// executor treats each entry exactly like a single dispatch and answers
+/// 200 with a [`DispatchBatchAck`] holding one result per entry, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DispatchBatch {
+    pub runs: Vec<DispatchRequest>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DispatchBatchAck {
+    pub results: Vec<DispatchResult>,
+}
+
+/// What became of one entry of a batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum DispatchResult {
+    /// Started, or known already (`duplicate`).
+    Accepted { run_id: String, duplicate: bool },
+    /// Not started, for `reason` (a malformed entry, or the executor is
+    /// shutting down); the scheduler fails over or fails the run.
+    Refused { run_id: String, reason: String },
+}
+
+/// `POST {scheduler}/v1/internal/reports`: many run reports in one request,
+/// answered 200 with a [`ReportBatchAck`] once they are recorded durably.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportBatch {
+    pub reports: Vec<RunReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportBatchAck {
+    /// One per report, in order.
+    pub results: Vec<ReportResult>,
+}
+
+/// What became of one report of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportResult {
+    /// Recorded durably: stop sending it.
+    Recorded,
+    /// The scheduler refuses it for good (an unknown run, an oversized
+    /// output): stop sending it.
+    Refused,
+}

@@ -29,7 +29,6 @@ pub enum Action {
     Create(Vec<Planned>),
     /// Deliver a run to an executor; report with `on_sent`.
     Send {
-        run_id: String,
         endpoint: String,
         request: DispatchRequest,
     },
@@ -603,11 +602,7 @@ impl DispatcherCore {
             timeout_ms: u64::try_from(active.job.timeout.0.as_millis()).unwrap_or(u64::MAX),
             report_to: self.report_to.clone(),
         };
-        vec![Action::Send {
-            run_id: run_id.to_string(),
-            endpoint,
-            request,
-        }]
+        vec![Action::Send { endpoint, request }]
     }
 
     /// Ends an active run with `status` on the dispatcher's own authority.

@@ -7,10 +7,10 @@ mod core;
 mod tests;
 mod transport;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use actix::prelude::*;
-use protocol::{MetaCommand, Run};
+use protocol::{dispatch::DispatchRequest, MetaCommand, Run};
 use tokio::sync::oneshot;
 
 pub use self::{
@@ -21,7 +21,7 @@ use crate::{
     fire::FireReply,
     messages::{
         Assign, ExecutorLoad, ExecutorLost, Fires, KillError, KillRun, Leadership, Record, Report,
-        SetReportTo,
+        Reports, SetReportTo,
     },
     proposer::Proposer,
     store::{Outcome, StateMachine},
@@ -66,42 +66,77 @@ impl Dispatcher {
     }
 
     fn execute(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
+        self.execute_with_reply(actions, None, ctx);
+    }
+
+    /// Carries out `actions`; `reply` learns what the first `Create` made.
+    /// Sends are grouped into one batch per executor and records into one
+    /// message, so a burst of due runs costs a few frames, not a request each.
+    fn execute_with_reply(
+        &mut self,
+        actions: Vec<Action>,
+        mut reply: Option<FireReply>,
+        ctx: &mut Context<Self>,
+    ) {
+        let mut sends: HashMap<String, Vec<DispatchRequest>> = HashMap::new();
+        let mut records = Vec::new();
         for action in actions {
-            self.execute_one(action, None, ctx);
+            match action {
+                Action::Send { endpoint, request } => {
+                    sends.entry(endpoint).or_default().push(request);
+                }
+                Action::Record(update) => records.push(update),
+                Action::Create(plans) => self.create(plans, reply.take(), ctx),
+                other => self.execute_one(other, ctx),
+            }
+        }
+        if !records.is_empty() {
+            self.links.log_sink.do_send(Record {
+                updates: records,
+                done: None,
+            });
+        }
+        for (endpoint, requests) in sends {
+            let transport = self.transport.clone();
+            let target = endpoint.clone();
+            let delivery = async move { transport.deliver_batch(&target, requests).await };
+            ctx.spawn(delivery.into_actor(self).map(move |results, act, ctx| {
+                let mut actions = Vec::new();
+                for (run_id, result) in results {
+                    actions.extend(act.core.on_sent(&run_id, &endpoint, result));
+                }
+                act.execute(actions, ctx);
+            }));
         }
     }
 
-    fn execute_one(&mut self, action: Action, reply: Option<FireReply>, ctx: &mut Context<Self>) {
+    fn create(&mut self, plans: Vec<Planned>, reply: Option<FireReply>, ctx: &mut Context<Self>) {
+        let runs: Vec<Run> = plans.iter().map(|p| p.assignment.run.clone()).collect();
+        let proposal = self.proposer.propose(MetaCommand::CreateRuns { runs });
+        ctx.spawn(proposal.into_actor(self).map(move |result, act, ctx| {
+            let created = match result {
+                Ok(Outcome::RunsCreated(runs)) => Ok(runs),
+                Ok(other) => Err(format!("unexpected outcome {other:?}")),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Some(reply) = reply {
+                let _ = reply.send(created.clone());
+            }
+            let actions = act.core.on_created(plans, created);
+            act.execute(actions, ctx);
+        }));
+    }
+
+    fn execute_one(&mut self, action: Action, ctx: &mut Context<Self>) {
         match action {
-            Action::Create(plans) => {
-                let runs: Vec<Run> = plans.iter().map(|p| p.assignment.run.clone()).collect();
-                let proposal = self.proposer.propose(MetaCommand::CreateRuns { runs });
-                ctx.spawn(proposal.into_actor(self).map(move |result, act, ctx| {
-                    let created = match result {
-                        Ok(Outcome::RunsCreated(runs)) => Ok(runs),
-                        Ok(other) => Err(format!("unexpected outcome {other:?}")),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    if let Some(reply) = reply {
-                        let _ = reply.send(created.clone());
-                    }
-                    let actions = act.core.on_created(plans, created);
-                    act.execute(actions, ctx);
-                }));
+            Action::Create(plans) => self.create(plans, None, ctx),
+            Action::Send { endpoint, request } => {
+                self.execute(vec![Action::Send { endpoint, request }], ctx)
             }
-            Action::Send {
-                run_id,
-                endpoint,
-                request,
-            } => {
-                let transport = self.transport.clone();
-                let target = endpoint.clone();
-                let delivery = async move { transport.deliver(&target, &request).await };
-                ctx.spawn(delivery.into_actor(self).map(move |result, act, ctx| {
-                    let actions = act.core.on_sent(&run_id, &endpoint, result);
-                    act.execute(actions, ctx);
-                }));
-            }
+            Action::Record(update) => self.links.log_sink.do_send(Record {
+                updates: vec![update],
+                done: None,
+            }),
             Action::CallHttp { run_id, call } => {
                 let transport = self.transport.clone();
                 ctx.spawn(
@@ -131,7 +166,6 @@ impl Dispatcher {
                     }
                 });
             }
-            Action::Record(update) => self.links.log_sink.do_send(Record { update, done: None }),
             Action::Fire(fires) => self.links.router.do_send(Fires { fires, reply: None }),
             Action::Acquire(endpoint) => self.links.load.do_send(ExecutorLoad::Acquire(endpoint)),
             Action::Release(endpoint) => self.links.load.do_send(ExecutorLoad::Release(endpoint)),
@@ -152,12 +186,12 @@ impl Dispatcher {
             match self.store.job(&key) {
                 Ok(Some(job)) => with_jobs.push((run, Arc::new(job))),
                 _ => self.links.log_sink.do_send(Record {
-                    update: protocol::RunUpdate {
+                    updates: vec![protocol::RunUpdate {
                         run_id: run.id.clone(),
                         status: Some(protocol::RunStatus::Failed),
                         error: Some("the job was deleted".into()),
                         ..Default::default()
-                    },
+                    }],
                     done: None,
                 }),
             }
@@ -191,15 +225,8 @@ impl Handler<Assign> for Dispatcher {
             }
             return;
         }
-        let mut reply = msg.reply;
-        for action in self.core.plan(msg.assignments) {
-            let reply = if matches!(action, Action::Create(_)) {
-                reply.take()
-            } else {
-                None
-            };
-            self.execute_one(action, reply, ctx);
-        }
+        let actions = self.core.plan(msg.assignments);
+        self.execute_with_reply(actions, msg.reply, ctx);
     }
 }
 
@@ -210,7 +237,29 @@ impl Handler<Report> for Dispatcher {
         let (done, recorded) = oneshot::channel();
         let actions = self.core.on_report(&update);
         self.links.log_sink.do_send(Record {
-            update,
+            updates: vec![update],
+            done: Some(done),
+        });
+        self.execute(actions, ctx);
+        Box::pin(async move {
+            recorded
+                .await
+                .map_err(|_| "the log sink stopped".to_string())?
+        })
+    }
+}
+
+impl Handler<Reports> for Dispatcher {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, Reports(updates): Reports, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, recorded) = oneshot::channel();
+        let mut actions = Vec::new();
+        for update in &updates {
+            actions.extend(self.core.on_report(update));
+        }
+        self.links.log_sink.do_send(Record {
+            updates,
             done: Some(done),
         });
         self.execute(actions, ctx);

@@ -111,9 +111,7 @@ fn sends(actions: &[Action]) -> Vec<(String, String)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send {
-                run_id, endpoint, ..
-            } => Some((run_id.clone(), endpoint.clone())),
+            Action::Send { endpoint, request } => Some((request.run_id.clone(), endpoint.clone())),
             _ => None,
         })
         .collect()

@@ -1,27 +1,183 @@
 //! The dispatcher's HTTP: delivering runs to executors (MessagePack,
 //! signed when a secret is set), asking them to kill, calling HTTP targets.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
+use futures::future::join_all;
 use protocol::{
-    dispatch::{DispatchRequest, MSGPACK, SIGNATURE_HEADER},
+    dispatch::{
+        DispatchBatch, DispatchBatchAck, DispatchRequest, DispatchResult, MSGPACK, SIGNATURE_HEADER,
+    },
     run::{tail, OUTPUT_LIMIT},
     signature, Run,
 };
+use reqwest::StatusCode;
+use tokio::sync::Semaphore;
 
 use super::core::{HttpCall, HttpResult};
 
 /// How long an executor has to accept a dispatch.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most runs in one batch frame.
+const MAX_FRAME_RUNS: usize = 1024;
+/// Most frames in flight to one executor; more wait for a free slot, so a
+/// slow executor sees bounded load and a burst queues in the scheduler.
+const MAX_FRAMES_IN_FLIGHT: usize = 4;
+
+/// The result of delivering one run.
+pub type Delivered = (String, Result<(), String>);
 
 #[derive(Clone)]
 pub struct Transport {
     pub client: reqwest::Client,
     /// Shared secret for the executor protocol's signatures.
     pub secret: Option<Arc<Vec<u8>>>,
+    /// Per-executor state of batch delivery.
+    pub peers: Arc<Peers>,
+}
+
+/// What the transport learned about each executor endpoint.
+#[derive(Default)]
+pub struct Peers {
+    /// Bounds the frames in flight per endpoint.
+    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Endpoints that answered 404 or 405 to a batch: executors that speak
+    /// only the single-run dispatch, sent one request per run.
+    single_only: Mutex<HashSet<String>>,
+}
+
+impl Peers {
+    fn slots(&self, endpoint: &str) -> Arc<Semaphore> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .entry(endpoint.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(MAX_FRAMES_IN_FLIGHT)))
+            .clone()
+    }
+
+    fn is_single_only(&self, endpoint: &str) -> bool {
+        let single = self.single_only.lock().unwrap_or_else(|p| p.into_inner());
+        single.contains(endpoint)
+    }
+
+    fn mark_single_only(&self, endpoint: &str) {
+        let mut single = self.single_only.lock().unwrap_or_else(|p| p.into_inner());
+        if single.insert(endpoint.to_string()) {
+            tracing::info!(
+                endpoint,
+                "executor has no batch dispatch; sending it one run per request"
+            );
+        }
+    }
+}
+
+/// How a batch frame went as a whole.
+enum FrameOutcome {
+    Answered(Vec<Delivered>),
+    /// The executor does not know the batch route.
+    Unsupported,
+    Failed(String),
 }
 
 impl Transport {
+    pub fn new(client: reqwest::Client, secret: Option<Vec<u8>>) -> Self {
+        Self {
+            client,
+            secret: secret.map(Arc::new),
+            peers: Arc::default(),
+        }
+    }
+
+    /// Delivers `requests` to one executor in batch frames (at most
+    /// `MAX_FRAMES_IN_FLIGHT` at a time), one result per run.
+    pub async fn deliver_batch(
+        &self,
+        endpoint: &str,
+        requests: Vec<DispatchRequest>,
+    ) -> Vec<Delivered> {
+        let mut frames = Vec::new();
+        let mut requests = requests.into_iter().peekable();
+        while requests.peek().is_some() {
+            let frame: Vec<DispatchRequest> = requests.by_ref().take(MAX_FRAME_RUNS).collect();
+            frames.push(self.deliver_frame(endpoint, frame));
+        }
+        join_all(frames).await.into_iter().flatten().collect()
+    }
+
+    async fn deliver_frame(&self, endpoint: &str, frame: Vec<DispatchRequest>) -> Vec<Delivered> {
+        if !self.peers.is_single_only(endpoint) {
+            let slots = self.peers.slots(endpoint);
+            let permit = slots.acquire().await;
+            let outcome = self.post_frame(endpoint, &frame).await;
+            drop(permit);
+            match outcome {
+                FrameOutcome::Answered(results) => return results,
+                FrameOutcome::Failed(e) => {
+                    return frame
+                        .into_iter()
+                        .map(|r| (r.run_id, Err(e.clone())))
+                        .collect()
+                }
+                FrameOutcome::Unsupported => self.peers.mark_single_only(endpoint),
+            }
+        }
+        let singles = frame.into_iter().map(|request| async move {
+            let result = self.deliver(endpoint, &request).await;
+            (request.run_id, result)
+        });
+        join_all(singles).await
+    }
+
+    async fn post_frame(&self, endpoint: &str, frame: &[DispatchRequest]) -> FrameOutcome {
+        let batch = DispatchBatch {
+            runs: frame.to_vec(),
+        };
+        let body = match protocol::wire::encode(&batch) {
+            Ok(body) => body,
+            Err(e) => return FrameOutcome::Failed(e.to_string()),
+        };
+        let url = format!("{}/v1/dispatch/batch", endpoint.trim_end_matches('/'));
+        let builder = self
+            .client
+            .post(&url)
+            .timeout(DELIVERY_TIMEOUT)
+            .header("content-type", MSGPACK);
+        let response = match self.signed(builder, &body).body(body).send().await {
+            Ok(response) => response,
+            Err(e) => return FrameOutcome::Failed(e.to_string()),
+        };
+        let status = response.status();
+        if matches!(
+            status,
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+        ) {
+            return FrameOutcome::Unsupported;
+        }
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) => return FrameOutcome::Failed(e.to_string()),
+        };
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes);
+            return FrameOutcome::Failed(format!("HTTP {status}: {}", tail(&text, 512)));
+        }
+        let ack: DispatchBatchAck =
+            match protocol::wire::decode_body(content_type.as_deref(), &bytes) {
+                Ok(ack) => ack,
+                Err(e) => return FrameOutcome::Failed(format!("unreadable batch answer: {e}")),
+            };
+        FrameOutcome::Answered(match_results(frame, ack.results))
+    }
+
     fn signed(&self, builder: reqwest::RequestBuilder, body: &[u8]) -> reqwest::RequestBuilder {
         match &self.secret {
             Some(secret) => {
@@ -57,6 +213,7 @@ impl Transport {
         Err(format!("HTTP {status}: {}", tail(&text, 512)))
     }
 
+    /// Delivers one run with the single-run dispatch.
     pub async fn deliver(&self, endpoint: &str, request: &DispatchRequest) -> Result<(), String> {
         let body = protocol::wire::encode(request).map_err(|e| e.to_string())?;
         let url = format!("{}/v1/dispatch", endpoint.trim_end_matches('/'));
@@ -104,4 +261,25 @@ impl Transport {
             Err(e) => HttpResult::Failed(e.to_string()),
         }
     }
+}
+
+/// One result per run of `frame`: the executor's answer where it gave one,
+/// an error where it left a run out.
+fn match_results(frame: &[DispatchRequest], results: Vec<DispatchResult>) -> Vec<Delivered> {
+    let mut answered: HashMap<String, Result<(), String>> = results
+        .into_iter()
+        .map(|result| match result {
+            DispatchResult::Accepted { run_id, .. } => (run_id, Ok(())),
+            DispatchResult::Refused { run_id, reason } => (run_id, Err(reason)),
+        })
+        .collect();
+    frame
+        .iter()
+        .map(|request| {
+            let result = answered.remove(&request.run_id).unwrap_or_else(|| {
+                Err("the executor's batch answer left this run out".to_string())
+            });
+            (request.run_id.clone(), result)
+        })
+        .collect()
 }

@@ -21,9 +21,13 @@ impl LogSinkCore {
         }
     }
 
-    /// Adds an update; true when the batch is full and should go now.
-    pub fn push(&mut self, update: RunUpdate, waiter: Option<Waiter>) -> bool {
-        self.updates.push(update);
+    /// Adds updates; true when the batch is full and should go now.
+    pub fn push(&mut self, updates: Vec<RunUpdate>, waiter: Option<Waiter>) -> bool {
+        if self.updates.is_empty() {
+            self.updates = updates;
+        } else {
+            self.updates.extend(updates);
+        }
         self.waiters.extend(waiter);
         self.updates.len() >= self.max_batch
     }
@@ -49,18 +53,18 @@ mod tests {
     fn fills_then_empties() {
         let mut core = LogSinkCore::new(2);
         assert!(!core.push(
-            RunUpdate {
+            vec![RunUpdate {
                 run_id: "a".into(),
                 ..Default::default()
-            },
+            }],
             None
         ));
         let (tx, _rx) = oneshot::channel();
         assert!(core.push(
-            RunUpdate {
+            vec![RunUpdate {
                 run_id: "b".into(),
                 ..Default::default()
-            },
+            }],
             Some(tx)
         ));
         let (updates, waiters) = core.take();

@@ -55,7 +55,7 @@ impl Handler<Record> for LogSink {
     type Result = ();
 
     fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
-        if self.core.push(msg.update, msg.done) {
+        if self.core.push(msg.updates, msg.done) {
             self.flush();
         } else if !self.flush_scheduled {
             self.flush_scheduled = true;

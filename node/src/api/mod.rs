@@ -65,7 +65,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/cluster/members", web::post().to(cluster::add))
             .route("/cluster/members/{id}", web::delete().to(cluster::remove))
             .route("/executors", web::get().to(system::executors))
-            .route("/internal/runs/{id}/report", web::post().to(report::report)),
+            .route("/internal/runs/{id}/report", web::post().to(report::report))
+            .route("/internal/reports", web::post().to(report::reports)),
     )
     .route("/healthz", web::get().to(system::healthz))
     .route("/readyz", web::get().to(system::readyz));

@@ -11,7 +11,7 @@ use std::{
 };
 
 use chrono::Utc;
-use protocol::dispatch::{DispatchAck, DispatchRequest, RunReport, Task};
+use protocol::dispatch::{DispatchAck, DispatchRequest, DispatchResult, RunReport, Task};
 use serde::Serialize;
 use tokio::{runtime::Handle, sync::watch, task::JoinHandle};
 
@@ -25,6 +25,8 @@ use super::{
     tasks::Tasks,
 };
 
+/// How long a run must have been running before its `running` report goes.
+const RUNNING_REPORT_DELAY: Duration = Duration::from_millis(20);
 /// Longest accepted run id; ids are digests, far shorter.
 const MAX_RUN_ID_LEN: usize = 128;
 
@@ -137,6 +139,30 @@ impl Agent {
         }
     }
 
+    /// Admits each run of a batch as [`Agent::dispatch`] would, one result
+    /// per run, in order.
+    pub fn dispatch_batch(self: &Arc<Self>, runs: Vec<DispatchRequest>) -> Vec<DispatchResult> {
+        runs.into_iter()
+            .map(|req| {
+                let run_id = req.run_id.clone();
+                match self.dispatch(req) {
+                    Ok(ack) => DispatchResult::Accepted {
+                        run_id: ack.run_id,
+                        duplicate: ack.duplicate,
+                    },
+                    Err(DispatchError::Invalid { field, message }) => DispatchResult::Refused {
+                        run_id,
+                        reason: format!("{field} {message}"),
+                    },
+                    Err(DispatchError::ShuttingDown) => DispatchResult::Refused {
+                        run_id,
+                        reason: "this executor is shutting down and starts no new runs".into(),
+                    },
+                }
+            })
+            .collect()
+    }
+
     async fn execute(
         self: Arc<Self>,
         req: DispatchRequest,
@@ -219,21 +245,30 @@ impl Agent {
         }
     }
 
-    /// Marks the run started and sends the best-effort `running` report;
-    /// returns its task so the final report can go after it.
+    /// Marks the run started and, if it is still running a moment later,
+    /// sends the best-effort `running` report (a run that ends at once is
+    /// reported once, by its final report); returns the report's task so
+    /// the final report can go after it.
     fn mark_running(self: &Arc<Self>, run_id: &str) -> Option<JoinHandle<()>> {
-        let (report, targets) = {
-            let mut runs = self.runs();
-            runs.mark_running(run_id, Utc::now());
-            (
-                runs.report(run_id, &self.endpoint)?,
-                runs.report_to(run_id)?,
-            )
-        };
-        let reporter = self.reporter.clone();
+        self.runs().mark_running(run_id, Utc::now());
+        let agent = self.clone();
+        let run_id = run_id.to_string();
         // Not tracked by `tasks`: the final delivery awaits it.
         Some(tokio::spawn(async move {
-            reporter.send_best_effort(&targets, &report).await;
+            tokio::time::sleep(RUNNING_REPORT_DELAY).await;
+            let (report, targets) = {
+                let runs = agent.runs();
+                match (
+                    runs.report(&run_id, &agent.endpoint),
+                    runs.report_to(&run_id),
+                ) {
+                    (Some(report), Some(targets)) if !report.status.is_terminal() => {
+                        (report, targets)
+                    }
+                    _ => return,
+                }
+            };
+            agent.reporter.send_best_effort(&targets, &report).await;
         }))
     }
 
@@ -248,7 +283,10 @@ impl Agent {
         let run_id = run_id.to_string();
         self.tasks.spawn(async move {
             if let Some(running_report) = after {
-                // The final report must not overtake the `running` one.
+                // A `running` report not yet sent is not needed any more; one
+                // already sent may arrive after the final one, which the
+                // scheduler ignores (a run never moves back from terminal).
+                running_report.abort();
                 let _ = running_report.await;
             }
             let current = || {

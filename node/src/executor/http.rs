@@ -10,7 +10,7 @@ use actix_web::{
 use bytes::Bytes;
 use protocol::{
     api::{ErrorBody, ErrorDetail},
-    dispatch::{DispatchRequest, SIGNATURE_HEADER},
+    dispatch::{DispatchBatch, DispatchBatchAck, DispatchRequest, MSGPACK, SIGNATURE_HEADER},
     signature,
 };
 use serde_json::json;
@@ -20,6 +20,9 @@ use super::agent::{Agent, DispatchError, KillResult};
 /// Largest request body accepted. A dispatch holds at most a 64 KiB
 /// command and 64 KiB of params; this leaves room for the rest.
 const MAX_BODY: usize = 1024 * 1024;
+/// Largest batch body accepted: schedulers send at most a few hundred
+/// kilobytes per frame, but a batch of long commands may be larger.
+const MAX_BATCH_BODY: usize = 64 * 1024 * 1024;
 /// How long a kill request waits for the run to end before answering 202.
 const KILL_WAIT: Duration = Duration::from_secs(3);
 /// Worker threads: the API does little work per request.
@@ -36,6 +39,7 @@ pub fn server(agent: Arc<Agent>, listener: TcpListener) -> std::io::Result<Serve
             .route("/healthz", web::get().to(healthz))
             .route("/v1/info", web::get().to(info))
             .route("/v1/dispatch", web::post().to(dispatch))
+            .route("/v1/dispatch/batch", web::post().to(dispatch_batch))
             .route("/v1/runs/{id}", web::get().to(get_run))
             .route("/v1/runs/{id}/output", web::get().to(get_output))
             .route("/v1/runs/{id}/kill", web::post().to(kill))
@@ -100,11 +104,15 @@ impl ResponseError for ApiError {
 }
 
 async fn read_body(payload: web::Payload) -> Result<Bytes, ApiError> {
-    match payload.to_bytes_limited(MAX_BODY).await {
+    read_body_up_to(payload, MAX_BODY).await
+}
+
+async fn read_body_up_to(payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    match payload.to_bytes_limited(limit).await {
         Err(_) => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("the request body exceeds {MAX_BODY} bytes"),
+            format!("the request body exceeds {limit} bytes"),
         )),
         Ok(Err(e)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -170,6 +178,38 @@ async fn dispatch(
             "this executor is shutting down and starts no new runs",
         )),
     }
+}
+
+/// `POST /v1/dispatch/batch`: each entry is admitted like a single
+/// dispatch; the answer, in the request's encoding, has one result per entry.
+async fn dispatch_batch(
+    agent: web::Data<Agent>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body_up_to(payload, MAX_BATCH_BODY).await?;
+    check_signature(&agent, &req, &body)?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let batch: DispatchBatch = protocol::wire::decode_body(content_type, &body)
+        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message))?;
+    let ack = DispatchBatchAck {
+        results: agent.clone().into_inner().dispatch_batch(batch.runs),
+    };
+    let is_json = content_type.is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        return Ok(HttpResponse::Ok().json(ack));
+    }
+    let encoded = protocol::wire::encode(&ack).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encode_failed",
+            e.to_string(),
+        )
+    })?;
+    Ok(HttpResponse::Ok().content_type(MSGPACK).body(encoded))
 }
 
 async fn kill(

@@ -17,6 +17,7 @@
 //!   in-process handler has the name).
 //! - `gossip`: announcing this executor to the schedulers, and fencing.
 //! - `reporter`: delivering run reports with retries.
+//! - `report_frames`: batching reports bound for the same scheduler.
 //! - `output`: the bounded tail of a run's output.
 //! - `tasks`: background tasks, drained on shutdown.
 
@@ -33,6 +34,7 @@ mod handlers;
 mod http;
 mod output;
 mod process;
+mod report_frames;
 mod reporter;
 mod runs;
 mod tasks;

@@ -8,6 +8,8 @@ use protocol::dispatch::{RunReport, MSGPACK, SIGNATURE_HEADER};
 use reqwest::StatusCode;
 use tokio::sync::Notify;
 
+use super::report_frames::ReportFrames;
+
 /// First pause between delivery attempts; it doubles up to the maximum.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest a single report request may take.
@@ -40,7 +42,7 @@ impl Backoff {
 }
 
 /// How one attempt went.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Attempt {
     Delivered,
     /// Worth trying again (unreachable, 5xx, 408, 429).
@@ -66,6 +68,8 @@ pub struct Reporter {
     client: reqwest::Client,
     secret: Option<Vec<u8>>,
     max_backoff: Duration,
+    /// Reports share frames per scheduler.
+    frames: ReportFrames,
 }
 
 impl Reporter {
@@ -74,23 +78,15 @@ impl Reporter {
             client,
             secret,
             max_backoff,
+            frames: ReportFrames::default(),
         }
     }
 
-    /// One attempt to one scheduler.
-    pub async fn send(&self, base: &str, report: &RunReport) -> Attempt {
-        let body = match protocol::wire::encode(report) {
-            Ok(body) => body,
-            Err(e) => return Attempt::Refused(format!("cannot encode the report: {e}")),
-        };
-        let url = format!(
-            "{}/v1/internal/runs/{}/report",
-            base.trim_end_matches('/'),
-            report.run_id
-        );
+    /// A signed MessagePack POST of `body` to `url`.
+    pub fn signed_post(&self, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
         let mut request = self
             .client
-            .post(&url)
+            .post(url)
             .timeout(REQUEST_TIMEOUT)
             .header(reqwest::header::CONTENT_TYPE, MSGPACK);
         if let Some(secret) = &self.secret {
@@ -102,7 +98,34 @@ impl Reporter {
                 protocol::signature::sign(secret, now, &body),
             );
         }
-        match request.body(body).send().await {
+        request.body(body)
+    }
+
+    /// Whether an error status is worth another attempt (5xx, 408, 429).
+    pub fn is_transient(status: StatusCode) -> bool {
+        status.is_server_error()
+            || status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || !status.is_client_error()
+    }
+
+    /// One attempt to one scheduler, in the next batch frame for it.
+    pub async fn send(&self, base: &str, report: &RunReport) -> Attempt {
+        self.frames.send(self, base, report.clone()).await
+    }
+
+    /// One attempt to one scheduler with the single-report route.
+    pub async fn send_single(&self, base: &str, report: &RunReport) -> Attempt {
+        let body = match protocol::wire::encode(report) {
+            Ok(body) => body,
+            Err(e) => return Attempt::Refused(format!("cannot encode the report: {e}")),
+        };
+        let url = format!(
+            "{}/v1/internal/runs/{}/report",
+            base.trim_end_matches('/'),
+            report.run_id
+        );
+        match self.signed_post(&url, body).send().await {
             Err(e) => Attempt::Retry(format!("{url}: {e}")),
             Ok(response) => {
                 let status = response.status();
@@ -111,11 +134,7 @@ impl Reporter {
                 }
                 let text = response.text().await.unwrap_or_default();
                 let reason = format!("{url} answered {status}: {}", text.trim());
-                let transient = status.is_server_error()
-                    || status == StatusCode::REQUEST_TIMEOUT
-                    || status == StatusCode::TOO_MANY_REQUESTS
-                    || !status.is_client_error();
-                if transient {
+                if Self::is_transient(status) {
                     Attempt::Retry(reason)
                 } else {
                     Attempt::Refused(reason)

@@ -1,0 +1,216 @@
+//! Shared by the executor tests: a report receiver that stands in for the
+//! scheduler (it decodes reports exactly as a scheduler would, on the
+//! single-report route and, when asked, on the batch route) and a poll
+//! with a deadline.
+
+#![allow(dead_code)]
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use actix_web::{dev::ServerHandle, web, App, HttpRequest, HttpResponse, HttpServer};
+use chrono::Utc;
+use protocol::{
+    dispatch::{ReportBatch, ReportBatchAck, ReportResult, RunReport, SIGNATURE_HEADER},
+    run::RunStatus,
+    signature,
+};
+
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Polls `check` every 20 ms until it yields a value or the deadline passes.
+pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How the receiver behaves.
+#[derive(Default)]
+pub struct ReceiverOptions {
+    /// Final reports to answer 503 before accepting one.
+    pub refuse_finals: usize,
+    /// When set, reports must carry a valid signature.
+    pub secret: Option<Vec<u8>>,
+    /// Serve `POST /v1/internal/reports` as well as the single route.
+    pub batches: bool,
+}
+
+/// What a scheduler's report endpoints saw.
+#[derive(Default)]
+pub struct Received {
+    pub reports: Mutex<Vec<RunReport>>,
+    options: ReceiverOptions,
+    pub final_attempts: AtomicUsize,
+    pub bad_signatures: AtomicUsize,
+    /// Requests on the batch route, and reports they held.
+    pub batch_requests: AtomicUsize,
+    pub batched_reports: AtomicUsize,
+}
+
+pub struct Receiver {
+    pub url: String,
+    pub state: Arc<Received>,
+    pub server: ServerHandle,
+}
+
+impl Receiver {
+    pub async fn start(refuse_finals: usize, secret: Option<&[u8]>) -> anyhow::Result<Self> {
+        Self::with(ReceiverOptions {
+            refuse_finals,
+            secret: secret.map(<[u8]>::to_vec),
+            batches: false,
+        })
+        .await
+    }
+
+    pub async fn with(options: ReceiverOptions) -> anyhow::Result<Self> {
+        let batches = options.batches;
+        let state = Arc::new(Received {
+            options,
+            ..Received::default()
+        });
+        let data = web::Data::from(state.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let server = HttpServer::new(move || {
+            let app = App::new()
+                .app_data(data.clone())
+                .route("/v1/internal/runs/{id}/report", web::post().to(receive));
+            if batches {
+                app.route("/v1/internal/reports", web::post().to(receive_batch))
+            } else {
+                app
+            }
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(Self {
+            url,
+            state,
+            server: handle,
+        })
+    }
+
+    pub fn reports(&self, run_id: &str) -> Vec<RunReport> {
+        let reports = self.state.reports.lock().expect("receiver lock");
+        reports
+            .iter()
+            .filter(|r| r.run_id == run_id)
+            .cloned()
+            .collect()
+    }
+
+    pub fn finals(&self, run_id: &str) -> Vec<RunReport> {
+        self.reports(run_id)
+            .into_iter()
+            .filter(|r| r.status.is_terminal())
+            .collect()
+    }
+
+    pub async fn final_report(&self, run_id: &str) -> RunReport {
+        wait_for(&format!("the final report of {run_id}"), || {
+            self.finals(run_id).into_iter().next()
+        })
+        .await
+    }
+
+    pub async fn running_report(&self, run_id: &str) {
+        wait_for(&format!("the running report of {run_id}"), || {
+            self.reports(run_id)
+                .iter()
+                .any(|r| r.status == RunStatus::Running)
+                .then_some(())
+        })
+        .await;
+    }
+}
+
+fn signature_ok(state: &Received, req: &HttpRequest, body: &[u8]) -> bool {
+    let Some(secret) = &state.options.secret else {
+        return true;
+    };
+    let header = req
+        .headers()
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let ok = signature::verify(secret, header, body, Utc::now().timestamp(), 300).is_ok();
+    if !ok {
+        state.bad_signatures.fetch_add(1, Ordering::SeqCst);
+    }
+    ok
+}
+
+/// Whether to answer 503 to this report (the first `refuse_finals` finals).
+fn refused(state: &Received, report: &RunReport) -> bool {
+    report.status.is_terminal()
+        && state.final_attempts.fetch_add(1, Ordering::SeqCst) < state.options.refuse_finals
+}
+
+async fn receive(
+    state: web::Data<Received>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if !signature_ok(&state, &req, &body) {
+        return HttpResponse::Unauthorized().finish();
+    }
+    let Ok(report) = protocol::wire::decode::<RunReport>(&body) else {
+        return HttpResponse::BadRequest().body("undecodable report");
+    };
+    if report.run_id != path.into_inner() {
+        return HttpResponse::BadRequest().body("run id differs from the path");
+    }
+    if refused(&state, &report) {
+        return HttpResponse::ServiceUnavailable().body("not yet");
+    }
+    state.reports.lock().expect("receiver lock").push(report);
+    HttpResponse::Ok().finish()
+}
+
+async fn receive_batch(
+    state: web::Data<Received>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    if !signature_ok(&state, &req, &body) {
+        return HttpResponse::Unauthorized().finish();
+    }
+    let Ok(batch) = protocol::wire::decode::<ReportBatch>(&body) else {
+        return HttpResponse::BadRequest().body("undecodable batch");
+    };
+    state.batch_requests.fetch_add(1, Ordering::SeqCst);
+    state
+        .batched_reports
+        .fetch_add(batch.reports.len(), Ordering::SeqCst);
+    if batch.reports.iter().any(|report| refused(&state, report)) {
+        return HttpResponse::ServiceUnavailable().body("not yet");
+    }
+    let results = vec![ReportResult::Recorded; batch.reports.len()];
+    state
+        .reports
+        .lock()
+        .expect("receiver lock")
+        .extend(batch.reports);
+    let Ok(body) = protocol::wire::encode(&ReportBatchAck { results }) else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    HttpResponse::Ok()
+        .content_type(protocol::dispatch::MSGPACK)
+        .body(body)
+}
