@@ -191,3 +191,34 @@ async fn every_kind_of_bad_input_is_refused_naming_the_field() {
     assert_eq!(status, StatusCode::OK, "{replaced}");
     assert_eq!(replaced["schedule"], "@hourly");
 }
+
+#[tokio::test]
+async fn a_report_batch_refuses_unknown_runs_one_by_one_and_bad_bodies_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = server(dir.path(), "127.0.0.1:0", &[]);
+    let api = Api::new(node.url.clone());
+    let report = |run_id: &str| {
+        json!({"run_id": run_id, "executor": "http://127.0.0.1:1", "status": "succeeded",
+               "started_at": null, "finished_at": null, "exit_code": 0, "error": null})
+    };
+    let (status, body) = api
+        .post(
+            "/v1/internal/reports",
+            json!({"reports": [report("no-such-run"), report("nor-this-one")]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"results": ["refused", "refused"]}));
+    assert_error(
+        &api.raw(
+            Method::POST,
+            "/v1/internal/reports",
+            "application/json",
+            b"{\"reports\": [{\"run_id\": 7}]}".to_vec(),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        None,
+    );
+    assert_eq!(api.get("/healthz").await.0, StatusCode::OK);
+}
