@@ -113,6 +113,10 @@ pub struct Timings {
     pub run_grace: Duration,
     /// Missed slots listed one by one per job after downtime.
     pub catch_up_limit: usize,
+    /// How long before its slot a run (of a `concurrency = allow` job) is
+    /// created, so it is committed when the slot comes and only the send
+    /// is left to do on time.
+    pub fire_ahead: Duration,
 }
 
 impl Default for Timings {
@@ -123,6 +127,7 @@ impl Default for Timings {
             log_max_batch: 512,
             run_grace: Duration::from_secs(5),
             catch_up_limit: DEFAULT_HISTORY_LIMIT,
+            fire_ahead: Duration::from_millis(500),
         }
     }
 }

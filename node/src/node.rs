@@ -14,7 +14,7 @@ use actors::{
     proposer::Proposer,
     router::{ExecutorEntry, Router, RouterCore},
     store::{local_log::LocalLog, StateMachine},
-    trigger::Trigger,
+    trigger::{Trigger, TriggerCore},
 };
 use anyhow::Context as _;
 
@@ -187,16 +187,16 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     ));
     router.do_send(SetExecutors(executors.clone()));
     let trigger = Trigger::new(
+        TriggerCore::new(config.timings.catch_up_limit).with_fire_ahead(config.timings.fire_ahead),
         store.clone(),
         clock.clone(),
         router.clone().recipient(),
-        config.timings.catch_up_limit,
     )
     .start();
     let job_store = JobStore::new(
         proposer.clone(),
         applied_rx,
-        vec![trigger.clone().recipient()],
+        vec![trigger.clone().recipient(), dispatcher.clone().recipient()],
     )
     .start();
 

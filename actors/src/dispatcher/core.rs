@@ -89,7 +89,10 @@ struct Active {
     deadline: DateTime<Utc>,
     /// An executor (or the HTTP call) has the run.
     delivered: bool,
+    /// Queued behind the job's active run (`concurrency = queue`).
     held: bool,
+    /// Created ahead of its slot: sent at `scheduled_at`, not before.
+    waiting: bool,
 }
 
 pub struct DispatcherCore {
@@ -102,6 +105,9 @@ pub struct DispatcherCore {
     active: HashMap<String, Active>,
     by_job: HashMap<JobKey, BTreeSet<String>>,
     retries: BTreeMap<(DateTime<Utc>, String), Fire>,
+    /// Runs created ahead of their slot, by slot: released together when
+    /// the slot comes, so one timer sends a whole second's runs.
+    waiting: BTreeSet<(DateTime<Utc>, String)>,
 }
 
 impl DispatcherCore {
@@ -113,6 +119,7 @@ impl DispatcherCore {
             active: HashMap::new(),
             by_job: HashMap::new(),
             retries: BTreeMap::new(),
+            waiting: BTreeSet::new(),
         }
     }
 
@@ -133,6 +140,96 @@ impl DispatcherCore {
         self.active.clear();
         self.by_job.clear();
         self.retries.clear();
+        self.waiting.clear();
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The next slot that has runs waiting for it.
+    pub fn next_release(&self) -> Option<DateTime<Utc>> {
+        self.waiting.first().map(|(at, _)| *at)
+    }
+
+    /// Sends every waiting run whose slot has come.
+    pub fn release_due(&mut self) -> Vec<Action> {
+        let now = self.clock.now();
+        let mut actions = Vec::new();
+        while let Some((at, _)) = self.waiting.first() {
+            if *at > now {
+                break;
+            }
+            let Some((_, id)) = self.waiting.pop_first() else {
+                break;
+            };
+            let Some(active) = self.active.get_mut(&id) else {
+                continue;
+            };
+            if active.waiting {
+                active.waiting = false;
+                actions.extend(self.start(&id));
+            }
+        }
+        actions
+    }
+
+    /// A job changed: its runs waiting for their slot follow the change. A
+    /// paused job's waiting runs are skipped, as are those whose slot the
+    /// new schedule no longer has; the others are sent as the job is now.
+    pub fn on_job_changed(&mut self, job: &Job) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let ids = self.waiting_ids(&job.key());
+        if ids.is_empty() {
+            return actions;
+        }
+        let job = Arc::new(job.clone());
+        for id in ids {
+            let Some(active) = self.active.get_mut(&id) else {
+                continue;
+            };
+            let slot = active.run.scheduled_at;
+            let still_a_slot = active.run.trigger != TriggerKind::Schedule
+                || (active.job.schedule == job.schedule && active.job.timezone == job.timezone)
+                || is_slot_of(&job, slot);
+            let reason = if !job.enabled {
+                Some("the job was paused before this slot")
+            } else if !still_a_slot {
+                Some("the job's schedule changed before this slot")
+            } else {
+                None
+            };
+            match reason {
+                Some(reason) => actions.extend(self.end(&id, RunStatus::Skipped, reason.into())),
+                None => active.job = job.clone(),
+            }
+        }
+        actions
+    }
+
+    /// A job was deleted: its runs waiting for their slot are skipped.
+    pub fn on_job_deleted(&mut self, key: &JobKey) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for id in self.waiting_ids(key) {
+            actions.extend(self.end(
+                &id,
+                RunStatus::Skipped,
+                "the job was deleted before this slot".into(),
+            ));
+        }
+        actions
+    }
+
+    fn waiting_ids(&self, key: &JobKey) -> Vec<String> {
+        self.by_job
+            .get(key)
+            .map(|ids| {
+                ids.iter()
+                    .filter(|id| self.active.get(*id).is_some_and(|a| a.waiting))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Applies each job's concurrency policy to new assignments.
@@ -241,6 +338,7 @@ impl DispatcherCore {
                     deadline: now,
                     delivered: false,
                     held: false,
+                    waiting: false,
                 };
                 actions.extend(self.after_end(active));
                 continue;
@@ -250,6 +348,10 @@ impl DispatcherCore {
                 .entry(assignment.job.key())
                 .or_default()
                 .insert(id.clone());
+            let waiting = !hold && run.scheduled_at > now;
+            if waiting {
+                self.waiting.insert((run.scheduled_at, id.clone()));
+            }
             self.active.insert(
                 id.clone(),
                 Active {
@@ -259,9 +361,10 @@ impl DispatcherCore {
                     fallbacks: assignment.fallbacks,
                     delivered: false,
                     held: hold,
+                    waiting,
                 },
             );
-            if !hold {
+            if !hold && !waiting {
                 actions.extend(self.start(&id));
             }
         }
@@ -450,10 +553,11 @@ impl DispatcherCore {
         if !due.is_empty() {
             actions.push(Action::Fire(due));
         }
+        actions.extend(self.release_due());
         let expired: Vec<(String, String)> = self
             .active
             .iter()
-            .filter(|(_, a)| !a.held && a.deadline <= now)
+            .filter(|(_, a)| !a.held && !a.waiting && a.deadline <= now)
             .map(|(id, a)| (id.clone(), a.job.timeout.to_string()))
             .collect();
         for (id, timeout) in expired {
@@ -479,6 +583,8 @@ impl DispatcherCore {
             let queue_busy =
                 job.concurrency == Concurrency::Queue && !self.running_ids(&key).is_empty();
             let hold = !started && queue_busy;
+            let waiting = !started && !hold && run.scheduled_at > now;
+            let run_slot = run.scheduled_at;
             let id = run.id.clone();
             if let Some(executor) = run
                 .executor
@@ -497,9 +603,12 @@ impl DispatcherCore {
                     fallbacks: vec![],
                     delivered: started,
                     held: hold,
+                    waiting,
                 },
             );
-            if !hold {
+            if waiting {
+                self.waiting.insert((run_slot, id));
+            } else if !hold {
                 ids.push(id);
             }
         }
@@ -530,7 +639,7 @@ impl DispatcherCore {
             .get(key)
             .map(|ids| {
                 ids.iter()
-                    .filter(|id| self.active.get(*id).is_some_and(|a| a.held))
+                    .filter(|id| self.active.get(*id).is_some_and(|a| a.held && !a.waiting))
                     .cloned()
                     .collect()
             })
@@ -703,6 +812,17 @@ impl DispatcherCore {
         }
         actions
     }
+}
+
+/// Whether `slot` is one of the slots `job`'s schedule names.
+fn is_slot_of(job: &Job, slot: DateTime<Utc>) -> bool {
+    let (Ok(schedule), Ok(tz)) = (
+        protocol::schedule::Schedule::parse(&job.schedule),
+        protocol::schedule::parse_timezone(&job.timezone),
+    ) else {
+        return false;
+    };
+    schedule.next_after(slot - chrono::Duration::nanoseconds(1), tz) == Some(slot)
 }
 
 fn release_of(job: &Job, run: &Run) -> Vec<Action> {

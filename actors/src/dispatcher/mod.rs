@@ -10,6 +10,7 @@ mod transport;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
 use protocol::{dispatch::DispatchRequest, MetaCommand, Run};
 use tokio::sync::oneshot;
 
@@ -20,8 +21,8 @@ pub use self::{
 use crate::{
     fire::FireReply,
     messages::{
-        Assign, ExecutorLoad, ExecutorLost, Fires, KillError, KillRun, Leadership, Record, Report,
-        Reports, SetReportTo,
+        AppliedCommand, Assign, ExecutorLoad, ExecutorLost, Fires, KillError, KillRun, Leadership,
+        Record, Report, Reports, SetReportTo,
     },
     proposer::Proposer,
     store::{Outcome, StateMachine},
@@ -34,6 +35,9 @@ pub struct DispatcherLinks {
     pub load: Recipient<ExecutorLoad>,
 }
 
+/// Most runs created by one log entry.
+const CREATE_CHUNK: usize = 2048;
+
 pub struct Dispatcher {
     core: DispatcherCore,
     proposer: Arc<dyn Proposer>,
@@ -43,6 +47,9 @@ pub struct Dispatcher {
     /// How often deadlines and retries are checked.
     tick: Duration,
     leader: bool,
+    /// The one timer that releases runs created ahead of their slot, and
+    /// the slot it is set for.
+    release_timer: Option<(SpawnHandle, DateTime<Utc>)>,
 }
 
 impl Dispatcher {
@@ -62,7 +69,27 @@ impl Dispatcher {
             links,
             tick,
             leader: false,
+            release_timer: None,
         }
+    }
+
+    /// Points the release timer at the next slot with waiting runs.
+    fn rearm(&mut self, ctx: &mut Context<Self>) {
+        let next = self.core.next_release();
+        if self.release_timer.as_ref().map(|(_, at)| *at) == next {
+            return;
+        }
+        if let Some((handle, _)) = self.release_timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let Some(at) = next else { return };
+        let wait = (at - self.core.now()).to_std().unwrap_or(Duration::ZERO);
+        let handle = ctx.run_later(wait, |act, ctx| {
+            act.release_timer = None;
+            let actions = act.core.release_due();
+            act.execute(actions, ctx);
+        });
+        self.release_timer = Some((handle, at));
     }
 
     fn execute(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
@@ -108,9 +135,34 @@ impl Dispatcher {
                 act.execute(actions, ctx);
             }));
         }
+        self.rearm(ctx);
     }
 
-    fn create(&mut self, plans: Vec<Planned>, reply: Option<FireReply>, ctx: &mut Context<Self>) {
+    /// Proposes the creation of planned runs, in chunks of at most
+    /// `CREATE_CHUNK` so a second with thousands of due runs becomes a
+    /// pipeline of moderate log entries, the first sent while later ones
+    /// commit. `reply` (a manual trigger, never that large) gets the runs
+    /// of one chunk.
+    fn create(
+        &mut self,
+        mut plans: Vec<Planned>,
+        reply: Option<FireReply>,
+        ctx: &mut Context<Self>,
+    ) {
+        while plans.len() > CREATE_CHUNK {
+            let rest = plans.split_off(CREATE_CHUNK);
+            self.create_chunk(plans, None, ctx);
+            plans = rest;
+        }
+        self.create_chunk(plans, reply, ctx);
+    }
+
+    fn create_chunk(
+        &mut self,
+        plans: Vec<Planned>,
+        reply: Option<FireReply>,
+        ctx: &mut Context<Self>,
+    ) {
         let runs: Vec<Run> = plans.iter().map(|p| p.assignment.run.clone()).collect();
         let proposal = self.proposer.propose(MetaCommand::CreateRuns { runs });
         ctx.spawn(proposal.into_actor(self).map(move |result, act, ctx| {
@@ -292,6 +344,25 @@ impl Handler<ExecutorLost> for Dispatcher {
             let actions = self.core.on_executor_lost(&endpoint);
             self.execute(actions, ctx);
         }
+    }
+}
+
+impl Handler<AppliedCommand> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, AppliedCommand(applied): AppliedCommand, ctx: &mut Context<Self>) {
+        if !self.leader {
+            return;
+        }
+        let actions = match (&*applied.cmd, &applied.outcome) {
+            (
+                MetaCommand::PutJob { .. } | MetaCommand::SetJobEnabled { .. },
+                Outcome::JobPut { job, .. },
+            ) => self.core.on_job_changed(job),
+            (MetaCommand::DeleteJob { key }, _) => self.core.on_job_deleted(key),
+            _ => return,
+        };
+        self.execute(actions, ctx);
     }
 }
 

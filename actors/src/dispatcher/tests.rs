@@ -66,8 +66,16 @@ impl Harness {
         *self.clock.0.lock().unwrap() += Duration::milliseconds(ms);
     }
 
-    fn plan(&mut self, job: &Job, slot_secs: i64) -> Vec<Action> {
-        let at = self.clock.now() + Duration::seconds(slot_secs);
+    /// Plans the run of slot number `slot`, a slot already due.
+    fn plan(&mut self, job: &Job, slot: i64) -> Vec<Action> {
+        let at = DateTime::parse_from_rfc3339("2025-12-31T00:00:00Z")
+            .unwrap()
+            .to_utc()
+            + Duration::seconds(slot);
+        self.plan_at(job, at)
+    }
+
+    fn plan_at(&mut self, job: &Job, at: DateTime<Utc>) -> Vec<Action> {
         let fire = Fire::new(job.key(), at, TriggerKind::Schedule);
         let assignments = assign(
             &mut self.router,
@@ -440,4 +448,104 @@ fn runs_of_a_dead_executor_fail_over_or_fail() {
         .as_deref()
         .unwrap()
         .contains("declared dead"));
+}
+
+#[test]
+fn a_run_created_ahead_is_sent_when_its_slot_comes() {
+    let mut h = Harness::new(&["http://a"]);
+    let slot = h.clock.now() + Duration::milliseconds(500);
+    let planned = h.plan_at(&job(""), slot);
+    let created = h.commit(planned);
+    assert!(sends(&created).is_empty(), "sent before its slot");
+    assert_eq!(h.core.next_release(), Some(slot));
+    h.advance(499);
+    assert!(sends(&h.core.release_due()).is_empty());
+    assert!(sends(&h.core.on_tick()).is_empty());
+    h.advance(1);
+    assert_eq!(sends(&h.core.release_due()).len(), 1);
+    assert_eq!(h.core.next_release(), None);
+    // Waiting did not count against its timeout (2 s from the send).
+    h.advance(2500);
+    assert!(statuses(&h.core.on_tick()).is_empty());
+}
+
+#[test]
+fn pausing_or_deleting_a_job_skips_its_waiting_runs() {
+    let mut h = Harness::new(&["http://a"]);
+    let slot = h.clock.now() + Duration::milliseconds(500);
+    let paused_job = job("");
+    let planned = h.plan_at(&paused_job, slot);
+    h.commit(planned);
+    let mut paused = paused_job.clone();
+    paused.enabled = false;
+    let skipped = h.core.on_job_changed(&paused);
+    assert_eq!(statuses(&skipped), [RunStatus::Skipped]);
+    let reason = records(&skipped)[0].error.clone().unwrap_or_default();
+    assert!(reason.contains("paused"), "{reason}");
+
+    let mut other = job("");
+    other.id = "other".into();
+    let planned = h.plan_at(&other, slot);
+    h.commit(planned);
+    assert_eq!(
+        statuses(&h.core.on_job_deleted(&other.key())),
+        [RunStatus::Skipped]
+    );
+    h.advance(600);
+    assert!(
+        sends(&h.core.release_due()).is_empty(),
+        "a skipped run was sent"
+    );
+    assert_eq!(h.core.active_count(), 0);
+}
+
+#[test]
+fn an_updated_job_sends_its_waiting_run_as_it_now_is_unless_the_slot_left_the_schedule() {
+    let mut h = Harness::new(&["http://a"]);
+    let slot = h.clock.now() + Duration::seconds(1);
+    let original = job("");
+    let planned = h.plan_at(&original, slot);
+    h.commit(planned);
+    let mut edited = original.clone();
+    edited.target = protocol::Target::Shell {
+        group: "default".into(),
+        command: "echo edited".into(),
+    };
+    assert!(h.core.on_job_changed(&edited).is_empty());
+    h.advance(1000);
+    let sent = h.core.release_due();
+    match sent.as_slice() {
+        [Action::Send { request, .. }] => assert_eq!(
+            request.task,
+            protocol::dispatch::Task::Shell {
+                command: "echo edited".into()
+            }
+        ),
+        other => panic!("expected one send, got {other:?}"),
+    }
+
+    let mut moved = original.clone();
+    moved.id = "moved".into();
+    let next = h.clock.now() + Duration::seconds(1);
+    let planned = h.plan_at(&moved, next);
+    h.commit(planned);
+    moved.schedule = "@every 7s".into();
+    let skipped = h.core.on_job_changed(&moved);
+    assert_eq!(statuses(&skipped), [RunStatus::Skipped]);
+}
+
+#[test]
+fn a_new_leader_holds_runs_created_ahead_until_their_slot() {
+    let mut h = Harness::new(&["http://a"]);
+    let slot = h.clock.now() + Duration::milliseconds(300);
+    let planned = h.plan_at(&job(""), slot);
+    h.commit(planned);
+    let runs = h.created.clone();
+    let mut successor = Harness::new(&["http://a"]);
+    let resumed = successor
+        .core
+        .resume(runs.into_iter().map(|r| (r, Arc::new(job("")))).collect());
+    assert!(sends(&resumed).is_empty(), "sent before its slot");
+    successor.advance(300);
+    assert_eq!(sends(&successor.core.release_due()).len(), 1);
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use protocol::{
-    job::Misfire,
+    job::{Concurrency, Misfire},
     schedule::{parse_timezone, Schedule},
     Job, JobKey, TriggerKind,
 };
@@ -16,16 +16,31 @@ use crate::fire::Fire;
 struct Entry {
     schedule: Schedule,
     tz: Tz,
+    /// The next slot.
     next: Option<DateTime<Utc>>,
+    /// How long before its slot a fire is handed over.
+    lead: Duration,
+}
+
+impl Entry {
+    fn wake_at(&self) -> Option<DateTime<Utc>> {
+        self.next.map(|next| next - self.lead)
+    }
 }
 
 pub struct TriggerCore {
-    /// The timer structure: every tracked job's next fire, earliest first.
+    /// The timer structure: every tracked job's next wake (its next slot
+    /// less its lead), earliest first.
     queue: BTreeSet<(DateTime<Utc>, JobKey)>,
     entries: HashMap<JobKey, Entry>,
     /// Most missed slots listed one by one per job at catch-up; older ones
     /// are summed up in the oldest listed slot's reason.
     catch_up_limit: usize,
+    /// How long before its slot the fire of a job with `concurrency =
+    /// allow` is handed over, so its run is committed by the slot and the
+    /// dispatcher sends it on time. Jobs under another concurrency policy
+    /// fire at the slot: their policy must see the runs active then.
+    fire_ahead: Duration,
 }
 
 impl TriggerCore {
@@ -34,7 +49,15 @@ impl TriggerCore {
             queue: BTreeSet::new(),
             entries: HashMap::new(),
             catch_up_limit: catch_up_limit.max(1),
+            fire_ahead: Duration::zero(),
         }
+    }
+
+    /// Hands fires of `concurrency = allow` jobs over `fire_ahead` before
+    /// their slots.
+    pub fn with_fire_ahead(mut self, fire_ahead: std::time::Duration) -> Self {
+        self.fire_ahead = Duration::from_std(fire_ahead).unwrap_or_else(|_| Duration::zero());
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -58,8 +81,8 @@ impl TriggerCore {
         let pending = self
             .entries
             .get(&key)
-            .and_then(|e| e.next)
-            .filter(|next| *next <= now);
+            .filter(|e| e.wake_at().is_some_and(|wake| wake <= now))
+            .and_then(|e| e.next);
         self.untrack(&key);
         if !job.enabled {
             return;
@@ -74,44 +97,57 @@ impl TriggerCore {
                 return;
             }
         };
+        let lead = if job.concurrency == Concurrency::Allow {
+            self.fire_ahead
+        } else {
+            Duration::zero()
+        };
         let next = pending.or_else(|| schedule.next_after(now, tz));
-        if let Some(next) = next {
-            self.queue.insert((next, key.clone()));
+        let entry = Entry {
+            schedule,
+            tz,
+            next,
+            lead,
+        };
+        if let Some(wake) = entry.wake_at() {
+            self.queue.insert((wake, key.clone()));
         }
-        self.entries.insert(key, Entry { schedule, tz, next });
+        self.entries.insert(key, entry);
     }
 
     pub fn untrack(&mut self, key: &JobKey) {
-        if let Some(Entry {
-            next: Some(next), ..
-        }) = self.entries.remove(key)
-        {
-            self.queue.remove(&(next, key.clone()));
+        if let Some(wake) = self.entries.remove(key).and_then(|e| e.wake_at()) {
+            self.queue.remove(&(wake, key.clone()));
         }
     }
 
-    /// The earliest tracked fire time.
+    /// When the earliest fire is to be handed over.
     pub fn next_wake(&self) -> Option<DateTime<Utc>> {
         self.queue.first().map(|(t, _)| *t)
     }
 
-    /// Takes every fire due at `now` and schedules each job's next one.
+    /// Takes every fire to be handed over at `now` (each for its slot,
+    /// which may lie up to the lead ahead) and schedules each job's next one.
     pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Fire> {
         let mut fires = Vec::new();
-        while let Some((at, _)) = self.queue.first() {
-            if *at > now {
+        while let Some((wake, _)) = self.queue.first() {
+            if *wake > now {
                 break;
             }
-            let Some((at, key)) = self.queue.pop_first() else {
+            let Some((_, key)) = self.queue.pop_first() else {
                 break;
             };
-            fires.push(Fire::new(key.clone(), at, TriggerKind::Schedule));
-            if let Some(entry) = self.entries.get_mut(&key) {
-                entry.next = entry.schedule.next_after(at, entry.tz);
-                if let Some(next) = entry.next {
-                    self.queue.insert((next, key));
-                }
+            let Some(entry) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            let Some(slot) = entry.next else {
+                continue;
+            };
+            entry.next = entry.schedule.next_after(slot, entry.tz);
+            if let Some(wake) = entry.wake_at() {
+                self.queue.insert((wake, key.clone()));
             }
+            fires.push(Fire::new(key, slot, TriggerKind::Schedule));
         }
         fires
     }
@@ -179,6 +215,41 @@ mod tests {
             .as_bytes(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn allow_jobs_are_handed_over_ahead_of_their_slot_and_others_at_it() {
+        let mut core = TriggerCore::new(100).with_fire_ahead(std::time::Duration::from_millis(500));
+        let now = t("2026-01-01T00:00:00.100Z");
+        core.track(&job("ahead", "@every 1s", "fire_once"), now);
+        let mut forbid = job("at-slot", "@every 1s", "fire_once");
+        forbid.concurrency = Concurrency::Forbid;
+        core.track(&forbid, now);
+        assert_eq!(core.next_wake(), Some(t("2026-01-01T00:00:00.500Z")));
+        let slots = |fires: Vec<Fire>| -> Vec<(String, DateTime<Utc>)> {
+            fires
+                .into_iter()
+                .map(|f| (f.job.id, f.scheduled_at))
+                .collect()
+        };
+        assert_eq!(
+            slots(core.due(t("2026-01-01T00:00:00.500Z"))),
+            [("ahead".to_string(), t("2026-01-01T00:00:01Z"))]
+        );
+        assert_eq!(
+            slots(core.due(t("2026-01-01T00:00:01Z"))),
+            [("at-slot".to_string(), t("2026-01-01T00:00:01Z"))]
+        );
+        assert_eq!(core.next_wake(), Some(t("2026-01-01T00:00:01.500Z")));
+        // A fire due but not yet taken survives re-tracking.
+        core.track(
+            &job("ahead", "@every 1s", "fire_once"),
+            t("2026-01-01T00:00:01.600Z"),
+        );
+        assert_eq!(
+            slots(core.due(t("2026-01-01T00:00:01.600Z"))),
+            [("ahead".to_string(), t("2026-01-01T00:00:02Z"))]
+        );
     }
 
     #[test]

@@ -28,13 +28,13 @@ pub struct Trigger {
 
 impl Trigger {
     pub fn new(
+        core: TriggerCore,
         store: Arc<StateMachine>,
         clock: SharedClock,
         router: Recipient<Fires>,
-        catch_up_limit: usize,
     ) -> Self {
         Self {
-            core: TriggerCore::new(catch_up_limit),
+            core,
             store,
             clock,
             router,
