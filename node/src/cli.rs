@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::{
+    bench::BenchArgs,
     client::{ApiOpts, ClientCommand},
     config::{DevArgs, ServerArgs},
     executor::ExecutorArgs,
@@ -34,6 +35,9 @@ pub enum Command {
     Server(ServerArgs),
     /// An executor agent that runs shell commands for the schedulers.
     Executor(ExecutorArgs),
+    /// Start a local cluster of this binary's processes, load it with jobs
+    /// and measure what happens to every slot.
+    Bench(BenchArgs),
     #[command(flatten)]
     Client(ClientCommand),
 }

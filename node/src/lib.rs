@@ -9,10 +9,12 @@
 //! - [`api`]: the admin HTTP API.
 //! - [`executor`]: the executor agent that runs shell commands.
 //! - [`client`]: the command-line client of the admin API.
+//! - [`bench`]: `cronmesh bench`, a measured run of a real local cluster.
 //! - [`cli`]: the `cronmesh` command line; [`signals`]: shutdown and logging.
 //! - [`secret`]: reading the executor protocol's shared secret.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

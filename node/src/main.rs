@@ -29,6 +29,16 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Command::Bench(args) => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => match runtime.block_on(node::bench::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            },
+            Err(e) => fail(e.into()),
+        },
         Command::Client(command) => match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -129,6 +129,9 @@ impl Agent {
                 })
             }
             Admission::New { stop, output } => {
+                if let Some(receipts) = &self.config.receipts {
+                    receipts.record(&req);
+                }
                 let agent = self.clone();
                 self.tasks.spawn(agent.execute(req, stop, output));
                 Ok(DispatchAck {

@@ -5,7 +5,10 @@ use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, time::Dura
 use anyhow::{bail, Context};
 use protocol::signature::DEFAULT_REPLAY_WINDOW_SECS;
 
-use super::handlers::HandlerRegistry;
+use super::{
+    handlers::{self, HandlerRegistry},
+    receipts::Receipts,
+};
 
 /// `cronmesh executor` flags.
 #[derive(clap::Args, Debug, Clone)]
@@ -59,6 +62,11 @@ pub struct ExecutorArgs {
     /// requests. Without it requests are not signed or checked.
     #[arg(long, env = "CRONMESH_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
+
+    /// Append one line per newly admitted run with its receive time, for
+    /// `cronmesh bench`.
+    #[arg(long, value_name = "FILE")]
+    pub receipts: Option<PathBuf>,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -117,6 +125,10 @@ pub struct ExecutorConfig {
     /// Join the schedulers' gossip, so they find this executor by
     /// themselves; `None` when schedulers are given its URL instead.
     pub gossip: Option<GossipSettings>,
+    /// Where each run admitted as new is recorded with its arrival time
+    /// (`--receipts`), so a benchmark can count lost and doubled slots
+    /// from the executors' side; `None` records nothing.
+    pub receipts: Option<Receipts>,
 }
 
 /// How an executor takes part in gossip.
@@ -151,6 +163,7 @@ impl ExecutorConfig {
             retain_output_bytes: 64 * 1024 * 1024,
             report_max_backoff: Duration::from_secs(10),
             gossip: None,
+            receipts: None,
         }
     }
 
@@ -201,6 +214,7 @@ impl fmt::Debug for ExecutorConfig {
             .field("retain_output_bytes", &self.retain_output_bytes)
             .field("report_max_backoff", &self.report_max_backoff)
             .field("gossip", &self.gossip)
+            .field("receipts", &self.receipts)
             .finish()
     }
 }
@@ -214,6 +228,10 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
         config.weight = args.weight;
         config.labels = args.labels.into_iter().collect();
         config.forward = args.forward;
+        // Always there, for smoke tests and benchmarks of the dispatch path.
+        config
+            .handlers
+            .register(handlers::NOOP_HANDLER, handlers::noop);
         if !args.seeds.is_empty() {
             config.gossip = Some(GossipSettings {
                 listen: args
@@ -229,6 +247,7 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
             .as_deref()
             .map(crate::secret::read_secret_file)
             .transpose()?;
+        config.receipts = args.receipts.as_deref().map(Receipts::create).transpose()?;
         config.validate()?;
         Ok(config)
     }
@@ -257,6 +276,8 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:7080".parse()?);
         assert_eq!(config.weight, 1);
         assert!(config.secret.is_none());
+        assert_eq!(config.handlers.names(), [handlers::NOOP_HANDLER]);
+        assert!(config.receipts.is_none());
 
         let args = parse(&[
             "--group",

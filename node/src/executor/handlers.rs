@@ -25,6 +25,15 @@ use super::{
 /// `Err(message)` makes it `failed` with `message` as the run's error.
 pub type HandlerOutcome = Result<String, String>;
 
+/// The handler `cronmesh executor` always has: it succeeds at once with
+/// empty output, which makes it the measure of the dispatch path alone.
+pub const NOOP_HANDLER: &str = "noop";
+
+/// The [`NOOP_HANDLER`] handler.
+pub async fn noop(_ctx: HandlerContext) -> HandlerOutcome {
+    Ok(String::new())
+}
+
 /// A registered handler, type-erased.
 pub type HandlerFn =
     Arc<dyn Fn(HandlerContext) -> BoxFuture<'static, HandlerOutcome> + Send + Sync>;

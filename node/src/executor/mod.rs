@@ -18,6 +18,7 @@
 //! - `gossip`: announcing this executor to the schedulers, and fencing.
 //! - `reporter`: delivering run reports with retries.
 //! - `report_frames`: batching reports bound for the same scheduler.
+//! - `receipts`: `--receipts FILE`, one line per run admitted as new.
 //! - `output`: the bounded tail of a run's output.
 //! - `tasks`: background tasks, drained on shutdown.
 
@@ -34,6 +35,7 @@ mod handlers;
 mod http;
 mod output;
 mod process;
+mod receipts;
 mod report_frames;
 mod reporter;
 mod runs;
@@ -43,8 +45,9 @@ pub use builder::{Executor, ExecutorBuilder};
 pub use config::{ExecutorArgs, ExecutorConfig};
 pub use handlers::{
     Cancellation, HandlerContext, HandlerFn, HandlerOutcome, HandlerOutput, HandlerRegistry,
-    ShardInfo,
+    ShardInfo, NOOP_HANDLER,
 };
+pub use receipts::Receipts;
 
 use agent::Agent;
 
@@ -86,6 +89,9 @@ impl RunningExecutor {
             log_server_end(task.await);
         }
         self.agent.shutdown(STOP_GRACE).await;
+        if let Some(receipts) = &self.agent.config().receipts {
+            receipts.flush();
+        }
         tracing::info!(endpoint = %self.endpoint, "executor stopped");
     }
 }
@@ -107,6 +113,9 @@ pub async fn start(config: ExecutorConfig) -> anyhow::Result<RunningExecutor> {
     let addr = listener.local_addr()?;
     let endpoint = endpoint_for(&config, addr);
     let handlers = config.handlers.names();
+    if let Some(receipts) = &config.receipts {
+        receipts.spawn_flusher();
+    }
     tracing::info!(
         endpoint = %endpoint,
         group = %config.group,

@@ -1,0 +1,159 @@
+//! The flags of `cronmesh bench` and the checks they need before any
+//! process starts.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use protocol::schedule::Schedule;
+
+/// `cronmesh bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Scheduler nodes: 1 (a single `cronmesh server`) or 3 (a Raft cluster).
+    #[arg(long, default_value_t = 3, value_parser = parse_nodes)]
+    pub nodes: usize,
+
+    /// `cronmesh executor` processes in group `bench`, joined by gossip.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub executors: u32,
+
+    /// Jobs to create, `bench-0` to `bench-{N-1}`, each running the
+    /// executors' `noop` handler.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub jobs: u32,
+
+    /// Job creations in flight at once (keep-alive connections).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub create_concurrency: u32,
+
+    /// Schedule of every job.
+    #[arg(long, default_value = "@every 1s")]
+    pub schedule: String,
+
+    /// Length of the measurement window in seconds.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub duration: u64,
+
+    /// Seconds to wait after the window for runs still on their way.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub drain: u64,
+
+    /// Seconds into the window to kill -9 the leader; the others take over
+    /// and the killed node restarts at once (needs --nodes 3). A time
+    /// half-way between two slots (10.5) keeps runs the old leader sent
+    /// out of the figures.
+    #[arg(long, value_name = "SECONDS")]
+    pub kill_leader_at: Option<f64>,
+
+    /// Seconds into the window to kill -9 the leader and restart it; with
+    /// --nodes 1 this measures how long a node holding every job takes to
+    /// fire again.
+    #[arg(long, value_name = "SECONDS")]
+    pub restart_leader_at: Option<f64>,
+
+    /// The `cronmesh` binary to start; this one by default.
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+
+    /// Directory for the nodes' data, logs and receipts; must be empty or
+    /// missing. A new temporary directory by default.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Keep the data directory (logs, receipts, node data) afterwards.
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_nodes(text: &str) -> Result<usize, String> {
+    match text {
+        "1" => Ok(1),
+        "3" => Ok(3),
+        other => Err(format!("{other:?}: the bench runs 1 or 3 nodes")),
+    }
+}
+
+impl BenchArgs {
+    /// Checks what the parser cannot: the schedule, and event times that
+    /// fall inside the window and make sense for the cluster size.
+    pub fn validate(&self) -> anyhow::Result<Schedule> {
+        let schedule = Schedule::parse(&self.schedule)
+            .map_err(|e| anyhow::anyhow!("--schedule {:?}: {e}", self.schedule))?;
+        if matches!(schedule, Schedule::Manual) {
+            bail!("--schedule @manual never fires; give a schedule that does");
+        }
+        for (flag, at) in [
+            ("--kill-leader-at", self.kill_leader_at),
+            ("--restart-leader-at", self.restart_leader_at),
+        ] {
+            if let Some(at) = at {
+                if !(at >= 0.0 && at < self.duration as f64) {
+                    bail!(
+                        "{flag} {at} must be within the window: 0 to {} seconds",
+                        self.duration
+                    );
+                }
+            }
+        }
+        if self.kill_leader_at.is_some() && self.nodes == 1 {
+            bail!("--kill-leader-at needs --nodes 3 so another node can take over; use --restart-leader-at with one node");
+        }
+        Ok(schedule)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<BenchArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn defaults() -> anyhow::Result<()> {
+        let args = parse(&[])?;
+        assert_eq!(
+            (
+                args.nodes,
+                args.executors,
+                args.jobs,
+                args.create_concurrency
+            ),
+            (3, 2, 1000, 64)
+        );
+        assert_eq!((args.duration, args.drain), (30, 5));
+        assert_eq!(args.schedule, "@every 1s");
+        assert!(args.validate().is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn mistakes_are_explained() -> anyhow::Result<()> {
+        assert!(parse(&["--nodes", "2"]).is_err());
+        assert!(parse(&["--jobs", "0"]).is_err());
+        let err = |argv: &[&str]| -> anyhow::Result<String> {
+            Ok(parse(argv)?
+                .validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default())
+        };
+        assert!(err(&["--schedule", "@sometimes"])?.contains("--schedule"));
+        assert!(err(&["--duration", "10", "--kill-leader-at", "10"])?.contains("within"));
+        assert!(err(&["--nodes", "1", "--kill-leader-at", "1"])?.contains("--nodes 3"));
+        assert!(err(&["--nodes", "1", "--restart-leader-at", "1.5"])?.is_empty());
+        Ok(())
+    }
+}

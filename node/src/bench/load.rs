@@ -1,0 +1,107 @@
+//! The load: `--jobs N` jobs `bench-{i}` created through the admin API
+//! with `--create-concurrency` requests in flight, and how fast that went.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::{api::Admin, cluster::GROUP};
+
+/// Attempts per job before the bench gives up (elections answer 503).
+const ATTEMPTS: u32 = 20;
+
+/// How job creation went.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Creation {
+    pub jobs: u64,
+    pub seconds: f64,
+    pub jobs_per_second: f64,
+    /// Requests answered 503 or not at all and sent again.
+    pub retries: u64,
+}
+
+/// The id of job `i`; the analysis reads `i` back from it.
+pub fn job_id(i: u32) -> String {
+    format!("bench-{i}")
+}
+
+/// The index of a job id made by [`job_id`].
+pub fn job_index(id: &str) -> Option<u32> {
+    id.strip_prefix("bench-")?.parse().ok()
+}
+
+/// Creates jobs `0..jobs` through `api_url`; returns once every one is
+/// acknowledged, and the moment the last one was.
+pub async fn create_jobs(
+    admin: &Admin,
+    api_url: &str,
+    jobs: u32,
+    schedule: &str,
+    concurrency: u32,
+) -> anyhow::Result<(Creation, chrono::DateTime<chrono::Utc>)> {
+    let url = format!("{api_url}/v1/jobs");
+    let started = Instant::now();
+    let mut results = futures::stream::iter(0..jobs)
+        .map(|i| create_one(admin, &url, i, schedule))
+        .buffer_unordered(concurrency as usize);
+    let mut retries = 0;
+    while let Some(result) = results.next().await {
+        retries += result?;
+    }
+    let last = chrono::Utc::now();
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((
+        Creation {
+            jobs: u64::from(jobs),
+            seconds,
+            jobs_per_second: f64::from(jobs) / seconds.max(1e-9),
+            retries,
+        },
+        last,
+    ))
+}
+
+/// Creates job `i`, again while the cluster is busy electing; a 409 after
+/// a retry means an earlier attempt got through. Returns the retries.
+async fn create_one(admin: &Admin, url: &str, i: u32, schedule: &str) -> anyhow::Result<u64> {
+    let body = json!({
+        "id": job_id(i),
+        "schedule": schedule,
+        "target": {"type": "executor", "group": GROUP, "handler": "noop"},
+        "timeout": "30s",
+    });
+    let mut pause = Duration::from_millis(100);
+    for attempt in 0..ATTEMPTS {
+        match admin.post_json(url, &body).await {
+            Ok((StatusCode::CREATED, _)) => return Ok(u64::from(attempt)),
+            Ok((StatusCode::CONFLICT, _)) if attempt > 0 => return Ok(u64::from(attempt)),
+            Ok((status, text))
+                if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS =>
+            {
+                bail!("creating job {} was refused: {status}: {text}", job_id(i))
+            }
+            Ok(_) | Err(_) => {}
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+    bail!(
+        "job {} was not created after {ATTEMPTS} attempts",
+        job_id(i)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        assert_eq!(job_index(&job_id(42)), Some(42));
+        assert_eq!(job_index("other-1"), None);
+        assert_eq!(job_index("bench-x"), None);
+    }
+}

@@ -1,0 +1,247 @@
+//! The bench's result: one JSON object with stable snake_case fields
+//! (`--json`), or a table for people.
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use serde::Serialize;
+
+use super::{analysis::Lateness, failover::FailoverFigures, load::Creation, processes::Role};
+
+/// Everything `cronmesh bench` measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub setup: Setup,
+    pub job_creation: Creation,
+    pub window: Window,
+    /// Every slot of every job's schedule in the window.
+    pub slots_expected: u64,
+    /// Run records of the bench's jobs scheduled in the window, read from
+    /// the leader after the drain.
+    pub run_records: u64,
+    pub run_records_by_status: BTreeMap<String, u64>,
+    /// Distinct (job, slot, shard) with a run record.
+    pub slots_with_run_record: u64,
+    /// Runs of the window's slots that executors admitted as new.
+    pub runs_received: u64,
+    /// Expected slots no executor received.
+    pub lost_slots: u64,
+    /// (job, slot, shard) received as a new run more than once.
+    pub duplicate_slots: u64,
+    /// Expected slots first received more than 1 s after their time.
+    pub late_slots: u64,
+    /// From slot time to its first receipt; null when nothing arrived.
+    pub lateness_ms: Option<Lateness>,
+    /// Runs received per second of window.
+    pub dispatches_per_second: f64,
+    /// Receipt lines that could not be read.
+    pub malformed_receipts: u64,
+    pub leader_at_start: u64,
+    pub leader_at_end: Option<u64>,
+    pub processes: Vec<ProcessFigures>,
+    pub failover: Vec<FailoverFigures>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Setup {
+    pub nodes: usize,
+    pub executors: u32,
+    pub jobs: u32,
+    pub schedule: String,
+    pub duration_seconds: u64,
+    pub drain_seconds: u64,
+    /// Logs, receipts and node data; gone after the run unless kept.
+    pub data_dir: String,
+    pub data_dir_kept: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Window {
+    /// RFC 3339, UTC.
+    pub start: String,
+    pub end: String,
+    pub seconds: u64,
+}
+
+/// One OS process (a restarted node has two).
+#[derive(Clone, Debug, Serialize)]
+pub struct ProcessFigures {
+    pub label: String,
+    pub role: Role,
+    pub node_id: Option<u64>,
+    /// 1 for the first start, 2 after a restart, ...
+    pub incarnation: u32,
+    pub pid: u32,
+    /// Led the cluster at the window's start or at its end.
+    pub leader: bool,
+    /// Ended by the bench's kill -9 rather than at the end.
+    pub killed: bool,
+    /// User plus system CPU over the process's life.
+    pub cpu_seconds: f64,
+    /// The part of it spent inside the window (from its start, for a
+    /// process started during the window).
+    pub cpu_seconds_window: f64,
+    /// Peak resident memory (VmHWM).
+    pub peak_rss_bytes: u64,
+}
+
+impl Report {
+    /// The table printed without `--json`.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let s = &self.setup;
+        let _ = writeln!(
+            out,
+            "cronmesh bench: {} node{}, {} executor{}, {} jobs ({}), {} s window + {} s drain",
+            s.nodes,
+            plural(s.nodes as u64),
+            s.executors,
+            plural(u64::from(s.executors)),
+            s.jobs,
+            s.schedule,
+            s.duration_seconds,
+            s.drain_seconds
+        );
+        let c = &self.job_creation;
+        let mut rows: Vec<(&str, String)> = vec![
+            (
+                "job creation",
+                format!(
+                    "{} jobs in {:.2} s ({:.0} jobs/s, {} retries)",
+                    c.jobs, c.seconds, c.jobs_per_second, c.retries
+                ),
+            ),
+            (
+                "window",
+                format!("{} to {}", self.window.start, self.window.end),
+            ),
+            ("slots expected", self.slots_expected.to_string()),
+            (
+                "run records",
+                format!(
+                    "{} ({})",
+                    self.run_records,
+                    self.run_records_by_status
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            (
+                "runs received",
+                format!(
+                    "{} ({:.1} dispatches/s)",
+                    self.runs_received, self.dispatches_per_second
+                ),
+            ),
+            ("lost slots", self.lost_slots.to_string()),
+            ("duplicate slots", self.duplicate_slots.to_string()),
+            ("late slots (> 1 s)", self.late_slots.to_string()),
+            (
+                "lateness",
+                match &self.lateness_ms {
+                    Some(l) => format!(
+                        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                        l.p50, l.p99, l.max
+                    ),
+                    None => "no run arrived".to_string(),
+                },
+            ),
+            (
+                "leader",
+                match self.leader_at_end {
+                    Some(end) if end == self.leader_at_start => format!("node{end}"),
+                    Some(end) => format!(
+                        "node{} at the start, node{end} at the end",
+                        self.leader_at_start
+                    ),
+                    None => format!(
+                        "node{} at the start, none agreed at the end",
+                        self.leader_at_start
+                    ),
+                },
+            ),
+        ];
+        if self.malformed_receipts > 0 {
+            rows.push(("malformed receipts", self.malformed_receipts.to_string()));
+        }
+        for (name, value) in rows {
+            let _ = writeln!(out, "{name:<20}{value}");
+        }
+        for f in &self.failover {
+            let _ = writeln!(
+                out,
+                "\n{} at {} s (node{} killed, leader after: {})",
+                match f.event {
+                    super::failover::EventKind::KillLeader => "kill leader",
+                    super::failover::EventKind::RestartLeader => "restart leader",
+                },
+                f.at_seconds,
+                f.killed_node,
+                f.leader_after
+                    .map_or_else(|| "none agreed".to_string(), |l| format!("node{l}"))
+            );
+            let rows = [
+                ("time without dispatch", opt_ms(f.time_without_dispatch_ms)),
+                ("kill to first run", opt_ms(f.kill_to_first_receipt_ms)),
+                (
+                    "restart to first run",
+                    opt_ms(f.restart_to_first_receipt_ms),
+                ),
+                (
+                    "slots counted",
+                    format!(
+                        "{} (scheduled {:.1} s to {:.1} s into the window)",
+                        f.slots_expected, f.slots_from_seconds, f.slots_until_seconds
+                    ),
+                ),
+                ("late (> 1 s)", f.late_slots.to_string()),
+                ("skipped", f.skipped_slots.to_string()),
+                ("lost", f.lost_slots.to_string()),
+                ("doubled", f.duplicate_slots.to_string()),
+            ];
+            for (name, value) in rows {
+                let _ = writeln!(out, "  {name:<22}{value}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<14}{:>8}  {:>8}  {:>14}  {:>10}",
+            "process", "pid", "cpu s", "cpu s (window)", "peak rss"
+        );
+        for p in &self.processes {
+            let mut name = p.label.clone();
+            if p.incarnation > 1 {
+                name.push_str(&format!("#{}", p.incarnation));
+            }
+            if p.leader {
+                name.push_str(" *");
+            }
+            if p.killed {
+                name.push_str(" †");
+            }
+            let _ = writeln!(
+                out,
+                "{name:<14}{:>8}  {:>8.2}  {:>14.2}  {:>6.1} MiB",
+                p.pid,
+                p.cpu_seconds,
+                p.cpu_seconds_window,
+                p.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+            );
+        }
+        let _ = writeln!(out, "(* leader, † killed by the bench)");
+        out
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn opt_ms(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "none".to_string(), |ms| format!("{ms:.0} ms"))
+}

@@ -1,0 +1,77 @@
+//! The run records the cluster holds for the window's slots, read from
+//! the leader page by page (`GET /v1/runs?since=&until=&limit=1000`).
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use protocol::{api::Page, Run, RunStatus};
+
+use super::{api::Admin, load::job_index, receipts::Nanos};
+
+/// Largest page the API serves.
+const PAGE: usize = 1000;
+
+/// A summary of the bench jobs' runs scheduled in the window.
+#[derive(Debug, Default)]
+pub struct RunRecords {
+    /// Every run record of a bench job scheduled in the window.
+    pub total: u64,
+    pub by_status: BTreeMap<String, u64>,
+    /// Distinct (job, slot, shard) with at least one record.
+    pub slots: HashSet<(u32, Nanos, u32)>,
+    /// (job, slot) of the records with status `skipped`.
+    pub skipped: Vec<(u32, Nanos)>,
+}
+
+/// Reads the runs scheduled in `[since, until)` from the node at `api_url`.
+pub async fn read(
+    admin: &Admin,
+    api_url: &str,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> anyhow::Result<RunRecords> {
+    let mut out = RunRecords::default();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!(
+            "{api_url}/v1/runs?since={}&until={}&limit={PAGE}",
+            since.to_rfc3339_opts(SecondsFormat::Nanos, true),
+            until.to_rfc3339_opts(SecondsFormat::Nanos, true),
+        );
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let page: Page<Run> = admin.get_json(&url).await?;
+        for run in &page.items {
+            out.add(run);
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+impl RunRecords {
+    fn add(&mut self, run: &Run) {
+        let Some(job) = job_index(&run.job_id) else {
+            return;
+        };
+        let slot = nanos(run.scheduled_at);
+        self.total += 1;
+        *self
+            .by_status
+            .entry(run.status.as_str().to_string())
+            .or_default() += 1;
+        self.slots.insert((job, slot, run.shard.index));
+        if run.status == RunStatus::Skipped {
+            self.skipped.push((job, slot));
+        }
+    }
+}
+
+/// Nanoseconds since the Unix epoch of `at`.
+pub fn nanos(at: DateTime<Utc>) -> Nanos {
+    at.timestamp_nanos_opt()
+        .map_or(i128::from(at.timestamp()) * 1_000_000_000, i128::from)
+}
