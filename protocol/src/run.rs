@@ -36,6 +36,17 @@ impl RunStatus {
         RunStatus::Skipped,
     ];
 
+    /// How far along a run is: pending, dispatched, running, ended. A run
+    /// never moves back.
+    pub fn progress(self) -> u8 {
+        match self {
+            RunStatus::Pending => 0,
+            RunStatus::Dispatched => 1,
+            RunStatus::Running => 2,
+            _ => 3,
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
         !matches!(
             self,
@@ -143,6 +154,33 @@ pub struct RunUpdate {
     pub exit_code: Option<i32>,
     pub output: Option<String>,
     pub error: Option<String>,
+}
+
+impl RunUpdate {
+    /// Folds a later update of the same run into this one, so applying the
+    /// result equals applying both in order: a terminal status is final and
+    /// what follows it only fills in what it lacked; otherwise the further
+    /// status wins and later fields replace earlier ones.
+    pub fn absorb(&mut self, later: RunUpdate) {
+        let terminal = self.status.is_some_and(RunStatus::is_terminal);
+        if terminal {
+            self.output = self.output.take().or(later.output);
+            self.exit_code = self.exit_code.or(later.exit_code);
+            self.started_at = self.started_at.or(later.started_at);
+            self.finished_at = self.finished_at.or(later.finished_at);
+            return;
+        }
+        self.status = match (self.status, later.status) {
+            (Some(a), Some(b)) if a.progress() > b.progress() => Some(a),
+            (a, b) => b.or(a),
+        };
+        self.executor = later.executor.or(self.executor.take());
+        self.started_at = later.started_at.or(self.started_at);
+        self.finished_at = later.finished_at.or(self.finished_at);
+        self.exit_code = later.exit_code.or(self.exit_code);
+        self.output = later.output.or(self.output.take());
+        self.error = later.error.or(self.error.take());
+    }
 }
 
 /// The id of a scheduled (or misfire / skipped) run, derived from the

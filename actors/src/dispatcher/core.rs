@@ -93,6 +93,10 @@ struct Active {
     held: bool,
     /// Created ahead of its slot: sent at `scheduled_at`, not before.
     waiting: bool,
+    /// Accepted by its executor, which has not reported since: recorded
+    /// `dispatched` at this time unless a report comes first (most runs
+    /// report at once, and then one write records both).
+    record_dispatched_at: Option<DateTime<Utc>>,
 }
 
 pub struct DispatcherCore {
@@ -105,6 +109,9 @@ pub struct DispatcherCore {
     active: HashMap<String, Active>,
     by_job: HashMap<JobKey, BTreeSet<String>>,
     retries: BTreeMap<(DateTime<Utc>, String), Fire>,
+    /// How long after an executor accepted a run its `dispatched` status
+    /// is recorded if no report came meanwhile.
+    dispatched_record_delay: chrono::Duration,
     /// Runs created ahead of their slot, by slot: released together when
     /// the slot comes, so one timer sends a whole second's runs.
     waiting: BTreeSet<(DateTime<Utc>, String)>,
@@ -119,6 +126,7 @@ impl DispatcherCore {
             active: HashMap::new(),
             by_job: HashMap::new(),
             retries: BTreeMap::new(),
+            dispatched_record_delay: chrono::Duration::milliseconds(500),
             waiting: BTreeSet::new(),
         }
     }
@@ -339,6 +347,7 @@ impl DispatcherCore {
                     delivered: false,
                     held: false,
                     waiting: false,
+                    record_dispatched_at: None,
                 };
                 actions.extend(self.after_end(active));
                 continue;
@@ -362,6 +371,7 @@ impl DispatcherCore {
                     delivered: false,
                     held: hold,
                     waiting,
+                    record_dispatched_at: None,
                 },
             );
             if !hold && !waiting {
@@ -387,12 +397,8 @@ impl DispatcherCore {
         match result {
             Ok(()) => {
                 active.delivered = true;
-                vec![Action::Record(RunUpdate {
-                    run_id: run_id.to_string(),
-                    status: Some(RunStatus::Dispatched),
-                    executor: Some(endpoint.to_string()),
-                    ..Default::default()
-                })]
+                active.record_dispatched_at = Some(self.clock.now() + self.dispatched_record_delay);
+                Vec::new()
             }
             Err(e) if !active.fallbacks.is_empty() => {
                 let next = active.fallbacks.remove(0);
@@ -426,6 +432,7 @@ impl DispatcherCore {
         if !status.is_terminal() {
             if let Some(active) = self.active.get_mut(&update.run_id) {
                 active.delivered = true;
+                active.record_dispatched_at = None;
                 active.run.status = active.run.status.max(status);
             }
             return Vec::new();
@@ -554,6 +561,17 @@ impl DispatcherCore {
             actions.push(Action::Fire(due));
         }
         actions.extend(self.release_due());
+        for (id, active) in &mut self.active {
+            if active.record_dispatched_at.is_some_and(|at| at <= now) {
+                active.record_dispatched_at = None;
+                actions.push(Action::Record(RunUpdate {
+                    run_id: id.clone(),
+                    status: Some(RunStatus::Dispatched),
+                    executor: active.run.executor.clone(),
+                    ..Default::default()
+                }));
+            }
+        }
         let expired: Vec<(String, String)> = self
             .active
             .iter()
@@ -604,6 +622,7 @@ impl DispatcherCore {
                     delivered: started,
                     held: hold,
                     waiting,
+                    record_dispatched_at: None,
                 },
             );
             if waiting {

@@ -84,10 +84,13 @@ impl Dispatcher {
         }
         let Some(at) = next else { return };
         let wait = (at - self.core.now()).to_std().unwrap_or(Duration::ZERO);
-        let handle = ctx.run_later(wait, |act, ctx| {
+        let handle = ctx.run_later(wait, move |act, ctx| {
             act.release_timer = None;
+            let late = act.core.now() - at;
             let actions = act.core.release_due();
+            tracing::debug!(late_us = late.num_microseconds(), sends = actions.len(), "TIMING release");
             act.execute(actions, ctx);
+            tracing::debug!(after_us = (act.core.now() - at).num_microseconds(), "TIMING executed");
         });
         self.release_timer = Some((handle, at));
     }

@@ -207,7 +207,11 @@ fn a_silent_run_times_out_and_is_retried_after_backoff() {
     let (run_id, endpoint) = sends(&h.commit(planned))[0].clone();
     h.core.on_sent(&run_id, &endpoint, Ok(()));
     h.advance(2_500); // timeout 2s + grace 1s not reached yet
-    assert!(h.core.on_tick().is_empty());
+    assert_eq!(
+        statuses(&h.core.on_tick()),
+        [RunStatus::Dispatched],
+        "a silent run is recorded as dispatched, not ended"
+    );
     h.advance(1_000);
     let timed_out = h.core.on_tick();
     assert!(timed_out
@@ -548,4 +552,23 @@ fn a_new_leader_holds_runs_created_ahead_until_their_slot() {
     assert!(sends(&resumed).is_empty(), "sent before its slot");
     successor.advance(300);
     assert_eq!(sends(&successor.core.release_due()).len(), 1);
+}
+
+#[test]
+fn a_run_that_reports_at_once_is_not_recorded_dispatched_separately() {
+    let mut h = Harness::new(&["http://a"]);
+    let planned = h.plan(&job(""), 1);
+    let (run_id, endpoint) = sends(&h.commit(planned))[0].clone();
+    assert!(h.core.on_sent(&run_id, &endpoint, Ok(())).is_empty());
+    h.advance(100);
+    h.core.on_report(&RunUpdate {
+        run_id: run_id.clone(),
+        status: Some(RunStatus::Running),
+        ..Default::default()
+    });
+    h.advance(1_000);
+    assert!(
+        statuses(&h.core.on_tick()).is_empty(),
+        "the running report already said where the run is"
+    );
 }

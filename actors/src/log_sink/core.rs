@@ -1,12 +1,18 @@
 //! Batching of run transitions into `RecordRuns` commands.
 
+use std::collections::HashMap;
+
 use protocol::RunUpdate;
 use tokio::sync::oneshot;
 
 pub type Waiter = oneshot::Sender<Result<(), String>>;
 
 pub struct LogSinkCore {
+    /// One update per run: later ones are folded into it, so a run that is
+    /// dispatched and ends within one batch costs one write, not two.
     updates: Vec<RunUpdate>,
+    /// Where each run's update sits in `updates`.
+    position: HashMap<String, usize>,
     waiters: Vec<Waiter>,
     /// A batch this large is flushed at once instead of at the next tick.
     max_batch: usize,
@@ -16,6 +22,7 @@ impl LogSinkCore {
     pub fn new(max_batch: usize) -> Self {
         Self {
             updates: Vec::new(),
+            position: HashMap::new(),
             waiters: Vec::new(),
             max_batch: max_batch.max(1),
         }
@@ -23,10 +30,15 @@ impl LogSinkCore {
 
     /// Adds updates; true when the batch is full and should go now.
     pub fn push(&mut self, updates: Vec<RunUpdate>, waiter: Option<Waiter>) -> bool {
-        if self.updates.is_empty() {
-            self.updates = updates;
-        } else {
-            self.updates.extend(updates);
+        for update in updates {
+            match self.position.get(&update.run_id) {
+                Some(&at) => self.updates[at].absorb(update),
+                None => {
+                    self.position
+                        .insert(update.run_id.clone(), self.updates.len());
+                    self.updates.push(update);
+                }
+            }
         }
         self.waiters.extend(waiter);
         self.updates.len() >= self.max_batch
@@ -38,6 +50,7 @@ impl LogSinkCore {
 
     /// The batch to propose and who waits for it.
     pub fn take(&mut self) -> (Vec<RunUpdate>, Vec<Waiter>) {
+        self.position.clear();
         (
             std::mem::take(&mut self.updates),
             std::mem::take(&mut self.waiters),
@@ -47,6 +60,8 @@ impl LogSinkCore {
 
 #[cfg(test)]
 mod tests {
+    use protocol::RunStatus;
+
     use super::*;
 
     #[test]
@@ -70,5 +85,34 @@ mod tests {
         let (updates, waiters) = core.take();
         assert_eq!((updates.len(), waiters.len()), (2, 1));
         assert!(core.is_empty());
+    }
+
+    #[test]
+    fn transitions_of_one_run_in_a_batch_become_one_update() {
+        let mut core = LogSinkCore::new(100);
+        let update = |status, executor: Option<&str>, error: Option<&str>| RunUpdate {
+            run_id: "r".into(),
+            status: Some(status),
+            executor: executor.map(str::to_string),
+            error: error.map(str::to_string),
+            ..Default::default()
+        };
+        core.push(
+            vec![update(RunStatus::Dispatched, Some("http://e"), None)],
+            None,
+        );
+        core.push(
+            vec![
+                update(RunStatus::Failed, None, Some("exit 1")),
+                // Late and out of order: a terminal status is final.
+                update(RunStatus::Running, None, Some("ignored")),
+            ],
+            None,
+        );
+        let (updates, _) = core.take();
+        assert_eq!(updates.len(), 1);
+        assert_eq!(updates[0].status, Some(RunStatus::Failed));
+        assert_eq!(updates[0].executor.as_deref(), Some("http://e"));
+        assert_eq!(updates[0].error.as_deref(), Some("exit 1"));
     }
 }

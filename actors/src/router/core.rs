@@ -95,10 +95,16 @@ impl RouterCore {
     /// Picks the executor for one shard of a job by its routing policy,
     /// avoiding `avoid` (a previous attempt's executor) when another exists.
     pub fn route(&mut self, job: &Job, shard: u32, avoid: Option<&str>) -> Option<Route> {
-        let all: Vec<ExecutorEntry> = self.candidates(job).into_iter().cloned().collect();
+        let group = job.group()?;
+        // Borrowed, not cloned: routing runs once per run, thousands a second.
+        let all: Vec<&ExecutorEntry> = self.executors.iter().filter(|e| e.group == group).collect();
         let preferred: Vec<&ExecutorEntry> = match avoid {
-            Some(avoid) if all.len() > 1 => all.iter().filter(|e| e.endpoint != avoid).collect(),
-            _ => all.iter().collect(),
+            Some(avoid) if all.len() > 1 => all
+                .iter()
+                .copied()
+                .filter(|e| e.endpoint != avoid)
+                .collect(),
+            _ => all.clone(),
         };
         if preferred.is_empty() {
             return None;
@@ -106,13 +112,18 @@ impl RouterCore {
         let key = job.key();
         let pick = match job.routing {
             Routing::RoundRobin | Routing::Broadcast => {
-                let cursor = self.round_robin.entry(key).or_default();
+                // Each job starts at its own place in the rotation, so many
+                // jobs firing together spread over the group, not move in step.
+                let cursor = self
+                    .round_robin
+                    .entry(key)
+                    .or_insert_with_key(|key| rank(key, 0, "") as usize);
                 let pick = *cursor % preferred.len();
                 *cursor = cursor.wrapping_add(1);
                 pick
             }
             Routing::Random => self.rng.random_range(0..preferred.len()),
-            Routing::WeightedRoundRobin => self.smooth_weighted(&key, &preferred),
+            Routing::WeightedRoundRobin => smooth_weighted(&mut self.smooth, &key, &preferred),
             Routing::WeightedRandom => {
                 let total: u64 = preferred.iter().map(|e| u64::from(e.weight.max(1))).sum();
                 let mut ticket = self.rng.random_range(0..total);
@@ -133,7 +144,7 @@ impl RouterCore {
             Routing::LeastBusy => preferred
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, e)| self.inflight(&e.endpoint))
+                .min_by_key(|(_, e)| self.inflight.get(&e.endpoint).copied().unwrap_or(0))
                 .map(|(i, _)| i)
                 .unwrap_or(0),
             Routing::First => 0,
@@ -202,23 +213,29 @@ impl RouterCore {
             })
             .collect()
     }
+}
 
-    fn smooth_weighted(&mut self, key: &JobKey, candidates: &[&ExecutorEntry]) -> usize {
-        let current = self.smooth.entry(key.clone()).or_default();
-        let total: i64 = candidates.iter().map(|e| i64::from(e.weight.max(1))).sum();
-        for e in candidates {
-            *current.entry(e.id.clone()).or_default() += i64::from(e.weight.max(1));
-        }
-        let weight_of = |i: usize| current.get(&candidates[i].id).copied().unwrap_or(0);
-        // Highest current weight wins; ties go to the first in id order.
-        let best = (0..candidates.len())
-            .max_by_key(|&i| (weight_of(i), std::cmp::Reverse(i)))
-            .unwrap_or(0);
-        if let Some(w) = current.get_mut(&candidates[best].id) {
-            *w -= total;
-        }
-        best
+/// Smooth weighted round robin (nginx's): each executor's current weight
+/// grows by its weight, the highest is picked and loses the total.
+fn smooth_weighted(
+    smooth: &mut HashMap<JobKey, HashMap<String, i64>>,
+    key: &JobKey,
+    candidates: &[&ExecutorEntry],
+) -> usize {
+    let current = smooth.entry(key.clone()).or_default();
+    let total: i64 = candidates.iter().map(|e| i64::from(e.weight.max(1))).sum();
+    for e in candidates {
+        *current.entry(e.id.clone()).or_default() += i64::from(e.weight.max(1));
     }
+    let weight_of = |i: usize| current.get(&candidates[i].id).copied().unwrap_or(0);
+    // Highest current weight wins; ties go to the first in id order.
+    let best = (0..candidates.len())
+        .max_by_key(|&i| (weight_of(i), std::cmp::Reverse(i)))
+        .unwrap_or(0);
+    if let Some(w) = current.get_mut(&candidates[best].id) {
+        *w -= total;
+    }
+    best
 }
 
 /// Highest-random-weight hashing: the same (job, shard) keeps its executor
@@ -283,8 +300,29 @@ mod tests {
     #[test]
     fn round_robin_cycles_and_first_sticks() {
         let mut core = router(&[("b", 1), ("a", 1), ("c", 1)]);
-        assert_eq!(picks(&mut core, "round_robin", 4), ["a", "b", "c", "a"]);
+        let got = picks(&mut core, "round_robin", 7);
+        let order = ["a", "b", "c"];
+        let start = order.iter().position(|id| *id == got[0]).unwrap();
+        let expected: Vec<&str> = (0..7).map(|i| order[(start + i) % 3]).collect();
+        assert_eq!(got, expected, "cycles in id order from its own start");
         assert_eq!(picks(&mut core, "first", 2), ["a", "a"]);
+    }
+
+    #[test]
+    fn round_robin_jobs_firing_together_spread_over_the_group() {
+        let mut core = router(&[("a", 1), ("b", 1)]);
+        let mut on_a = 0;
+        for i in 0..1000 {
+            let mut job = job("round_robin");
+            job.id = format!("job-{i}");
+            if core.route(&job, 0, None).unwrap().primary == "http://a" {
+                on_a += 1;
+            }
+        }
+        assert!(
+            (400..=600).contains(&on_a),
+            "{on_a} of 1000 first runs on a"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use protocol::{
     run::{logged_run_id, tail, OUTPUT_LIMIT},
-    Job, JobKey, MetaCommand, PutMode, Run, RunStatus, RunUpdate, TriggerKind,
+    Job, JobKey, MetaCommand, PutMode, Run, RunUpdate, TriggerKind,
 };
 
 use super::{keys, txn::Txn, JobState, Outcome, Rejection, StateMachine, StoreError, StoredRun};
@@ -237,6 +237,8 @@ fn remove_run(txn: &mut Txn, run_id: &str) -> Result<(), StoreError> {
 
 fn record_runs(txn: &mut Txn, updates: &[RunUpdate]) -> Result<Outcome, StoreError> {
     let mut changed: Vec<Run> = Vec::new();
+    // Where each run's latest change sits in `changed`.
+    let mut position: HashMap<String, usize> = HashMap::new();
     for update in updates {
         let key = keys::run(&update.run_id);
         let Some(mut stored) = txn.get::<StoredRun>(&key)? else {
@@ -250,21 +252,17 @@ fn record_runs(txn: &mut Txn, updates: &[RunUpdate]) -> Result<Outcome, StoreErr
                 keys::run_by_status(stored.run.status, stored.seq),
                 stored.run.id.clone().into_bytes(),
             );
-            changed.retain(|r| r.id != stored.run.id);
-            changed.push(stored.run.clone());
+            match position.get(&stored.run.id) {
+                Some(&at) => changed[at] = stored.run.clone(),
+                None => {
+                    position.insert(stored.run.id.clone(), changed.len());
+                    changed.push(stored.run.clone());
+                }
+            }
         }
         txn.put(key, &stored)?;
     }
     Ok(Outcome::RunsChanged(changed))
-}
-
-fn progress(status: RunStatus) -> u8 {
-    match status {
-        RunStatus::Pending => 0,
-        RunStatus::Dispatched => 1,
-        RunStatus::Running => 2,
-        _ => 3,
-    }
 }
 
 /// Folds an update into a run. A terminal status is final: later updates
@@ -283,7 +281,7 @@ fn merge(run: &mut Run, update: &RunUpdate) {
         return;
     }
     if let Some(status) = update.status {
-        if progress(status) >= progress(run.status) {
+        if status.progress() >= run.status.progress() {
             run.status = status;
         }
     }

@@ -12,6 +12,7 @@ use std::{
 
 use chrono::Utc;
 use protocol::dispatch::{DispatchAck, DispatchRequest, DispatchResult, RunReport, Task};
+use protocol::run::RunStatus;
 use serde::Serialize;
 use tokio::{runtime::Handle, sync::watch, task::JoinHandle};
 
@@ -111,59 +112,97 @@ impl Agent {
     /// Starts `req` unless its run id is known (invariant 6). A duplicate
     /// of a finished run makes the final report go out again.
     pub fn dispatch(self: &Arc<Self>, req: DispatchRequest) -> Result<DispatchAck, DispatchError> {
-        validate(&req)?;
-        if self.stopping.load(Ordering::SeqCst) {
-            return Err(DispatchError::ShuttingDown);
-        }
-        let admission = self.runs().admit(&req.run_id, &req.report_to);
-        let run_id = req.run_id.clone();
-        match admission {
-            Admission::Duplicate { finished } => {
-                tracing::info!(run_id = %run_id, finished, "duplicate dispatch; nothing new started");
-                if finished {
-                    self.start_delivery(&run_id, None);
-                }
-                Ok(DispatchAck {
-                    run_id,
-                    duplicate: true,
-                })
-            }
-            Admission::New { stop, output } => {
-                if let Some(receipts) = &self.config.receipts {
-                    receipts.record(&req);
-                }
-                let agent = self.clone();
-                self.tasks.spawn(agent.execute(req, stop, output));
-                Ok(DispatchAck {
-                    run_id,
-                    duplicate: false,
-                })
-            }
-        }
+        self.admit_all(vec![req])
+            .pop()
+            .unwrap_or(Err(DispatchError::ShuttingDown))
     }
 
     /// Admits each run of a batch as [`Agent::dispatch`] would, one result
     /// per run, in order.
     pub fn dispatch_batch(self: &Arc<Self>, runs: Vec<DispatchRequest>) -> Vec<DispatchResult> {
-        runs.into_iter()
-            .map(|req| {
-                let run_id = req.run_id.clone();
-                match self.dispatch(req) {
-                    Ok(ack) => DispatchResult::Accepted {
-                        run_id: ack.run_id,
-                        duplicate: ack.duplicate,
-                    },
-                    Err(DispatchError::Invalid { field, message }) => DispatchResult::Refused {
-                        run_id,
-                        reason: format!("{field} {message}"),
-                    },
-                    Err(DispatchError::ShuttingDown) => DispatchResult::Refused {
-                        run_id,
-                        reason: "this executor is shutting down and starts no new runs".into(),
-                    },
-                }
+        let run_ids: Vec<String> = runs.iter().map(|r| r.run_id.clone()).collect();
+        run_ids
+            .into_iter()
+            .zip(self.admit_all(runs))
+            .map(|(run_id, result)| match result {
+                Ok(ack) => DispatchResult::Accepted {
+                    run_id: ack.run_id,
+                    duplicate: ack.duplicate,
+                },
+                Err(DispatchError::Invalid { field, message }) => DispatchResult::Refused {
+                    run_id,
+                    reason: format!("{field} {message}"),
+                },
+                Err(DispatchError::ShuttingDown) => DispatchResult::Refused {
+                    run_id,
+                    reason: "this executor is shutting down and starts no new runs".into(),
+                },
             })
             .collect()
+    }
+
+    /// Admits runs under one lock of the run table and starts the new ones
+    /// with one hand-over to the runtime: the cost of a run's admission is
+    /// what decides how late the last run of a large batch starts.
+    fn admit_all(
+        self: &Arc<Self>,
+        runs: Vec<DispatchRequest>,
+    ) -> Vec<Result<DispatchAck, DispatchError>> {
+        let stopping = self.stopping.load(Ordering::SeqCst);
+        let mut results = Vec::with_capacity(runs.len());
+        let mut starts = Vec::new();
+        let mut redeliver = Vec::new();
+        // Batches repeat one list of schedulers: check each distinct list once.
+        let mut checked_report_to: Option<Vec<String>> = None;
+        {
+            let mut table = self.runs();
+            for req in runs {
+                let valid = validate_fields(&req).and_then(|()| {
+                    if checked_report_to.as_ref() == Some(&req.report_to) {
+                        return Ok(());
+                    }
+                    validate_report_to(&req.report_to)?;
+                    checked_report_to = Some(req.report_to.clone());
+                    Ok(())
+                });
+                if let Err(e) = valid {
+                    results.push(Err(e));
+                    continue;
+                }
+                if stopping {
+                    results.push(Err(DispatchError::ShuttingDown));
+                    continue;
+                }
+                let run_id = req.run_id.clone();
+                match table.admit(&req.run_id, &req.report_to) {
+                    Admission::Duplicate { finished } => {
+                        tracing::info!(run_id = %run_id, finished, "duplicate dispatch; nothing new started");
+                        if finished {
+                            redeliver.push(run_id.clone());
+                        }
+                        results.push(Ok(DispatchAck {
+                            run_id,
+                            duplicate: true,
+                        }));
+                    }
+                    Admission::New { stop, output } => {
+                        if let Some(receipts) = &self.config.receipts {
+                            receipts.record(&req);
+                        }
+                        starts.push(self.clone().execute(req, stop, output));
+                        results.push(Ok(DispatchAck {
+                            run_id,
+                            duplicate: false,
+                        }));
+                    }
+                }
+            }
+        }
+        for run_id in redeliver {
+            self.start_delivery(&run_id, None);
+        }
+        self.tasks.spawn_all(starts);
+        results
     }
 
     async fn execute(
@@ -178,14 +217,14 @@ impl Agent {
             Task::Shell { command } => match ShellProcess::spawn(&req, command, output.clone()) {
                 Err(e) => Outcome::failed(None, format!("cannot start sh: {e}")),
                 Ok(process) => {
-                    tracing::info!(run_id = %req.run_id, pgid = process.pgid().as_raw(), "run started");
+                    tracing::debug!(run_id = %req.run_id, pgid = process.pgid().as_raw(), "run started");
                     running_report = self.mark_running(&req.run_id);
                     process.supervise(timeout, stop_requested(stop)).await
                 }
             },
             Task::Handler { handler } => {
                 let in_process = self.config.handlers.get(handler);
-                tracing::info!(
+                tracing::debug!(
                     run_id = %req.run_id,
                     handler = %handler,
                     in_process = in_process.is_some(),
@@ -208,13 +247,19 @@ impl Agent {
                 }
             }
         };
-        tracing::info!(
-            run_id = %req.run_id,
-            status = %outcome.status,
-            exit_code = ?outcome.exit_code,
-            error = outcome.error.as_deref().unwrap_or(""),
-            "run finished"
-        );
+        // Successes are routine (the scheduler records every run); what
+        // went wrong is worth a line at the default level.
+        if outcome.status == RunStatus::Succeeded {
+            tracing::debug!(run_id = %req.run_id, "run finished");
+        } else {
+            tracing::info!(
+                run_id = %req.run_id,
+                status = %outcome.status,
+                exit_code = ?outcome.exit_code,
+                error = outcome.error.as_deref().unwrap_or(""),
+                "run finished"
+            );
+        }
         self.runs().finish(&req.run_id, outcome, Utc::now());
         self.start_delivery(&req.run_id, running_report);
     }
@@ -392,7 +437,29 @@ async fn stop_requested(mut stop: watch::Receiver<Option<StopReason>>) -> StopRe
 
 /// Checks what decoding cannot: ids safe to put in a URL path, a timeout,
 /// and report targets that are URLs.
-pub fn validate(req: &DispatchRequest) -> Result<(), DispatchError> {
+#[cfg(test)]
+fn validate(req: &DispatchRequest) -> Result<(), DispatchError> {
+    validate_fields(req)?;
+    validate_report_to(&req.report_to)
+}
+
+/// Report targets must be http(s) URLs.
+fn validate_report_to(report_to: &[String]) -> Result<(), DispatchError> {
+    for (i, target) in report_to.iter().enumerate() {
+        let ok = url::Url::parse(target)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some());
+        if !ok {
+            return Err(DispatchError::Invalid {
+                field: "report_to",
+                message: format!("entry {i} ({target:?}) is not an http:// or https:// URL"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Everything but the report targets.
+fn validate_fields(req: &DispatchRequest) -> Result<(), DispatchError> {
     let invalid = |field, message: String| Err(DispatchError::Invalid { field, message });
     let id_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     if req.run_id.is_empty() || req.run_id.len() > MAX_RUN_ID_LEN || !req.run_id.chars().all(id_ok)
@@ -404,16 +471,6 @@ pub fn validate(req: &DispatchRequest) -> Result<(), DispatchError> {
     }
     if req.timeout_ms == 0 {
         return invalid("timeout_ms", "must be at least 1".into());
-    }
-    for (i, target) in req.report_to.iter().enumerate() {
-        let ok = url::Url::parse(target)
-            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some());
-        if !ok {
-            return invalid(
-                "report_to",
-                format!("entry {i} ({target:?}) is not an http:// or https:// URL"),
-            );
-        }
     }
     if let Task::Handler { handler } = &req.task {
         if handler.is_empty() {

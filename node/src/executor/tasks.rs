@@ -39,15 +39,41 @@ impl Tasks {
     }
 
     pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.runtime.spawn(self.tracked(task));
+    }
+
+    /// Spawns many tasks with one hand-over to the runtime (a hand-over
+    /// from another thread wakes the runtime; doing it once per run would
+    /// make a large batch of runs start late).
+    pub fn spawn_all<F>(&self, tasks: Vec<F>)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if tasks.is_empty() {
+            return;
+        }
+        let tracked: Vec<_> = tasks.into_iter().map(|task| self.tracked(task)).collect();
+        self.runtime.spawn(async move {
+            for task in tracked {
+                tokio::spawn(task);
+            }
+        });
+    }
+
+    /// `task`, counted as running until it ends and cut off by an abort.
+    fn tracked(
+        &self,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let running = Running::new(self.running.clone());
         let mut abort = self.abort.subscribe();
-        self.runtime.spawn(async move {
+        async move {
             let _running = running;
             tokio::select! {
                 () = task => {}
                 Ok(_) = abort.wait_for(|abort| *abort) => {}
             }
-        });
+        }
     }
 
     pub fn running(&self) -> usize {
