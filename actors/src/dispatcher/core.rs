@@ -162,10 +162,16 @@ impl DispatcherCore {
 
     /// Sends every waiting run whose slot has come.
     pub fn release_due(&mut self) -> Vec<Action> {
-        let now = self.clock.now();
+        self.release_until(self.clock.now())
+    }
+
+    /// Sends every waiting run whose slot is at or before `until`. Sends
+    /// of runs whose slot is still ahead carry their slot, and the transport
+    /// holds them until then.
+    pub fn release_until(&mut self, until: DateTime<Utc>) -> Vec<Action> {
         let mut actions = Vec::new();
         while let Some((at, _)) = self.waiting.first() {
-            if *at > now {
+            if *at > until {
                 break;
             }
             let Some((_, id)) = self.waiting.pop_first() else {

@@ -35,6 +35,9 @@ pub struct DispatcherLinks {
     pub load: Recipient<ExecutorLoad>,
 }
 
+/// How long before a slot its waiting runs are prepared: frames built,
+/// encoded and signed, then sent the moment the slot comes.
+const SEND_PREPARATION: Duration = Duration::from_millis(40);
 /// Most runs created by one log entry.
 const CREATE_CHUNK: usize = 2048;
 
@@ -83,14 +86,12 @@ impl Dispatcher {
             ctx.cancel_future(handle);
         }
         let Some(at) = next else { return };
-        let wait = (at - self.core.now()).to_std().unwrap_or(Duration::ZERO);
+        let wake = at - chrono::Duration::from_std(SEND_PREPARATION).unwrap_or_default();
+        let wait = (wake - self.core.now()).to_std().unwrap_or(Duration::ZERO);
         let handle = ctx.run_later(wait, move |act, ctx| {
             act.release_timer = None;
-            let late = act.core.now() - at;
-            let actions = act.core.release_due();
-            tracing::debug!(late_us = late.num_microseconds(), sends = actions.len(), "TIMING release");
+            let actions = act.core.release_until(at);
             act.execute(actions, ctx);
-            tracing::debug!(after_us = (act.core.now() - at).num_microseconds(), "TIMING executed");
         });
         self.release_timer = Some((handle, at));
     }
@@ -108,12 +109,20 @@ impl Dispatcher {
         mut reply: Option<FireReply>,
         ctx: &mut Context<Self>,
     ) {
-        let mut sends: HashMap<String, Vec<DispatchRequest>> = HashMap::new();
+        // Runs prepared ahead of their slot travel apart from the others
+        // and leave at the slot.
+        let now = self.core.now();
+        let mut sends: HashMap<(String, Option<DateTime<Utc>>), Vec<DispatchRequest>> =
+            HashMap::new();
         let mut records = Vec::new();
         for action in actions {
             match action {
                 Action::Send { endpoint, request } => {
-                    sends.entry(endpoint).or_default().push(request);
+                    let not_before = Some(request.scheduled_at).filter(|at| *at > now);
+                    sends
+                        .entry((endpoint, not_before))
+                        .or_default()
+                        .push(request);
                 }
                 Action::Record(update) => records.push(update),
                 Action::Create(plans) => self.create(plans, reply.take(), ctx),
@@ -126,10 +135,11 @@ impl Dispatcher {
                 done: None,
             });
         }
-        for (endpoint, requests) in sends {
+        for ((endpoint, not_before), requests) in sends {
             let transport = self.transport.clone();
             let target = endpoint.clone();
-            let delivery = async move { transport.deliver_batch(&target, requests).await };
+            let delivery =
+                async move { transport.deliver_batch(&target, requests, not_before).await };
             ctx.spawn(delivery.into_actor(self).map(move |results, act, ctx| {
                 let mut actions = Vec::new();
                 for (run_id, result) in results {

@@ -7,6 +7,7 @@ use std::{
     time::Duration,
 };
 
+use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use protocol::{
     dispatch::{DispatchBatchAck, DispatchRequest, DispatchResult, MSGPACK, SIGNATURE_HEADER},
@@ -20,6 +21,9 @@ use super::core::{HttpCall, HttpResult};
 
 /// How long an executor has to accept a dispatch.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How much earlier than wanted the runtime's timer is set, so that its
+/// rounding up to the next millisecond never makes a send late.
+const TIMER_SLACK: Duration = Duration::from_millis(2);
 /// Most runs in one batch frame.
 const MAX_FRAME_RUNS: usize = 1024;
 /// Most frames in flight to one executor; more wait for a free slot, so a
@@ -99,26 +103,32 @@ impl Transport {
 
     /// Delivers `requests` to one executor in batch frames (at most
     /// `MAX_FRAMES_IN_FLIGHT` at a time), one result per run.
+    /// With `not_before`, every frame is built and encoded at once but
+    /// sent only from that instant (a slot's runs are prepared just ahead
+    /// of it, so only the sending is left when it comes).
     pub async fn deliver_batch(
         &self,
         endpoint: &str,
         requests: Vec<DispatchRequest>,
+        not_before: Option<DateTime<Utc>>,
     ) -> Vec<Delivered> {
         let mut frames = Vec::new();
         let mut requests = requests.into_iter().peekable();
         while requests.peek().is_some() {
             let frame: Vec<DispatchRequest> = requests.by_ref().take(MAX_FRAME_RUNS).collect();
-            frames.push(self.deliver_frame(endpoint, frame));
+            frames.push(self.deliver_frame(endpoint, frame, not_before));
         }
         join_all(frames).await.into_iter().flatten().collect()
     }
 
-    async fn deliver_frame(&self, endpoint: &str, frame: Vec<DispatchRequest>) -> Vec<Delivered> {
+    async fn deliver_frame(
+        &self,
+        endpoint: &str,
+        frame: Vec<DispatchRequest>,
+        not_before: Option<DateTime<Utc>>,
+    ) -> Vec<Delivered> {
         if !self.peers.is_single_only(endpoint) {
-            let slots = self.peers.slots(endpoint);
-            let permit = slots.acquire().await;
-            let outcome = self.post_frame(endpoint, &frame).await;
-            drop(permit);
+            let outcome = self.post_frame(endpoint, &frame, not_before).await;
             match outcome {
                 FrameOutcome::Answered(results) => return results,
                 FrameOutcome::Failed(e) => {
@@ -130,6 +140,9 @@ impl Transport {
                 FrameOutcome::Unsupported => self.peers.mark_single_only(endpoint),
             }
         }
+        if let Some(at) = not_before {
+            wait_until(at).await;
+        }
         let singles = frame.into_iter().map(|request| async move {
             let result = self.deliver(endpoint, &request).await;
             (request.run_id, result)
@@ -137,22 +150,33 @@ impl Transport {
         join_all(singles).await
     }
 
-    async fn post_frame(&self, endpoint: &str, frame: &[DispatchRequest]) -> FrameOutcome {
+    /// Encodes and signs a frame, waits for `not_before` and a free slot
+    /// towards the executor, then sends it.
+    async fn post_frame(
+        &self,
+        endpoint: &str,
+        frame: &[DispatchRequest],
+        not_before: Option<DateTime<Utc>>,
+    ) -> FrameOutcome {
         let body = match protocol::wire::encode(&FrameRef { runs: frame }) {
             Ok(body) => body,
             Err(e) => return FrameOutcome::Failed(e.to_string()),
         };
         let url = format!("{}/v1/dispatch/batch", endpoint.trim_end_matches('/'));
-        let t0 = chrono::Utc::now();
-        if let Some(first) = frame.first() {
-            tracing::debug!(encoded_after_us = (t0 - first.scheduled_at).num_microseconds(), runs = frame.len(), "TIMING frame");
-        }
         let builder = self
             .client
             .post(&url)
             .timeout(DELIVERY_TIMEOUT)
             .header("content-type", MSGPACK);
-        let response = match self.signed(builder, &body).body(body).send().await {
+        let request = self.signed(builder, &body).body(body);
+        if let Some(at) = not_before {
+            wait_until(at).await;
+        }
+        let slots = self.peers.slots(endpoint);
+        let permit = slots.acquire().await;
+        let sent = request.send().await;
+        drop(permit);
+        let response = match sent {
             Ok(response) => response,
             Err(e) => return FrameOutcome::Failed(e.to_string()),
         };
@@ -266,6 +290,21 @@ impl Transport {
             Err(e) if e.is_timeout() => HttpResult::TimedOut,
             Err(e) => HttpResult::Failed(e.to_string()),
         }
+    }
+}
+
+/// Resolves at `at` on the wall clock, to well under a millisecond: the
+/// runtime's timer only counts whole milliseconds, so it sleeps to just
+/// short of `at` and yields until then.
+async fn wait_until(at: DateTime<Utc>) {
+    let Ok(left) = (at - Utc::now()).to_std() else {
+        return;
+    };
+    if left > TIMER_SLACK {
+        tokio::time::sleep(left - TIMER_SLACK).await;
+    }
+    while Utc::now() < at {
+        tokio::task::yield_now().await;
     }
 }
 

@@ -195,13 +195,9 @@ async fn dispatch_batch(
         .and_then(|value| value.to_str().ok());
     let batch: DispatchBatch = protocol::wire::decode_body(content_type, &body)
         .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message))?;
-    if let Some(first) = batch.runs.first() {
-        tracing::debug!(decoded_after_us = (chrono::Utc::now() - first.scheduled_at).num_microseconds(), runs = batch.runs.len(), "TIMING decoded");
-    }
     let ack = DispatchBatchAck {
         results: agent.clone().into_inner().dispatch_batch(batch.runs),
     };
-    tracing::debug!("TIMING admitted");
     let is_json = content_type.is_some_and(|ct| ct.starts_with("application/json"));
     if is_json {
         return Ok(HttpResponse::Ok().json(ack));
