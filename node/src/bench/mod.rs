@@ -78,7 +78,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "removed at the end; --keep keeps them"
         }
     ));
-    let result = measure(&args, &schedule, &binary, &workdir).await;
+    // Interrupted, the measurement is dropped, and with it every child
+    // process (each is killed when dropped).
+    let result = tokio::select! {
+        result = measure(&args, &schedule, &binary, &workdir) => result,
+        () = crate::signals::shutdown() => Err(anyhow::anyhow!("interrupted; every process it started is stopped")),
+    };
     if result.is_err() {
         progress(&format!("logs kept in {}", workdir.path.display()));
     }
