@@ -1,15 +1,14 @@
 //! The slot figures: which slots the schedule gave in a span of time,
 //! which of them reached an executor, once or more, and how late.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use chrono::{TimeZone, Utc};
 use protocol::schedule::Schedule;
 
 use super::{
+    clock::{nanos, time, Nanos},
     load::job_index,
-    receipts::{Nanos, Receipt},
-    run_records::nanos,
+    receipts::Receipt,
 };
 
 /// A slot received this much after its time counts as late.
@@ -48,6 +47,9 @@ pub struct SlotFigures {
     pub lost_slots: u64,
     /// (job, slot, shard) received as a new run more than once.
     pub duplicate_slots: u64,
+    /// Duplicate slots where one run id was received more than once, so on
+    /// more than one executor (an executor admits a run id once).
+    pub duplicate_slots_same_run: u64,
     /// Expected slots first received more than [`LATE_AFTER`] after their time.
     pub late_slots: u64,
     /// From slot time to first receipt, over the expected slots received.
@@ -56,7 +58,7 @@ pub struct SlotFigures {
 
 /// The fire times of `schedule` (in UTC) in `span`.
 pub fn expected_slots(schedule: &Schedule, span: Span) -> Vec<Nanos> {
-    let (Some(after), Some(until)) = (to_time(span.start - 1), to_time(span.end - 1)) else {
+    let (Ok(after), Ok(until)) = (time(span.start - 1), time(span.end - 1)) else {
         return Vec::new();
     };
     // (after, until] is [start, end) for instants a nanosecond apart.
@@ -64,25 +66,25 @@ pub fn expected_slots(schedule: &Schedule, span: Span) -> Vec<Nanos> {
     slots.into_iter().map(nanos).collect()
 }
 
-fn to_time(at: Nanos) -> Option<chrono::DateTime<Utc>> {
-    let at = i64::try_from(at).ok()?;
-    Some(Utc.timestamp_nanos(at))
-}
-
 /// The figures of `span` for jobs `0..jobs` that all fire at `slots`
 /// (only those in `span` count).
 pub fn slot_figures(jobs: u32, slots: &[Nanos], receipts: &[Receipt], span: Span) -> SlotFigures {
     // (job, slot, shard) -> (times received, first receipt).
     let mut seen: HashMap<(u32, Nanos, u32), (u32, Nanos)> = HashMap::new();
+    // Each run id's slot, and the slots whose run id came more than once.
+    let mut run_ids: HashMap<&str, (u32, Nanos, u32)> = HashMap::new();
+    let mut same_run: HashSet<(u32, Nanos, u32)> = HashSet::new();
     let mut runs_received = 0;
     for receipt in receipts.iter().filter(|r| span.contains(r.scheduled_at)) {
         let Some(job) = job_index(&receipt.job_id) else {
             continue;
         };
         runs_received += 1;
-        let entry = seen
-            .entry((job, receipt.scheduled_at, receipt.shard_index))
-            .or_insert((0, receipt.received_at));
+        let key = (job, receipt.scheduled_at, receipt.shard_index);
+        if run_ids.insert(&receipt.run_id, key).is_some() {
+            same_run.insert(key);
+        }
+        let entry = seen.entry(key).or_insert((0, receipt.received_at));
         entry.0 += 1;
         entry.1 = entry.1.min(receipt.received_at);
     }
@@ -107,6 +109,7 @@ pub fn slot_figures(jobs: u32, slots: &[Nanos], receipts: &[Receipt], span: Span
         runs_received,
         lost_slots,
         duplicate_slots: seen.values().filter(|(count, _)| *count > 1).count() as u64,
+        duplicate_slots_same_run: same_run.len() as u64,
         late_slots: lateness.iter().filter(|l| **l > LATE_AFTER).count() as u64,
         lateness_ms: percentiles(&lateness),
     }
@@ -171,22 +174,32 @@ mod tests {
         let receipts = vec![
             receipt(0, 10 * S, 10),
             receipt(0, 11 * S, 20),
-            receipt(0, 11 * S, 30),   // doubled
+            // doubled by a failover run of the slot
+            Receipt {
+                run_id: "failover".into(),
+                attempt: 2,
+                ..receipt(0, 11 * S, 30)
+            },
             receipt(0, 12 * S, 1500), // late
             receipt(1, 10 * S, 40),
             // job 1 loses 11 and 12
             receipt(1, 13 * S, 5), // outside the span
             receipt(2, 10 * S, 5), // not a job of this bench (jobs = 2)
         ];
+        // The same run on a second executor.
+        let mut again = receipt(1, 10 * S, 45);
+        again.executor = 1;
         let mut other = receipt(0, 10 * S, 1);
         other.job_id = "someone-else".into();
         let mut all = receipts;
         all.push(other);
+        all.push(again);
         let figures = slot_figures(2, &slots, &all, span);
         assert_eq!(figures.slots_expected, 6);
-        assert_eq!(figures.runs_received, 6);
+        assert_eq!(figures.runs_received, 7);
         assert_eq!(figures.lost_slots, 2);
-        assert_eq!(figures.duplicate_slots, 1);
+        assert_eq!(figures.duplicate_slots, 2);
+        assert_eq!(figures.duplicate_slots_same_run, 1);
         assert_eq!(figures.late_slots, 1);
         let lateness = figures.lateness_ms.expect("slots arrived");
         assert_eq!(lateness.p50, 20.0);

@@ -1,8 +1,6 @@
-//! The bench's cluster: `cronmesh server` processes on free loopback
-//! ports (Raft peers with 3 nodes, gossip seeds of each other, one shared
-//! secret, a gossip cluster name of their own) and `cronmesh executor`
-//! processes in group `bench` that join them by gossip; waiting until it
-//! serves, finding the leader, and stopping it.
+//! The bench's cluster: the `cronmesh server` and `cronmesh executor`
+//! processes laid out by [`super::flags`], started, waited for until they
+//! serve and see each other, asked who leads, and stopped.
 
 use std::{
     path::{Path, PathBuf},
@@ -14,19 +12,20 @@ use protocol::api::{ClusterStatus, ExecutorInfo};
 
 use super::{
     api::Admin,
-    processes::{free_tcp_port, free_udp_port, Managed, Role},
+    flags::{Layout, GROUP},
+    processes::{free_tcp_port, Managed, Role},
 };
-
-/// The executor group the bench's jobs target.
-pub const GROUP: &str = "bench";
 
 /// How long a stopping process gets before SIGKILL.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
-/// What every process of the cluster shares.
+/// What the cluster is made of.
 pub struct Plan<'a> {
+    /// The `cronmesh` binary every process runs.
     pub binary: &'a Path,
+    /// Data, logs and receipts go here.
     pub dir: &'a Path,
+    /// The shared secret's file.
     pub secret: &'a Path,
     pub nodes: usize,
     pub executors: u32,
@@ -50,78 +49,22 @@ pub struct Cluster {
 impl Cluster {
     /// Picks the ports and writes down every process's flags; starts nothing.
     pub fn plan(plan: &Plan<'_>) -> anyhow::Result<Self> {
-        // A gossip cluster name of its own, so benches running side by
-        // side never see each other's members.
-        let gossip_cluster = format!(
-            "bench-{}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-        );
-        let mut http = Vec::new();
-        let mut raft = Vec::new();
-        let mut gossip = Vec::new();
-        for _ in 0..plan.nodes {
-            http.push(free_tcp_port()?);
-            raft.push(free_tcp_port()?);
-            gossip.push(format!("127.0.0.1:{}", free_udp_port()?));
-        }
-        let peers = raft
-            .iter()
-            .enumerate()
-            .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let secret = plan.secret.to_string_lossy().to_string();
-        let mut servers = Vec::new();
-        for i in 0..plan.nodes {
-            let id = (i + 1) as u64;
-            let data = plan.dir.join(format!("node{id}"));
-            let mut args = vec![
-                "server".to_string(),
-                "--node-id".into(),
-                id.to_string(),
-                "--data-dir".into(),
-                data.to_string_lossy().to_string(),
-                "--http".into(),
-                format!("127.0.0.1:{}", http[i]),
-                "--gossip".into(),
-                gossip[i].clone(),
-                "--gossip-cluster".into(),
-                gossip_cluster.clone(),
-                "--secret-file".into(),
-                secret.clone(),
-                "--history-limit".into(),
-                plan.history_limit.to_string(),
-            ];
-            let seeds: Vec<&str> = gossip
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, g)| g.as_str())
-                .collect();
-            if !seeds.is_empty() {
-                args.extend(["--seeds".to_string(), seeds.join(",")]);
-            }
-            // One node runs as a single server does: no Raft, its own log.
-            if plan.nodes > 1 {
-                args.extend([
-                    "--raft".to_string(),
-                    format!("127.0.0.1:{}", raft[i]),
-                    "--peers".into(),
-                    peers.clone(),
-                ]);
-            }
-            let label = format!("node{id}");
-            let log = plan.dir.join(format!("{label}.log"));
-            servers.push(Managed::new(
-                label,
-                Role::Server,
-                Some(id),
-                plan.binary.to_path_buf(),
-                args,
-                log,
-            ));
-        }
+        let layout = Layout::pick(plan.nodes, plan.dir, plan.secret, plan.history_limit)?;
+        let servers = (1..=plan.nodes as u64)
+            .map(|id| {
+                let label = format!("node{id}");
+                let log = plan.dir.join(format!("{label}.log"));
+                let args = layout.server_args(id);
+                Managed::new(
+                    label,
+                    Role::Server,
+                    Some(id),
+                    plan.binary.to_path_buf(),
+                    args,
+                    log,
+                )
+            })
+            .collect();
         let mut executors = Vec::new();
         let mut executor_endpoints = Vec::new();
         let mut receipt_files = Vec::new();
@@ -129,37 +72,18 @@ impl Cluster {
             let port = free_tcp_port()?;
             let label = format!("executor{j}");
             let receipts = plan.dir.join(format!("{label}.receipts"));
-            let args = vec![
-                "executor".to_string(),
-                "--group".into(),
-                GROUP.into(),
-                "--listen".into(),
-                format!("127.0.0.1:{port}"),
-                "--seeds".into(),
-                gossip.join(","),
-                "--gossip-cluster".into(),
-                gossip_cluster.clone(),
-                "--secret-file".into(),
-                secret.clone(),
-                "--receipts".into(),
-                receipts.to_string_lossy().to_string(),
-            ];
+            let args = layout.executor_args(port, &receipts);
             let log = plan.dir.join(format!("{label}.log"));
-            executors.push(Managed::new(
-                label,
-                Role::Executor,
-                None,
-                plan.binary.to_path_buf(),
-                args,
-                log,
-            ));
+            let binary = plan.binary.to_path_buf();
+            executors.push(Managed::new(label, Role::Executor, None, binary, args, log));
             executor_endpoints.push(format!("http://127.0.0.1:{port}"));
             receipt_files.push(receipts);
         }
         Ok(Self {
             servers,
             executors,
-            api_urls: http
+            api_urls: layout
+                .http
                 .iter()
                 .map(|p| format!("http://127.0.0.1:{p}"))
                 .collect(),
@@ -229,6 +153,21 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The id of some running server.
+    pub fn running_server(&self) -> Option<u64> {
+        self.servers
+            .iter()
+            .find(|s| s.is_running())
+            .and_then(|s| s.node_id)
+    }
+
+    /// The Raft term node `id` is in; `None` if it does not answer.
+    pub async fn term(&self, id: u64) -> Option<u64> {
+        let url = format!("{}/v1/cluster", self.api_url(id));
+        let status: ClusterStatus = self.admin.get_json(&url).await.ok()?;
+        Some(status.term)
     }
 
     async fn agreed_leader(&self) -> Option<u64> {

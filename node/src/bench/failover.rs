@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{
     analysis::{SlotFigures, Span},
-    receipts::Nanos,
+    clock::Nanos,
 };
 
 /// Seconds of receipts before an event that the gap search looks at, and

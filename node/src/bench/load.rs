@@ -8,7 +8,7 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{api::Admin, cluster::GROUP};
+use super::{api::Admin, flags::GROUP};
 
 /// Attempts per job before the bench gives up (elections answer 503).
 const ATTEMPTS: u32 = 20;
@@ -17,7 +17,9 @@ const ATTEMPTS: u32 = 20;
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Creation {
     pub jobs: u64,
+    /// From the first request to the last answer.
     pub seconds: f64,
+    /// `jobs / seconds`: what the API and the log sustain for writes.
     pub jobs_per_second: f64,
     /// Requests answered 503 or not at all and sent again.
     pub retries: u64,

@@ -5,8 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-/// Nanoseconds since the Unix epoch.
-pub type Nanos = i128;
+use super::clock::Nanos;
 
 /// One run as an executor received it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,7 +5,12 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::Serialize;
 
-use super::{analysis::Lateness, failover::FailoverFigures, load::Creation, processes::Role};
+use super::{
+    analysis::Lateness,
+    failover::{EventKind, FailoverFigures},
+    load::Creation,
+    processes::Role,
+};
 
 /// Everything `cronmesh bench` measured.
 #[derive(Clone, Debug, Serialize)]
@@ -27,6 +32,9 @@ pub struct Report {
     pub lost_slots: u64,
     /// (job, slot, shard) received as a new run more than once.
     pub duplicate_slots: u64,
+    /// The part of `duplicate_slots` where one run id reached more than
+    /// one executor (rather than a retry or failover run of the slot).
+    pub duplicate_slots_same_run: u64,
     /// Expected slots first received more than 1 s after their time.
     pub late_slots: u64,
     /// From slot time to its first receipt; null when nothing arrived.
@@ -37,10 +45,15 @@ pub struct Report {
     pub malformed_receipts: u64,
     pub leader_at_start: u64,
     pub leader_at_end: Option<u64>,
+    /// How far the Raft term moved from the window's start to the end of
+    /// the drain: elections held, a failed one included (0 with one node,
+    /// which has no Raft). Null when a leader's term could not be read.
+    pub elections: Option<u64>,
     pub processes: Vec<ProcessFigures>,
     pub failover: Vec<FailoverFigures>,
 }
 
+/// What was measured: the flags that shape the load.
 #[derive(Clone, Debug, Serialize)]
 pub struct Setup {
     pub nodes: usize,
@@ -54,10 +67,12 @@ pub struct Setup {
     pub data_dir_kept: bool,
 }
 
+/// The measurement window: slots scheduled in [start, end) count.
 #[derive(Clone, Debug, Serialize)]
 pub struct Window {
     /// RFC 3339, UTC.
     pub start: String,
+    /// Exclusive.
     pub end: String,
     pub seconds: u64,
 }
@@ -135,7 +150,13 @@ impl Report {
                 ),
             ),
             ("lost slots", self.lost_slots.to_string()),
-            ("duplicate slots", self.duplicate_slots.to_string()),
+            (
+                "duplicate slots",
+                format!(
+                    "{} ({} of them one run id on two executors)",
+                    self.duplicate_slots, self.duplicate_slots_same_run
+                ),
+            ),
             ("late slots (> 1 s)", self.late_slots.to_string()),
             (
                 "lateness",
@@ -161,6 +182,11 @@ impl Report {
                     ),
                 },
             ),
+            (
+                "elections",
+                self.elections
+                    .map_or_else(|| "unknown".to_string(), |n| n.to_string()),
+            ),
         ];
         if self.malformed_receipts > 0 {
             rows.push(("malformed receipts", self.malformed_receipts.to_string()));
@@ -173,34 +199,15 @@ impl Report {
                 out,
                 "\n{} at {} s (node{} killed, leader after: {})",
                 match f.event {
-                    super::failover::EventKind::KillLeader => "kill leader",
-                    super::failover::EventKind::RestartLeader => "restart leader",
+                    EventKind::KillLeader => "kill leader",
+                    EventKind::RestartLeader => "restart leader",
                 },
                 f.at_seconds,
                 f.killed_node,
                 f.leader_after
                     .map_or_else(|| "none agreed".to_string(), |l| format!("node{l}"))
             );
-            let rows = [
-                ("time without dispatch", opt_ms(f.time_without_dispatch_ms)),
-                ("kill to first run", opt_ms(f.kill_to_first_receipt_ms)),
-                (
-                    "restart to first run",
-                    opt_ms(f.restart_to_first_receipt_ms),
-                ),
-                (
-                    "slots counted",
-                    format!(
-                        "{} (scheduled {:.1} s to {:.1} s into the window)",
-                        f.slots_expected, f.slots_from_seconds, f.slots_until_seconds
-                    ),
-                ),
-                ("late (> 1 s)", f.late_slots.to_string()),
-                ("skipped", f.skipped_slots.to_string()),
-                ("lost", f.lost_slots.to_string()),
-                ("doubled", f.duplicate_slots.to_string()),
-            ];
-            for (name, value) in rows {
+            for (name, value) in failover_rows(f) {
                 let _ = writeln!(out, "  {name:<22}{value}");
             }
         }
@@ -232,6 +239,34 @@ impl Report {
         let _ = writeln!(out, "(* leader, † killed by the bench)");
         out
     }
+}
+
+/// The table rows of one failover event.
+fn failover_rows(f: &FailoverFigures) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        ("time without dispatch", opt_ms(f.time_without_dispatch_ms)),
+        ("kill to first run", opt_ms(f.kill_to_first_receipt_ms)),
+    ];
+    if f.event == EventKind::RestartLeader {
+        rows.push((
+            "restart to first run",
+            opt_ms(f.restart_to_first_receipt_ms),
+        ));
+    }
+    rows.extend([
+        (
+            "slots counted",
+            format!(
+                "{} (scheduled {:.1} s to {:.1} s into the window)",
+                f.slots_expected, f.slots_from_seconds, f.slots_until_seconds
+            ),
+        ),
+        ("late (> 1 s)", f.late_slots.to_string()),
+        ("skipped", f.skipped_slots.to_string()),
+        ("lost", f.lost_slots.to_string()),
+        ("doubled", f.duplicate_slots.to_string()),
+    ]);
+    rows
 }
 
 fn plural(n: u64) -> &'static str {

@@ -6,7 +6,11 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, SecondsFormat, Utc};
 use protocol::{api::Page, Run, RunStatus};
 
-use super::{api::Admin, load::job_index, receipts::Nanos};
+use super::{
+    api::Admin,
+    clock::{nanos, Nanos},
+    load::job_index,
+};
 
 /// Largest page the API serves.
 const PAGE: usize = 1000;
@@ -68,10 +72,4 @@ impl RunRecords {
             self.skipped.push((job, slot));
         }
     }
-}
-
-/// Nanoseconds since the Unix epoch of `at`.
-pub fn nanos(at: DateTime<Utc>) -> Nanos {
-    at.timestamp_nanos_opt()
-        .map_or(i128::from(at.timestamp()) * 1_000_000_000, i128::from)
 }
