@@ -1,7 +1,7 @@
 //! Executors found by gossip: the live ones become the Router's executor
 //! set, and those declared dead have their runs failed over.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use actix::Addr;
 use actors::{
@@ -97,4 +97,36 @@ pub async fn announce_leadership(membership: Membership, mut me: Member, consens
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
+}
+
+/// Shortest wait, after gossip starts, before a node may fire: a first
+/// exchange with the seeds brings the whole membership at once.
+const DISCOVERY_MIN: Duration = Duration::from_millis(300);
+/// Longest wait: a cluster with no executor yet does not hold firing back.
+const DISCOVERY_MAX: Duration = Duration::from_secs(3);
+
+/// Turns `discovered` true once gossip has had its chance to find the
+/// executors (one seen and `DISCOVERY_MIN` passed, or `DISCOVERY_MAX`
+/// passed), so a restarted node does not fire into an empty executor list
+/// and fail a whole slot with "no executor can take the run".
+pub async fn settle(membership: Membership, discovered: tokio::sync::watch::Sender<bool>) {
+    let started = tokio::time::Instant::now();
+    tokio::time::sleep(DISCOVERY_MIN).await;
+    while started.elapsed() < DISCOVERY_MAX {
+        let executors = membership
+            .members()
+            .await
+            .iter()
+            .filter(|m| matches!(m.member, Member::Executor(_)))
+            .count();
+        if executors > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!(
+        waited_ms = started.elapsed().as_millis(),
+        "gossip discovery settled; firing may start"
+    );
+    let _ = discovered.send(true);
 }

@@ -17,6 +17,7 @@ use actors::{
     trigger::{Trigger, TriggerCore},
 };
 use anyhow::Context as _;
+use tokio::sync::watch;
 
 use protocol::{
     api::{ClusterStatus, MemberRequest},
@@ -200,19 +201,30 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     )
     .start();
 
-    // Only a leader that has caught up fires and dispatches.
+    // Only a leader that has caught up dispatches, and it fires schedules
+    // once gossip has had its chance to find the executors (the slots in
+    // between are caught up by the misfire policy).
+    let (discovered_tx, discovered) = watch::channel(config.gossip.is_none());
     match &consensus {
         Consensus::Local { .. } => {
             dispatcher.do_send(Leadership(true));
-            trigger.do_send(Leadership(true));
+            let trigger = trigger.clone();
+            let mut discovered = discovered.clone();
+            actix::spawn(async move {
+                if discovered.wait_for(|d| *d).await.is_ok() {
+                    trigger.do_send(Leadership(true));
+                }
+            });
         }
         Consensus::Raft(engine) => {
             let mut leader = engine.leader.clone();
             let (dispatcher, trigger) = (dispatcher.clone(), trigger.clone());
             let (store, own_url) = (store.clone(), api_url.clone());
+            let mut discovered = discovered.clone();
             actix::spawn(async move {
                 loop {
                     let leading = leader.borrow_and_update().ready_to_lead;
+                    let firing = leading && *discovered.borrow_and_update();
                     if leading {
                         // Reports reach this node first, any other if it is gone.
                         let others = store
@@ -225,8 +237,19 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
                         dispatcher.do_send(SetReportTo(urls));
                     }
                     dispatcher.do_send(Leadership(leading));
-                    trigger.do_send(Leadership(leading));
-                    if leader.changed().await.is_err() {
+                    trigger.do_send(Leadership(firing));
+                    // Discovery settles once; without gossip it starts settled
+                    // and its sender is gone, which must not end this loop.
+                    let settled = async {
+                        if discovered.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    let changed = tokio::select! {
+                        changed = leader.changed() => changed,
+                        () = settled => Ok(()),
+                    };
+                    if changed.is_err() {
                         break;
                     }
                 }
@@ -263,6 +286,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
                 MembershipConfig::new(name, gossip.listen).with_seeds(gossip.seeds.clone());
             membership_config.cluster_id = gossip.cluster.clone();
             let membership = Membership::start(membership_config, me.clone()).await?;
+            actix::spawn(discovery::settle(membership.clone(), discovered_tx));
             actix::spawn(discovery::follow_executors(
                 membership.clone(),
                 executors,

@@ -113,9 +113,15 @@ async fn shards_follow_the_live_executors() {
         }))
         .await;
 
-    // Every shard once per fire, spread over all three.
+    // Every shard once per fire, spread over all three. Runs are created
+    // ahead of their slot: wait for a fire whose six runs are running.
     let slots = wait::until("a complete fire", Duration::from_secs(20), || async {
-        let slots = by_slot(&mesh.api.runs_of("sharded").await);
+        let runs = mesh.api.runs_of("sharded").await;
+        let running: Vec<Value> = runs
+            .into_iter()
+            .filter(|r| r["status"] == "running")
+            .collect();
+        let slots = by_slot(&running);
         slots.values().any(|s| s.len() == 6).then_some(slots)
     })
     .await;
