@@ -34,5 +34,7 @@ pub enum ProposeError {
 pub struct Applied {
     pub index: u64,
     pub cmd: Arc<MetaCommand>,
-    pub outcome: Outcome,
+    /// Shared: every subscriber gets the same outcome, and an outcome of
+    /// thousands of runs is not copied per subscriber.
+    pub outcome: Arc<Outcome>,
 }

@@ -19,6 +19,9 @@ use actors::{
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+/// sled's page cache (its default is 1 GiB).
+const SLED_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 use protocol::{
     api::{ClusterStatus, MemberRequest},
     meta::NodeInfo,
@@ -88,6 +91,11 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     })?;
     let db = sled::Config::new()
         .path(config.data_dir.join("state"))
+        // Run records are written many times a second: favour write
+        // throughput over compaction, and bound the page cache so memory
+        // stays flat however much history is kept.
+        .mode(sled::Mode::HighThroughput)
+        .cache_capacity(SLED_CACHE_BYTES)
         .open()
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     let store = Arc::new(StateMachine::with_db(db.clone(), config.history_limit)?);

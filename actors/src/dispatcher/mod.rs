@@ -367,7 +367,7 @@ impl Handler<AppliedCommand> for Dispatcher {
         if !self.leader {
             return;
         }
-        let actions = match (&*applied.cmd, &applied.outcome) {
+        let actions = match (&*applied.cmd, &*applied.outcome) {
             (
                 MetaCommand::PutJob { .. } | MetaCommand::SetJobEnabled { .. },
                 Outcome::JobPut { job, .. },

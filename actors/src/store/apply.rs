@@ -8,7 +8,10 @@ use protocol::{
     Job, JobKey, MetaCommand, PutMode, Run, RunUpdate, TriggerKind,
 };
 
-use super::{keys, txn::Txn, JobState, Outcome, Rejection, StateMachine, StoreError, StoredRun};
+use super::{
+    keys, records::StoredRunRef, txn::Txn, JobState, Outcome, Rejection, StateMachine, StoreError,
+    StoredRun,
+};
 
 impl StateMachine {
     /// Applies the command at log `index` atomically. Commands at or below
@@ -162,13 +165,7 @@ fn create_runs(
         }
         run.output = tail(&run.output, OUTPUT_LIMIT).to_string();
         let seq = keys::seq(index, position);
-        txn.put(
-            keys::run(&run.id),
-            &StoredRun {
-                seq,
-                run: run.clone(),
-            },
-        )?;
+        txn.put(keys::run(&run.id), &StoredRunRef { seq, run: &run })?;
         txn.put_raw(keys::run_of_job(&key, seq), run.id.clone().into_bytes());
         txn.put_raw(
             keys::run_by_status(run.status, seq),

@@ -106,7 +106,7 @@ fn run_log(
                     let _ = applied.send(Applied {
                         index,
                         cmd,
-                        outcome: outcome.clone(),
+                        outcome: Arc::new(outcome.clone()),
                     });
                     Ok(outcome)
                 }

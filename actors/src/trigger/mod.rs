@@ -122,7 +122,7 @@ impl Handler<AppliedCommand> for Trigger {
         if !self.leader {
             return;
         }
-        match (&*applied.cmd, &applied.outcome) {
+        match (&*applied.cmd, &*applied.outcome) {
             (
                 MetaCommand::PutJob { .. } | MetaCommand::SetJobEnabled { .. },
                 Outcome::JobPut { job, .. },

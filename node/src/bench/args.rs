@@ -22,6 +22,13 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub jobs: u32,
 
+    /// Jobs created before the measured ones that never fire during the
+    /// bench (`idle-0` ...): the cluster holds them, as a real one holds
+    /// many rarely firing jobs (with --restart-leader-at: a restart with a
+    /// large store).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub idle_jobs: u32,
+
     /// Job creations in flight at once (keep-alive connections).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub create_concurrency: u32,

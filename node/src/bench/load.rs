@@ -35,19 +35,28 @@ pub fn job_index(id: &str) -> Option<u32> {
     id.strip_prefix("bench-")?.parse().ok()
 }
 
-/// Creates jobs `0..jobs` through `api_url`; returns once every one is
-/// acknowledged, and the moment the last one was.
+/// A job that never fires while the bench runs: `--idle-jobs` are held,
+/// not fired.
+pub const IDLE_SCHEDULE: &str = "@at 2099-01-01T00:00:00Z";
+
+/// The id of idle job `i`.
+pub fn idle_job_id(i: u32) -> String {
+    format!("idle-{i}")
+}
+
+/// Creates jobs `0..jobs` (ids by `id_of`) through `api_url`; returns once
+/// every one is acknowledged, and the moment the last one was.
 pub async fn create_jobs(
     admin: &Admin,
     api_url: &str,
-    jobs: u32,
+    (jobs, id_of): (u32, fn(u32) -> String),
     schedule: &str,
     concurrency: u32,
 ) -> anyhow::Result<(Creation, chrono::DateTime<chrono::Utc>)> {
     let url = format!("{api_url}/v1/jobs");
     let started = Instant::now();
     let mut results = futures::stream::iter(0..jobs)
-        .map(|i| create_one(admin, &url, i, schedule))
+        .map(|i| create_one(admin, &url, id_of(i), schedule))
         .buffer_unordered(concurrency as usize);
     let mut retries = 0;
     while let Some(result) = results.next().await {
@@ -68,9 +77,9 @@ pub async fn create_jobs(
 
 /// Creates job `i`, again while the cluster is busy electing; a 409 after
 /// a retry means an earlier attempt got through. Returns the retries.
-async fn create_one(admin: &Admin, url: &str, i: u32, schedule: &str) -> anyhow::Result<u64> {
+async fn create_one(admin: &Admin, url: &str, id: String, schedule: &str) -> anyhow::Result<u64> {
     let body = json!({
-        "id": job_id(i),
+        "id": id,
         "schedule": schedule,
         "target": {"type": "executor", "group": GROUP, "handler": "noop"},
         "timeout": "30s",
@@ -83,17 +92,14 @@ async fn create_one(admin: &Admin, url: &str, i: u32, schedule: &str) -> anyhow:
             Ok((status, text))
                 if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS =>
             {
-                bail!("creating job {} was refused: {status}: {text}", job_id(i))
+                bail!("creating job {id} was refused: {status}: {text}")
             }
             Ok(_) | Err(_) => {}
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(2));
     }
-    bail!(
-        "job {} was not created after {ATTEMPTS} attempts",
-        job_id(i)
-    )
+    bail!("job {id} was not created after {ATTEMPTS} attempts")
 }
 
 #[cfg(test)]

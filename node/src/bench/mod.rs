@@ -109,6 +109,20 @@ async fn measure(
     workdir: &WorkDir,
 ) -> anyhow::Result<Report> {
     let (mut cluster, leader) = start(args, schedule, binary, workdir).await?;
+    if args.idle_jobs > 0 {
+        let (idle, _) = load::create_jobs(
+            cluster.admin(),
+            cluster.api_url(leader),
+            (args.idle_jobs, load::idle_job_id),
+            load::IDLE_SCHEDULE,
+            args.create_concurrency,
+        )
+        .await?;
+        progress(&format!(
+            "{} idle jobs created in {:.2} s ({:.0} jobs/s)",
+            idle.jobs, idle.seconds, idle.jobs_per_second
+        ));
+    }
     progress(&format!(
         "creating {} jobs, {} at a time",
         args.jobs, args.create_concurrency
@@ -116,7 +130,7 @@ async fn measure(
     let (creation, last_created) = load::create_jobs(
         cluster.admin(),
         cluster.api_url(leader),
-        args.jobs,
+        (args.jobs, load::job_id),
         &args.schedule,
         args.create_concurrency,
     )

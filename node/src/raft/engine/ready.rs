@@ -114,13 +114,20 @@ impl Engine {
             }
         };
         let outcome = self.store.apply(entry.index, &cmd)?;
-        if let Some(p) = mine.and_then(|id| self.pending.remove(&id)) {
-            let _ = p.reply.send(Ok(outcome.clone()));
-        }
+        let reply = mine.and_then(|id| self.pending.remove(&id));
+        // Only the proposing node copies the outcome (its proposer gets its own).
+        let shared = match reply {
+            Some(p) => {
+                let shared = Arc::new(outcome.clone());
+                let _ = p.reply.send(Ok(outcome));
+                shared
+            }
+            None => Arc::new(outcome),
+        };
         let _ = self.applied.send(Applied {
             index: entry.index,
             cmd: Arc::new(cmd),
-            outcome,
+            outcome: shared,
         });
         Ok(())
     }
