@@ -1,7 +1,9 @@
 //! Executors found by gossip: the live ones become the Router's executor
 //! set, and those declared dead have their runs failed over.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use tokio::sync::watch;
 
 use actix::Addr;
 use actors::{
@@ -15,26 +17,31 @@ use membership::{Member, MemberState, Membership, MembershipChange};
 use crate::consensus::Consensus;
 
 /// Keeps the Router's executors equal to the static ones plus the live
-/// gossiped ones, until the membership stops.
+/// gossiped ones, until the membership stops. `discovered` turns true once
+/// the Router has been given an executor: schedules may fire from then on
+/// (the Router reads its mailbox in order, so it knows them before any fire).
 pub async fn follow_executors(
     membership: Membership,
     statics: Vec<ExecutorEntry>,
     router: Addr<Router>,
     dispatcher: Addr<Dispatcher>,
+    discovered: Arc<watch::Sender<bool>>,
 ) {
     let mut changes = Box::pin(membership.subscribe());
     // The gossip instance of each executor: a new one under the same
     // endpoint is a restart, and the old instance's runs went with it.
     let mut instances: BTreeMap<String, String> = BTreeMap::new();
-    router.do_send(SetExecutors(live_executors(
-        &statics,
-        &membership.members().await,
-    )));
+    let set_executors = |executors: Vec<ExecutorEntry>| {
+        let found = !executors.is_empty();
+        router.do_send(SetExecutors(executors));
+        if found && !*discovered.borrow() {
+            tracing::info!("executors found; schedules may fire");
+            discovered.send_replace(true);
+        }
+    };
+    set_executors(live_executors(&statics, &membership.members().await));
     while let Some(change) = changes.next().await {
-        router.do_send(SetExecutors(live_executors(
-            &statics,
-            &membership.members().await,
-        )));
+        set_executors(live_executors(&statics, &membership.members().await));
         let (state, removed) = match &change {
             MembershipChange::Removed(state) => (state, true),
             MembershipChange::Added(state) | MembershipChange::Updated(state) => (state, false),
@@ -99,34 +106,19 @@ pub async fn announce_leadership(membership: Membership, mut me: Member, consens
     }
 }
 
-/// Shortest wait, after gossip starts, before a node may fire: a first
-/// exchange with the seeds brings the whole membership at once.
-const DISCOVERY_MIN: Duration = Duration::from_millis(300);
-/// Longest wait: a cluster with no executor yet does not hold firing back.
+/// Longest a node holds its schedules back waiting for gossip to find an
+/// executor: a cluster with none yet still fires (and records why its runs
+/// could not be placed).
 const DISCOVERY_MAX: Duration = Duration::from_secs(3);
 
-/// Turns `discovered` true once gossip has had its chance to find the
-/// executors (one seen and `DISCOVERY_MIN` passed, or `DISCOVERY_MAX`
-/// passed), so a restarted node does not fire into an empty executor list
-/// and fail a whole slot with "no executor can take the run".
-pub async fn settle(membership: Membership, discovered: tokio::sync::watch::Sender<bool>) {
-    let started = tokio::time::Instant::now();
-    tokio::time::sleep(DISCOVERY_MIN).await;
-    while started.elapsed() < DISCOVERY_MAX {
-        let executors = membership
-            .members()
-            .await
-            .iter()
-            .filter(|m| matches!(m.member, Member::Executor(_)))
-            .count();
-        if executors > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// Lets schedules fire after `DISCOVERY_MAX` even if no executor was found.
+pub async fn discovery_deadline(discovered: Arc<watch::Sender<bool>>) {
+    tokio::time::sleep(DISCOVERY_MAX).await;
+    if !*discovered.borrow() {
+        tracing::warn!(
+            waited_ms = DISCOVERY_MAX.as_millis(),
+            "no executor found by gossip yet; schedules fire anyway"
+        );
+        discovered.send_replace(true);
     }
-    tracing::info!(
-        waited_ms = started.elapsed().as_millis(),
-        "gossip discovery settled; firing may start"
-    );
-    let _ = discovered.send(true);
 }

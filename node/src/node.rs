@@ -294,12 +294,14 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
                 MembershipConfig::new(name, gossip.listen).with_seeds(gossip.seeds.clone());
             membership_config.cluster_id = gossip.cluster.clone();
             let membership = Membership::start(membership_config, me.clone()).await?;
-            actix::spawn(discovery::settle(membership.clone(), discovered_tx));
+            let discovered_tx = Arc::new(discovered_tx);
+            actix::spawn(discovery::discovery_deadline(discovered_tx.clone()));
             actix::spawn(discovery::follow_executors(
                 membership.clone(),
                 executors,
                 router.clone(),
                 dispatcher.clone(),
+                discovered_tx,
             ));
             actix::spawn(discovery::announce_leadership(
                 membership.clone(),
