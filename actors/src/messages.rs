@@ -36,12 +36,7 @@ pub struct Assign {
     pub reply: Option<FireReply>,
 }
 
-/// A run report from an executor; resolves once it is recorded durably.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<(), String>")]
-pub struct Report(pub RunUpdate);
-
-/// Many executor reports at once; answered when all are recorded.
+/// Executor reports (one or many); resolves once all are recorded durably.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<(), String>")]
 pub struct Reports(pub Vec<RunUpdate>);

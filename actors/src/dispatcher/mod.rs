@@ -22,7 +22,7 @@ use crate::{
     fire::FireReply,
     messages::{
         AppliedCommand, Assign, ExecutorLoad, ExecutorLost, Fires, KillError, KillRun, Leadership,
-        Record, Report, Reports, SetReportTo,
+        Record, Reports, SetReportTo,
     },
     proposer::Proposer,
     store::{Outcome, StateMachine},
@@ -292,25 +292,6 @@ impl Handler<Assign> for Dispatcher {
         }
         let actions = self.core.plan(msg.assignments);
         self.execute_with_reply(actions, msg.reply, ctx);
-    }
-}
-
-impl Handler<Report> for Dispatcher {
-    type Result = ResponseFuture<Result<(), String>>;
-
-    fn handle(&mut self, Report(update): Report, ctx: &mut Context<Self>) -> Self::Result {
-        let (done, recorded) = oneshot::channel();
-        let actions = self.core.on_report(&update);
-        self.links.log_sink.do_send(Record {
-            updates: vec![update],
-            done: Some(done),
-        });
-        self.execute(actions, ctx);
-        Box::pin(async move {
-            recorded
-                .await
-                .map_err(|_| "the log sink stopped".to_string())?
-        })
     }
 }
 
