@@ -101,32 +101,27 @@ fn assert_every_slot_once(report: &Value, nodes: u64) {
     assert_eq!(processes.len() as u64, nodes + 2, "{report}");
 }
 
-#[test]
-fn bench_three_nodes_receives_every_slot_once() {
-    let report = bench(&[
+/// 50 jobs for 5 s on `nodes` nodes and 2 executors.
+fn small_bench(nodes: u64) -> Value {
+    let nodes_arg = nodes.to_string();
+    bench(&[
         "--nodes",
-        "3",
+        &nodes_arg,
         "--executors",
         "2",
         "--jobs",
         "50",
         "--duration",
         "5",
-    ]);
-    assert_every_slot_once(&report, 3);
+    ])
+}
+
+#[test]
+fn bench_three_nodes_receives_every_slot_once() {
+    assert_every_slot_once(&small_bench(3), 3);
 }
 
 #[test]
 fn bench_one_node_receives_every_slot_once() {
-    let report = bench(&[
-        "--nodes",
-        "1",
-        "--executors",
-        "2",
-        "--jobs",
-        "50",
-        "--duration",
-        "5",
-    ]);
-    assert_every_slot_once(&report, 1);
+    assert_every_slot_once(&small_bench(1), 1);
 }

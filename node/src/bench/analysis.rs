@@ -36,7 +36,7 @@ pub struct Lateness {
 }
 
 /// What happened to the slots of a span.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct SlotFigures {
     /// Every slot of every job's schedule in the span.
     pub slots_expected: u64,

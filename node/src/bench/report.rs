@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use serde::Serialize;
 
 use super::{
-    analysis::Lateness,
+    analysis::SlotFigures,
     failover::{EventKind, FailoverFigures},
     load::Creation,
     processes::Role,
@@ -18,27 +18,15 @@ pub struct Report {
     pub setup: Setup,
     pub job_creation: Creation,
     pub window: Window,
-    /// Every slot of every job's schedule in the window.
-    pub slots_expected: u64,
+    /// What became of the window's slots at the executors.
+    #[serde(flatten)]
+    pub slots: SlotFigures,
     /// Run records of the bench's jobs scheduled in the window, read from
     /// the leader after the drain.
     pub run_records: u64,
     pub run_records_by_status: BTreeMap<String, u64>,
     /// Distinct (job, slot, shard) with a run record.
     pub slots_with_run_record: u64,
-    /// Runs of the window's slots that executors admitted as new.
-    pub runs_received: u64,
-    /// Expected slots no executor received.
-    pub lost_slots: u64,
-    /// (job, slot, shard) received as a new run more than once.
-    pub duplicate_slots: u64,
-    /// The part of `duplicate_slots` where one run id reached more than
-    /// one executor (rather than a retry or failover run of the slot).
-    pub duplicate_slots_same_run: u64,
-    /// Expected slots first received more than 1 s after their time.
-    pub late_slots: u64,
-    /// From slot time to its first receipt; null when nothing arrived.
-    pub lateness_ms: Option<Lateness>,
     /// Runs received per second of window.
     pub dispatches_per_second: f64,
     /// Receipt lines that could not be read.
@@ -129,7 +117,7 @@ impl Report {
                 "window",
                 format!("{} to {}", self.window.start, self.window.end),
             ),
-            ("slots expected", self.slots_expected.to_string()),
+            ("slots expected", self.slots.slots_expected.to_string()),
             (
                 "run records",
                 format!(
@@ -146,21 +134,21 @@ impl Report {
                 "runs received",
                 format!(
                     "{} ({:.1} dispatches/s)",
-                    self.runs_received, self.dispatches_per_second
+                    self.slots.runs_received, self.dispatches_per_second
                 ),
             ),
-            ("lost slots", self.lost_slots.to_string()),
+            ("lost slots", self.slots.lost_slots.to_string()),
             (
                 "duplicate slots",
                 format!(
                     "{} ({} of them one run id on two executors)",
-                    self.duplicate_slots, self.duplicate_slots_same_run
+                    self.slots.duplicate_slots, self.slots.duplicate_slots_same_run
                 ),
             ),
-            ("late slots (> 1 s)", self.late_slots.to_string()),
+            ("late slots (> 1 s)", self.slots.late_slots.to_string()),
             (
                 "lateness",
-                match &self.lateness_ms {
+                match &self.slots.lateness_ms {
                     Some(l) => format!(
                         "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
                         l.p50, l.p99, l.max
