@@ -25,7 +25,7 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// rounding up to the next millisecond never makes a send late.
 const TIMER_SLACK: Duration = Duration::from_millis(2);
 /// Most runs in one batch frame.
-const MAX_FRAME_RUNS: usize = 1024;
+const MAX_FRAME_RUNS: usize = 256;
 /// Most frames in flight to one executor; more wait for a free slot, so a
 /// slow executor sees bounded load and a burst queues in the scheduler.
 const MAX_FRAMES_IN_FLIGHT: usize = 4;
