@@ -114,6 +114,11 @@ impl Dispatcher {
         let now = self.core.now();
         let mut sends: HashMap<(String, Option<DateTime<Utc>>), Vec<DispatchRequest>> =
             HashMap::new();
+        // The transport waits on the runtime's clock, which the core's
+        // clock follows (and a paused test clock controls).
+        let instant_of = |at: DateTime<Utc>| {
+            tokio::time::Instant::now() + (at - now).to_std().unwrap_or_default()
+        };
         let mut records = Vec::new();
         for action in actions {
             match action {
@@ -136,6 +141,7 @@ impl Dispatcher {
             });
         }
         for ((endpoint, not_before), requests) in sends {
+            let not_before = not_before.map(instant_of);
             let transport = self.transport.clone();
             let target = endpoint.clone();
             let delivery =

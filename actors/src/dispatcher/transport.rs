@@ -7,7 +7,6 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use protocol::{
     dispatch::{DispatchBatchAck, DispatchRequest, DispatchResult, MSGPACK, SIGNATURE_HEADER},
@@ -15,7 +14,7 @@ use protocol::{
     signature, Run,
 };
 use reqwest::StatusCode;
-use tokio::sync::Semaphore;
+use tokio::{sync::Semaphore, time::Instant};
 
 use super::core::{HttpCall, HttpResult};
 
@@ -24,6 +23,8 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much earlier than wanted the runtime's timer is set, so that its
 /// rounding up to the next millisecond never makes a send late.
 const TIMER_SLACK: Duration = Duration::from_millis(2);
+/// Most yields while waiting out the slack (far more than 2 ms takes).
+const MAX_YIELDS: u32 = 1_000_000;
 /// Most runs in one batch frame.
 const MAX_FRAME_RUNS: usize = 256;
 /// Most frames in flight to one executor; more wait for a free slot, so a
@@ -110,7 +111,7 @@ impl Transport {
         &self,
         endpoint: &str,
         requests: Vec<DispatchRequest>,
-        not_before: Option<DateTime<Utc>>,
+        not_before: Option<Instant>,
     ) -> Vec<Delivered> {
         let mut frames = Vec::new();
         let mut requests = requests.into_iter().peekable();
@@ -125,7 +126,7 @@ impl Transport {
         &self,
         endpoint: &str,
         frame: Vec<DispatchRequest>,
-        not_before: Option<DateTime<Utc>>,
+        not_before: Option<Instant>,
     ) -> Vec<Delivered> {
         if !self.peers.is_single_only(endpoint) {
             let outcome = self.post_frame(endpoint, &frame, not_before).await;
@@ -156,7 +157,7 @@ impl Transport {
         &self,
         endpoint: &str,
         frame: &[DispatchRequest],
-        not_before: Option<DateTime<Utc>>,
+        not_before: Option<Instant>,
     ) -> FrameOutcome {
         let body = match protocol::wire::encode(&FrameRef { runs: frame }) {
             Ok(body) => body,
@@ -293,19 +294,22 @@ impl Transport {
     }
 }
 
-/// Resolves at `at` on the wall clock, to well under a millisecond: the
+/// Resolves at `at`, to well under a millisecond: the
 /// runtime's timer only counts whole milliseconds, so it sleeps to just
 /// short of `at` and yields until then.
-async fn wait_until(at: DateTime<Utc>) {
-    let Ok(left) = (at - Utc::now()).to_std() else {
-        return;
-    };
-    if left > TIMER_SLACK {
-        tokio::time::sleep(left - TIMER_SLACK).await;
+async fn wait_until(at: Instant) {
+    if at.saturating_duration_since(Instant::now()) > TIMER_SLACK {
+        tokio::time::sleep_until(at - TIMER_SLACK).await;
     }
-    while Utc::now() < at {
+    // Bounded: under a paused test clock time does not pass while this
+    // task keeps yielding, so it ends in an ordinary sleep.
+    for _ in 0..MAX_YIELDS {
+        if Instant::now() >= at {
+            return;
+        }
         tokio::task::yield_now().await;
     }
+    tokio::time::sleep_until(at).await;
 }
 
 /// One result per run of `frame`: the executor's answer where it gave one,

@@ -113,9 +113,9 @@ impl BenchArgs {
     }
 }
 
+/// `cronmesh bench ARGV`'s arguments, for tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub fn parse(argv: &[&str]) -> Result<BenchArgs, clap::Error> {
     use clap::Parser;
 
     #[derive(Parser)]
@@ -123,10 +123,12 @@ mod tests {
         #[command(flatten)]
         args: BenchArgs,
     }
+    Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied())).map(|c| c.args)
+}
 
-    fn parse(argv: &[&str]) -> Result<BenchArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied())).map(|c| c.args)
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn defaults() -> anyhow::Result<()> {

@@ -70,25 +70,13 @@ pub async fn fail_leader(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: BenchArgs,
-    }
 
     #[test]
     fn events_in_time_order() -> anyhow::Result<()> {
-        let cli = Cli::try_parse_from([
-            "bench",
-            "--kill-leader-at",
-            "9.5",
-            "--restart-leader-at",
-            "3.5",
-        ])?;
+        let args =
+            super::super::args::parse(&["--kill-leader-at", "9.5", "--restart-leader-at", "3.5"])?;
         assert_eq!(
-            planned(&cli.args),
+            planned(&args),
             [
                 (EventKind::RestartLeader, 3.5),
                 (EventKind::KillLeader, 9.5)
