@@ -19,6 +19,12 @@ pub enum MetaCommand {
         mode: PutMode,
         at: DateTime<Utc>,
     },
+    /// Create many jobs at once, all or none: one that exists already
+    /// rejects the whole command and nothing is stored.
+    CreateJobs {
+        jobs: Vec<Job>,
+        at: DateTime<Utc>,
+    },
     DeleteJob {
         key: JobKey,
     },
@@ -49,6 +55,7 @@ impl MetaCommand {
     pub fn kind(&self) -> &'static str {
         match self {
             MetaCommand::PutJob { .. } => "put_job",
+            MetaCommand::CreateJobs { .. } => "create_jobs",
             MetaCommand::DeleteJob { .. } => "delete_job",
             MetaCommand::SetJobEnabled { .. } => "set_job_enabled",
             MetaCommand::CreateRuns { .. } => "create_runs",

@@ -222,3 +222,57 @@ async fn a_report_batch_refuses_unknown_runs_one_by_one_and_bad_bodies_whole() {
     );
     assert_eq!(api.get("/healthz").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_array_of_jobs_is_created_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = server(dir.path(), "127.0.0.1:0", &[]);
+    let api = Api::new(node.url.clone());
+    let many = |ids: &[&str], bad_schedule_at: Option<usize>| {
+        Value::Array(
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let schedule = if Some(i) == bad_schedule_at { "61 * * * *" } else { "@every 1s" };
+                    json!({"id": id, "schedule": schedule, "target": {"type": "shell", "command": "true"}})
+                })
+                .collect(),
+        )
+    };
+    assert_error(
+        &api.post("/v1/jobs", many(&["a", "b", "c"], Some(1))).await,
+        StatusCode::BAD_REQUEST,
+        Some("[1].schedule"),
+    );
+    assert_error(
+        &api.post("/v1/jobs", many(&["a", "b", "a"], None)).await,
+        StatusCode::BAD_REQUEST,
+        Some("[2].id"),
+    );
+    assert_error(
+        &api.post("/v1/jobs", json!([])).await,
+        StatusCode::BAD_REQUEST,
+        None,
+    );
+    api.create_job(job(json!({"id": "taken"}))).await;
+    assert_error(
+        &api.post("/v1/jobs", many(&["a", "taken"], None)).await,
+        StatusCode::CONFLICT,
+        None,
+    );
+    let (_, list) = api.get("/v1/jobs").await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+
+    let (status, created) = api.post("/v1/jobs", many(&["a", "b", "c"], None)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["created"], 3);
+    // They are scheduled like any other job: each gets run records.
+    for id in ["a", "b", "c"] {
+        cronmesh_tests::wait::until(
+            &format!("a run of {id}"),
+            std::time::Duration::from_secs(10),
+            || async { (!api.runs_of(id).await.is_empty()).then_some(()) },
+        )
+        .await;
+    }
+}

@@ -24,6 +24,7 @@ impl StateMachine {
         let mut txn = Txn::new(&self.tree);
         let outcome = match cmd {
             MetaCommand::PutJob { job, mode, at } => put_job(&mut txn, job, *mode, *at)?,
+            MetaCommand::CreateJobs { jobs, at } => create_jobs(&mut txn, jobs, *at)?,
             MetaCommand::DeleteJob { key } => delete_job(&mut txn, key)?,
             MetaCommand::SetJobEnabled { key, enabled, at } => {
                 set_enabled(&mut txn, key, *enabled, *at)?
@@ -87,6 +88,22 @@ fn put_job(
         job: Box::new(job.clone()),
         created: mode == PutMode::Create,
     })
+}
+
+/// Every job or none: the existence of any one (or an id twice) rejects
+/// the command before anything is written.
+fn create_jobs(txn: &mut Txn, jobs: &[Job], at: DateTime<Utc>) -> Result<Outcome, StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    for job in jobs {
+        let key = job.key();
+        if txn.exists(&keys::job_state(&key))? || !seen.insert(key.clone()) {
+            return Ok(Outcome::Rejected(Rejection::JobExists(key)));
+        }
+    }
+    for job in jobs {
+        put_job(txn, job, PutMode::Create, at)?;
+    }
+    Ok(Outcome::JobsCreated(jobs.to_vec()))
 }
 
 fn set_enabled(

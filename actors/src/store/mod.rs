@@ -48,6 +48,8 @@ pub enum Outcome {
         job: Box<Job>,
         created: bool,
     },
+    /// `CreateJobs` stored every job, in order.
+    JobsCreated(Vec<Job>),
     JobDeleted {
         key: JobKey,
         existed: bool,

@@ -101,6 +101,51 @@ fn create_rejects_existing_and_replace_rejects_missing() {
 }
 
 #[test]
+fn creating_many_jobs_stores_all_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), 10);
+    let at = t("2026-01-01T00:00:00Z");
+    log.apply(MetaCommand::PutJob {
+        job: Box::new(job("taken")),
+        mode: PutMode::Create,
+        at,
+    });
+    let refused = log.apply(MetaCommand::CreateJobs {
+        jobs: vec![job("new-1"), job("taken"), job("new-2")],
+        at,
+    });
+    assert_eq!(
+        refused,
+        Outcome::Rejected(Rejection::JobExists(JobKey::new("default", "taken")))
+    );
+    assert_eq!(
+        log.apply(MetaCommand::CreateJobs {
+            jobs: vec![job("twice"), job("twice")],
+            at,
+        }),
+        Outcome::Rejected(Rejection::JobExists(JobKey::new("default", "twice")))
+    );
+    for id in ["new-1", "new-2", "twice"] {
+        assert_eq!(
+            log.sm.job(&JobKey::new("default", id)).unwrap(),
+            None,
+            "{id} stored half-way"
+        );
+    }
+    let created = log.apply(MetaCommand::CreateJobs {
+        jobs: vec![job("new-1"), job("new-2")],
+        at,
+    });
+    assert!(matches!(&created, Outcome::JobsCreated(jobs) if jobs.len() == 2));
+    assert!(log
+        .sm
+        .job(&JobKey::new("default", "new-2"))
+        .unwrap()
+        .is_some());
+    assert_eq!(log.sm.all_jobs().unwrap().len(), 3);
+}
+
+#[test]
 fn a_slot_is_created_once_and_advances_the_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), 10);

@@ -129,6 +129,12 @@ impl Handler<AppliedCommand> for Trigger {
             ) => {
                 self.core.track(job, self.clock.now());
             }
+            (MetaCommand::CreateJobs { .. }, Outcome::JobsCreated(jobs)) => {
+                let now = self.clock.now();
+                for job in jobs {
+                    self.core.track(job, now);
+                }
+            }
             (MetaCommand::DeleteJob { key }, _) => self.core.untrack(key),
             _ => return,
         }

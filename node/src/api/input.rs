@@ -11,7 +11,12 @@ use super::error::{ApiError, ApiResult};
 pub const MAX_BODY: usize = 1024 * 1024;
 
 pub async fn read_body(payload: web::Payload) -> ApiResult<Bytes> {
-    match payload.to_bytes_limited(MAX_BODY).await {
+    read_body_up_to(payload, MAX_BODY).await
+}
+
+/// Reads a body of at most `limit` bytes.
+pub async fn read_body_up_to(payload: web::Payload, limit: usize) -> ApiResult<Bytes> {
+    match payload.to_bytes_limited(limit).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -23,7 +28,7 @@ pub async fn read_body(payload: web::Payload) -> ApiResult<Bytes> {
             ..ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("the body is larger than {MAX_BODY} bytes"),
+                format!("the body is larger than {limit} bytes"),
             )
         }),
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use actors::{
     fire::Fire,
     job_store::Propose,
@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::{
     error::{ApiError, ApiResult},
-    input::{json_body, page_limit, query, read_body},
+    input::{json_body, page_limit, query, read_body, read_body_up_to, MAX_BODY},
     AppState,
 };
 
@@ -84,12 +84,31 @@ fn job_outcome(state: &AppState, outcome: Outcome) -> ApiResult<JobView> {
     }
 }
 
+/// Most jobs one `POST /v1/jobs` array may create.
+const MAX_JOBS_PER_REQUEST: usize = 10_000;
+/// Largest body of `POST /v1/jobs`: an array of many jobs is large.
+const MAX_CREATE_BODY: usize = 32 * 1024 * 1024;
+
+/// `POST /v1/jobs`: one job (an object), or many (an array), all or none.
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let body = read_body(payload).await?;
+    let body = read_body_up_to(payload, MAX_CREATE_BODY).await?;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return create_many(&state, &req, &body).await;
+    }
+    if body.len() > MAX_BODY {
+        return Err(ApiError {
+            field: Some("body".into()),
+            ..ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("a job is at most {MAX_BODY} bytes"),
+            )
+        });
+    }
     let job: Job = json_body(&req, &body, false)?;
     validate_job(&job)?;
     if state.store.job(&job.key())?.is_some() {
@@ -105,6 +124,58 @@ pub async fn create(
     )
     .await?;
     Ok(HttpResponse::Created().json(job_outcome(&state, outcome)?))
+}
+
+/// An array of jobs: every one is checked before any is proposed, and the
+/// log stores all of them or none (one log entry). Errors name the item:
+/// `[3].schedule`.
+async fn create_many(state: &AppState, req: &HttpRequest, body: &[u8]) -> ApiResult<HttpResponse> {
+    let jobs: Vec<Job> = json_body(req, body, false)?;
+    if jobs.is_empty() {
+        return Err(ApiError::invalid("", "an empty array creates no job"));
+    }
+    if jobs.len() > MAX_JOBS_PER_REQUEST {
+        return Err(ApiError::invalid(
+            "",
+            format!("at most {MAX_JOBS_PER_REQUEST} jobs per request"),
+        ));
+    }
+    let mut keys = std::collections::HashSet::new();
+    for (i, job) in jobs.iter().enumerate() {
+        validate_job(job).map_err(|e| {
+            let field = if e.field.is_empty() {
+                format!("[{i}]")
+            } else {
+                format!("[{i}].{}", e.field)
+            };
+            ApiError::invalid(field, e.message)
+        })?;
+        if !keys.insert(job.key()) {
+            return Err(ApiError::invalid(
+                format!("[{i}].id"),
+                format!("job {} appears twice in the array", job.key()),
+            ));
+        }
+        if state.store.job(&job.key())?.is_some() {
+            return Err(rejection(Rejection::JobExists(job.key())));
+        }
+    }
+    let outcome = propose(
+        state,
+        MetaCommand::CreateJobs {
+            jobs,
+            at: state.clock.now(),
+        },
+    )
+    .await?;
+    match outcome {
+        Outcome::JobsCreated(jobs) => {
+            let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+            Ok(HttpResponse::Created().json(serde_json::json!({"created": ids.len(), "ids": ids})))
+        }
+        Outcome::Rejected(r) => Err(rejection(r)),
+        other => Err(ApiError::internal(format!("unexpected outcome {other:?}"))),
+    }
 }
 
 #[derive(Deserialize)]

@@ -29,6 +29,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
     pub idle_jobs: u32,
 
+    /// Jobs per creation request: 1 posts each job alone; more post JSON
+    /// arrays, which the API stores all or none in one log entry.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub create_batch: u32,
+
     /// Job creations in flight at once (keep-alive connections).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub create_concurrency: u32,

@@ -51,12 +51,21 @@ pub async fn create_jobs(
     api_url: &str,
     (jobs, id_of): (u32, fn(u32) -> String),
     schedule: &str,
-    concurrency: u32,
+    (concurrency, batch): (u32, u32),
 ) -> anyhow::Result<(Creation, chrono::DateTime<chrono::Utc>)> {
     let url = format!("{api_url}/v1/jobs");
     let started = Instant::now();
-    let mut results = futures::stream::iter(0..jobs)
-        .map(|i| create_one(admin, &url, id_of(i), schedule))
+    let batch = batch.max(1);
+    let requests: Vec<Vec<String>> = (0..jobs)
+        .step_by(batch as usize)
+        .map(|first| {
+            (first..jobs.min(first.saturating_add(batch)))
+                .map(id_of)
+                .collect()
+        })
+        .collect();
+    let mut results = futures::stream::iter(requests)
+        .map(|ids| create_one(admin, &url, ids, schedule))
         .buffer_unordered(concurrency as usize);
     let mut retries = 0;
     while let Some(result) = results.next().await {
@@ -75,15 +84,29 @@ pub async fn create_jobs(
     ))
 }
 
-/// Creates job `i`, again while the cluster is busy electing; a 409 after
-/// a retry means an earlier attempt got through. Returns the retries.
-async fn create_one(admin: &Admin, url: &str, id: String, schedule: &str) -> anyhow::Result<u64> {
-    let body = json!({
-        "id": id,
-        "schedule": schedule,
-        "target": {"type": "executor", "group": GROUP, "handler": "noop"},
-        "timeout": "30s",
-    });
+/// Creates the jobs `ids` (one: a job object; more: an array, which the
+/// API stores all or none), again while the cluster is busy electing; a
+/// 409 after a retry means an earlier attempt got through. Returns the
+/// retries.
+async fn create_one(
+    admin: &Admin,
+    url: &str,
+    ids: Vec<String>,
+    schedule: &str,
+) -> anyhow::Result<u64> {
+    let job = |id: &String| {
+        json!({
+            "id": id,
+            "schedule": schedule,
+            "target": {"type": "executor", "group": GROUP, "handler": "noop"},
+            "timeout": "30s",
+        })
+    };
+    let body = match ids.as_slice() {
+        [one] => job(one),
+        many => serde_json::Value::Array(many.iter().map(job).collect()),
+    };
+    let id = ids.first().cloned().unwrap_or_default();
     let mut pause = Duration::from_millis(100);
     for attempt in 0..ATTEMPTS {
         match admin.post_json(url, &body).await {

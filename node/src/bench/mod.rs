@@ -115,7 +115,7 @@ async fn measure(
             cluster.api_url(leader),
             (args.idle_jobs, load::idle_job_id),
             load::IDLE_SCHEDULE,
-            args.create_concurrency,
+            (args.create_concurrency, args.create_batch),
         )
         .await?;
         progress(&format!(
@@ -132,7 +132,7 @@ async fn measure(
         cluster.api_url(leader),
         (args.jobs, load::job_id),
         &args.schedule,
-        args.create_concurrency,
+        (args.create_concurrency, args.create_batch),
     )
     .await?;
     let start = ceil_second(nanos(last_created) + SETTLE);
