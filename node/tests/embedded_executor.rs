@@ -15,15 +15,14 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use chrono::{DateTime, Utc};
 use node::executor::{Executor, HandlerContext, RunningExecutor, ShardInfo};
 use protocol::{
-    dispatch::{DispatchAck, DispatchRequest, Task, MSGPACK, SIGNATURE_HEADER},
+    dispatch::{DispatchRequest, Task},
     run::RunStatus,
-    signature,
 };
 use serde_json::Value;
 
 mod common;
 
-use common::{wait_for, Receiver, DEADLINE};
+use common::{client, dispatch, dispatch_signed, get_json, json_of, wait_for, Receiver, DEADLINE};
 
 // ---------------------------------------------------------------- helpers
 
@@ -46,46 +45,6 @@ fn handler_task(run_id: &str, handler: &str, report_to: &Receiver) -> DispatchRe
         timeout_ms: 20_000,
         report_to: vec![report_to.url.clone()],
     }
-}
-
-fn client() -> reqwest::Client {
-    actors::http_client::build_client()
-}
-
-/// POSTs `req` as MessagePack, signed with `signing` (secret, unix time).
-async fn dispatch_signed(
-    exec: &RunningExecutor,
-    req: &DispatchRequest,
-    signing: Option<(&[u8], i64)>,
-) -> anyhow::Result<reqwest::Response> {
-    let body = protocol::wire::encode(req)?;
-    let mut request = client()
-        .post(format!("{}/v1/dispatch", exec.endpoint))
-        .header(reqwest::header::CONTENT_TYPE, MSGPACK);
-    if let Some((secret, at)) = signing {
-        request = request.header(SIGNATURE_HEADER, signature::sign(secret, at, &body));
-    }
-    Ok(request.body(body).send().await?)
-}
-
-async fn dispatch(exec: &RunningExecutor, req: &DispatchRequest) -> anyhow::Result<DispatchAck> {
-    let response = dispatch_signed(exec, req, None).await?;
-    anyhow::ensure!(
-        response.status() == 202,
-        "dispatch answered {}",
-        response.status()
-    );
-    json_of(response).await
-}
-
-async fn json_of<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> anyhow::Result<T> {
-    Ok(serde_json::from_slice(&response.bytes().await?)?)
-}
-
-async fn get_json(url: String) -> anyhow::Result<(u16, Value)> {
-    let response = client().get(url).send().await?;
-    let code = response.status().as_u16();
-    Ok((code, json_of(response).await?))
 }
 
 async fn output_of(exec: &RunningExecutor, run_id: &str) -> anyhow::Result<String> {

@@ -12,18 +12,17 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use chrono::{DateTime, Utc};
 use node::executor::{run, start, ExecutorConfig, RunningExecutor};
 use protocol::{
-    dispatch::{
-        DispatchAck, DispatchBatch, DispatchBatchAck, DispatchRequest, DispatchResult, Task,
-        MSGPACK, SIGNATURE_HEADER,
-    },
+    dispatch::{DispatchBatch, DispatchBatchAck, DispatchRequest, DispatchResult, Task, MSGPACK},
     run::{RunStatus, ShardInfo},
-    signature,
 };
 use serde_json::Value;
 
 mod common;
 
-use common::{wait_for, Receiver, ReceiverOptions, DEADLINE};
+use common::{
+    client, dispatch, dispatch_signed, get_json, json_of, wait_for, Receiver, ReceiverOptions,
+    Signing, DEADLINE,
+};
 
 // ---------------------------------------------------------------- helpers
 
@@ -54,43 +53,6 @@ fn shell(run_id: &str, command: &str, report_to: &Receiver) -> DispatchRequest {
     }
 }
 
-fn client() -> reqwest::Client {
-    actors::http_client::build_client()
-}
-
-/// A secret and the unix time to sign at; `None` sends no signature.
-type Signing<'a> = Option<(&'a [u8], i64)>;
-
-/// POSTs `req` as MessagePack, signed as `signing` says.
-async fn dispatch_signed(
-    exec: &RunningExecutor,
-    req: &DispatchRequest,
-    signing: Signing<'_>,
-) -> anyhow::Result<reqwest::Response> {
-    let body = protocol::wire::encode(req)?;
-    let mut request = client()
-        .post(format!("{}/v1/dispatch", exec.endpoint))
-        .header(reqwest::header::CONTENT_TYPE, MSGPACK);
-    if let Some((secret, at)) = signing {
-        request = request.header(SIGNATURE_HEADER, signature::sign(secret, at, &body));
-    }
-    Ok(request.body(body).send().await?)
-}
-
-async fn dispatch(exec: &RunningExecutor, req: &DispatchRequest) -> anyhow::Result<DispatchAck> {
-    let response = dispatch_signed(exec, req, None).await?;
-    anyhow::ensure!(
-        response.status() == 202,
-        "dispatch answered {}",
-        response.status()
-    );
-    json_of(response).await
-}
-
-async fn json_of<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> anyhow::Result<T> {
-    Ok(serde_json::from_slice(&response.bytes().await?)?)
-}
-
 async fn post_json(url: &str, body: &impl serde::Serialize) -> anyhow::Result<reqwest::Response> {
     Ok(client()
         .post(url)
@@ -98,12 +60,6 @@ async fn post_json(url: &str, body: &impl serde::Serialize) -> anyhow::Result<re
         .body(serde_json::to_vec(body)?)
         .send()
         .await?)
-}
-
-async fn get_json(url: String) -> anyhow::Result<(u16, Value)> {
-    let response = client().get(url).send().await?;
-    let code = response.status().as_u16();
-    Ok((code, json_of(response).await?))
 }
 
 fn error_code(body: &Value) -> &str {

@@ -15,11 +15,16 @@ use std::{
 
 use actix_web::{dev::ServerHandle, web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::Utc;
+use node::executor::RunningExecutor;
 use protocol::{
-    dispatch::{ReportBatch, ReportBatchAck, ReportResult, RunReport, SIGNATURE_HEADER},
+    dispatch::{
+        DispatchAck, DispatchRequest, ReportBatch, ReportBatchAck, ReportResult, RunReport,
+        MSGPACK, SIGNATURE_HEADER,
+    },
     run::RunStatus,
     signature,
 };
+use serde_json::Value;
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -33,6 +38,55 @@ pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T 
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+pub fn client() -> reqwest::Client {
+    actors::http_client::build_client()
+}
+
+/// A secret and the unix time to sign at; `None` sends no signature.
+pub type Signing<'a> = Option<(&'a [u8], i64)>;
+
+/// POSTs `req` as MessagePack to the executor, signed as `signing` says.
+pub async fn dispatch_signed(
+    exec: &RunningExecutor,
+    req: &DispatchRequest,
+    signing: Signing<'_>,
+) -> anyhow::Result<reqwest::Response> {
+    let body = protocol::wire::encode(req)?;
+    let mut request = client()
+        .post(format!("{}/v1/dispatch", exec.endpoint))
+        .header(reqwest::header::CONTENT_TYPE, MSGPACK);
+    if let Some((secret, at)) = signing {
+        request = request.header(SIGNATURE_HEADER, signature::sign(secret, at, &body));
+    }
+    Ok(request.body(body).send().await?)
+}
+
+/// Dispatches `req` unsigned and expects `202` with an ack.
+pub async fn dispatch(
+    exec: &RunningExecutor,
+    req: &DispatchRequest,
+) -> anyhow::Result<DispatchAck> {
+    let response = dispatch_signed(exec, req, None).await?;
+    anyhow::ensure!(
+        response.status() == 202,
+        "dispatch answered {}",
+        response.status()
+    );
+    json_of(response).await
+}
+
+pub async fn json_of<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> anyhow::Result<T> {
+    Ok(serde_json::from_slice(&response.bytes().await?)?)
+}
+
+pub async fn get_json(url: String) -> anyhow::Result<(u16, Value)> {
+    let response = client().get(url).send().await?;
+    let code = response.status().as_u16();
+    Ok((code, json_of(response).await?))
 }
 
 /// How the receiver behaves.
@@ -210,7 +264,5 @@ async fn receive_batch(
     let Ok(body) = protocol::wire::encode(&ReportBatchAck { results }) else {
         return HttpResponse::InternalServerError().finish();
     };
-    HttpResponse::Ok()
-        .content_type(protocol::dispatch::MSGPACK)
-        .body(body)
+    HttpResponse::Ok().content_type(MSGPACK).body(body)
 }
