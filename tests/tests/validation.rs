@@ -266,8 +266,22 @@ async fn an_array_of_jobs_is_created_whole_or_not_at_all() {
     let (status, created) = api.post("/v1/jobs", many(&["a", "b", "c"], None)).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["created"], 3);
+    // The CLI sends a file of many jobs (TOML `[[jobs]]`) the same way.
+    let file = dir.path().join("jobs.toml");
+    std::fs::write(
+        &file,
+        "[[jobs]]\nid = \"d\"\nschedule = \"@every 1s\"\ntarget = { type = \"shell\", command = \"true\" }\n\n\
+         [[jobs]]\nid = \"e\"\nschedule = \"@daily\"\ntarget = { type = \"shell\", command = \"true\" }\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) =
+        cronmesh_tests::process::cli(&node.url, &["job", "create", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stdout} {stderr}");
+    assert!(stdout.contains("created 2 jobs"), "{stdout}");
+    let (_, list) = api.get("/v1/jobs").await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(6), "{list}");
     // They are scheduled like any other job: each gets run records.
-    for id in ["a", "b", "c"] {
+    for id in ["a", "b", "c", "d"] {
         cronmesh_tests::wait::until(
             &format!("a run of {id}"),
             std::time::Duration::from_secs(10),

@@ -56,8 +56,23 @@ async fn dispatch(ctx: &Ctx, cmd: JobCommand) -> Result<Vec<u8>, CliError> {
     }
 }
 
+/// One job, or many: a JSON array of jobs, or a TOML file of `[[jobs]]`
+/// tables. Many are created all or none in one request.
 async fn create(ctx: &Ctx, file: JobFileArgs) -> Result<Vec<u8>, CliError> {
     let mut job = jobfile::read(&file.file)?;
+    if let Some(mut jobs) = many_jobs(&mut job) {
+        for job in &mut jobs {
+            apply_namespace(job, file.namespace.as_deref())?;
+        }
+        let count = jobs.len();
+        let url = ctx.api.url(&["v1", "jobs"], &[]);
+        let body = ctx
+            .api
+            .send(Method::POST, url, Some(to_body(&Value::Array(jobs))?))
+            .await
+            .map_err(|e| e.hint_on(409, EXISTS_HINT))?;
+        return done(ctx, &body, format!("created {count} jobs"));
+    }
     apply_namespace(&mut job, file.namespace.as_deref())?;
     let url = ctx.api.url(&["v1", "jobs"], &[]);
     let body = ctx
@@ -202,6 +217,19 @@ fn show_job(
 }
 
 /// A confirmation line, or the server's JSON.
+/// The jobs of a file that holds many: a top-level array, or an object
+/// whose only key is `jobs` with an array (TOML's `[[jobs]]`).
+fn many_jobs(file: &mut Value) -> Option<Vec<Value>> {
+    match file {
+        Value::Array(items) => Some(std::mem::take(items)),
+        Value::Object(map) if map.len() == 1 => match map.get_mut("jobs") {
+            Some(Value::Array(items)) => Some(std::mem::take(items)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn done(ctx: &Ctx, body: &[u8], message: String) -> Result<Vec<u8>, CliError> {
     if ctx.json() {
         return Ok(json_out(body));
