@@ -393,7 +393,8 @@ async fn join_cluster(http: reqwest::Client, url: String, me: NodeInfo, transpor
         raft_addr: me.raft_addr,
         api_url: me.api_url,
     };
-    let endpoint = format!("{}/v1/cluster/members", url.trim_end_matches('/'));
+    let base = url.trim_end_matches('/').to_string();
+    let endpoint = format!("{base}/v1/cluster/members");
     loop {
         let body = serde_json::to_vec(&request).unwrap_or_default();
         let answer = http
@@ -406,14 +407,9 @@ async fn join_cluster(http: reqwest::Client, url: String, me: NodeInfo, transpor
         match answer {
             Ok(response) if response.status().is_success() => {
                 let bytes = response.bytes().await.unwrap_or_default();
-                if let Ok(status) = serde_json::from_slice::<ClusterStatus>(&bytes) {
-                    for member in status.members.iter().filter(|m| m.node_id != me.node_id) {
-                        if let Some(addr) = member.raft_addr.as_ref().and_then(|a| a.parse().ok()) {
-                            transport.add_peer(member.node_id, addr);
-                        }
-                    }
-                }
+                let status = serde_json::from_slice::<ClusterStatus>(&bytes).ok();
                 tracing::info!(%url, "joined the cluster");
+                learn_peers(&http, &base, me.node_id, status, &transport).await;
                 return;
             }
             Ok(response) => {
@@ -423,6 +419,49 @@ async fn join_cluster(http: reqwest::Client, url: String, me: NodeInfo, transpor
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+}
+
+/// Adds every other member's Raft address to the transport. A joined node
+/// can answer the leader only once it knows the leader's address, and it
+/// learns no address from the log until the leader's snapshot arrives: so
+/// until every member's address is known (a member registers its address
+/// through the log shortly after it starts), it asks the cluster again.
+async fn learn_peers(
+    http: &reqwest::Client,
+    base: &str,
+    me: u64,
+    mut status: Option<ClusterStatus>,
+    transport: &RaftTransport,
+) {
+    const ATTEMPTS: u32 = 150;
+    for _ in 0..ATTEMPTS {
+        if let Some(status) = &status {
+            let mut missing = 0;
+            for member in status.members.iter().filter(|m| m.node_id != me) {
+                match member.raft_addr.as_ref().and_then(|a| a.parse().ok()) {
+                    Some(addr) => transport.add_peer(member.node_id, addr),
+                    None => missing += 1,
+                }
+            }
+            if missing == 0 {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        status = async {
+            let response = http
+                .get(format!("{base}/v1/cluster"))
+                .timeout(std::time::Duration::from_secs(5))
+                .send()
+                .await
+                .ok()?;
+            serde_json::from_slice(&response.bytes().await.ok()?).ok()
+        }
+        .await;
+    }
+    tracing::warn!(
+        "some members' Raft addresses are still unknown; they reach this node once it catches up"
+    );
 }
 
 /// The state machine as the source of Raft snapshots.
