@@ -22,29 +22,20 @@ use serde_json::Value;
 
 mod common;
 
-use common::{client, dispatch, dispatch_signed, get_json, json_of, wait_for, Receiver, DEADLINE};
+use common::{
+    client, dispatch, dispatch_signed, get_json, json_of, request, wait_for, Receiver, DEADLINE,
+};
 
 // ---------------------------------------------------------------- helpers
 
 fn handler_task(run_id: &str, handler: &str, report_to: &Receiver) -> DispatchRequest {
-    DispatchRequest {
-        run_id: run_id.into(),
-        job_id: "job-1".into(),
-        namespace: "default".into(),
-        scheduled_at: Utc::now(),
-        attempt: 1,
-        shard: ShardInfo {
-            index: 0,
-            count: 1,
-            param: String::new(),
-        },
-        params: String::new(),
-        task: Task::Handler {
+    request(
+        run_id,
+        Task::Handler {
             handler: handler.into(),
         },
-        timeout_ms: 20_000,
-        report_to: vec![report_to.url.clone()],
-    }
+        report_to,
+    )
 }
 
 async fn output_of(exec: &RunningExecutor, run_id: &str) -> anyhow::Result<String> {

@@ -20,8 +20,8 @@ use serde_json::Value;
 mod common;
 
 use common::{
-    client, dispatch, dispatch_signed, get_json, json_of, wait_for, Receiver, ReceiverOptions,
-    Signing, DEADLINE,
+    client, dispatch, dispatch_signed, get_json, json_of, request, wait_for, Receiver,
+    ReceiverOptions, Signing, DEADLINE,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -33,24 +33,13 @@ async fn start_executor(configure: impl FnOnce(&mut ExecutorConfig)) -> RunningE
 }
 
 fn shell(run_id: &str, command: &str, report_to: &Receiver) -> DispatchRequest {
-    DispatchRequest {
-        run_id: run_id.into(),
-        job_id: "job-1".into(),
-        namespace: "default".into(),
-        scheduled_at: Utc::now(),
-        attempt: 1,
-        shard: ShardInfo {
-            index: 0,
-            count: 1,
-            param: String::new(),
-        },
-        params: String::new(),
-        task: Task::Shell {
+    request(
+        run_id,
+        Task::Shell {
             command: command.into(),
         },
-        timeout_ms: 20_000,
-        report_to: vec![report_to.url.clone()],
-    }
+        report_to,
+    )
 }
 
 async fn post_json(url: &str, body: &impl serde::Serialize) -> anyhow::Result<reqwest::Response> {

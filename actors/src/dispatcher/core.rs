@@ -235,15 +235,7 @@ impl DispatcherCore {
     }
 
     fn waiting_ids(&self, key: &JobKey) -> Vec<String> {
-        self.by_job
-            .get(key)
-            .map(|ids| {
-                ids.iter()
-                    .filter(|id| self.active.get(*id).is_some_and(|a| a.waiting))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.ids_of(key, |a| a.waiting)
     }
 
     /// Applies each job's concurrency policy to new assignments.
@@ -647,28 +639,25 @@ impl DispatcherCore {
         chrono::Duration::from_std(job.timeout.0).unwrap_or(chrono::Duration::days(7)) + self.grace
     }
 
-    fn running_ids(&self, key: &JobKey) -> Vec<String> {
+    /// The job's active runs that `wanted` picks.
+    fn ids_of(&self, key: &JobKey, wanted: impl Fn(&Active) -> bool) -> Vec<String> {
         self.by_job
             .get(key)
             .map(|ids| {
                 ids.iter()
-                    .filter(|id| self.active.get(*id).is_some_and(|a| !a.held))
+                    .filter(|id| self.active.get(*id).is_some_and(&wanted))
                     .cloned()
                     .collect()
             })
             .unwrap_or_default()
     }
 
+    fn running_ids(&self, key: &JobKey) -> Vec<String> {
+        self.ids_of(key, |a| !a.held)
+    }
+
     fn held_ids(&self, key: &JobKey) -> Vec<String> {
-        self.by_job
-            .get(key)
-            .map(|ids| {
-                ids.iter()
-                    .filter(|id| self.active.get(*id).is_some_and(|a| a.held && !a.waiting))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.ids_of(key, |a| a.held && !a.waiting)
     }
 
     /// Sends (or calls) an active run and arms its deadline.

@@ -131,7 +131,42 @@ impl Dispatcher {
                 }
                 Action::Record(update) => records.push(update),
                 Action::Create(plans) => self.create(plans, reply.take(), ctx),
-                other => self.execute_one(other, ctx),
+                Action::CallHttp { run_id, call } => {
+                    let transport = self.transport.clone();
+                    ctx.spawn(
+                        async move { transport.call(call).await }
+                            .into_actor(self)
+                            .map(move |result, act, ctx| {
+                                let actions = act.core.on_http_done(&run_id, result);
+                                act.execute(actions, ctx);
+                            }),
+                    );
+                }
+                Action::Kill { run_id, endpoint } => {
+                    let transport = self.transport.clone();
+                    actix::spawn(async move {
+                        if let Err(e) = transport.kill(&endpoint, &run_id).await {
+                            tracing::warn!(run_id, endpoint, error = %e, "executor did not confirm the kill");
+                        }
+                    });
+                }
+                Action::Alert { webhooks, run } => {
+                    let transport = self.transport.clone();
+                    actix::spawn(async move {
+                        for webhook in webhooks {
+                            if let Err(e) = transport.alert(&webhook, &run).await {
+                                tracing::warn!(run_id = %run.id, webhook, error = %e, "alert webhook failed");
+                            }
+                        }
+                    });
+                }
+                Action::Fire(fires) => self.links.router.do_send(Fires { fires, reply: None }),
+                Action::Acquire(endpoint) => {
+                    self.links.load.do_send(ExecutorLoad::Acquire(endpoint))
+                }
+                Action::Release(endpoint) => {
+                    self.links.load.do_send(ExecutorLoad::Release(endpoint))
+                }
             }
         }
         if !records.is_empty() {
@@ -196,51 +231,6 @@ impl Dispatcher {
             let actions = act.core.on_created(plans, created);
             act.execute(actions, ctx);
         }));
-    }
-
-    fn execute_one(&mut self, action: Action, ctx: &mut Context<Self>) {
-        match action {
-            Action::Create(plans) => self.create(plans, None, ctx),
-            Action::Send { endpoint, request } => {
-                self.execute(vec![Action::Send { endpoint, request }], ctx)
-            }
-            Action::Record(update) => self.links.log_sink.do_send(Record {
-                updates: vec![update],
-                done: None,
-            }),
-            Action::CallHttp { run_id, call } => {
-                let transport = self.transport.clone();
-                ctx.spawn(
-                    async move { transport.call(call).await }
-                        .into_actor(self)
-                        .map(move |result, act, ctx| {
-                            let actions = act.core.on_http_done(&run_id, result);
-                            act.execute(actions, ctx);
-                        }),
-                );
-            }
-            Action::Kill { run_id, endpoint } => {
-                let transport = self.transport.clone();
-                actix::spawn(async move {
-                    if let Err(e) = transport.kill(&endpoint, &run_id).await {
-                        tracing::warn!(run_id, endpoint, error = %e, "executor did not confirm the kill");
-                    }
-                });
-            }
-            Action::Alert { webhooks, run } => {
-                let transport = self.transport.clone();
-                actix::spawn(async move {
-                    for webhook in webhooks {
-                        if let Err(e) = transport.alert(&webhook, &run).await {
-                            tracing::warn!(run_id = %run.id, webhook, error = %e, "alert webhook failed");
-                        }
-                    }
-                });
-            }
-            Action::Fire(fires) => self.links.router.do_send(Fires { fires, reply: None }),
-            Action::Acquire(endpoint) => self.links.load.do_send(ExecutorLoad::Acquire(endpoint)),
-            Action::Release(endpoint) => self.links.load.do_send(ExecutorLoad::Release(endpoint)),
-        }
     }
 
     fn resume(&mut self, ctx: &mut Context<Self>) {

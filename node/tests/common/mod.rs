@@ -17,11 +17,12 @@ use actix_web::{dev::ServerHandle, web, App, HttpRequest, HttpResponse, HttpServ
 use chrono::Utc;
 use node::executor::RunningExecutor;
 use protocol::{
+    dispatch::Task,
     dispatch::{
         DispatchAck, DispatchRequest, ReportBatch, ReportBatchAck, ReportResult, RunReport,
         MSGPACK, SIGNATURE_HEADER,
     },
-    run::RunStatus,
+    run::{RunStatus, ShardInfo},
     signature,
 };
 use serde_json::Value;
@@ -87,6 +88,26 @@ pub async fn get_json(url: String) -> anyhow::Result<(u16, Value)> {
     let response = client().get(url).send().await?;
     let code = response.status().as_u16();
     Ok((code, json_of(response).await?))
+}
+
+/// A run of job `job-1` for `task`, reporting to `report_to`.
+pub fn request(run_id: &str, task: Task, report_to: &Receiver) -> DispatchRequest {
+    DispatchRequest {
+        run_id: run_id.into(),
+        job_id: "job-1".into(),
+        namespace: "default".into(),
+        scheduled_at: Utc::now(),
+        attempt: 1,
+        shard: ShardInfo {
+            index: 0,
+            count: 1,
+            param: String::new(),
+        },
+        params: String::new(),
+        task,
+        timeout_ms: 20_000,
+        report_to: vec![report_to.url.clone()],
+    }
 }
 
 /// How the receiver behaves.
