@@ -8,11 +8,12 @@ use tokio::sync::watch;
 use actix::Addr;
 use actors::{
     dispatcher::Dispatcher,
-    messages::{ExecutorLost, SetExecutors},
+    messages::{ExecutorLost, ListExecutors, SetExecutors},
     router::{ExecutorEntry, Router},
 };
 use futures::StreamExt;
 use membership::{Member, MemberState, Membership, MembershipChange};
+use protocol::api::ExecutorInfo;
 
 use crate::consensus::Consensus;
 
@@ -121,4 +122,40 @@ pub async fn discovery_deadline(discovered: Arc<watch::Sender<bool>>) {
         );
         discovered.send_replace(true);
     }
+}
+
+/// Every executor this node knows: the Router's (with their load), and the
+/// gossiped ones the Router no longer routes to because they died.
+pub async fn executor_list(
+    router: &Addr<Router>,
+    membership: Option<&Membership>,
+) -> Result<Vec<ExecutorInfo>, actix::MailboxError> {
+    let mut listed = router.send(ListExecutors).await?;
+    let Some(membership) = membership else {
+        return Ok(listed);
+    };
+    for member in membership.members().await {
+        let Member::Executor(e) = &member.member else {
+            continue;
+        };
+        match listed.iter_mut().find(|x| x.endpoint == e.endpoint) {
+            Some(info) => {
+                info.alive = member.alive;
+                info.last_seen = member.last_seen;
+                info.running = info.running.max(e.running);
+            }
+            None => listed.push(ExecutorInfo {
+                id: e.id.clone(),
+                group: e.group.clone(),
+                endpoint: e.endpoint.clone(),
+                handlers: e.handlers.clone(),
+                weight: e.weight,
+                labels: e.labels.clone(),
+                running: e.running,
+                alive: member.alive,
+                last_seen: member.last_seen,
+            }),
+        }
+    }
+    Ok(listed)
 }

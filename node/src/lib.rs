@@ -7,6 +7,7 @@
 //! - [`discovery`]: executors found by gossip become the Router's executor set.
 //! - [`raft`]: the Raft engine, its sled storage and TCP transport.
 //! - [`api`]: the admin HTTP API.
+//! - [`events`]: the live events `/v1/events` streams.
 //! - [`executor`]: the executor agent that runs shell commands.
 //! - [`client`]: the command-line client of the admin API.
 //! - [`bench`]: `cronmesh bench`, a measured run of a real local cluster.
@@ -20,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod consensus;
 pub mod discovery;
+pub mod events;
 pub mod executor;
 pub mod node;
 pub mod raft;

@@ -35,6 +35,7 @@ use crate::{
     config::{NodeConfig, RaftSettings},
     consensus::Consensus,
     discovery,
+    events::{self, publisher::EventPublisher, EventFeed},
     executor::{self, ExecutorConfig, RunningExecutor},
     raft::{
         engine::{self, EngineConfig, EngineHandle},
@@ -50,12 +51,14 @@ pub struct RunningNode {
     pub api_url: String,
     pub store: Arc<StateMachine>,
     server: actix_web::dev::ServerHandle,
+    events: EventFeed,
     builtin_executor: Option<RunningExecutor>,
 }
 
 impl RunningNode {
     /// Stops serving, stops the built-in executor and flushes storage.
     pub async fn stop(self) {
+        self.events.close();
         self.server.stop(true).await;
         if let Some(executor) = self.builtin_executor {
             executor.stop().await;
@@ -202,10 +205,16 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         router.clone().recipient(),
     )
     .start();
+    let events = EventFeed::new();
+    let event_publisher = EventPublisher::new(events.clone()).start();
     let job_store = JobStore::new(
         proposer.clone(),
         applied_rx,
-        vec![trigger.clone().recipient(), dispatcher.clone().recipient()],
+        vec![
+            trigger.clone().recipient(),
+            dispatcher.clone().recipient(),
+            event_publisher.recipient(),
+        ],
     )
     .start();
 
@@ -313,6 +322,12 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         None => None,
     };
 
+    actix::spawn(events::watcher::watch(
+        events.clone(),
+        consensus.clone(),
+        router.clone(),
+        membership.clone(),
+    ));
     let state = AppState {
         membership,
         consensus,
@@ -323,6 +338,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         clock,
         http: build_client(),
         secret: config.secret.clone().map(Arc::new),
+        events: events.clone(),
     };
     let server = api::serve(state, listener)?;
     let handle = server.handle();
@@ -332,6 +348,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         api_url,
         store,
         server: handle,
+        events,
         builtin_executor,
     })
 }

@@ -157,3 +157,47 @@ fn utc() -> String {
 fn five() -> u32 {
     5
 }
+
+/// `GET /v1/stats`: what the last hour of runs looks like.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunStats {
+    /// Start of the first minute counted.
+    pub since: DateTime<Utc>,
+    /// One entry per minute, oldest first, counting runs by when they ended.
+    pub minutes: Vec<MinuteCounts>,
+    /// How late scheduled runs started over the last few minutes.
+    pub lateness: Lateness,
+    /// Runs pending, dispatched or running now.
+    pub active_runs: usize,
+    /// Jobs whose latest run in the window ended badly.
+    pub failing_jobs: Vec<RunSummaryOfJob>,
+    /// Whether the window held more runs than were read.
+    pub truncated: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MinuteCounts {
+    pub minute: DateTime<Utc>,
+    pub succeeded: u64,
+    /// Failed or timed out.
+    pub failed: u64,
+    /// Killed or skipped.
+    pub other: u64,
+}
+
+/// Start time minus scheduled time of scheduled runs, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lateness {
+    pub samples: usize,
+    pub p50_ms: Option<i64>,
+    pub p99_ms: Option<i64>,
+    pub max_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummaryOfJob {
+    pub namespace: String,
+    pub job_id: String,
+    #[serde(flatten)]
+    pub run: RunSummary,
+}

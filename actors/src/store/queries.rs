@@ -140,6 +140,24 @@ impl StateMachine {
         Ok((items, None))
     }
 
+    /// Runs created at or after `since`, newest first, at most `max`: the
+    /// scan walks back through creation order and stops at the first
+    /// older run, so its cost is the window's, not the history's.
+    pub fn recent_runs(&self, since: DateTime<Utc>, max: usize) -> Result<Vec<Run>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.tree.scan_prefix(keys::ALL_RUNS_PREFIX).rev() {
+            let (_, run_id) = entry?;
+            let Some(run) = self.run(&String::from_utf8_lossy(&run_id))? else {
+                continue;
+            };
+            if run.created_at < since || out.len() == max {
+                break;
+            }
+            out.push(run);
+        }
+        Ok(out)
+    }
+
     /// Runs that are pending, dispatched or running.
     pub fn active_runs(&self) -> Result<Vec<Run>, StoreError> {
         let mut out = Vec::new();

@@ -3,16 +3,19 @@
 //! - `jobs`, `runs`: jobs and run history; `report`: executor reports.
 //! - `cluster`: the Raft group's state and membership changes.
 //! - `system`: schedule preview, executors, health.
+//! - `events`: the server-sent event stream; `stats`: the last hour of runs.
 //! - `forward`: writes on a follower go to the leader.
 //! - `input`, `error`: typed request parsing and JSON errors naming the field.
 
 mod cluster;
 mod error;
+mod events;
 mod forward;
 mod input;
 mod jobs;
 mod report;
 mod runs;
+pub mod stats;
 mod system;
 
 use std::{net::TcpListener, sync::Arc};
@@ -42,6 +45,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Verifies executor reports when set.
     pub secret: Option<Arc<Vec<u8>>>,
+    /// What `/v1/events` streams.
+    pub events: crate::events::EventFeed,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -65,6 +70,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/cluster/members", web::post().to(cluster::add))
             .route("/cluster/members/{id}", web::delete().to(cluster::remove))
             .route("/executors", web::get().to(system::executors))
+            .route("/events", web::get().to(events::events))
+            .route("/stats", web::get().to(stats::stats))
             .route("/internal/runs/{id}/report", web::post().to(report::report))
             .route("/internal/reports", web::post().to(report::reports)),
     )

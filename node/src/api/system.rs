@@ -1,9 +1,8 @@
 //! Schedule preview, executor views, health.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use actors::messages::ListExecutors;
 use protocol::{
-    api::{ExecutorInfo, PreviewRequest, PreviewResponse, MAX_PREVIEW},
+    api::{PreviewRequest, PreviewResponse, MAX_PREVIEW},
     schedule::{parse_timezone, Schedule},
 };
 
@@ -37,33 +36,7 @@ pub async fn preview(
 /// Executors the router knows (static and live), plus those gossip has
 /// seen die recently.
 pub async fn executors(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let mut listed = state.router.send(ListExecutors).await?;
-    if let Some(membership) = &state.membership {
-        for member in membership.members().await {
-            let membership::Member::Executor(e) = &member.member else {
-                continue;
-            };
-            let known = listed.iter_mut().find(|x| x.endpoint == e.endpoint);
-            match known {
-                Some(info) => {
-                    info.alive = member.alive;
-                    info.last_seen = member.last_seen;
-                    info.running = info.running.max(e.running);
-                }
-                None => listed.push(ExecutorInfo {
-                    id: e.id.clone(),
-                    group: e.group.clone(),
-                    endpoint: e.endpoint.clone(),
-                    handlers: e.handlers.clone(),
-                    weight: e.weight,
-                    labels: e.labels.clone(),
-                    running: e.running,
-                    alive: member.alive,
-                    last_seen: member.last_seen,
-                }),
-            }
-        }
-    }
+    let listed = crate::discovery::executor_list(&state.router, state.membership.as_ref()).await?;
     Ok(HttpResponse::Ok().json(listed))
 }
 
