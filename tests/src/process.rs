@@ -92,6 +92,15 @@ pub fn executor_with(group: &str, extra: &[&str]) -> Proc {
     Proc::spawn(&args, "cronmesh executor listening on ")
 }
 
+/// `cronmesh dev` (a node with its built-in executor) on a free port, with
+/// data in `dir`, plus `extra` flags.
+pub fn dev(dir: &Path, extra: &[&str]) -> Proc {
+    let dir = dir.to_string_lossy().to_string();
+    let mut args = vec!["dev", "--data-dir", &dir, "--http", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    Proc::spawn(&args, "cronmesh node serving on ")
+}
+
 /// `cronmesh server` on `http` with data in `dir`, sending work to `executors`.
 pub fn server(dir: &Path, http: &str, executors: &[&str]) -> Proc {
     server_with(dir, http, executors, &[])
