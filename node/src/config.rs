@@ -23,6 +23,8 @@ pub struct NodeConfig {
     pub builtin_executor: bool,
     /// Shared secret of the executor protocol's HMAC signatures.
     pub secret: Option<Vec<u8>>,
+    /// Bearer token the admin API and web console require; open when unset.
+    pub admin_token: Option<String>,
     /// Runs kept per job.
     pub history_limit: usize,
     /// When a metadata write counts as durable.
@@ -171,6 +173,7 @@ impl NodeConfig {
             executors: Vec::new(),
             builtin_executor: false,
             secret: None,
+            admin_token: None,
             history_limit: DEFAULT_HISTORY_LIMIT,
             durability: Durability::Flush,
             timings: Timings::default(),
@@ -193,15 +196,60 @@ pub struct DevArgs {
     /// More executors: URL, or GROUP=URL.
     #[arg(long = "executor", value_name = "[GROUP=]URL")]
     pub executors: Vec<StaticExecutor>,
+    #[command(flatten)]
+    pub admin: AdminTokenArgs,
 }
 
 impl DevArgs {
-    pub fn into_config(self) -> NodeConfig {
-        NodeConfig {
+    pub fn into_config(self) -> anyhow::Result<NodeConfig> {
+        Ok(NodeConfig {
             builtin_executor: true,
             executors: self.executors,
+            admin_token: self.admin.token()?,
             ..NodeConfig::new(self.data_dir, self.http)
+        })
+    }
+}
+
+/// The admin API's bearer token, given inline (best through the
+/// environment: a flag shows in `ps`) or in a file.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct AdminTokenArgs {
+    /// Require `Authorization: Bearer TOKEN` on the admin API and a sign-in
+    /// on the web console.
+    #[arg(
+        long,
+        env = "CRONMESH_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<String>,
+    /// File holding the admin token (instead of --admin-token).
+    #[arg(
+        long,
+        env = "CRONMESH_ADMIN_TOKEN_FILE",
+        conflicts_with = "admin_token"
+    )]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl AdminTokenArgs {
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        let token = match (&self.admin_token, &self.admin_token_file) {
+            (Some(token), _) => token.trim().to_string(),
+            (None, Some(path)) => String::from_utf8(crate::secret::read_secret_file(path)?)
+                .with_context(|| format!("the admin token in {} is not UTF-8", path.display()))?,
+            (None, None) => return Ok(None),
+        };
+        if token.is_empty() {
+            bail!("the admin token is empty");
         }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            bail!(
+                "the admin token must be printable ASCII without spaces (it travels in a header)"
+            );
+        }
+        Ok(Some(token))
     }
 }
 
@@ -256,6 +304,8 @@ pub struct ServerArgs {
     /// Raft log entries kept behind the applied index before compaction.
     #[arg(long, default_value_t = 10_000)]
     pub raft_compact_after: u64,
+    #[command(flatten)]
+    pub admin: AdminTokenArgs,
 }
 
 impl ServerArgs {
@@ -297,6 +347,7 @@ impl ServerArgs {
             advertise_url: self.advertise,
             executors: self.executors,
             secret,
+            admin_token: self.admin.token()?,
             history_limit: self.history_limit,
             seed: self.node_id,
             raft,

@@ -8,11 +8,16 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Dev(args) => {
             node::signals::init_logging(cli.log_format);
-            let config = args.into_config();
-            tracing::warn!(
-                "dev mode: the admin API is unauthenticated; it listens on {}",
-                config.http
-            );
+            let config = match args.into_config() {
+                Ok(config) => config,
+                Err(e) => return fail(e),
+            };
+            if config.admin_token.is_none() {
+                tracing::warn!(
+                    "dev mode: the admin API is unauthenticated; it listens on {}",
+                    config.http
+                );
+            }
             serve(node::node::run(config, node::signals::shutdown()))
         }
         Command::Server(args) => {

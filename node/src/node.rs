@@ -7,7 +7,7 @@ use actix::{Actor, AsyncContext, Context};
 use actors::{
     clock::{SharedClock, TokioClock},
     dispatcher::{Dispatcher, DispatcherCore, DispatcherLinks, Transport},
-    http_client::build_client,
+    http_client::{build_client, build_client_with_token},
     job_store::JobStore,
     log_sink::LogSink,
     messages::{Leadership, SetExecutors, SetReportTo},
@@ -135,7 +135,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
                     api_url: api_url.clone(),
                     raft_addr: settings.listen.to_string(),
                 };
-                actix::spawn(join_cluster(build_client(), url.clone(), me, transport));
+                let http = build_client_with_token(config.admin_token.as_deref())
+                    .map_err(anyhow::Error::msg)?;
+                actix::spawn(join_cluster(http, url.clone(), me, transport));
             }
             let proposer = RaftProposer {
                 engine: engine.clone(),
@@ -339,6 +341,10 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         http: build_client(),
         secret: config.secret.clone().map(Arc::new),
         events: events.clone(),
+        admin_token: config
+            .admin_token
+            .as_deref()
+            .map(|t| Arc::new(api::AdminToken::new(t))),
     };
     let server = api::serve(state, listener)?;
     let handle = server.handle();

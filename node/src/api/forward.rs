@@ -22,9 +22,10 @@ use crate::consensus::Route;
 /// Marks a forwarded request, so it is never forwarded twice.
 const FORWARDED: &str = "x-cronmesh-forwarded";
 /// Headers that travel with a forwarded request.
-const KEPT_HEADERS: [&str; 3] = [
+const KEPT_HEADERS: [&str; 4] = [
     "content-type",
     "authorization",
+    "cookie",
     protocol::dispatch::SIGNATURE_HEADER,
 ];
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);

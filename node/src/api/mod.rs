@@ -4,9 +4,10 @@
 //! - `cluster`: the Raft group's state and membership changes.
 //! - `system`: schedule preview, executors, health.
 //! - `events`: the server-sent event stream; `stats`: the last hour of runs.
-//! - `forward`: writes on a follower go to the leader.
+//! - `auth`: the admin token; `forward`: writes on a follower go to the leader.
 //! - `input`, `error`: typed request parsing and JSON errors naming the field.
 
+mod auth;
 mod cluster;
 mod error;
 mod events;
@@ -27,6 +28,7 @@ use actors::{
     store::StateMachine,
 };
 
+pub use auth::{AdminToken, COOKIE as TOKEN_COOKIE};
 pub use error::{ApiError, ApiResult};
 
 /// What every handler can reach.
@@ -47,6 +49,8 @@ pub struct AppState {
     pub secret: Option<Arc<Vec<u8>>>,
     /// What `/v1/events` streams.
     pub events: crate::events::EventFeed,
+    /// Required of admin requests when set.
+    pub admin_token: Option<Arc<AdminToken>>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -86,6 +90,8 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
         App::new()
             .app_data(data.clone())
             .wrap(actix_web::middleware::from_fn(forward::forward_to_leader))
+            // Outermost: a request without the token goes no further.
+            .wrap(actix_web::middleware::from_fn(auth::require_token))
             .configure(routes)
             .default_service(web::to(system::not_found))
     })
