@@ -85,7 +85,10 @@ async fn a_client_follows_a_job_and_its_runs_live() {
         .iter()
         .position(|(n, d)| n == "run" && d["status"] == "succeeded")
         .expect("checked above");
-    assert!(created < succeeded, "events arrive in the order they happen");
+    assert!(
+        created < succeeded,
+        "events arrive in the order they happen"
+    );
     let run_id = &events[succeeded].1["id"];
     assert!(
         events[..succeeded]
