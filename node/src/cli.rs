@@ -38,6 +38,10 @@ pub enum Command {
     /// Start a local cluster of this binary's processes, load it with jobs
     /// and measure what happens to every slot.
     Bench(BenchArgs),
+    /// Terminal status viewer: the cluster's leader and members, executors,
+    /// jobs and a live stream of runs; trigger, pause, resume and kill from
+    /// it (press ? inside for the keys).
+    Tui,
     #[command(flatten)]
     Client(ClientCommand),
 }

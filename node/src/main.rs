@@ -44,6 +44,10 @@ fn main() -> ExitCode {
             },
             Err(e) => fail(e.into()),
         },
+        Command::Tui => match ui::run(&cli.api.api, cli.api.token.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
         Command::Client(command) => match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

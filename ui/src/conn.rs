@@ -64,7 +64,10 @@ impl Connection {
         }
         let link = Link::Reconnecting {
             url: failed,
-            error: error.to_string(),
+            error: match &error {
+                ApiError::Unreachable(why) => why.clone(),
+                other => other.to_string(),
+            },
         };
         (link, Err(error))
     }

@@ -239,13 +239,15 @@ fn losing_the_node_and_a_new_leader_are_said_on_screen() {
     app.apply(Update::Refreshed {
         link: Link::Reconnecting {
             url: "http://n1:7070".into(),
-            error: "unreachable: connection refused or failed".into(),
+            error: "connection refused or failed".into(),
         },
         snapshot: Err("unreachable: connection refused or failed".into()),
     });
     let lost = screen(&app);
     assert!(
-        lost[0].contains("node http://n1:7070 unreachable") && lost[0].contains("reconnecting…"),
+        lost[0].contains(
+            "node http://n1:7070 unreachable (connection refused or failed) — reconnecting…"
+        ),
         "{}",
         lost[0]
     );
