@@ -12,6 +12,7 @@
 //! - [`view`]: drawing the header, the four panes, the bottom line and the overlays.
 //! - [`worker`]: the tokio side that performs refreshes and actions.
 //! - [`terminal`]: terminal set-up and the event loop; [`run`] is the entry point.
+//! - `fixtures` (tests only): a sample snapshot at a fixed time and a fake node over HTTP.
 
 pub mod api;
 pub mod app;

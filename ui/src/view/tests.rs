@@ -291,3 +291,43 @@ fn before_any_answer_the_screen_says_where_it_connects() {
     );
     assert!(shows(&screen, "waiting for the first answer…"));
 }
+
+#[test]
+fn small_terminals_get_a_cut_down_screen_not_a_crash() {
+    let mut app = app();
+    app.focus = Pane::Runs;
+    let mut modes = Vec::new();
+    modes.push(app.mode.clone());
+    press(&mut app, KeyCode::Char('?'));
+    modes.push(app.mode.clone());
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('K'));
+    modes.push(app.mode.clone());
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Enter);
+    app.apply(Update::RunLoaded {
+        run_id: "r-3".into(),
+        run: Ok((
+            fixtures::run("r-3", "ops", "cleanup", "running", 5),
+            "out".into(),
+        )),
+    });
+    modes.push(app.mode.clone());
+    for (width, height) in [(1, 1), (20, 5), (80, 24)] {
+        for mode in &modes {
+            app.mode = mode.clone();
+            let mut terminal =
+                Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+            terminal
+                .draw(|frame| super::draw(frame, &app))
+                .expect("draw");
+        }
+    }
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test terminal");
+    app.mode = crate::app::Mode::Normal;
+    terminal
+        .draw(|frame| super::draw(frame, &app))
+        .expect("draw");
+    let top = terminal.backend().buffer()[(1, 0)].symbol().to_string();
+    assert_eq!(top, "c", "the header still starts with the name");
+}
