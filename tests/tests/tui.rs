@@ -18,6 +18,8 @@ const POLL: Duration = Duration::from_millis(100);
 /// A tmux server of its own (its own socket), killed when dropped.
 struct Tmux {
     socket: String,
+    /// The socket file, removed on drop (tmux leaves it behind).
+    socket_path: Option<String>,
 }
 
 impl Tmux {
@@ -33,11 +35,17 @@ impl Tmux {
 
     /// Starts `command` in a detached 160 x 48 session.
     fn start(command: &str) -> Self {
-        let tmux = Self {
+        let mut tmux = Self {
             socket: format!("cronmesh-tui-test-{}", std::process::id()),
+            socket_path: None,
         };
         let out = tmux.run(&["new-session", "-d", "-x", "160", "-y", "48", command]);
         assert!(out.status.success(), "tmux new-session: {out:?}");
+        let path = tmux
+            .run(&["display-message", "-p", "#{socket_path}"])
+            .stdout;
+        let path = String::from_utf8_lossy(&path).trim().to_string();
+        tmux.socket_path = (!path.is_empty()).then_some(path);
         tmux
     }
 
@@ -81,6 +89,9 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
+        if let Some(path) = &self.socket_path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
