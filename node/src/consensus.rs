@@ -76,7 +76,7 @@ impl Consensus {
         }
     }
 
-    fn node_id(&self) -> u64 {
+    pub fn node_id(&self) -> u64 {
         match self {
             Consensus::Local { node_id, .. } => *node_id,
             Consensus::Raft(engine) => engine.node_id,

@@ -8,6 +8,7 @@
 //! - [`raft`]: the Raft engine, its sled storage and TCP transport.
 //! - [`api`]: the admin HTTP API.
 //! - [`events`]: the live events `/v1/events` streams.
+//! - [`console`]: the web console served at `/`.
 //! - [`executor`]: the executor agent that runs shell commands.
 //! - [`client`]: the command-line client of the admin API.
 //! - [`bench`]: `cronmesh bench`, a measured run of a real local cluster.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod consensus;
+pub mod console;
 pub mod discovery;
 pub mod events;
 pub mod executor;

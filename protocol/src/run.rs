@@ -97,6 +97,27 @@ pub enum TriggerKind {
     Backfill,
 }
 
+impl TriggerKind {
+    /// The name the JSON uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Schedule => "schedule",
+            TriggerKind::Manual => "manual",
+            TriggerKind::Retry => "retry",
+            TriggerKind::Misfire => "misfire",
+            TriggerKind::Child => "child",
+            TriggerKind::Failover => "failover",
+            TriggerKind::Backfill => "backfill",
+        }
+    }
+}
+
+impl std::fmt::Display for TriggerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardInfo {
     pub index: u32,

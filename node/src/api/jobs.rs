@@ -42,7 +42,7 @@ fn job_key(req: &HttpRequest, id: String) -> ApiResult<JobKey> {
     Ok(JobKey::new(namespace, id))
 }
 
-fn view(state: &AppState, job: Job) -> ApiResult<JobView> {
+pub(crate) fn view(state: &AppState, job: Job) -> ApiResult<JobView> {
     let now = state.clock.now();
     let next_fire_times = match (
         Schedule::parse(&job.schedule),

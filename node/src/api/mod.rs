@@ -8,12 +8,12 @@
 //! - `input`, `error`: typed request parsing and JSON errors naming the field.
 
 mod auth;
-mod cluster;
+pub(crate) mod cluster;
 mod error;
 mod events;
 mod forward;
 mod input;
-mod jobs;
+pub(crate) mod jobs;
 mod report;
 mod runs;
 pub mod stats;
@@ -93,6 +93,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
             // Outermost: a request without the token goes no further.
             .wrap(actix_web::middleware::from_fn(auth::require_token))
             .configure(routes)
+            .configure(crate::console::routes)
             .default_service(web::to(system::not_found))
     })
     .workers(2)

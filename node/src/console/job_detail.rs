@@ -1,0 +1,146 @@
+//! `/jobs/{namespace}/{id}`: a job's definition, next fires, success rate
+//! and run history a page at a time, with its actions.
+
+use actix_web::{web, HttpRequest};
+use actors::store::RunFilter;
+use maud::{html, Markup};
+use protocol::{JobKey, Run, RunStatus, Target};
+use serde::Deserialize;
+
+use super::{
+    dashboard::runs_table,
+    format::{self, job_path, plain, segment},
+    layout::{render, Frame, PageResult, Section},
+};
+use crate::api::{jobs::view, ApiError, AppState};
+
+const RUNS_PER_PAGE: usize = 20;
+/// The success rate is taken over this many of the latest runs.
+const RATE_WINDOW: usize = 100;
+
+#[derive(Deserialize, Default)]
+struct HistoryQuery {
+    /// Cursor of the run page (from the previous page).
+    before: Option<u64>,
+}
+
+pub async fn page(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+) -> PageResult {
+    let (namespace, id) = path.into_inner();
+    let key = JobKey::new(namespace, id);
+    let q = web::Query::<HistoryQuery>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let job = state
+        .store
+        .job(&key)?
+        .ok_or_else(|| ApiError::not_found(format!("job {key} does not exist")))?;
+    let v = view(&state, job)?;
+    let job = &v.job;
+    let filter = RunFilter {
+        job: Some(key.clone()),
+        ..RunFilter::default()
+    };
+    let (runs, next) = state.store.runs(&filter, q.before, RUNS_PER_PAGE)?;
+    let (latest, _) = state.store.runs(&filter, None, RATE_WINDOW)?;
+    let now = state.clock.now();
+    let api_path = format!("/v1/jobs/{}", segment(&job.id));
+    let ns_query = format!("?namespace={}", segment(&job.namespace));
+    let json = serde_json::to_string_pretty(job).unwrap_or_default();
+
+    let body = html! {
+        div.title-row {
+            h1 { (job.id) @if job.namespace != protocol::job::DEFAULT_NAMESPACE { span.ns { (job.namespace) } } " " (format::enabled(job.enabled)) }
+            div.actions #job-actions {
+                button.primary type="button" data-action=(format!("{api_path}/trigger{ns_query}")) data-done="Triggered" { "Trigger now" }
+                @if job.enabled {
+                    button type="button" data-action=(format!("{api_path}/pause{ns_query}")) data-done="Paused" { "Pause" }
+                } @else {
+                    button type="button" data-action=(format!("{api_path}/resume{ns_query}")) data-done="Resumed" { "Resume" }
+                }
+                a.button href=(format!("{}/edit", job_path(&job.namespace, &job.id))) { "Edit" }
+                button.danger type="button" data-action=(format!("{api_path}{ns_query}")) data-method="DELETE"
+                    data-confirm=(format!("Delete job {}? Its run history goes with it.", job.id)) data-then="/jobs" { "Delete" }
+            }
+        }
+        @if !job.description.is_empty() { p.muted { (job.description) } }
+        section.cards {
+            div.card { div.card-title { "Schedule" } div.card-value { code { (job.schedule) } } div.card-note { (job.timezone) } }
+            div.card { div.card-title { "Next fire" } div.card-value { (format::when(now, v.next_fire_times.first().copied())) } div.card-note { @if !job.enabled { "paused" } } }
+            div.card { div.card-title { "Success rate" } div.card-value #success-rate { (success_rate(&latest)) } div.card-note { "of the last " (RATE_WINDOW) " runs that ended" } }
+            div.card { div.card-title { "Target" } div.card-value.small { (target(&job.target)) } }
+        }
+        div.columns {
+            section.panel {
+                h2 { "Definition" }
+                dl.definition {
+                    dt { "Routing" } dd { (plain(&job.routing)) }
+                    dt { "Shards" } dd { (job.shards) }
+                    dt { "Timeout" } dd { (job.timeout) }
+                    dt { "Retries" } dd { (job.retry.max_retries) " (backoff " (job.retry.backoff) ", at most " (job.retry.max_backoff) ")" }
+                    dt { "Concurrency" } dd { (plain(&job.concurrency)) }
+                    dt { "Misfire" } dd { (plain(&job.misfire.policy)) " after " (job.misfire.threshold) }
+                    dt { "Failover" } dd { (if job.failover { "yes" } else { "no" }) }
+                    dt { "Labels" } dd { @if job.labels.is_empty() { "—" } @for (k, val) in &job.labels { span.label { (k) "=" (val) } " " } }
+                }
+                details { summary { "JSON" } pre.json { (json) } }
+            }
+            section.panel {
+                h2 { "Next fire times" }
+                @if v.next_fire_times.is_empty() {
+                    p.empty { @if job.enabled { "This schedule does not fire again." } @else { "Paused." } }
+                } @else {
+                    ol.fire-times { @for t in &v.next_fire_times { li { (format::timestamp(Some(*t))) " · " (format::relative(now, *t)) } } }
+                }
+            }
+        }
+        section.panel #history {
+            h2 { "Runs" }
+            (runs_table(&runs, now, false))
+            p.pager {
+                @if q.before.is_some() { a href=(job_path(&job.namespace, &job.id)) { "← Latest" } " " }
+                @if let Some(cursor) = next { a href=(format!("{}?before={cursor}", job_path(&job.namespace, &job.id))) { "Older →" } }
+            }
+        }
+    };
+    Ok(render(
+        &state,
+        Frame {
+            title: &job.id,
+            section: Some(Section::Jobs),
+            live: true,
+        },
+        body,
+    ))
+}
+
+/// `87% (26 of 30)` over runs that ended, skipped ones left out.
+fn success_rate(runs: &[Run]) -> String {
+    let ended: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.status.is_terminal() && r.status != RunStatus::Skipped)
+        .collect();
+    if ended.is_empty() {
+        return "—".into();
+    }
+    let ok = ended
+        .iter()
+        .filter(|r| r.status == RunStatus::Succeeded)
+        .count();
+    format!("{}% ({ok} of {})", ok * 100 / ended.len(), ended.len())
+}
+
+fn target(target: &Target) -> Markup {
+    match target {
+        Target::Shell { group, command } => {
+            html! { "shell on " b { (group) } ": " code { (command) } }
+        }
+        Target::Executor { group, handler } => {
+            html! { "handler " code { (handler) } " on " b { (group) } }
+        }
+        Target::Http { url, method, .. } => html! { (method) " " code { (url) } },
+    }
+}

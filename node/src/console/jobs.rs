@@ -1,0 +1,171 @@
+//! `/jobs`: every job with its next fire and last result, searchable and
+//! filtered by namespace, label and state, a page at a time.
+
+use actix_web::{web, HttpRequest};
+use actors::store::JobFilter;
+use maud::html;
+use protocol::{api::JobView, JobKey, RunStatus};
+use serde::Deserialize;
+
+use super::{
+    format::{self, job_path, run_path},
+    layout::{render, Frame, PageResult, Section},
+};
+use crate::api::{jobs::view, ApiError, AppState};
+
+const PAGE_SIZE: usize = 50;
+/// Jobs read from the store per step while filtering in memory.
+const SCAN_STEP: usize = 500;
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    /// Part of the id or description.
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    namespace: String,
+    /// `key=value`.
+    #[serde(default)]
+    label: String,
+    /// `enabled`, `paused` or `failing`; anything else shows all.
+    #[serde(default)]
+    state: String,
+    /// `namespace/id` of the last job of the previous page.
+    after: Option<String>,
+}
+
+impl ListQuery {
+    fn wants(&self, v: &JobView) -> bool {
+        let q = self.q.to_lowercase();
+        let text_matches = q.is_empty()
+            || v.job.id.to_lowercase().contains(&q)
+            || v.job.description.to_lowercase().contains(&q);
+        let failing = v
+            .last_run
+            .as_ref()
+            .is_some_and(|r| matches!(r.status, RunStatus::Failed | RunStatus::TimedOut));
+        text_matches && (self.state != "failing" || failing)
+    }
+
+    fn link_after(&self, after: &JobKey) -> String {
+        let pairs = [
+            ("q", self.q.as_str()),
+            ("namespace", &self.namespace),
+            ("label", &self.label),
+            ("state", &self.state),
+            ("after", &format!("{}/{}", after.namespace, after.id)),
+        ];
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs.iter().filter(|(_, v)| !v.is_empty()))
+            .finish();
+        format!("/jobs?{query}")
+    }
+}
+
+pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
+    let q = web::Query::<ListQuery>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let labels = match q.label.split_once('=') {
+        Some((k, v)) => vec![(k.trim().to_string(), v.trim().to_string())],
+        None if q.label.trim().is_empty() => Vec::new(),
+        None => return Err(ApiError::invalid("label", "write the label as key=value").into()),
+    };
+    let filter = JobFilter {
+        namespace: (!q.namespace.trim().is_empty()).then(|| q.namespace.trim().to_string()),
+        labels,
+        enabled: match q.state.as_str() {
+            "enabled" => Some(true),
+            "paused" => Some(false),
+            _ => None,
+        },
+    };
+    let mut after = q.after.as_deref().and_then(|a| {
+        a.split_once('/')
+            .map(|(ns, id)| JobKey::new(ns.to_string(), id.to_string()))
+    });
+    let mut shown: Vec<JobView> = Vec::new();
+    let mut more = false;
+    'scan: loop {
+        let (jobs, next) = state.store.jobs(&filter, after.as_ref(), SCAN_STEP)?;
+        for job in jobs {
+            let key = job.key();
+            let v = view(&state, job)?;
+            if q.wants(&v) {
+                if shown.len() == PAGE_SIZE {
+                    more = true;
+                    break 'scan;
+                }
+                shown.push(v);
+            }
+            after = Some(key);
+        }
+        if next.is_none() {
+            break;
+        }
+    }
+    let now = state.clock.now();
+    let next_link = shown
+        .last()
+        .filter(|_| more)
+        .map(|v| q.link_after(&v.job.key()));
+
+    let body = html! {
+        div.title-row {
+            h1 { "Jobs" }
+            a.button.primary href="/jobs/new" { "New job" }
+        }
+        form.filters method="get" action="/jobs" {
+            input type="search" name="q" value=(q.q) placeholder="Search id or description" aria-label="search";
+            input type="text" name="namespace" value=(q.namespace) placeholder="namespace" aria-label="namespace";
+            input type="text" name="label" value=(q.label) placeholder="label key=value" aria-label="label";
+            select name="state" aria-label="state" {
+                @for (value, label) in [("", "any state"), ("enabled", "enabled"), ("paused", "paused"), ("failing", "failing")] {
+                    option value=(value) selected[q.state == value] { (label) }
+                }
+            }
+            button type="submit" { "Filter" }
+        }
+        @if shown.is_empty() {
+            p.empty { "No job matches." @if q.q.is_empty() && q.state.is_empty() { " " a href="/jobs/new" { "Create one" } "." } }
+        } @else {
+            div.scroll { table #jobs {
+                thead { tr {
+                    th { "Job" } th { "Schedule" } th { "Next fire" } th { "Last run" } th { "State" } th { "Actions" }
+                } }
+                tbody { @for v in &shown {
+                    @let job = &v.job;
+                    tr data-job=(job.id) {
+                        td {
+                            a href=(job_path(&job.namespace, &job.id)) { (job.id) }
+                            @if job.namespace != protocol::job::DEFAULT_NAMESPACE { span.ns { (job.namespace) } }
+                            @if !job.description.is_empty() { div.small.muted { (job.description) } }
+                        }
+                        td { code { (job.schedule) } @if job.timezone != "UTC" { span.small.muted { " " (job.timezone) } } }
+                        td { (format::when(now, v.next_fire_times.first().copied())) }
+                        td { @match &v.last_run {
+                            Some(r) => { a href=(run_path(&r.id)) { (format::status(r.status)) } " " (format::when(now, r.finished_at.or(Some(r.scheduled_at)))) },
+                            None => { span.muted { "never ran" } },
+                        } }
+                        td { (format::enabled(job.enabled)) }
+                        td.actions {
+                            button type="button" data-action=(format!("/v1/jobs/{}/trigger?namespace={}", format::segment(&job.id), format::segment(&job.namespace))) data-done="Triggered" { "Trigger" }
+                        }
+                    }
+                } }
+            } }
+            @if let Some(link) = &next_link {
+                p.pager { a href=(link) { "Next page →" } }
+            }
+        }
+    };
+    Ok(render(
+        &state,
+        Frame {
+            title: "Jobs",
+            section: Some(Section::Jobs),
+            live: true,
+        },
+        body,
+    ))
+}
