@@ -9,6 +9,8 @@ use serde_json::Value;
 pub struct Api {
     pub base: String,
     client: reqwest::Client,
+    /// Sent as `Authorization: Bearer` when the node requires a token.
+    token: Option<String>,
 }
 
 /// Status and JSON body (or the text as a JSON string) of an answer.
@@ -24,7 +26,13 @@ impl Api {
         Self {
             base: base.into(),
             client,
+            token: None,
         }
+    }
+
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_string());
+        self
     }
 
     pub async fn raw(
@@ -34,10 +42,14 @@ impl Api {
         content_type: &str,
         body: Vec<u8>,
     ) -> Answer {
-        let response = self
+        let mut request = self
             .client
             .request(method, format!("{}{path}", self.base))
-            .header("content-type", content_type)
+            .header("content-type", content_type);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
             .body(body)
             .send()
             .await

@@ -3,11 +3,13 @@
 //!
 //! - [`process`]: scheduler and executor child processes, killed on drop.
 //! - [`api`]: JSON requests against the admin API.
+//! - [`browser`]: headless Chromium over WebDriver, for the web console.
 //! - [`cluster`]: Raft clusters of server processes that can be killed and restarted.
 //! - [`slots`]: checks that every slot ran once and no executor ran one twice.
 //! - [`wait`]: polling with a deadline instead of fixed sleeps.
 
 pub mod api;
+pub mod browser;
 pub mod cluster;
 pub mod process;
 pub mod slots;

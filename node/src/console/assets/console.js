@@ -66,6 +66,10 @@ function connectEvents() {
   if (!window.EventSource) return;
   const indicator = $("#live");
   const events = new EventSource("/v1/events");
+  // A browser holds few connections per host: give this one back as soon
+  // as the page is left, and open a new one if the page is shown again.
+  window.addEventListener("pagehide", () => events.close(), { once: true });
+  window.addEventListener("pageshow", (event) => { if (event.persisted) connectEvents(); }, { once: true });
   events.onopen = () => { if (indicator) { indicator.className = "live on"; indicator.title = "live"; } };
   events.onerror = () => { if (indicator) { indicator.className = "live off"; indicator.title = "reconnecting…"; } };
   for (const name of ["run", "job", "leader", "executor"]) {
