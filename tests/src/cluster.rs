@@ -21,6 +21,8 @@ pub struct Cluster {
     joined: Vec<bool>,
     executors: Vec<String>,
     extra: Vec<String>,
+    /// The admin token given in `extra`, which every API call then sends.
+    token: Option<String>,
 }
 
 /// A port that was free a moment ago (the OS does not hand it out again
@@ -43,6 +45,10 @@ impl Cluster {
             joined: vec![false; size],
             executors: executors.iter().map(|e| e.to_string()).collect(),
             extra: extra.iter().map(|e| e.to_string()).collect(),
+            token: extra
+                .windows(2)
+                .find(|pair| pair[0] == "--admin-token")
+                .map(|pair| pair[1].to_string()),
         };
         for id in 1..=size as u64 {
             cluster.restart(id);
@@ -109,10 +115,14 @@ impl Cluster {
     }
 
     pub fn api(&self, id: u64) -> Api {
-        Api::new(format!(
+        let api = Api::new(format!(
             "http://127.0.0.1:{}",
             self.ports[(id - 1) as usize].0
-        ))
+        ));
+        match &self.token {
+            Some(token) => api.with_token(token),
+            None => api,
+        }
     }
 
     /// Ids of the running nodes.
