@@ -130,6 +130,45 @@ async fn a_person_creates_watches_and_kills_jobs_in_the_console() {
         .expect("the kill asks for confirmation");
     browser.wait_for("#run-status", |t| t == "killed").await;
 
+    // Pause and resume from the job's page; edit it through the form;
+    // delete it after confirming.
+    browser
+        .goto(&format!("{base}/jobs/default/long-export"))
+        .await;
+    browser.click("#job-actions button[data-done=Paused]").await;
+    browser.wait_for("h1 .badge", |t| t == "paused").await;
+    let (_, stored) = api.get("/v1/jobs/long-export").await;
+    assert_eq!(stored["enabled"], false);
+    browser
+        .click("#job-actions button[data-done=Resumed]")
+        .await;
+    browser.wait_for("h1 .badge", |t| t == "enabled").await;
+    browser
+        .goto(&format!("{base}/jobs/default/long-export/edit"))
+        .await;
+    browser.fill("#f-description", "exports everything").await;
+    browser.fill("#f-retry-max_retries", "2").await;
+    browser.click("#job-form button[type=submit]").await;
+    browser.wait_for_path("/jobs/default/long-export").await;
+    browser
+        .wait_for("main", |t| t.contains("exports everything"))
+        .await;
+    let (_, stored) = api.get("/v1/jobs/long-export").await;
+    assert_eq!(stored["retry"]["max_retries"], 2);
+    assert_eq!(
+        stored["target"]["command"], "echo export started; sleep 300",
+        "the edit keeps the rest"
+    );
+    browser.click("#job-actions button.danger").await;
+    browser
+        .client
+        .accept_alert()
+        .await
+        .expect("the delete asks for confirmation");
+    browser.wait_for_path("/jobs").await;
+    let (status, _) = api.get("/v1/jobs/long-export").await;
+    assert_eq!(status, 404);
+
     // The other pages show what they promise.
     browser.goto(&format!("{base}/")).await;
     browser
@@ -137,18 +176,29 @@ async fn a_person_creates_watches_and_kills_jobs_in_the_console() {
         .await;
     browser.wait_for(".cards", |t| t.contains("node 1")).await;
     browser.screenshot(shots.as_deref(), "dashboard").await;
-    browser.goto(&format!("{base}/jobs?q=long")).await;
+    api.create_job(json!({"id": "cache-warmer", "schedule": "@hourly",
+        "labels": {"team": "web"}, "target": {"type": "shell", "command": "true"}}))
+        .await;
+    browser.goto(&format!("{base}/jobs?q=warm")).await;
     let listed = browser
-        .wait_for("#jobs", |t| t.contains("long-export"))
+        .wait_for("#jobs", |t| t.contains("cache-warmer"))
         .await;
     assert!(
-        !listed.text().await.unwrap().contains("report\n"),
+        !listed.text().await.unwrap().contains("report"),
         "the search filters"
+    );
+    browser.goto(&format!("{base}/jobs?label=team%3Dweb")).await;
+    let listed = browser
+        .wait_for("#jobs", |t| t.contains("cache-warmer"))
+        .await;
+    assert!(
+        !listed.text().await.unwrap().contains("report"),
+        "the label filters"
     );
     browser.goto(&format!("{base}/jobs")).await;
     browser
         .wait_for("#jobs", |t| {
-            t.contains("report") && t.contains("long-export")
+            t.contains("report") && t.contains("cache-warmer")
         })
         .await;
     browser.screenshot(shots.as_deref(), "jobs").await;
