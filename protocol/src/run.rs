@@ -264,6 +264,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn trigger_names_are_the_json_names() {
+        for kind in [
+            TriggerKind::Schedule,
+            TriggerKind::Manual,
+            TriggerKind::Retry,
+            TriggerKind::Misfire,
+            TriggerKind::Child,
+            TriggerKind::Failover,
+            TriggerKind::Backfill,
+        ] {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::Value::String(kind.to_string())
+            );
+        }
+    }
+
+    #[test]
     fn slot_ids_are_stable_and_distinct() {
         let t = DateTime::parse_from_rfc3339("2026-11-21T23:00:00Z")
             .unwrap()

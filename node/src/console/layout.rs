@@ -38,13 +38,7 @@ pub fn render(state: &AppState, frame: Frame<'_>, body: Markup) -> HttpResponse 
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (frame.title) " · cronmesh" }
-                link rel="stylesheet" href="/assets/console.css";
-                script src="/assets/console.js" defer {}
-            }
+            (head(frame.title, true))
             body {
                 header.top {
                     a.brand href="/" { "cronmesh" }
@@ -69,6 +63,19 @@ pub fn render(state: &AppState, frame: Frame<'_>, body: Markup) -> HttpResponse 
         }
     };
     html_response(StatusCode::OK, markup)
+}
+
+/// The `<head>` of every page; `scripted` pages load the console script.
+pub fn head(title: &str, scripted: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · cronmesh" }
+            link rel="stylesheet" href="/assets/console.css";
+            @if scripted { script src="/assets/console.js" defer {} }
+        }
+    }
 }
 
 pub fn html_response(status: StatusCode, markup: Markup) -> HttpResponse {
@@ -115,12 +122,7 @@ impl ResponseError for PageError {
         let markup = html! {
             (DOCTYPE)
             html lang="en" {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { (self.0.status.as_u16()) " · cronmesh" }
-                    link rel="stylesheet" href="/assets/console.css";
-                }
+                (head(&self.0.status.as_u16().to_string(), false))
                 body {
                     header.top { a.brand href="/" { "cronmesh" } }
                     main {

@@ -10,7 +10,7 @@ use actix_web::{
 use maud::{html, DOCTYPE};
 use serde::Deserialize;
 
-use super::layout::html_response;
+use super::layout::{head, html_response};
 use crate::api::{AppState, TOKEN_COOKIE};
 
 /// How long a sign-in lasts.
@@ -37,12 +37,7 @@ fn form(next: &str, error: Option<&str>) -> maud::Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Sign in · cronmesh" }
-                link rel="stylesheet" href="/assets/console.css";
-            }
+            (head("Sign in", false))
             body {
                 header.top { span.brand { "cronmesh" } }
                 main.narrow {

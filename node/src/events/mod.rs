@@ -116,3 +116,77 @@ pub fn events_of(outcome: &Outcome) -> Vec<Event> {
         | Outcome::Rejected(_) => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use protocol::{api::ExecutorInfo, JobKey};
+
+    use super::*;
+
+    fn job(id: &str) -> protocol::Job {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "schedule": "@manual", "target": {"type": "shell", "command": "true"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn job_changes_become_job_events_named_by_their_action() {
+        let created = events_of(&Outcome::JobPut {
+            job: Box::new(job("a")),
+            created: true,
+        });
+        assert_eq!(created.len(), 1);
+        assert_eq!(created[0].name(), "job");
+        assert_eq!(
+            created[0].data(),
+            r#"{"namespace":"default","id":"a","action":"created","enabled":true}"#
+        );
+        let deleted = events_of(&Outcome::JobDeleted {
+            key: JobKey::new("default", "a"),
+            existed: true,
+        });
+        assert!(deleted[0].data().contains(r#""action":"deleted""#));
+        let nothing = events_of(&Outcome::JobDeleted {
+            key: JobKey::new("default", "a"),
+            existed: false,
+        });
+        assert!(nothing.is_empty(), "deleting nothing is no event");
+    }
+
+    #[test]
+    fn an_event_in_the_stream_format_ends_with_a_blank_line() {
+        let event = Event::Leader(LeaderChange {
+            leader_id: Some(2),
+            term: 7,
+        });
+        assert_eq!(
+            event.to_sse(),
+            "event: leader\ndata: {\"leader_id\":2,\"term\":7}\n\n"
+        );
+    }
+
+    #[test]
+    fn a_job_filter_keeps_cluster_wide_events() {
+        let key = JobKey::new("default", "a");
+        let other = Event::Job(JobChange {
+            namespace: "default".into(),
+            id: "b".into(),
+            action: "created",
+            enabled: Some(true),
+        });
+        assert!(!other.is_about(&key));
+        let executor = Event::Executor(ExecutorInfo {
+            id: "e".into(),
+            group: "default".into(),
+            endpoint: "http://e".into(),
+            handlers: vec![],
+            weight: 1,
+            labels: Default::default(),
+            running: 0,
+            alive: true,
+            last_seen: None,
+        });
+        assert!(executor.is_about(&key));
+    }
+}
