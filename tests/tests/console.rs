@@ -86,6 +86,7 @@ async fn a_person_creates_watches_and_kills_jobs_in_the_console() {
         .find(fantoccini::Locator::Css("a.mono"))
         .await
         .unwrap();
+    browser.find("#durations svg.chart").await;
     browser.screenshot(shots.as_deref(), "job-detail").await;
     run_link.click().await.unwrap();
     browser
@@ -129,6 +130,17 @@ async fn a_person_creates_watches_and_kills_jobs_in_the_console() {
         .await
         .expect("the kill asks for confirmation");
     browser.wait_for("#run-status", |t| t == "killed").await;
+
+    // The run history of all jobs, filtered to what was killed.
+    browser.goto(&format!("{base}/runs?status=killed")).await;
+    let killed = browser
+        .wait_for("#runs", |t| t.contains("long-export"))
+        .await;
+    assert!(
+        !killed.text().await.unwrap().contains("succeeded"),
+        "the status filters"
+    );
+    browser.screenshot(shots.as_deref(), "runs").await;
 
     // Pause and resume from the job's page; edit it through the form;
     // delete it after confirming.

@@ -1,13 +1,15 @@
-//! `/jobs/{namespace}/{id}`: a job's definition, next fires, success rate
-//! and run history a page at a time, with its actions.
+//! `/jobs/{namespace}/{id}`: a job's definition, next fires, success rate,
+//! a chart of its latest runs' durations and its run history a page at a
+//! time, with its actions.
 
 use actix_web::{web, HttpRequest};
 use actors::store::RunFilter;
-use maud::{html, Markup};
+use maud::{html, Markup, PreEscaped};
 use protocol::{JobKey, Run, RunStatus, Target};
 use serde::Deserialize;
 
 use super::{
+    chart,
     dashboard::runs_table,
     format::{self, job_path, plain, segment},
     layout::{render, Frame, PageResult, Section},
@@ -50,6 +52,8 @@ pub async fn page(
     let api_path = format!("/v1/jobs/{}", segment(&job.id));
     let ns_query = format!("?namespace={}", segment(&job.namespace));
     let json = serde_json::to_string_pretty(job).unwrap_or_default();
+    let oldest_first: Vec<Run> = latest.iter().rev().cloned().collect();
+    let durations = chart::run_durations(&oldest_first, now);
 
     let body = html! {
         div.title-row {
@@ -72,6 +76,16 @@ pub async fn page(
             div.card { div.card-title { "Next fire" } div.card-value { (format::when(now, v.next_fire_times.first().copied())) } div.card-note { @if !job.enabled { "paused" } } }
             div.card { div.card-title { "Success rate" } div.card-value #success-rate { (success_rate(&latest)) } div.card-note { "of the last " (RATE_WINDOW) " runs that ended" } }
             div.card { div.card-title { "Target" } div.card-value.small { (target(&job.target)) } }
+        }
+        section.panel #durations {
+            h2 { "Duration of the latest runs" span.legend {
+                span.key.ok { "succeeded" } span.key.bad { "failed" } span.key.other { "other" }
+            } }
+            @match &durations {
+                _ if !oldest_first.iter().any(|r| r.started_at.is_some()) => p.empty { "No run has started yet." },
+                Ok(svg) => div.chart-box { (PreEscaped(svg)) },
+                Err(why) => p.error-message { "The chart could not be drawn: " (why) },
+            }
         }
         div.columns {
             section.panel {

@@ -10,14 +10,16 @@ use crate::api::{ApiError, AppState};
 pub enum Section {
     Dashboard,
     Jobs,
+    Runs,
     Executors,
     Cluster,
 }
 
 impl Section {
-    const ALL: [(Section, &'static str, &'static str); 4] = [
+    const ALL: [(Section, &'static str, &'static str); 5] = [
         (Section::Dashboard, "/", "Dashboard"),
         (Section::Jobs, "/jobs", "Jobs"),
+        (Section::Runs, "/runs", "Runs"),
         (Section::Executors, "/executors", "Executors"),
         (Section::Cluster, "/cluster", "Cluster"),
     ];

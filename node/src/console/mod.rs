@@ -9,7 +9,7 @@
 //!   HTML / error responses every page uses.
 //! - [`format`]: times, durations and status badges.
 //! - [`chart`]: the runs-per-minute chart, drawn as SVG.
-//! - [`dashboard`], [`jobs`], [`job_form`], [`job_detail`], [`run_detail`],
+//! - [`dashboard`], [`jobs`], [`job_form`], [`job_detail`], [`runs`], [`run_detail`],
 //!   [`executors`], [`cluster`]: one page each.
 //! - [`login`]: signing in with the admin token when the node has one.
 //! - `assets/`: `console.css` and `console.js`, served under `/assets/`.
@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod layout;
 pub mod login;
 pub mod run_detail;
+pub mod runs;
 
 use actix_web::{web, HttpResponse};
 
@@ -40,6 +41,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/jobs/{namespace}/{id}/edit",
             web::get().to(job_form::edit_job),
         )
+        .route("/runs", web::get().to(runs::page))
         .route("/runs/{id}", web::get().to(run_detail::page))
         .route("/executors", web::get().to(executors::page))
         .route("/cluster", web::get().to(cluster::page))

@@ -6,7 +6,7 @@ use maud::html;
 
 use super::{
     format::{self, job_path, run_path, segment},
-    layout::{render, Frame, PageResult},
+    layout::{render, Frame, PageResult, Section},
 };
 use crate::api::{ApiError, AppState};
 
@@ -78,7 +78,7 @@ pub async fn page(state: web::Data<AppState>, id: web::Path<String>) -> PageResu
         &state,
         Frame {
             title: &format!("Run {}", run.id),
-            section: None,
+            section: Some(Section::Runs),
             // The run's own script follows it; a full refresh would reset
             // the output's scroll position.
             live: false,

@@ -1,0 +1,107 @@
+//! `/runs`: the run history of every job, newest first, filtered by job
+//! and status, a page at a time: where to look for what failed overnight.
+
+use actix_web::{web, HttpRequest};
+use actors::store::RunFilter;
+use maud::html;
+use protocol::{JobKey, RunStatus};
+use serde::Deserialize;
+
+use super::{
+    dashboard::runs_table,
+    layout::{render, Frame, PageResult, Section},
+};
+use crate::api::{ApiError, AppState};
+
+const PAGE_SIZE: usize = 50;
+const STATUSES: [&str; 8] = [
+    "pending",
+    "dispatched",
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "killed",
+    "skipped",
+];
+
+#[derive(Deserialize, Default)]
+struct RunsQuery {
+    #[serde(default)]
+    job: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    status: String,
+    /// Cursor from the previous page.
+    before: Option<u64>,
+}
+
+impl RunsQuery {
+    /// This page's filters, from the newest run or from `before`.
+    fn link(&self, before: Option<u64>) -> String {
+        let cursor = before.map(|c| c.to_string()).unwrap_or_default();
+        let pairs = [
+            ("job", self.job.as_str()),
+            ("namespace", &self.namespace),
+            ("status", &self.status),
+            ("before", &cursor),
+        ];
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs.iter().filter(|(_, v)| !v.is_empty()))
+            .finish();
+        format!("/runs?{query}")
+    }
+}
+
+pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
+    let q = web::Query::<RunsQuery>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let status = match q.status.as_str() {
+        "" => None,
+        s => Some(
+            s.parse::<RunStatus>()
+                .map_err(|e| ApiError::invalid("status", e))?,
+        ),
+    };
+    let namespace = match q.namespace.trim() {
+        "" => protocol::job::DEFAULT_NAMESPACE,
+        ns => ns,
+    };
+    let filter = RunFilter {
+        job: (!q.job.trim().is_empty()).then(|| JobKey::new(namespace, q.job.trim())),
+        status,
+        ..RunFilter::default()
+    };
+    let (runs, next) = state.store.runs(&filter, q.before, PAGE_SIZE)?;
+    let now = state.clock.now();
+    let body = html! {
+        h1 { "Runs" }
+        form.filters method="get" action="/runs" {
+            input type="text" name="job" value=(q.job) placeholder="job id" aria-label="job";
+            input type="text" name="namespace" value=(q.namespace) placeholder="namespace" aria-label="namespace";
+            select name="status" aria-label="status" {
+                option value="" selected[q.status.is_empty()] { "any status" }
+                @for s in STATUSES { option value=(s) selected[q.status == s] { (s) } }
+            }
+            button type="submit" { "Filter" }
+        }
+        section.panel #runs {
+            (runs_table(&runs, now, true))
+            p.pager {
+                @if q.before.is_some() { a href=(q.link(None)) { "← Latest" } " " }
+                @if let Some(cursor) = next { a href=(q.link(Some(cursor))) { "Older →" } }
+            }
+        }
+    };
+    Ok(render(
+        &state,
+        Frame {
+            title: "Runs",
+            section: Some(Section::Runs),
+            live: q.before.is_none(),
+        },
+        body,
+    ))
+}
