@@ -11,7 +11,8 @@ Exit codes:
   1  the server refused the request (4xx other than 404) or failed (5xx)
   2  bad usage, or an unreadable or invalid input file
   3  not found (404)
-  4  cannot reach the server";
+  4  cannot reach the server
+  5  a run waited for (run output --follow, job trigger --wait) did not succeed";
 
 /// Help section of the global options.
 const API_HEADING: &str = "API options";
@@ -140,6 +141,9 @@ pub enum JobCommand {
         /// Parameters for this run, replacing the job's `params`.
         #[arg(long, value_name = "PARAMS", allow_hyphen_values = true)]
         params: Option<String>,
+        /// Wait until the runs end; exit 5 unless every one succeeded.
+        #[arg(long)]
+        wait: bool,
     },
     /// Stop firing a job's schedule
     #[command(after_help = EXIT_CODES_HELP)]
@@ -189,6 +193,10 @@ pub enum RunCommand {
     Output {
         /// The run's id.
         id: String,
+        /// Keep printing the output as it grows until the run ends; exit 5
+        /// unless it succeeded.
+        #[arg(short = 'f', long)]
+        follow: bool,
     },
 }
 
@@ -380,6 +388,7 @@ mod tests {
             ClientCommand::Job(JobCommand::Trigger {
                 job: id("a", "default"),
                 params: Some("--full".into()),
+                wait: false,
             })
         );
         assert_eq!(
@@ -438,7 +447,10 @@ mod tests {
         );
         assert_eq!(
             command(&["run", "output", "r1"]),
-            ClientCommand::Run(RunCommand::Output { id: "r1".into() })
+            ClientCommand::Run(RunCommand::Output {
+                id: "r1".into(),
+                follow: false
+            })
         );
     }
 

@@ -8,6 +8,7 @@ pub const EXIT_REFUSED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_NOT_FOUND: u8 = 3;
 pub const EXIT_UNREACHABLE: u8 = 4;
+pub const EXIT_RUN_FAILED: u8 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CliError {
@@ -29,6 +30,8 @@ pub enum CliError {
     BadResponse { url: String, message: String },
     /// Writing the result failed (other than a closed pipe).
     Output(String),
+    /// A run the command waited for ended other than `succeeded`.
+    RunDidNotSucceed { id: String, status: String },
 }
 
 /// Exit code for an HTTP error status: 404 is "not found", anything else
@@ -52,6 +55,7 @@ impl CliError {
             CliError::Api { status, .. } => exit_code_for_status(*status),
             CliError::Unreachable { .. } => EXIT_UNREACHABLE,
             CliError::BadResponse { .. } | CliError::Output(_) => EXIT_REFUSED,
+            CliError::RunDidNotSucceed { .. } => EXIT_RUN_FAILED,
         }
     }
 
@@ -115,6 +119,13 @@ impl CliError {
             }
             CliError::Output(message) => {
                 let _ = writeln!(out, "error: cannot write the result: {message}");
+            }
+            CliError::RunDidNotSucceed { id, status } => {
+                let _ = writeln!(out, "error: run {id} ended {status}");
+                let _ = writeln!(
+                    out,
+                    "  hint: `cronmesh run get {id}` shows its error, `cronmesh run output {id}` its output"
+                );
             }
         }
         out

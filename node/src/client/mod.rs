@@ -25,7 +25,8 @@ pub use args::{
 };
 pub use commands::execute;
 pub use error::{
-    exit_code_for_status, CliError, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE,
+    exit_code_for_status, CliError, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_RUN_FAILED,
+    EXIT_UNREACHABLE, EXIT_USAGE,
 };
 
 /// Runs one client command: the result goes to stdout, errors (with what to
@@ -37,7 +38,8 @@ pub use error::{
 /// - 2: bad usage, or an unreadable or invalid input file (clap's own usage
 ///   errors exit 2 as well);
 /// - 3: not found (404);
-/// - 4: cannot reach the server (connection refused, DNS, TLS, timeout).
+/// - 4: cannot reach the server (connection refused, DNS, TLS, timeout);
+/// - 5: a run the command waited for (`--follow`, `--wait`) did not succeed.
 pub async fn run(opts: ApiOpts, command: ClientCommand) -> ExitCode {
     let result = match execute(&opts, command).await {
         Ok(stdout) => write_stdout(&stdout),
@@ -53,7 +55,7 @@ pub async fn run(opts: ApiOpts, command: ClientCommand) -> ExitCode {
 }
 
 /// Writes the result; a reader that went away (`| head`) is not an error.
-fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),

@@ -38,7 +38,7 @@ async fn dispatch(ctx: &Ctx, cmd: JobCommand) -> Result<Vec<u8>, CliError> {
             let body = ctx.api.send(Method::DELETE, url, None).await?;
             done(ctx, &body, format!("deleted job {}", name(&job)))
         }
-        JobCommand::Trigger { job, params } => trigger(ctx, job, params).await,
+        JobCommand::Trigger { job, params, wait } => trigger(ctx, job, params, wait).await,
         JobCommand::Pause(job) => {
             let body = ctx
                 .api
@@ -139,16 +139,18 @@ async fn list(ctx: &Ctx, args: JobListArgs) -> Result<Vec<u8>, CliError> {
     Ok(jobs_table(&jobs).into_bytes())
 }
 
-async fn trigger(ctx: &Ctx, job: JobIdArgs, params: Option<String>) -> Result<Vec<u8>, CliError> {
+async fn trigger(
+    ctx: &Ctx,
+    job: JobIdArgs,
+    params: Option<String>,
+    wait: bool,
+) -> Result<Vec<u8>, CliError> {
     let url = job_url(ctx, &job, Some("trigger"));
     let request = to_body(&TriggerRequest { params })?;
     let body = ctx
         .api
         .send(Method::POST, url.clone(), Some(request))
         .await?;
-    if ctx.json() {
-        return Ok(json_out(&body));
-    }
     let answer = value(&url, &body)?;
     // `{"runs": [...]}`; a bare run is accepted too.
     let runs: Vec<Value> = match answer.get("runs").and_then(Value::as_array) {
@@ -156,6 +158,24 @@ async fn trigger(ctx: &Ctx, job: JobIdArgs, params: Option<String>) -> Result<Ve
         None if answer.get("id").is_some() => vec![answer],
         None => Vec::new(),
     };
+    if wait {
+        let ids: Vec<String> = runs
+            .iter()
+            .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        if !ctx.json() {
+            note(&format!(
+                "triggered job {}; waiting for {} run(s) to end",
+                name(&job),
+                ids.len()
+            ));
+        }
+        super::wait::wait_for_runs(ctx, &ids).await?;
+        return Ok(Vec::new());
+    }
+    if ctx.json() {
+        return Ok(json_out(&body));
+    }
     let count = match runs.len() {
         1 => "1 run".to_string(),
         n => format!("{n} runs"),

@@ -7,6 +7,7 @@ mod run;
 mod schedule;
 #[cfg(test)]
 mod tests;
+mod wait;
 
 use bytes::Bytes;
 use serde_json::Value;

@@ -42,7 +42,13 @@ pub(super) async fn execute(ctx: &Ctx, cmd: RunCommand) -> Result<Vec<u8>, CliEr
             }
             .into_bytes())
         }
-        RunCommand::Output { id } => {
+        RunCommand::Output { id, follow: true } => {
+            super::wait::follow_output(ctx, &id)
+                .await
+                .map_err(not_found)?;
+            Ok(Vec::new())
+        }
+        RunCommand::Output { id, follow: false } => {
             let url = ctx.api.url(&["v1", "runs", &id, "output"], &[]);
             Ok(ctx.api.get(url).await.map_err(not_found)?.to_vec())
         }

@@ -266,7 +266,10 @@ async fn run_output_is_printed_raw() {
         (200, "text/plain", "line 1\n{not json}\n".into())
     }
     let (api, seen) = serve(route).await;
-    let command = ClientCommand::Run(RunCommand::Output { id: "r/1".into() });
+    let command = ClientCommand::Run(RunCommand::Output {
+        id: "r/1".into(),
+        follow: false,
+    });
     let out = execute(&opts(&api, OutputFormat::Json), command)
         .await
         .expect("output");
