@@ -14,14 +14,19 @@ async fn trigger_wait_exits_with_the_runs_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let node = process::dev(dir.path(), &[]);
     let api = Api::new(node.url.clone());
-    api.create_job(shell_job("passes", "sleep 1; echo fine")).await;
-    api.create_job(shell_job("breaks", "echo broken; exit 3")).await;
+    api.create_job(shell_job("passes", "sleep 1; echo fine"))
+        .await;
+    api.create_job(shell_job("breaks", "echo broken; exit 3"))
+        .await;
 
     let (code, stdout, stderr) = process::cli(&node.url, &["job", "trigger", "passes", "--wait"]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("succeeded"), "{stdout}");
     let runs = api.runs_of("passes").await;
-    assert_eq!(runs[0]["status"], "succeeded", "it returned only once the run ended");
+    assert_eq!(
+        runs[0]["status"], "succeeded",
+        "it returned only once the run ended"
+    );
 
     let (code, stdout, stderr) = process::cli(&node.url, &["job", "trigger", "breaks", "--wait"]);
     assert_eq!(code, Some(5), "{stdout}{stderr}");
@@ -33,8 +38,11 @@ async fn output_follow_prints_as_the_run_writes_and_exits_with_its_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let node = process::dev(dir.path(), &[]);
     let api = Api::new(node.url.clone());
-    api.create_job(shell_job("steps", "echo one; sleep 1; echo two; sleep 1; echo three"))
-        .await;
+    api.create_job(shell_job(
+        "steps",
+        "echo one; sleep 1; echo two; sleep 1; echo three",
+    ))
+    .await;
     let (status, body) = api.post("/v1/jobs/steps/trigger", json!({})).await;
     assert_eq!(status, 202, "{body}");
     let id = body["runs"][0]["id"].as_str().unwrap().to_string();

@@ -87,7 +87,6 @@ async fn a_person_creates_watches_and_kills_jobs_in_the_console() {
         .await
         .unwrap();
     browser.find("#durations svg.chart").await;
-    browser.screenshot(shots.as_deref(), "job-detail").await;
     run_link.click().await.unwrap();
     browser
         .wait_for("#output", |t| t.contains("report for report"))
@@ -182,6 +181,11 @@ async fn a_person_creates_watches_and_kills_jobs_in_the_console() {
     assert_eq!(status, 404);
 
     // The other pages show what they promise.
+    browser.goto(&format!("{base}/jobs/default/report")).await;
+    browser
+        .wait_for("#success-rate", |t| t.contains("100%"))
+        .await;
+    browser.screenshot(shots.as_deref(), "job-detail").await;
     browser.goto(&format!("{base}/")).await;
     browser
         .wait_for("#recent-runs", |t| t.contains("report"))
