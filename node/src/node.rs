@@ -341,6 +341,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         http: build_client(),
         secret: config.secret.clone().map(Arc::new),
         events: events.clone(),
+        stats: Default::default(),
         admin_token: config
             .admin_token
             .as_deref()

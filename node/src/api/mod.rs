@@ -51,6 +51,8 @@ pub struct AppState {
     pub events: crate::events::EventFeed,
     /// Required of admin requests when set.
     pub admin_token: Option<Arc<AdminToken>>,
+    /// The dashboard's figures, shared by everyone who looks for a moment.
+    pub stats: Arc<stats::StatsCache>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

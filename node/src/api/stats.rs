@@ -2,7 +2,7 @@
 //! scheduled runs start, and the jobs that are failing. The dashboard draws
 //! it; scripts may read it.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Mutex};
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -24,8 +24,27 @@ pub async fn stats(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(run_stats(&state)?))
 }
 
+/// The last answer, reused for [`FRESH_FOR`]: every dashboard open on a
+/// busy cluster refreshes, and each answer reads up to an hour of runs.
+#[derive(Default)]
+pub struct StatsCache(Mutex<Option<(DateTime<Utc>, RunStats)>>);
+
+const FRESH_FOR: Duration = Duration::seconds(2);
+
 pub fn run_stats(state: &AppState) -> ApiResult<RunStats> {
     let now = state.clock.now();
+    let cached = state.stats.0.lock().ok().and_then(|c| c.clone());
+    if let Some((_, stats)) = cached.filter(|(at, _)| *at <= now && now - *at < FRESH_FOR) {
+        return Ok(stats);
+    }
+    let stats = compute(state, now)?;
+    if let Ok(mut cache) = state.stats.0.lock() {
+        *cache = Some((now, stats.clone()));
+    }
+    Ok(stats)
+}
+
+fn compute(state: &AppState, now: DateTime<Utc>) -> ApiResult<RunStats> {
     let since = window_start(now);
     let runs = state.store.recent_runs(since, MAX_RUNS_READ)?;
     let active = state.store.active_runs()?.len();

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpRequest};
 use actors::store::JobFilter;
 use maud::html;
-use protocol::{api::JobView, JobKey, RunStatus};
+use protocol::{api::JobView, Job, JobKey, RunStatus};
 use serde::Deserialize;
 
 use super::{
@@ -35,16 +35,12 @@ struct ListQuery {
 }
 
 impl ListQuery {
-    fn wants(&self, v: &JobView) -> bool {
-        let q = self.q.to_lowercase();
-        let text_matches = q.is_empty()
-            || v.job.id.to_lowercase().contains(&q)
-            || v.job.description.to_lowercase().contains(&q);
-        let failing = v
-            .last_run
-            .as_ref()
-            .is_some_and(|r| matches!(r.status, RunStatus::Failed | RunStatus::TimedOut));
-        text_matches && (self.state != "failing" || failing)
+    /// Whether the search text is in the job's id or description.
+    fn matches_text(&self, job: &Job) -> bool {
+        let q = self.q.trim().to_lowercase();
+        q.is_empty()
+            || job.id.to_lowercase().contains(&q)
+            || job.description.to_lowercase().contains(&q)
     }
 
     fn link_after(&self, after: &JobKey) -> String {
@@ -60,6 +56,14 @@ impl ListQuery {
             .finish();
         format!("/jobs?{query}")
     }
+}
+
+/// Whether the job's latest run failed or timed out.
+fn is_failing(state: &AppState, key: &JobKey) -> Result<bool, ApiError> {
+    Ok(state
+        .store
+        .last_run(key)?
+        .is_some_and(|r| matches!(r.status, RunStatus::Failed | RunStatus::TimedOut)))
 }
 
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
@@ -90,13 +94,15 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
         let (jobs, next) = state.store.jobs(&filter, after.as_ref(), SCAN_STEP)?;
         for job in jobs {
             let key = job.key();
-            let v = view(&state, job)?;
-            if q.wants(&v) {
+            // Cheap checks first: a job's view computes its next fire times.
+            let wanted =
+                q.matches_text(&job) && (q.state != "failing" || is_failing(&state, &key)?);
+            if wanted {
                 if shown.len() == PAGE_SIZE {
                     more = true;
                     break 'scan;
                 }
-                shown.push(v);
+                shown.push(view(&state, job)?);
             }
             after = Some(key);
         }

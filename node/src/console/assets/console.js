@@ -57,9 +57,18 @@ async function refreshMain() {
   if (node && $(".node")) $(".node").textContent = node.textContent;
 }
 
+// Busy clusters send many events a second: re-render at most every
+// REFRESH_EVERY ms, and soon after the first event of a quiet spell.
+const REFRESH_EVERY = 2000;
+
 function scheduleRefresh() {
-  clearTimeout(scheduleRefresh.timer);
-  scheduleRefresh.timer = setTimeout(refreshMain, 300);
+  if (scheduleRefresh.pending) return;
+  const wait = Math.max(300, (scheduleRefresh.last || 0) + REFRESH_EVERY - Date.now());
+  scheduleRefresh.pending = setTimeout(() => {
+    scheduleRefresh.pending = null;
+    scheduleRefresh.last = Date.now();
+    refreshMain();
+  }, wait);
 }
 
 function connectEvents() {
@@ -101,7 +110,7 @@ document.addEventListener("click", async (event) => {
   if (button.dataset.then) {
     location.assign(button.dataset.then);
   } else {
-    scheduleRefresh();
+    refreshMain();
   }
 });
 
