@@ -107,3 +107,37 @@ async fn an_unknown_filter_is_refused_with_the_field() {
     assert_eq!(status, 400);
     assert_eq!(body["error"]["field"], "jbo");
 }
+
+#[tokio::test]
+async fn a_client_on_a_follower_sees_the_new_leader_after_a_failover() {
+    let mut cluster = cronmesh_tests::cluster::Cluster::start(3, &[], &[]);
+    let leader = cluster.leader().await;
+    let watcher = cluster
+        .running()
+        .into_iter()
+        .find(|id| *id != leader)
+        .unwrap();
+    let mut stream = reqwest::Client::new()
+        .get(format!("{}/v1/events", cluster.api(watcher).base))
+        .send()
+        .await
+        .expect("open the event stream");
+    let first = read_events(&mut stream, Duration::from_secs(10), |e| !e.is_empty()).await;
+    assert_eq!(first[0].0, "leader");
+    assert_eq!(first[0].1["leader_id"], leader);
+    let old_term = first[0].1["term"].as_u64().unwrap();
+
+    cluster.kill(leader);
+    let events = read_events(&mut stream, Duration::from_secs(30), |events| {
+        events.iter().any(|(name, data)| {
+            name == "leader" && data["leader_id"].as_u64().is_some_and(|id| id != leader)
+        })
+    })
+    .await;
+    let elected = events
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "leader")
+        .expect("checked above");
+    assert!(elected.1["term"].as_u64().unwrap() > old_term, "{events:?}");
+}
