@@ -84,6 +84,18 @@ pub fn plain<T: serde::Serialize>(value: &T) -> String {
         .unwrap_or_default()
 }
 
+/// `path?k=v&...` with the empty values left out.
+pub fn link(path: &str, pairs: &[(&str, &str)]) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().filter(|(_, v)| !v.is_empty()))
+        .finish();
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
 /// `/jobs/{namespace}/{id}` with both parts escaped for a path.
 pub fn job_path(namespace: &str, id: &str) -> String {
     format!("/jobs/{}/{}", segment(namespace), segment(id))

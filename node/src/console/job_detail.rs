@@ -12,7 +12,7 @@ use super::{
     chart,
     dashboard::runs_table,
     format::{self, job_path, plain, segment},
-    layout::{render, Frame, PageResult, Section},
+    layout::{query_or_default, render, Frame, PageResult, Section},
 };
 use crate::api::{jobs::view, ApiError, AppState};
 
@@ -33,9 +33,7 @@ pub async fn page(
 ) -> PageResult {
     let (namespace, id) = path.into_inner();
     let key = JobKey::new(namespace, id);
-    let q = web::Query::<HistoryQuery>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .unwrap_or_default();
+    let q = query_or_default::<HistoryQuery>(&req);
     let job = state
         .store
         .job(&key)?

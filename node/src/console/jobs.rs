@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{
     format::{self, job_path, run_path},
-    layout::{render, Frame, PageResult, Section},
+    layout::{query_or_default, render, Frame, PageResult, Section},
 };
 use crate::api::{jobs::view, ApiError, AppState};
 
@@ -51,10 +51,7 @@ impl ListQuery {
             ("state", &self.state),
             ("after", &format!("{}/{}", after.namespace, after.id)),
         ];
-        let query: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs.iter().filter(|(_, v)| !v.is_empty()))
-            .finish();
-        format!("/jobs?{query}")
+        format::link("/jobs", &pairs)
     }
 }
 
@@ -67,9 +64,7 @@ fn is_failing(state: &AppState, key: &JobKey) -> Result<bool, ApiError> {
 }
 
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
-    let q = web::Query::<ListQuery>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .unwrap_or_default();
+    let q = query_or_default::<ListQuery>(&req);
     let labels = match q.label.split_once('=') {
         Some((k, v)) => vec![(k.trim().to_string(), v.trim().to_string())],
         None if q.label.trim().is_empty() => Vec::new(),

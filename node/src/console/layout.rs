@@ -140,3 +140,13 @@ impl ResponseError for PageError {
 }
 
 pub type PageResult = Result<HttpResponse, PageError>;
+
+/// A page's query string; what cannot be read shows the page unfiltered,
+/// as a hand-edited address should.
+pub fn query_or_default<T: serde::de::DeserializeOwned + Default>(
+    req: &actix_web::HttpRequest,
+) -> T {
+    actix_web::web::Query::<T>::from_query(req.query_string())
+        .map(actix_web::web::Query::into_inner)
+        .unwrap_or_default()
+}

@@ -10,7 +10,7 @@ use actix_web::{
 use maud::{html, DOCTYPE};
 use serde::Deserialize;
 
-use super::layout::{head, html_response};
+use super::layout::{head, html_response, query_or_default};
 use crate::api::{AppState, TOKEN_COOKIE};
 
 /// How long a sign-in lasts.
@@ -59,9 +59,7 @@ fn form(next: &str, error: Option<&str>) -> maud::Markup {
 }
 
 pub async fn page(req: HttpRequest) -> HttpResponse {
-    let q = web::Query::<SignIn>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .unwrap_or_default();
+    let q = query_or_default::<SignIn>(&req);
     html_response(StatusCode::OK, form(local_target(&q.next), None))
 }
 

@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::{
     dashboard::runs_table,
-    layout::{render, Frame, PageResult, Section},
+    format,
+    layout::{query_or_default, render, Frame, PageResult, Section},
 };
 use crate::api::{ApiError, AppState};
 
@@ -47,17 +48,12 @@ impl RunsQuery {
             ("status", &self.status),
             ("before", &cursor),
         ];
-        let query: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs.iter().filter(|(_, v)| !v.is_empty()))
-            .finish();
-        format!("/runs?{query}")
+        format::link("/runs", &pairs)
     }
 }
 
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
-    let q = web::Query::<RunsQuery>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .unwrap_or_default();
+    let q = query_or_default::<RunsQuery>(&req);
     let status = match q.status.as_str() {
         "" => None,
         s => Some(
