@@ -8,6 +8,7 @@ use ratatui::{
 };
 
 use super::{
+    counted_title,
     fmt::{clock, relative, status_style},
     highlight, pane_block, waiting,
 };
@@ -23,15 +24,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let jobs = app.visible_jobs();
-    let mut title = format!(" Jobs · {} ", snapshot.jobs.len());
-    if !app.filter.is_empty() {
-        title = format!(
-            " Jobs · {} of {} match /{} ",
-            jobs.len(),
-            snapshot.jobs.len(),
-            app.filter
-        );
-    }
+    let title = counted_title("Jobs", jobs.len(), snapshot.jobs.len(), &app.filter);
     let now = app.now;
     let rows = jobs.iter().map(|job| {
         let state = if job.enabled {

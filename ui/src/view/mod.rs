@@ -192,3 +192,12 @@ fn waiting(app: &App) -> Paragraph<'static> {
     };
     Paragraph::new(Span::styled(text, Style::default().fg(Color::DarkGray)))
 }
+
+/// ` Jobs · 12 `, or with a filter ` Jobs · 3 of 12 match /nightly `.
+pub(crate) fn counted_title(name: &str, shown: usize, total: usize, filter: &str) -> String {
+    if filter.is_empty() {
+        format!(" {name} · {total} ")
+    } else {
+        format!(" {name} · {shown} of {total} match /{filter} ")
+    }
+}

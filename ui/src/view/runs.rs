@@ -8,6 +8,7 @@ use ratatui::{
 };
 
 use super::{
+    counted_title,
     fmt::{clip, clock, duration, status_style},
     highlight, pane_block, waiting,
 };
@@ -23,15 +24,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let runs = app.visible_runs();
-    let mut title = format!(" Recent runs · {} ", snapshot.runs.len());
-    if !app.filter.is_empty() {
-        title = format!(
-            " Recent runs · {} of {} match /{} ",
-            runs.len(),
-            snapshot.runs.len(),
-            app.filter
-        );
-    }
+    let title = counted_title("Recent runs", runs.len(), snapshot.runs.len(), &app.filter);
     let now = app.now;
     let rows = runs.iter().map(|run| {
         let at = run.created_at.or(run.scheduled_at);
