@@ -42,6 +42,25 @@ pub enum Command {
     /// jobs and a live stream of runs; trigger, pause, resume and kill from
     /// it (press ? inside for the keys).
     Tui,
+    /// Work with configuration files
+    #[command(subcommand)]
+    Config(ConfigCommand),
     #[command(flatten)]
     Client(ClientCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Check a TOML settings file (with the CRONMESH_* variables set now)
+    /// and print the settings it gives, each with where it came from.
+    /// Exits 2 when the file or a value is invalid.
+    Check {
+        /// The TOML file.
+        file: std::path::PathBuf,
+        /// Which command the file is for.
+        #[arg(long, value_parser = ["server", "dev", "executor"], default_value = "server")]
+        role: String,
+    },
+    /// Print every setting with its flag, variable and default (Markdown)
+    Reference,
 }

@@ -187,6 +187,8 @@ impl NodeConfig {
 /// `cronmesh dev`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DevArgs {
+    #[command(flatten)]
+    pub config: ConfigFileArg,
     /// Where the node keeps its data.
     #[arg(long, default_value = "./cronmesh-data")]
     pub data_dir: PathBuf,
@@ -253,11 +255,24 @@ impl AdminTokenArgs {
     }
 }
 
+/// A TOML file of settings (see `settings`): read before the command line,
+/// which it only supplies defaults for.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConfigFileArg {
+    /// TOML file of settings; flags and CRONMESH_* variables override it.
+    #[arg(long = "config", env = "CRONMESH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
 /// `cronmesh server`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServerArgs {
+    #[command(flatten)]
+    pub config: ConfigFileArg,
+    /// This node's id in the Raft group: unique, never reused.
     #[arg(long, default_value_t = 1)]
     pub node_id: u64,
+    /// Where the node keeps its data (the sled store and the Raft log).
     #[arg(long)]
     pub data_dir: PathBuf,
     /// Admin API address.

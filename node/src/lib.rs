@@ -3,6 +3,7 @@
 //!
 //! - [`node`]: all the wiring of a scheduler node, top to bottom.
 //! - [`config`]: node configuration and the `dev` / `server` flags.
+//! - [`settings`]: flags over `CRONMESH_*` variables over the `--config` file.
 //! - [`consensus`]: alone or through Raft: who leads and where writes go.
 //! - [`discovery`]: executors found by gossip become the Router's executor set.
 //! - [`raft`]: the Raft engine, its sled storage and TCP transport.
@@ -28,4 +29,5 @@ pub mod executor;
 pub mod node;
 pub mod raft;
 pub mod secret;
+pub mod settings;
 pub mod signals;

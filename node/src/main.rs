@@ -1,10 +1,15 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use node::cli::{Cli, Command};
+use node::cli::{Command, ConfigCommand};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match node::settings::parse(std::env::args_os().collect()) {
+        Ok((cli, _)) => cli,
+        Err(e) => {
+            eprintln!("cronmesh: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match cli.command {
         Command::Dev(args) => {
             node::signals::init_logging(cli.log_format);
@@ -44,6 +49,22 @@ fn main() -> ExitCode {
             },
             Err(e) => fail(e.into()),
         },
+        Command::Config(ConfigCommand::Check { file, role }) => {
+            match node::settings::check(&file, &role) {
+                Ok(effective) => {
+                    print!("{effective}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("cronmesh: {}", e.trim_end());
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Config(ConfigCommand::Reference) => {
+            print!("{}", node::settings::reference());
+            ExitCode::SUCCESS
+        }
         Command::Tui => match ui::run(&cli.api.api, cli.api.token.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),

@@ -34,8 +34,14 @@ pub struct Proc {
 impl Proc {
     /// Starts `cronmesh ARGS` and waits for the line starting with `prefix`.
     pub fn spawn(args: &[&str], prefix: &str) -> Self {
+        Self::spawn_with_env(args, &[], prefix)
+    }
+
+    /// [`spawn`](Self::spawn) with environment variables set.
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)], prefix: &str) -> Self {
         let mut child = Command::new(binary())
             .args(args)
+            .envs(env.iter().copied())
             .env("CRONMESH_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -13,6 +13,9 @@ use super::{
 /// `cronmesh executor` flags.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ExecutorArgs {
+    #[command(flatten)]
+    pub config: crate::config::ConfigFileArg,
+
     /// Executor group this agent serves; jobs target a group.
     #[arg(long, default_value = "default")]
     pub group: String,
