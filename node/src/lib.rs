@@ -9,6 +9,7 @@
 //! - [`raft`]: the Raft engine, its sled storage and TCP transport.
 //! - [`api`]: the admin HTTP API.
 //! - [`events`]: the live events `/v1/events` streams.
+//! - [`metrics`]: what `/metrics` reports.
 //! - [`console`]: the web console served at `/`.
 //! - [`executor`]: the executor agent that runs shell commands.
 //! - [`client`]: the command-line client of the admin API.
@@ -26,6 +27,7 @@ pub mod console;
 pub mod discovery;
 pub mod events;
 pub mod executor;
+pub mod metrics;
 pub mod node;
 pub mod raft;
 pub mod secret;

@@ -37,6 +37,7 @@ use crate::{
     discovery,
     events::{self, publisher::EventPublisher, EventFeed},
     executor::{self, ExecutorConfig, RunningExecutor},
+    metrics::{recorder::MetricsRecorder, timed_proposer::TimedProposer, Metrics},
     raft::{
         engine::{self, EngineConfig, EngineHandle},
         proposer::RaftProposer,
@@ -146,6 +147,13 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         }
     };
 
+    // Every proposal is timed for /metrics.
+    let metrics = Metrics::new();
+    let proposer: Arc<dyn Proposer> = Arc::new(TimedProposer {
+        inner: proposer,
+        metrics: metrics.clone(),
+    });
+
     // Executors known without gossip.
     let builtin_executor = if config.builtin_executor {
         let mut exec_config =
@@ -209,6 +217,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     .start();
     let events = EventFeed::new();
     let event_publisher = EventPublisher::new(events.clone()).start();
+    let metrics_recorder = MetricsRecorder::new(metrics.clone()).start();
     let job_store = JobStore::new(
         proposer.clone(),
         applied_rx,
@@ -216,6 +225,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             trigger.clone().recipient(),
             dispatcher.clone().recipient(),
             event_publisher.recipient(),
+            metrics_recorder.recipient(),
         ],
     )
     .start();
@@ -326,6 +336,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
 
     actix::spawn(events::watcher::watch(
         events.clone(),
+        metrics.clone(),
         consensus.clone(),
         router.clone(),
         membership.clone(),
@@ -342,6 +353,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         secret: config.secret.clone().map(Arc::new),
         events: events.clone(),
         stats: Default::default(),
+        metrics,
         admin_token: config
             .admin_token
             .as_deref()

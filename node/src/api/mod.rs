@@ -53,6 +53,8 @@ pub struct AppState {
     pub admin_token: Option<Arc<AdminToken>>,
     /// The dashboard's figures, shared by everyone who looks for a moment.
     pub stats: Arc<stats::StatsCache>,
+    /// What `/metrics` reports.
+    pub metrics: crate::metrics::Metrics,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -81,6 +83,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/internal/runs/{id}/report", web::post().to(report::report))
             .route("/internal/reports", web::post().to(report::reports)),
     )
+    .route("/metrics", web::get().to(system::metrics))
     .route("/healthz", web::get().to(system::healthz))
     .route("/readyz", web::get().to(system::readyz));
 }
@@ -92,8 +95,12 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
         App::new()
             .app_data(data.clone())
             .wrap(actix_web::middleware::from_fn(forward::forward_to_leader))
-            // Outermost: a request without the token goes no further.
+            // A request without the token goes no further.
             .wrap(actix_web::middleware::from_fn(auth::require_token))
+            // Outermost: every request is counted, refused ones included.
+            .wrap(actix_web::middleware::from_fn(
+                crate::metrics::requests::count_requests,
+            ))
             .configure(routes)
             .configure(crate::console::routes)
             .default_service(web::to(system::not_found))

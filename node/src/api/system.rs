@@ -40,6 +40,20 @@ pub async fn executors(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(listed))
 }
 
+/// `GET /metrics`: the Prometheus (OpenMetrics) text format.
+pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let cluster = state.consensus.status(&state.store).await;
+    let executors =
+        crate::discovery::executor_list(&state.router, state.membership.as_ref()).await?;
+    let alive = executors.iter().filter(|e| e.alive).count();
+    let body = state
+        .metrics
+        .render(&cluster, alive, executors.len() - alive);
+    Ok(HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(body))
+}
+
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }

@@ -1,5 +1,6 @@
 //! The leader and the executor set are not in the log: they are sampled
-//! every [`WATCH_INTERVAL`] and each change is published once.
+//! every [`WATCH_INTERVAL`] and each change is published once (and a
+//! change of leader counted for `/metrics`).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -9,7 +10,7 @@ use membership::Membership;
 use protocol::api::ExecutorInfo;
 
 use super::{Event, EventFeed, LeaderChange};
-use crate::consensus::Consensus;
+use crate::{consensus::Consensus, metrics::Metrics};
 
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -42,6 +43,7 @@ impl WatcherCore {
 /// Samples until the feed's node stops (the task is dropped with its runtime).
 pub async fn watch(
     feed: EventFeed,
+    metrics: Metrics,
     consensus: Consensus,
     router: Addr<Router>,
     membership: Option<Membership>,
@@ -60,7 +62,11 @@ pub async fn watch(
         else {
             return;
         };
+        let first = core.leader.is_none();
         for event in core.observe(leader, executors) {
+            if matches!(event, Event::Leader(_)) && !first {
+                metrics.leader_changed();
+            }
             feed.publish(event);
         }
     }

@@ -1,0 +1,310 @@
+//! `GET /metrics`: what an operator graphs and alerts on, in the
+//! Prometheus (OpenMetrics) text format.
+//!
+//! - this file: [`Metrics`], every metric family and how applied log
+//!   entries, leader changes and requests update them.
+//! - [`recorder`]: the actor that follows the log for the run metrics.
+//! - [`timed_proposer`]: measures how long proposals take to apply.
+//! - [`requests`]: counts API requests by route and status.
+//!
+//! Run metrics count what this node applied from the replicated log, so
+//! every node of a cluster reports the same run totals; Raft, executor and
+//! request metrics are this node's own.
+
+pub mod recorder;
+pub mod requests;
+pub mod timed_proposer;
+
+use std::sync::Arc;
+
+use actors::store::Outcome;
+use chrono::{DateTime, Utc};
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::Registry,
+};
+use protocol::{api::ClusterStatus, Run, RunStatus, TriggerKind};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TriggerLabel {
+    pub trigger: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route's pattern (`/v1/jobs/{id}`), not the path: ids would make
+    /// one series per job.
+    pub route: String,
+    pub method: String,
+    pub status: String,
+}
+
+/// Seconds from 1 ms to about 65 s, doubling.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.001, 2.0, 17)
+}
+
+struct Families {
+    fires: Counter,
+    runs_created: Family<TriggerLabel, Counter>,
+    runs_finished: Family<StatusLabel, Counter>,
+    lateness: Histogram,
+    dispatch_latency: Histogram,
+    raft_term: Gauge,
+    raft_commit_index: Gauge,
+    raft_applied_index: Gauge,
+    raft_is_leader: Gauge,
+    leader_changes: Counter,
+    proposal_duration: Histogram,
+    executors: Family<StateLabel, Gauge>,
+    requests: Family<RequestLabels, Counter>,
+}
+
+/// The node's metrics; cheap to clone, shared by everything that counts.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    families: Arc<Families>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let families = Families {
+            fires: Counter::default(),
+            runs_created: Family::default(),
+            runs_finished: Family::default(),
+            lateness: Histogram::new(latency_buckets()),
+            dispatch_latency: Histogram::new(latency_buckets()),
+            raft_term: Gauge::default(),
+            raft_commit_index: Gauge::default(),
+            raft_applied_index: Gauge::default(),
+            raft_is_leader: Gauge::default(),
+            leader_changes: Counter::default(),
+            proposal_duration: Histogram::new(latency_buckets()),
+            executors: Family::default(),
+            requests: Family::default(),
+        };
+        let mut registry = Registry::with_prefix("cronmesh");
+        let f = &families;
+        registry.register(
+            "fires",
+            "Schedule slots fired (one per slot, whatever its shards)",
+            f.fires.clone(),
+        );
+        registry.register(
+            "runs_created",
+            "Runs created, by why they exist: schedule, manual, retry, failover, misfire, child",
+            f.runs_created.clone(),
+        );
+        registry.register(
+            "runs_finished",
+            "Runs that ended, by final status",
+            f.runs_finished.clone(),
+        );
+        registry.register(
+            "run_lateness_seconds",
+            "How late scheduled runs started: started_at minus scheduled_at",
+            f.lateness.clone(),
+        );
+        registry.register(
+            "dispatch_latency_seconds",
+            "From the moment a run could start (created and due) to its start on an executor",
+            f.dispatch_latency.clone(),
+        );
+        registry.register("raft_term", "This node's Raft term", f.raft_term.clone());
+        registry.register(
+            "raft_commit_index",
+            "Highest log index known committed",
+            f.raft_commit_index.clone(),
+        );
+        registry.register(
+            "raft_applied_index",
+            "Highest log index applied to this node's store",
+            f.raft_applied_index.clone(),
+        );
+        registry.register(
+            "raft_is_leader",
+            "1 while this node leads",
+            f.raft_is_leader.clone(),
+        );
+        registry.register(
+            "raft_leader_changes",
+            "Changes of leader (or term) this node saw",
+            f.leader_changes.clone(),
+        );
+        registry.register(
+            "proposal_duration_seconds",
+            "From proposing a metadata change to its being applied on this node",
+            f.proposal_duration.clone(),
+        );
+        registry.register(
+            "executors",
+            "Executors this node knows, by state (alive, dead)",
+            f.executors.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "Admin API requests, by route pattern, method and status",
+            f.requests.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            families: Arc::new(families),
+        }
+    }
+
+    /// Counts what an applied log entry did to runs.
+    pub fn record_applied(&self, outcome: &Outcome) {
+        let f = &self.families;
+        match outcome {
+            Outcome::RunsCreated(runs) => {
+                for run in runs {
+                    let trigger = run.trigger.as_str().to_string();
+                    f.runs_created
+                        .get_or_create(&TriggerLabel { trigger })
+                        .inc();
+                    if run.trigger == TriggerKind::Schedule && run.shard.index == 0 {
+                        f.fires.inc();
+                    }
+                    // Runs recorded as skipped are created already ended.
+                    if run.status.is_terminal() {
+                        self.finished(run);
+                    }
+                }
+            }
+            Outcome::RunsChanged(runs) => {
+                for run in runs.iter().filter(|r| r.status.is_terminal()) {
+                    self.finished(run);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A run reached its final status (once per run: final is final).
+    fn finished(&self, run: &Run) {
+        let f = &self.families;
+        let status = run.status.to_string();
+        f.runs_finished.get_or_create(&StatusLabel { status }).inc();
+        let Some(started) = run.started_at else {
+            return;
+        };
+        if run.trigger == TriggerKind::Schedule {
+            f.lateness.observe(seconds(started, run.scheduled_at));
+        }
+        let ready = run.created_at.max(run.scheduled_at);
+        if run.status != RunStatus::Skipped {
+            f.dispatch_latency.observe(seconds(started, ready));
+        }
+    }
+
+    pub fn leader_changed(&self) {
+        self.families.leader_changes.inc();
+    }
+
+    pub fn proposal_took(&self, duration: std::time::Duration) {
+        self.families
+            .proposal_duration
+            .observe(duration.as_secs_f64());
+    }
+
+    pub fn request(&self, labels: &RequestLabels) {
+        self.families.requests.get_or_create(labels).inc();
+    }
+
+    /// The text a scrape gets, with the gauges read at this moment.
+    pub fn render(&self, cluster: &ClusterStatus, alive: usize, dead: usize) -> String {
+        let f = &self.families;
+        let as_gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        f.raft_term.set(as_gauge(cluster.term));
+        f.raft_commit_index.set(as_gauge(cluster.commit_index));
+        f.raft_applied_index.set(as_gauge(cluster.applied_index));
+        f.raft_is_leader
+            .set(i64::from(cluster.leader_id == Some(cluster.node_id)));
+        for (state, count) in [("alive", alive), ("dead", dead)] {
+            f.executors
+                .get_or_create(&StateLabel {
+                    state: state.into(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        let mut out = String::new();
+        if let Err(e) = encode(&mut out, &self.registry) {
+            out = format!("# the metrics could not be encoded: {e}\n");
+        }
+        out
+    }
+}
+
+fn seconds(later: DateTime<Utc>, earlier: DateTime<Utc>) -> f64 {
+    ((later - earlier).num_microseconds().unwrap_or(0).max(0) as f64) / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn run(trigger: &str, status: &str, shard: u32) -> Run {
+        let t = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+        serde_json::from_value(serde_json::json!({
+            "id": format!("{trigger}-{status}-{shard}"), "job_id": "j", "namespace": "default",
+            "scheduled_at": t, "trigger": trigger,
+            "shard": {"index": shard, "count": 2, "param": ""}, "attempt": 1,
+            "status": status, "executor": null, "created_at": t,
+            "started_at": null, "finished_at": null, "exit_code": null, "error": null
+        }))
+        .unwrap()
+    }
+
+    fn cluster() -> ClusterStatus {
+        ClusterStatus {
+            node_id: 1,
+            leader_id: Some(1),
+            term: 3,
+            commit_index: 9,
+            applied_index: 9,
+            log_start_index: 0,
+            members: vec![],
+        }
+    }
+
+    #[test]
+    fn a_slot_of_two_shards_is_one_fire_and_a_skipped_run_ends_at_once() {
+        let metrics = Metrics::new();
+        metrics.record_applied(&Outcome::RunsCreated(vec![
+            run("schedule", "pending", 0),
+            run("schedule", "pending", 1),
+            run("misfire", "skipped", 0),
+        ]));
+        let text = metrics.render(&cluster(), 0, 0);
+        assert!(text.contains("cronmesh_fires_total 1\n"), "{text}");
+        assert!(text.contains("cronmesh_runs_created_total{trigger=\"schedule\"} 2\n"));
+        assert!(text.contains("cronmesh_runs_created_total{trigger=\"misfire\"} 1\n"));
+        assert!(text.contains("cronmesh_runs_finished_total{status=\"skipped\"} 1\n"));
+        assert!(text.contains("cronmesh_raft_term 3\n"));
+    }
+}
