@@ -45,6 +45,8 @@ pub enum Command {
     /// Work with configuration files
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Make a new node's data directory from a `cronmesh backup` file
+    Restore(crate::restore::RestoreArgs),
     #[command(flatten)]
     Client(ClientCommand),
 }

@@ -16,6 +16,7 @@
 //! - [`bench`]: `cronmesh bench`, a measured run of a real local cluster.
 //! - [`cli`]: the `cronmesh` command line; [`signals`]: shutdown and logging.
 //! - [`secret`]: reading the executor protocol's shared secret.
+//! - [`restore`]: a new node's data directory made from a backup.
 
 pub mod api;
 pub mod bench;
@@ -30,6 +31,7 @@ pub mod executor;
 pub mod metrics;
 pub mod node;
 pub mod raft;
+pub mod restore;
 pub mod secret;
 pub mod settings;
 pub mod signals;

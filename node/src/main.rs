@@ -65,6 +65,23 @@ fn main() -> ExitCode {
             print!("{}", node::settings::reference());
             ExitCode::SUCCESS
         }
+        Command::Restore(args) => match node::restore::restore(&args) {
+            Ok(restored) => {
+                println!(
+                    "restored {} jobs (applied index {} of the source) into {}; start it with \
+                     `cronmesh server --data-dir {}`",
+                    restored.jobs,
+                    restored.source_index,
+                    args.data_dir.display(),
+                    args.data_dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cronmesh: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Tui => match ui::run(&cli.api.api, cli.api.token.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),

@@ -18,6 +18,7 @@ impl StateMachine {
     /// the applied index are ignored, so replaying the log is harmless.
     /// Deterministic: the same log gives the same state on every node.
     pub fn apply(&self, index: u64, cmd: &MetaCommand) -> Result<Outcome, StoreError> {
+        let _whole = self.gate();
         if index <= self.applied_index()? {
             return Ok(Outcome::AlreadyApplied);
         }
@@ -49,6 +50,7 @@ impl StateMachine {
     /// leader's empty entry, a membership change), so the applied index
     /// always matches the log's.
     pub fn skip_entry(&self, index: u64) -> Result<(), StoreError> {
+        let _whole = self.gate();
         if index > self.applied_index()? {
             self.tree.insert(keys::APPLIED, &index.to_be_bytes())?;
         }

@@ -8,6 +8,7 @@
 //! - `keys`, `records`, `txn`: key layout, stored records, write overlay.
 
 mod apply;
+pub mod backup;
 pub mod keys;
 pub mod local_log;
 mod queries;
@@ -74,6 +75,9 @@ pub struct StateMachine {
     tree: sled::Tree,
     /// Terminal runs beyond this many per job are dropped, oldest first.
     history_limit: usize,
+    /// Held while a command is applied or the whole state is read or
+    /// replaced, so a backup taken from any thread sees whole commands.
+    apply_gate: std::sync::Mutex<()>,
 }
 
 impl StateMachine {
@@ -88,6 +92,7 @@ impl StateMachine {
             db,
             tree,
             history_limit: history_limit.max(1),
+            apply_gate: std::sync::Mutex::new(()),
         })
     }
 

@@ -1,5 +1,5 @@
-//! The state machine as one blob, for Raft snapshots: every key and value
-//! of the tree, each as a u32 length and its bytes.
+//! The state machine as one blob, for Raft snapshots and backups: every
+//! key and value of the tree, each as a u32 length and its bytes.
 
 use super::{StateMachine, StoreError};
 
@@ -7,6 +7,7 @@ impl StateMachine {
     /// The applied index and the whole state as of that index. Called on
     /// the thread that applies, so no command lands half-way through.
     pub fn snapshot(&self) -> Result<(u64, Vec<u8>), StoreError> {
+        let _whole = self.gate();
         let index = self.applied_index()?;
         let mut out = Vec::new();
         for entry in self.tree.iter() {
@@ -23,6 +24,7 @@ impl StateMachine {
 
     /// Replaces the whole state with a snapshot's, atomically.
     pub fn restore(&self, data: &[u8]) -> Result<(), StoreError> {
+        let _whole = self.gate();
         let mut batch = sled::Batch::default();
         for entry in self.tree.iter() {
             batch.remove(entry?.0);
@@ -35,6 +37,17 @@ impl StateMachine {
         }
         self.tree.apply_batch(batch)?;
         self.flush()
+    }
+}
+
+impl StateMachine {
+    /// Excludes applies while held (see `apply_gate`). A panic while it was
+    /// held leaves no half-applied command (each is one sled batch), so a
+    /// poisoned gate is taken all the same.
+    pub(super) fn gate(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.apply_gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

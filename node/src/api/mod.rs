@@ -80,6 +80,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/executors", web::get().to(system::executors))
             .route("/events", web::get().to(events::events))
             .route("/stats", web::get().to(stats::stats))
+            .route("/backup", web::get().to(system::backup))
             .route("/internal/runs/{id}/report", web::post().to(report::report))
             .route("/internal/reports", web::post().to(report::reports)),
     )

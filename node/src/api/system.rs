@@ -54,6 +54,22 @@ pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
         .body(body))
 }
 
+/// `GET /v1/backup`: the whole state as of one applied index, for
+/// `cronmesh backup`. Read off the request threads: it may be large.
+pub async fn backup(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let store = state.store.clone();
+    let backup = web::block(move || store.backup())
+        .await
+        .map_err(|e| ApiError::internal(format!("the backup stopped: {e}")))??;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((
+            "content-disposition",
+            "attachment; filename=\"cronmesh.backup\"",
+        ))
+        .body(backup))
+}
+
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }

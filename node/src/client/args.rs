@@ -83,6 +83,14 @@ pub enum ClientCommand {
     /// Check schedule expressions
     #[command(subcommand, after_help = EXIT_CODES_HELP)]
     Schedule(ScheduleCommand),
+    /// Save the cluster's whole state (jobs, run history) to a file, as of
+    /// one moment; `cronmesh restore` starts a new node from it
+    #[command(after_help = EXIT_CODES_HELP)]
+    Backup {
+        /// Where to write the backup (replaced only once it is complete).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
 }
 
 /// `--namespace` of the commands that address one job.

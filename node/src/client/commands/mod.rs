@@ -1,6 +1,7 @@
 //! Runs one client command against the admin API and returns what goes to
 //! stdout; each area's commands live in their own file.
 
+mod backup;
 mod cluster;
 mod job;
 mod run;
@@ -45,6 +46,7 @@ pub async fn execute(opts: &ApiOpts, command: ClientCommand) -> Result<Vec<u8>, 
         ClientCommand::Cluster(cmd) => cluster::execute(&ctx, cmd).await,
         ClientCommand::Executors => cluster::executors(&ctx).await,
         ClientCommand::Schedule(cmd) => schedule::execute(&ctx, cmd).await,
+        ClientCommand::Backup { out } => backup::execute(&ctx, &out).await,
     }
 }
 
