@@ -236,3 +236,44 @@ async fn a_consistent_read_on_any_node_sees_every_acknowledged_write() {
         );
     }
 }
+
+/// `/readyz` tells a load balancer which nodes serve current answers: all
+/// of them while a leader leads, none that has lost its majority.
+#[tokio::test]
+async fn readyz_is_ready_only_with_a_leader() {
+    let mut cluster = Cluster::start(3, &[], &[]);
+    let leader = cluster.leader().await;
+    for id in cluster.running() {
+        let api = cluster.api(id);
+        wait::until("the node to be ready", Duration::from_secs(20), || async {
+            let (status, _) = api.get("/readyz").await;
+            (status == StatusCode::OK).then_some(())
+        })
+        .await;
+    }
+    let survivor = cluster
+        .running()
+        .into_iter()
+        .find(|id| *id != leader)
+        .unwrap();
+    for id in cluster.running() {
+        if id != survivor {
+            cluster.kill(id);
+        }
+    }
+    let api = cluster.api(survivor);
+    let body = wait::until(
+        "the lone node to say it is not ready",
+        Duration::from_secs(30),
+        || async {
+            let (status, body) = api.get("/readyz").await;
+            (status == StatusCode::SERVICE_UNAVAILABLE).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(body["status"], "not_ready");
+    assert!(
+        body["reason"].as_str().unwrap().contains("leader"),
+        "{body}"
+    );
+}

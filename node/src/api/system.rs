@@ -74,9 +74,30 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
+/// `GET /readyz`: 200 once the node knows a leader and has applied all
+/// it knows to be committed, so its reads are current; 503 with the reason
+/// until then (a load balancer sends no traffic to a node catching up).
 pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    state.store.applied_index()?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+    let status = state.consensus.status(&state.store).await;
+    let (ready, reason) = match status.leader_id {
+        None => (false, "no leader is known; an election may be running"),
+        Some(_) if status.applied_index < status.commit_index => {
+            (false, "catching up with the log")
+        }
+        Some(_) => (true, "ready"),
+    };
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "reason": reason,
+        "leader_id": status.leader_id,
+        "commit_index": status.commit_index,
+        "applied_index": status.applied_index,
+    });
+    Ok(if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    })
 }
 
 pub async fn not_found(req: HttpRequest) -> ApiResult<HttpResponse> {
