@@ -21,6 +21,8 @@ use tokio::sync::watch;
 
 /// sled's page cache (its default is 1 GiB).
 const SLED_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+/// How long a stopping leader waits for another node to take over.
+const HANDOVER_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 use protocol::{
     api::{ClusterStatus, MemberRequest},
@@ -53,12 +55,26 @@ pub struct RunningNode {
     pub store: Arc<StateMachine>,
     server: actix_web::dev::ServerHandle,
     events: EventFeed,
+    /// To hand leadership over before stopping.
+    consensus: Consensus,
     builtin_executor: Option<RunningExecutor>,
 }
 
 impl RunningNode {
-    /// Stops serving, stops the built-in executor and flushes storage.
+    /// Hands leadership to another node if this one leads (so no slot
+    /// waits for an election), then stops serving, stops the built-in
+    /// executor and flushes storage. Runs in flight keep going on their
+    /// executors, which report to the other nodes.
     pub async fn stop(self) {
+        if let Consensus::Raft(engine) = &self.consensus {
+            match engine.transfer_leadership(HANDOVER_LIMIT).await {
+                Ok(Some(to)) => tracing::info!(to, "leadership handed over"),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not hand leadership over; stopping anyway")
+                }
+            }
+        }
         self.events.close();
         self.server.stop(true).await;
         if let Some(executor) = self.builtin_executor {
@@ -341,6 +357,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         router.clone(),
         membership.clone(),
     ));
+    let state_consensus = consensus.clone();
     let state = AppState {
         membership,
         consensus,
@@ -368,6 +385,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         store,
         server: handle,
         events,
+        consensus: state_consensus,
         builtin_executor,
     })
 }

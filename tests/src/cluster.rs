@@ -103,6 +103,13 @@ impl Cluster {
         self.nodes[(id - 1) as usize] = Some(proc);
     }
 
+    /// SIGTERM node `id` and wait for it to exit; its exit code.
+    pub fn terminate(&mut self, id: u64) -> Option<i32> {
+        self.nodes[(id - 1) as usize]
+            .take()
+            .and_then(|proc| proc.terminate(Duration::from_secs(20)))
+    }
+
     /// SIGKILL node `id`.
     pub fn kill(&mut self, id: u64) {
         if let Some(proc) = self.nodes[(id - 1) as usize].take() {

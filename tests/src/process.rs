@@ -72,6 +72,22 @@ impl Proc {
         self.child.id()
     }
 
+    /// SIGTERM, as an operator or a service manager stops it; waits up to
+    /// `limit` for it to exit and returns its exit code (None: it did not).
+    pub fn terminate(mut self, limit: Duration) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// SIGKILL, as a crash.
     pub fn kill9(mut self) {
         let _ = self.child.kill();

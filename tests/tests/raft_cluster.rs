@@ -277,3 +277,51 @@ async fn readyz_is_ready_only_with_a_leader() {
         "{body}"
     );
 }
+
+/// SIGTERM on the leader, as a rolling upgrade does it: the leader hands
+/// over to another node before it exits, and no slot is lost or doubled.
+#[tokio::test]
+async fn sigterm_on_the_leader_hands_over_with_no_lost_or_doubled_slot() {
+    let exec = executor("default");
+    let mut cluster = Cluster::start(3, &[&exec.url], &[]);
+    let executed = cluster.dir.path().join("executed.log");
+    let leader = cluster.leader().await;
+    let jobs: Vec<String> = (0..10).map(|i| format!("upgrade-{i}")).collect();
+    create_recording_jobs(&cluster.api(leader), &jobs, &executed).await;
+    let watch_from = Utc::now() + chrono::Duration::seconds(2);
+    let mut handovers = Vec::new();
+    for _ in 0..3 {
+        let leader = cluster.leader().await;
+        // Let the leader fire for a moment (the scenario, not a wait for a result).
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let stopped_at = Instant::now();
+        assert_eq!(
+            cluster.terminate(leader),
+            Some(0),
+            "a clean exit on SIGTERM"
+        );
+        let stop_took = stopped_at.elapsed();
+        // Handed over, not left to an election timeout: the moment the old
+        // leader is gone, a survivor already leads.
+        let mut leaders_now = Vec::new();
+        for id in cluster.running() {
+            let (_, status) = cluster.api(id).get("/v1/cluster").await;
+            leaders_now.push(status["leader_id"].as_u64());
+        }
+        assert!(
+            leaders_now.iter().any(|l| l.is_some_and(|l| l != leader)),
+            "right after node {leader} exited the survivors saw leaders {leaders_now:?}"
+        );
+        let next = cluster.leader().await;
+        assert_ne!(next, leader);
+        handovers.push(stop_took);
+        cluster.restart(leader);
+    }
+    eprintln!("SIGTERM to exit on the leader: {handovers:?}");
+    let watch_until = Utc::now() - chrono::Duration::seconds(1);
+    let api = cluster.api(cluster.leader().await);
+    for job in &jobs {
+        slots::assert_every_slot_once(&api, job, watch_from, watch_until).await;
+    }
+    slots::assert_executed_once(&executed);
+}

@@ -62,7 +62,31 @@ impl Engine {
             Input::Status(reply) => {
                 let _ = reply.send(self.status());
             }
+            Input::TransferLeadership(reply) => {
+                let _ = reply.send(self.transfer_leadership());
+            }
         }
+    }
+
+    /// Asks the voter with the longest log to take over: it needs the
+    /// least catching up, so the cluster is without a leader the shortest.
+    fn transfer_leadership(&mut self) -> Result<u64, String> {
+        let raft = &self.raw.raft;
+        if raft.state != StateRole::Leader {
+            return Err(super::NOT_LEADING.into());
+        }
+        let me = self.config.node_id;
+        let voters = self.storage.conf_state().voters;
+        let transferee = raft
+            .prs()
+            .iter()
+            .filter(|(id, _)| **id != me && voters.contains(id))
+            .max_by_key(|(id, pr)| (pr.matched, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id)
+            .ok_or_else(|| "no other voter to hand leadership to".to_string())?;
+        tracing::info!(to = transferee, "handing leadership over before stopping");
+        self.raw.transfer_leader(transferee);
+        Ok(transferee)
     }
 
     fn propose(&mut self, cmd: MetaCommand, reply: oneshot::Sender<ProposeResult>) {

@@ -81,7 +81,13 @@ pub enum Input {
     ReadIndex(oneshot::Sender<Result<(), String>>),
     Step(Message),
     Status(oneshot::Sender<RaftStatus>),
+    /// Hand leadership to the most caught-up other voter; answers whom it
+    /// asked, or why it could not (not the leader, no other voter).
+    TransferLeadership(oneshot::Sender<Result<u64, String>>),
 }
+
+/// The answer to a transfer asked of a node that does not lead.
+pub(crate) const NOT_LEADING: &str = "this node does not lead";
 
 /// Who leads, as this node sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -141,6 +147,37 @@ impl EngineHandle {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err("the raft engine stopped".into()),
             Err(_) => Err("the leader did not confirm its commit index in time".into()),
+        }
+    }
+
+    /// Hands leadership over before this node stops, and resolves once
+    /// another node leads (or `limit` passes). `Ok(None)`: this node was
+    /// not leading, nothing to hand over.
+    pub async fn transfer_leadership(&self, limit: Duration) -> Result<Option<u64>, String> {
+        let (reply, answer) = oneshot::channel();
+        self.input
+            .send(Input::TransferLeadership(reply))
+            .map_err(|_| "the raft engine stopped".to_string())?;
+        let transferee = match answer.await {
+            Ok(Ok(id)) => id,
+            Ok(Err(why)) if why == NOT_LEADING => return Ok(None),
+            Ok(Err(why)) => return Err(why),
+            Err(_) => return Err("the raft engine stopped".into()),
+        };
+        let mut leader = self.leader.clone();
+        let me = self.node_id;
+        let moved = async move {
+            leader
+                .wait_for(|l| l.leader_id.is_some_and(|id| id != me))
+                .await
+                .map(|_| ())
+        };
+        match tokio::time::timeout(limit, moved).await {
+            Ok(Ok(())) => Ok(Some(transferee)),
+            Ok(Err(_)) => Err("the raft engine stopped".into()),
+            Err(_) => Err(format!(
+                "node {transferee} did not take over within {limit:?}"
+            )),
         }
     }
 
