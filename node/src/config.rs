@@ -7,6 +7,8 @@ use actors::store::{local_log::Durability, DEFAULT_HISTORY_LIMIT};
 use anyhow::{bail, Context};
 use protocol::job::DEFAULT_GROUP;
 
+use crate::tokens::Scope;
+
 /// Everything a scheduler node needs to start.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -23,8 +25,9 @@ pub struct NodeConfig {
     pub builtin_executor: bool,
     /// Shared secret of the executor protocol's HMAC signatures.
     pub secret: Option<Vec<u8>>,
-    /// Bearer token the admin API and web console require; open when unset.
-    pub admin_token: Option<String>,
+    /// Bearer tokens the admin API and web console accept, with what each
+    /// may do; the API is open when there is none.
+    pub tokens: Vec<(crate::tokens::Scope, String)>,
     /// Runs kept per job.
     pub history_limit: usize,
     /// When a metadata write counts as durable.
@@ -173,7 +176,7 @@ impl NodeConfig {
             executors: Vec::new(),
             builtin_executor: false,
             secret: None,
-            admin_token: None,
+            tokens: Vec::new(),
             history_limit: DEFAULT_HISTORY_LIMIT,
             durability: Durability::Flush,
             timings: Timings::default(),
@@ -207,7 +210,7 @@ impl DevArgs {
         Ok(NodeConfig {
             builtin_executor: true,
             executors: self.executors,
-            admin_token: self.admin.token()?,
+            tokens: self.admin.tokens()?,
             ..NodeConfig::new(self.data_dir, self.http)
         })
     }
@@ -233,25 +236,35 @@ pub struct AdminTokenArgs {
         conflicts_with = "admin_token"
     )]
     pub admin_token_file: Option<PathBuf>,
+    /// File of tokens with scopes, `admin TOKEN` or `read TOKEN` a line;
+    /// read tokens may only look.
+    #[arg(long, env = "CRONMESH_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 impl AdminTokenArgs {
-    pub fn token(&self) -> anyhow::Result<Option<String>> {
-        let token = match (&self.admin_token, &self.admin_token_file) {
-            (Some(token), _) => token.trim().to_string(),
-            (None, Some(path)) => String::from_utf8(crate::secret::read_secret_file(path)?)
-                .with_context(|| format!("the admin token in {} is not UTF-8", path.display()))?,
-            (None, None) => return Ok(None),
-        };
-        if token.is_empty() {
-            bail!("the admin token is empty");
+    /// Every token given, with its scope; an unreadable or malformed source
+    /// stops the node (it never starts open by mistake).
+    pub fn tokens(&self) -> anyhow::Result<Vec<(Scope, String)>> {
+        let mut tokens = Vec::new();
+        match (&self.admin_token, &self.admin_token_file) {
+            (Some(token), _) => tokens.push((Scope::Admin, token.trim().to_string())),
+            (None, Some(path)) => {
+                let token = String::from_utf8(crate::secret::read_secret_file(path)?)
+                    .with_context(|| {
+                        format!("the admin token in {} is not UTF-8", path.display())
+                    })?;
+                tokens.push((Scope::Admin, token));
+            }
+            (None, None) => {}
         }
-        if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            bail!(
-                "the admin token must be printable ASCII without spaces (it travels in a header)"
-            );
+        if let Some(path) = &self.token_file {
+            tokens.extend(crate::tokens::read_token_file(path)?);
         }
-        Ok(Some(token))
+        for (_, token) in &tokens {
+            crate::tokens::check_token(token)?;
+        }
+        Ok(tokens)
     }
 }
 
@@ -362,7 +375,7 @@ impl ServerArgs {
             advertise_url: self.advertise,
             executors: self.executors,
             secret,
-            admin_token: self.admin.token()?,
+            tokens: self.admin.tokens()?,
             history_limit: self.history_limit,
             seed: self.node_id,
             raft,

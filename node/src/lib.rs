@@ -17,6 +17,7 @@
 //! - [`cli`]: the `cronmesh` command line; [`signals`]: shutdown and logging.
 //! - [`secret`]: reading the executor protocol's shared secret.
 //! - [`restore`]: a new node's data directory made from a backup.
+//! - [`tokens`]: the admin API's tokens and their scopes.
 
 pub mod api;
 pub mod bench;
@@ -35,3 +36,4 @@ pub mod restore;
 pub mod secret;
 pub mod settings;
 pub mod signals;
+pub mod tokens;

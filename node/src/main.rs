@@ -17,7 +17,7 @@ fn main() -> ExitCode {
                 Ok(config) => config,
                 Err(e) => return fail(e),
             };
-            if config.admin_token.is_none() {
+            if config.tokens.is_empty() {
                 tracing::warn!(
                     "dev mode: the admin API is unauthenticated; it listens on {}",
                     config.http

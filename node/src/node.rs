@@ -21,6 +21,14 @@ use tokio::sync::watch;
 
 /// sled's page cache (its default is 1 GiB).
 const SLED_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+/// The token a node presents to other nodes' admin APIs (joining).
+fn admin_token(tokens: &[(crate::tokens::Scope, String)]) -> Option<&str> {
+    tokens
+        .iter()
+        .find(|(scope, _)| *scope == crate::tokens::Scope::Admin)
+        .map(|(_, token)| token.as_str())
+}
+
 /// How long a stopping leader waits for another node to take over.
 const HANDOVER_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -152,7 +160,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
                     api_url: api_url.clone(),
                     raft_addr: settings.listen.to_string(),
                 };
-                let http = build_client_with_token(config.admin_token.as_deref())
+                let http = build_client_with_token(admin_token(&config.tokens))
                     .map_err(anyhow::Error::msg)?;
                 actix::spawn(join_cluster(http, url.clone(), me, transport));
             }
@@ -371,10 +379,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         events: events.clone(),
         stats: Default::default(),
         metrics,
-        admin_token: config
-            .admin_token
-            .as_deref()
-            .map(|t| Arc::new(api::AdminToken::new(t))),
+        tokens: (!config.tokens.is_empty()).then(|| Arc::new(api::Tokens::new(&config.tokens))),
     };
     let server = api::serve(state, listener)?;
     let handle = server.handle();

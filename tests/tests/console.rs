@@ -32,7 +32,7 @@ async fn a_person_creates_watches_and_kills_jobs_in_the_console() {
     browser.click("form.signin button[type=submit]").await;
     browser
         .wait_for(".field-error.shown", |t| {
-            t.contains("not this node's admin token")
+            t.contains("not one of this node's tokens")
         })
         .await;
     browser.fill("#token", TOKEN).await;

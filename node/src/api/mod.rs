@@ -4,10 +4,13 @@
 //! - `cluster`: the Raft group's state and membership changes.
 //! - `system`: schedule preview, executors, health.
 //! - `events`: the server-sent event stream; `stats`: the last hour of runs.
-//! - `auth`: the admin token; `forward`: writes on a follower go to the leader.
+//! - `catalog`: every route, registered from one table that also gives
+//!   `/v1/openapi.json` and docs/API.md.
+//! - `auth`: the admin tokens; `forward`: writes on a follower go to the leader.
 //! - `input`, `error`: typed request parsing and JSON errors naming the field.
 
 mod auth;
+pub mod catalog;
 pub(crate) mod cluster;
 mod error;
 mod events;
@@ -28,7 +31,7 @@ use actors::{
     store::StateMachine,
 };
 
-pub use auth::{AdminToken, COOKIE as TOKEN_COOKIE};
+pub use auth::{Tokens, COOKIE as TOKEN_COOKIE};
 pub use error::{ApiError, ApiResult};
 
 /// What every handler can reach.
@@ -50,7 +53,7 @@ pub struct AppState {
     /// What `/v1/events` streams.
     pub events: crate::events::EventFeed,
     /// Required of admin requests when set.
-    pub admin_token: Option<Arc<AdminToken>>,
+    pub tokens: Option<Arc<Tokens>>,
     /// The dashboard's figures, shared by everyone who looks for a moment.
     pub stats: Arc<stats::StatsCache>,
     /// What `/metrics` reports.
@@ -58,35 +61,7 @@ pub struct AppState {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1")
-            .route("/jobs", web::post().to(jobs::create))
-            .route("/jobs", web::get().to(jobs::list))
-            .route("/jobs/{id}", web::get().to(jobs::get))
-            .route("/jobs/{id}", web::put().to(jobs::replace))
-            .route("/jobs/{id}", web::delete().to(jobs::delete))
-            .route("/jobs/{id}/trigger", web::post().to(jobs::trigger))
-            .route("/jobs/{id}/pause", web::post().to(jobs::pause))
-            .route("/jobs/{id}/resume", web::post().to(jobs::resume))
-            .route("/jobs/{id}/runs", web::get().to(runs::of_job))
-            .route("/runs", web::get().to(runs::list))
-            .route("/runs/{id}", web::get().to(runs::get))
-            .route("/runs/{id}/kill", web::post().to(runs::kill))
-            .route("/runs/{id}/output", web::get().to(runs::output))
-            .route("/schedules/preview", web::post().to(system::preview))
-            .route("/cluster", web::get().to(cluster::status))
-            .route("/cluster/members", web::post().to(cluster::add))
-            .route("/cluster/members/{id}", web::delete().to(cluster::remove))
-            .route("/executors", web::get().to(system::executors))
-            .route("/events", web::get().to(events::events))
-            .route("/stats", web::get().to(stats::stats))
-            .route("/backup", web::get().to(system::backup))
-            .route("/internal/runs/{id}/report", web::post().to(report::report))
-            .route("/internal/reports", web::post().to(report::reports)),
-    )
-    .route("/metrics", web::get().to(system::metrics))
-    .route("/healthz", web::get().to(system::healthz))
-    .route("/readyz", web::get().to(system::readyz));
+    catalog::register(cfg);
 }
 
 /// The HTTP server on `listener`; the caller spawns it.

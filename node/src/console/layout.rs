@@ -36,7 +36,7 @@ pub struct Frame<'a> {
 
 pub fn render(state: &AppState, frame: Frame<'_>, body: Markup) -> HttpResponse {
     let leader = state.consensus.leader_state();
-    let signed_in = state.admin_token.is_some();
+    let signed_in = state.tokens.is_some();
     let markup = html! {
         (DOCTYPE)
         html lang="en" {

@@ -65,13 +65,13 @@ pub async fn page(req: HttpRequest) -> HttpResponse {
 
 pub async fn sign_in(state: web::Data<AppState>, data: web::Form<SignIn>) -> HttpResponse {
     let target = local_target(&data.next).to_string();
-    let Some(token) = &state.admin_token else {
+    let Some(tokens) = &state.tokens else {
         return redirect(&target);
     };
-    if !token.accepts(data.token.trim()) {
+    if tokens.scope_of(data.token.trim()).is_none() {
         return html_response(
             StatusCode::UNAUTHORIZED,
-            form(&target, Some("That is not this node's admin token.")),
+            form(&target, Some("That is not one of this node's tokens.")),
         );
     }
     let cookie = Cookie::build(TOKEN_COOKIE, data.token.trim().to_string())

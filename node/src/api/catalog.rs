@@ -1,0 +1,264 @@
+//! Every route of the admin API in one table: the server registers these
+//! and nothing else, `GET /v1/openapi.json` describes these, and
+//! docs/API.md lists these (a test keeps it equal), so the three cannot
+//! drift apart.
+
+use actix_web::{http::Method, web, HttpResponse, Route};
+use serde_json::{json, Map, Value};
+
+use super::{cluster, events, jobs, report, runs, stats, system};
+
+/// Who may call a route when the node has tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health checks and this document.
+    Open,
+    /// A `read` or `admin` token.
+    Read,
+    /// An `admin` token.
+    Admin,
+    /// Executors, with the protocol's HMAC signature when a secret is set.
+    Signed,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Open => "open",
+            Access::Read => "read",
+            Access::Admin => "admin",
+            Access::Signed => "signed (executors)",
+        }
+    }
+}
+
+pub struct Endpoint {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub summary: &'static str,
+    /// Attaches the handler to a route of this method.
+    pub to: fn(Route) -> Route,
+}
+
+macro_rules! endpoint {
+    ($method:ident $path:literal, $access:ident, $summary:literal, $handler:path) => {
+        Endpoint {
+            method: Method::$method,
+            path: $path,
+            access: Access::$access,
+            summary: $summary,
+            to: |route| route.to($handler),
+        }
+    };
+}
+
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        endpoint!(POST "/v1/jobs", Admin, "Create a job (201), or many from an array, all or none; 409 if one exists", jobs::create),
+        endpoint!(GET "/v1/jobs", Read, "List jobs (?namespace=&label=k=v&enabled=&limit=&cursor=)", jobs::list),
+        endpoint!(GET "/v1/jobs/{id}", Read, "One job with its next fire times and last run", jobs::get),
+        endpoint!(PUT "/v1/jobs/{id}", Admin, "Replace a job", jobs::replace),
+        endpoint!(DELETE "/v1/jobs/{id}", Admin, "Delete a job", jobs::delete),
+        endpoint!(POST "/v1/jobs/{id}/trigger", Admin, "Run a job now (202, with its runs); optional {\"params\"}", jobs::trigger),
+        endpoint!(POST "/v1/jobs/{id}/pause", Admin, "Stop firing a job's schedule", jobs::pause),
+        endpoint!(POST "/v1/jobs/{id}/resume", Admin, "Fire a paused job's schedule again", jobs::resume),
+        endpoint!(GET "/v1/jobs/{id}/runs", Read, "A job's runs, newest first", runs::of_job),
+        endpoint!(GET "/v1/runs", Read, "Runs, newest first (?job=&status=&since=&until=)", runs::list),
+        endpoint!(GET "/v1/runs/{id}", Read, "One run", runs::get),
+        endpoint!(POST "/v1/runs/{id}/kill", Admin, "Kill an active run", runs::kill),
+        endpoint!(GET "/v1/runs/{id}/output", Read, "A run's output as text, live while it runs", runs::output),
+        endpoint!(POST "/v1/schedules/preview", Read, "The next fire times of a schedule in a time zone", system::preview),
+        endpoint!(GET "/v1/cluster", Read, "Raft state: leader, term, commit and applied index, members", cluster::status),
+        endpoint!(POST "/v1/cluster/members", Admin, "Add a scheduler node to the Raft group", cluster::add),
+        endpoint!(DELETE "/v1/cluster/members/{id}", Admin, "Remove a scheduler node from the Raft group", cluster::remove),
+        endpoint!(GET "/v1/executors", Read, "Live and recently dead executors", system::executors),
+        endpoint!(GET "/v1/events", Read, "Server-sent events: run, job, leader and executor changes (?job=)", events::events),
+        endpoint!(GET "/v1/stats", Read, "The last hour of runs per minute, lateness, failing jobs", stats::stats),
+        endpoint!(GET "/v1/backup", Admin, "The whole state as of one applied index (for cronmesh backup)", system::backup),
+        endpoint!(GET "/v1/openapi.json", Open, "This API as an OpenAPI 3.1 document", openapi),
+        endpoint!(POST "/v1/internal/runs/{id}/report", Signed, "An executor reports a run's progress", report::report),
+        endpoint!(POST "/v1/internal/reports", Signed, "An executor reports many runs at once", report::reports),
+        endpoint!(GET "/metrics", Read, "Prometheus (OpenMetrics) metrics", system::metrics),
+        endpoint!(GET "/healthz", Open, "200 while the process serves", system::healthz),
+        endpoint!(GET "/readyz", Open, "200 once the node knows a leader and has caught up; 503 until then", system::readyz),
+    ]
+}
+
+/// The access a request needs: its route's in the table; outside the API,
+/// a console page needs `read` to look and `admin` to change (None for a
+/// route anyone may call).
+pub fn access_of(method: &Method, pattern: Option<&str>) -> Access {
+    static TABLE: std::sync::LazyLock<Vec<Endpoint>> = std::sync::LazyLock::new(endpoints);
+    let found = pattern.and_then(|p| {
+        TABLE
+            .iter()
+            .find(|e| e.path == p && e.method == method)
+            .map(|e| e.access)
+    });
+    match found {
+        Some(access) => access,
+        None if matches!(*method, Method::GET | Method::HEAD) => Access::Read,
+        None => Access::Admin,
+    }
+}
+
+/// Registers every endpoint.
+pub fn register(cfg: &mut web::ServiceConfig) {
+    for endpoint in endpoints() {
+        cfg.route(
+            endpoint.path,
+            (endpoint.to)(web::route().method(endpoint.method.clone())),
+        );
+    }
+}
+
+/// `GET /v1/openapi.json`.
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
+
+/// The OpenAPI 3.1 document of [`endpoints`].
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for e in endpoints() {
+        let parameters: Vec<Value> = e
+            .path
+            .split('/')
+            .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut operation = json!({
+            "summary": e.summary,
+            "operationId": operation_id(&e),
+            "x-cronmesh-access": e.access.as_str(),
+            "responses": {
+                "default": {
+                    "description": "An error, naming the field when a request is malformed",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+                }
+            }
+        });
+        let success = if e.method == Method::POST && e.path == "/v1/jobs" {
+            "201"
+        } else if e.path.ends_with("/trigger") {
+            "202"
+        } else {
+            "200"
+        };
+        operation["responses"][success] = json!({"description": "Success"});
+        if !parameters.is_empty() {
+            operation["parameters"] = Value::Array(parameters);
+        }
+        match e.access {
+            Access::Open | Access::Signed => operation["security"] = json!([]),
+            Access::Read | Access::Admin => {}
+        }
+        let item = paths
+            .entry(e.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        item[e.method.as_str().to_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "cronmesh admin API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Jobs, runs, the cluster and executors of a cronmesh scheduler. Any node answers; writes on a follower are forwarded to the leader."
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                            "field": {"type": ["string", "null"]}
+                        }
+                    }}
+                }
+            }
+        }
+    })
+}
+
+/// `get_v1_jobs_id_runs`, unique per method and path.
+fn operation_id(e: &Endpoint) -> String {
+    let path: String = e
+        .path
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let path = path
+        .split('_')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    format!("{}_{path}", e.method.as_str().to_lowercase())
+}
+
+/// The table docs/API.md holds between its markers.
+pub fn markdown() -> String {
+    let mut out = String::from("| method | path | access | what it does |\n|---|---|---|---|\n");
+    for e in endpoints() {
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} |\n",
+            e.method,
+            e.path,
+            e.access.as_str(),
+            e.summary.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_api_lists_every_route_the_server_serves() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/API.md");
+        let doc = std::fs::read_to_string(path).unwrap_or_default();
+        let expected = markdown();
+        let listed = doc
+            .split_once("<!-- routes:start -->\n")
+            .and_then(|(_, rest)| rest.split_once("<!-- routes:end -->"))
+            .map(|(listed, _)| listed.to_string());
+        if listed.as_deref() != Some(expected.as_str())
+            && std::env::var_os("CRONMESH_UPDATE_DOCS").is_some()
+        {
+            let (head, tail) = match (
+                doc.split_once("<!-- routes:start -->\n"),
+                doc.split_once("<!-- routes:end -->"),
+            ) {
+                (Some((head, _)), Some((_, tail))) => (head.to_string(), tail.to_string()),
+                _ => (doc.clone(), String::new()),
+            };
+            std::fs::write(
+                path,
+                format!("{head}<!-- routes:start -->\n{expected}<!-- routes:end -->{tail}"),
+            )
+            .unwrap();
+            return;
+        }
+        assert!(
+            listed.as_deref() == Some(expected.as_str()),
+            "docs/API.md is out of date; run this test with CRONMESH_UPDATE_DOCS=1"
+        );
+    }
+
+    #[test]
+    fn every_operation_has_a_unique_id() {
+        let ids: std::collections::BTreeSet<String> =
+            endpoints().iter().map(operation_id).collect();
+        assert_eq!(ids.len(), endpoints().len());
+    }
+}
