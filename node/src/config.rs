@@ -319,6 +319,10 @@ pub struct ServerArgs {
     /// File holding the executor protocol's shared secret.
     #[arg(long, env = "CRONMESH_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
+    /// Run the executor protocol unsigned: for a test setup only. Without
+    /// it a server needs --secret-file.
+    #[arg(long, conflicts_with = "secret_file")]
+    pub unsigned: bool,
     /// Runs kept per job.
     #[arg(long, default_value_t = DEFAULT_HISTORY_LIMIT)]
     pub history_limit: usize,
@@ -368,6 +372,7 @@ impl ServerArgs {
         };
         let secret = match &self.secret_file {
             Some(path) => Some(crate::secret::read_secret_file(path)?),
+            None if !self.unsigned => bail!("{}", crate::secret::SECRET_REQUIRED),
             None => None,
         };
         Ok(NodeConfig {

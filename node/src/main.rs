@@ -28,14 +28,26 @@ fn main() -> ExitCode {
         Command::Server(args) => {
             node::signals::init_logging(cli.log_format);
             match args.into_config() {
-                Ok(config) => serve(node::node::run(config, node::signals::shutdown())),
+                Ok(config) => {
+                    if config.secret.is_none() {
+                        tracing::warn!(
+                            "--unsigned: executor-protocol requests are neither signed nor checked"
+                        );
+                    }
+                    serve(node::node::run(config, node::signals::shutdown()))
+                }
                 Err(e) => fail(e),
             }
         }
         Command::Executor(args) => {
             node::signals::init_logging(cli.log_format);
             match node::executor::ExecutorConfig::try_from(args) {
-                Ok(config) => serve(node::executor::run(config, node::signals::shutdown())),
+                Ok(config) => {
+                    if config.secret.is_none() {
+                        tracing::warn!("--unsigned: dispatches are accepted without a signature");
+                    }
+                    serve(node::executor::run(config, node::signals::shutdown()))
+                }
                 Err(e) => fail(e),
             }
         }

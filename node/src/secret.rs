@@ -3,6 +3,12 @@
 
 use anyhow::{bail, Context};
 
+/// Why a `server` or `executor` without a secret does not start.
+pub const SECRET_REQUIRED: &str = "the executor protocol needs a shared secret: give \
+     --secret-file FILE (or CRONMESH_SECRET_FILE) with the same secret on every scheduler and \
+     executor (e.g. `head -c 32 /dev/urandom | base64 > secret`), or --unsigned for a test \
+     setup on a trusted network";
+
 /// Reads a secret file; a trailing newline (as editors and `echo` leave)
 /// is not part of the secret.
 pub fn read_secret_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {

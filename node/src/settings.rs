@@ -137,7 +137,14 @@ fn with_file(
         if let Some(arg) = command.get_arguments().find(|a| a.get_id() == id.as_str()) {
             let alone = Command::new("file").arg(arg.clone().required(false).env(None::<&str>));
             let flag = format!("--{}", arg.get_long().unwrap_or(id));
-            for text in &texts {
+            // A switch takes no value on the command line: check it as a bool.
+            let switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
+            for text in texts.iter().filter(|_| switch) {
+                if text != "true" && text != "false" {
+                    return Err(invalid(format!("`{key}` = {text:?}: write true or false")));
+                }
+            }
+            for text in texts.iter().filter(|_| !switch) {
                 alone
                     .clone()
                     .try_get_matches_from(["file", flag.as_str(), text.as_str()])

@@ -111,6 +111,7 @@ pub fn executor(group: &str) -> Proc {
 pub fn executor_with(group: &str, extra: &[&str]) -> Proc {
     let mut args = vec!["executor", "--group", group, "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
+    unsigned_unless_secret(&mut args);
     Proc::spawn(&args, "cronmesh executor listening on ")
 }
 
@@ -121,6 +122,15 @@ pub fn dev(dir: &Path, extra: &[&str]) -> Proc {
     let mut args = vec!["dev", "--data-dir", &dir, "--http", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     Proc::spawn(&args, "cronmesh node serving on ")
+}
+
+/// Test processes run the executor protocol unsigned unless the test gives
+/// them a secret (as production must: a server or executor refuses to
+/// start with neither).
+fn unsigned_unless_secret(args: &mut Vec<&str>) {
+    if !args.contains(&"--secret-file") {
+        args.push("--unsigned");
+    }
 }
 
 /// `cronmesh server` on `http` with data in `dir`, sending work to `executors`.
@@ -137,6 +147,7 @@ pub fn server_with(dir: &Path, http: &str, executors: &[&str], extra: &[&str]) -
         args.push(e);
     }
     args.extend_from_slice(extra);
+    unsigned_unless_secret(&mut args);
     Proc::spawn(&args, "cronmesh node serving on ")
 }
 

@@ -18,7 +18,7 @@ fn flags_beat_the_environment_which_beats_the_file() {
     std::fs::write(
         &file,
         format!(
-            "data_dir = {:?}\nhttp = \"127.0.0.1:{from_file}\"\n",
+            "data_dir = {:?}\nhttp = \"127.0.0.1:{from_file}\"\nunsigned = true\n",
             dir.path().join("data").display().to_string()
         ),
     )
@@ -68,7 +68,7 @@ fn check(file_text: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String)
 #[test]
 fn config_check_prints_each_setting_with_its_source() {
     let (code, stdout, stderr) = check(
-        "data_dir = \"/var/lib/cronmesh\"\nhistory_limit = 5\ngossip = \"127.0.0.1:7072\"\n\
+        "data_dir = \"/var/lib/cronmesh\"\nhistory_limit = 5\nunsigned = true\ngossip = \"127.0.0.1:7072\"\n\
          seeds = [\"10.0.0.1:7072\"]\n",
         &[("CRONMESH_RAFT_TICK_MS", "20")],
     );
@@ -112,4 +112,29 @@ fn config_check_refuses_a_bad_file_and_names_the_setting() {
         "peers without raft is refused as the server would"
     );
     assert!(stderr.contains("--raft"), "{stderr}");
+}
+
+#[test]
+fn a_server_or_executor_without_a_secret_refuses_to_start_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_string_lossy().to_string();
+    for args in [
+        vec![
+            "server",
+            "--data-dir",
+            data.as_str(),
+            "--http",
+            "127.0.0.1:0",
+        ],
+        vec!["executor", "--listen", "127.0.0.1:0"],
+    ] {
+        let out = std::process::Command::new(process::binary())
+            .args(&args)
+            .env_remove("CRONMESH_SECRET_FILE")
+            .output()
+            .expect("run cronmesh");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started without a secret");
+        assert!(stderr.contains("--secret-file"), "{args:?}: {stderr}");
+    }
 }

@@ -15,6 +15,7 @@ use protocol::dispatch::{DispatchAck, DispatchRequest, DispatchResult, RunReport
 use protocol::run::RunStatus;
 use serde::Serialize;
 use tokio::{runtime::Handle, sync::watch, task::JoinHandle};
+use tracing::Instrument;
 
 use super::{
     config::ExecutorConfig,
@@ -189,7 +190,14 @@ impl Agent {
                         if let Some(receipts) = &self.config.receipts {
                             receipts.record(&req);
                         }
-                        starts.push(self.clone().execute(req, stop, output));
+                        // Everything the run logs carries its run id.
+                        let span = tracing::info_span!(
+                            "run",
+                            run_id = %req.run_id,
+                            job = %req.job_id,
+                            attempt = req.attempt
+                        );
+                        starts.push(self.clone().execute(req, stop, output).instrument(span));
                         results.push(Ok(DispatchAck {
                             run_id,
                             duplicate: false,
@@ -329,6 +337,7 @@ impl Agent {
         };
         let agent = self.clone();
         let run_id = run_id.to_string();
+        let span = tracing::info_span!("run", run_id = %run_id);
         self.tasks.spawn(async move {
             if let Some(running_report) = after {
                 // A `running` report not yet sent is not needed any more; one
@@ -357,7 +366,7 @@ impl Agent {
                     tracing::warn!(run_id = %run_id, "final report not delivered: {reason}");
                 }
             }
-        });
+        }.instrument(span));
     }
 
     /// Kills the run's process group and waits up to `wait` for it to end.

@@ -66,6 +66,11 @@ pub struct ExecutorArgs {
     #[arg(long, env = "CRONMESH_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
 
+    /// Accept unsigned dispatches: for a test setup only. Without it an
+    /// executor needs --secret-file.
+    #[arg(long, conflicts_with = "secret_file")]
+    pub unsigned: bool,
+
     /// Append one line per newly admitted run with its receive time, for
     /// `cronmesh bench`.
     #[arg(long, value_name = "FILE")]
@@ -245,11 +250,11 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
                 fence_after: args.fence_after,
             });
         }
-        config.secret = args
-            .secret_file
-            .as_deref()
-            .map(crate::secret::read_secret_file)
-            .transpose()?;
+        config.secret = match (&args.secret_file, args.unsigned) {
+            (Some(path), _) => Some(crate::secret::read_secret_file(path)?),
+            (None, true) => None,
+            (None, false) => anyhow::bail!("{}", crate::secret::SECRET_REQUIRED),
+        };
         config.receipts = args.receipts.as_deref().map(Receipts::create).transpose()?;
         config.validate()?;
         Ok(config)
@@ -274,7 +279,7 @@ mod tests {
 
     #[test]
     fn defaults_and_flags() -> anyhow::Result<()> {
-        let config = ExecutorConfig::try_from(parse(&[])?)?;
+        let config = ExecutorConfig::try_from(parse(&["--unsigned"])?)?;
         assert_eq!(config.group, "default");
         assert_eq!(config.listen, "127.0.0.1:7080".parse()?);
         assert_eq!(config.weight, 1);
@@ -295,6 +300,7 @@ mod tests {
             "3",
             "--forward",
             "http://127.0.0.1:9000/hooks",
+            "--unsigned",
         ])?;
         assert_eq!(args.seeds, ["a:7072", "b:7072"]);
         let config = ExecutorConfig::try_from(args)?;
@@ -307,7 +313,12 @@ mod tests {
     #[test]
     fn bad_values_are_explained() -> anyhow::Result<()> {
         assert!(parse(&["--label", "novalue"]).is_err());
-        let err = ExecutorConfig::try_from(parse(&["--forward", "localhost:9000"])?)
+        let err = ExecutorConfig::try_from(parse(&[])?)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains("--secret-file"), "no secret, no start: {err}");
+        let err = ExecutorConfig::try_from(parse(&["--forward", "localhost:9000", "--unsigned"])?)
             .err()
             .map(|e| format!("{e:#}"))
             .unwrap_or_default();
