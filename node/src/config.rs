@@ -28,6 +28,9 @@ pub struct NodeConfig {
     /// Bearer tokens the admin API and web console accept, with what each
     /// may do; the API is open when there is none.
     pub tokens: Vec<(crate::tokens::Scope, String)>,
+    /// Requests per second one client address may make to the admin API
+    /// (0: no limit).
+    pub rate_limit: u32,
     /// Runs kept per job.
     pub history_limit: usize,
     /// When a metadata write counts as durable.
@@ -177,6 +180,7 @@ impl NodeConfig {
             builtin_executor: false,
             secret: None,
             tokens: Vec::new(),
+            rate_limit: DEFAULT_RATE_LIMIT,
             history_limit: DEFAULT_HISTORY_LIMIT,
             durability: Durability::Flush,
             timings: Timings::default(),
@@ -186,6 +190,9 @@ impl NodeConfig {
         }
     }
 }
+
+/// Admin API requests per second per client address, by default.
+pub const DEFAULT_RATE_LIMIT: u32 = 1000;
 
 /// `cronmesh dev`.
 #[derive(clap::Args, Debug, Clone)]
@@ -211,6 +218,7 @@ impl DevArgs {
             builtin_executor: true,
             executors: self.executors,
             tokens: self.admin.tokens()?,
+            rate_limit: self.admin.rate_limit,
             ..NodeConfig::new(self.data_dir, self.http)
         })
     }
@@ -240,6 +248,10 @@ pub struct AdminTokenArgs {
     /// read tokens may only look.
     #[arg(long, env = "CRONMESH_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// Admin API requests per second one client address may make; more get
+    /// 429 (0: no limit). Health checks and executor reports are exempt.
+    #[arg(long, default_value_t = DEFAULT_RATE_LIMIT)]
+    pub rate_limit: u32,
 }
 
 impl AdminTokenArgs {
@@ -381,6 +393,7 @@ impl ServerArgs {
             executors: self.executors,
             secret,
             tokens: self.admin.tokens()?,
+            rate_limit: self.admin.rate_limit,
             history_limit: self.history_limit,
             seed: self.node_id,
             raft,

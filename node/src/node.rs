@@ -378,6 +378,8 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         secret: config.secret.clone().map(Arc::new),
         events: events.clone(),
         stats: Default::default(),
+        rate_limit: std::num::NonZeroU32::new(config.rate_limit)
+            .map(|n| Arc::new(api::RateLimit::per_second(n))),
         metrics,
         tokens: (!config.tokens.is_empty()).then(|| Arc::new(api::Tokens::new(&config.tokens))),
     };

@@ -112,3 +112,23 @@ async fn a_cluster_with_a_token_forwards_writes_and_admits_a_joining_node() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_client_over_the_rate_limit_gets_429_and_health_checks_still_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = process::dev(dir.path(), &["--rate-limit", "5"]);
+    let api = Api::new(node.url.clone());
+    let mut limited = None;
+    for _ in 0..50 {
+        let (status, body) = api.get("/v1/jobs").await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(body);
+            break;
+        }
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let body = limited.expect("50 requests at once go over 5 a second");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let (status, _) = api.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK, "health checks are never limited");
+}

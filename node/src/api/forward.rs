@@ -20,7 +20,7 @@ use super::{error::ApiError, input::MAX_BODY, AppState};
 use crate::consensus::Route;
 
 /// Marks a forwarded request, so it is never forwarded twice.
-const FORWARDED: &str = "x-cronmesh-forwarded";
+pub(super) const FORWARDED: &str = "x-cronmesh-forwarded";
 /// Headers that travel with a forwarded request.
 const KEPT_HEADERS: [&str; 4] = [
     "content-type",

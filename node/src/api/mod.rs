@@ -17,6 +17,7 @@ mod events;
 mod forward;
 mod input;
 pub(crate) mod jobs;
+mod rate_limit;
 mod report;
 mod runs;
 pub mod stats;
@@ -33,6 +34,7 @@ use actors::{
 
 pub use auth::{Tokens, COOKIE as TOKEN_COOKIE};
 pub use error::{ApiError, ApiResult};
+pub use rate_limit::RateLimit;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -58,6 +60,8 @@ pub struct AppState {
     pub stats: Arc<stats::StatsCache>,
     /// What `/metrics` reports.
     pub metrics: crate::metrics::Metrics,
+    /// Requests per second each client address may make; unlimited if None.
+    pub rate_limit: Option<Arc<rate_limit::RateLimit>>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -73,6 +77,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
             .wrap(actix_web::middleware::from_fn(forward::forward_to_leader))
             // A request without the token goes no further.
             .wrap(actix_web::middleware::from_fn(auth::require_token))
+            .wrap(actix_web::middleware::from_fn(rate_limit::limit_requests))
             // Outermost: every request is counted, refused ones included.
             .wrap(actix_web::middleware::from_fn(
                 crate::metrics::requests::count_requests,

@@ -78,6 +78,9 @@ impl Layout {
             path(&self.secret),
             "--history-limit".into(),
             self.history_limit.to_string(),
+            // The bench is the one client, and may be faster than any limit.
+            "--rate-limit".into(),
+            "0".into(),
         ];
         let seeds: Vec<&str> = self
             .gossip
