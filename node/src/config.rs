@@ -258,23 +258,23 @@ impl AdminTokenArgs {
     /// Every token given, with its scope; an unreadable or malformed source
     /// stops the node (it never starts open by mistake).
     pub fn tokens(&self) -> anyhow::Result<Vec<(Scope, String)>> {
+        let admin = match (&self.admin_token, &self.admin_token_file) {
+            (Some(token), _) => Some(token.trim().to_string()),
+            (None, Some(path)) => Some(
+                String::from_utf8(crate::secret::read_secret_file(path)?).with_context(|| {
+                    format!("the admin token in {} is not UTF-8", path.display())
+                })?,
+            ),
+            (None, None) => None,
+        };
         let mut tokens = Vec::new();
-        match (&self.admin_token, &self.admin_token_file) {
-            (Some(token), _) => tokens.push((Scope::Admin, token.trim().to_string())),
-            (None, Some(path)) => {
-                let token = String::from_utf8(crate::secret::read_secret_file(path)?)
-                    .with_context(|| {
-                        format!("the admin token in {} is not UTF-8", path.display())
-                    })?;
-                tokens.push((Scope::Admin, token));
-            }
-            (None, None) => {}
+        if let Some(token) = admin {
+            crate::tokens::check_token(&token)?;
+            tokens.push((Scope::Admin, token));
         }
+        // The file's tokens are checked line by line as it is read.
         if let Some(path) = &self.token_file {
             tokens.extend(crate::tokens::read_token_file(path)?);
-        }
-        for (_, token) in &tokens {
-            crate::tokens::check_token(token)?;
         }
         Ok(tokens)
     }

@@ -194,16 +194,6 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Cli, ArgMatches), SettingsError> {
     Ok((cli, matches))
 }
 
-/// Where each setting's value came from, for `cronmesh config check`.
-fn source_name(source: Option<ValueSource>) -> &'static str {
-    match source {
-        Some(ValueSource::CommandLine) => "flag",
-        Some(ValueSource::EnvVariable) => "environment",
-        Some(ValueSource::DefaultValue) => "default or file",
-        _ => "unset",
-    }
-}
-
 /// The effective settings of `subcommand` as TOML, each with its source;
 /// secrets are not printed.
 pub fn effective(command: &Command, matches: &ArgMatches, file: Option<&toml::Table>) -> String {
@@ -227,7 +217,9 @@ pub fn effective(command: &Command, matches: &ArgMatches, file: Option<&toml::Ta
                 "file"
             }
             Some(ValueSource::DefaultValue) => "default",
-            other => source_name(other),
+            Some(ValueSource::CommandLine) => "flag",
+            Some(ValueSource::EnvVariable) => "environment",
+            _ => "unset",
         };
         let quoted = |v: &String| {
             if v.parse::<f64>().is_ok() || v == "true" || v == "false" {

@@ -24,9 +24,10 @@ impl StateMachine {
         Ok(out)
     }
 
-    /// Makes this (empty) store the backup's state for a new node: the
-    /// old cluster's registered nodes are dropped and the applied index
-    /// starts again at 0, so the new node's own log applies on top.
+    /// Makes this (empty) store the backup's state for a new node, in one
+    /// batch: the old cluster's registered nodes are left out and the
+    /// applied index starts again at 0, so the new node's own log applies
+    /// on top.
     pub fn restore_backup(&self, backup: &[u8]) -> Result<Restored, StoreError> {
         let state = backup
             .strip_prefix(MAGIC.as_slice())
@@ -34,17 +35,16 @@ impl StateMachine {
                 key: "backup".into(),
                 reason: "not a cronmesh backup (its first bytes are wrong)".into(),
             })?;
-        self.restore(state)?;
-        let source_index = self.applied_index()?;
-        let whole = self.gate();
-        let mut batch = sled::Batch::default();
-        for entry in self.tree.scan_prefix(keys::NODES_PREFIX) {
-            batch.remove(entry?.0);
-        }
-        batch.remove(keys::APPLIED);
-        self.tree.apply_batch(batch)?;
-        drop(whole);
-        self.flush()?;
+        // The old cluster's applied index and nodes stay out: the new
+        // node's log starts at 1, and its members register themselves.
+        let mut source_index = 0;
+        self.restore_keeping(state, |key, value| {
+            if key == keys::APPLIED {
+                source_index = value.try_into().map(u64::from_be_bytes).unwrap_or(0);
+                return false;
+            }
+            !key.starts_with(keys::NODES_PREFIX)
+        })?;
         let jobs = self.all_jobs()?.len();
         Ok(Restored { source_index, jobs })
     }

@@ -24,6 +24,17 @@ impl StateMachine {
 
     /// Replaces the whole state with a snapshot's, atomically.
     pub fn restore(&self, data: &[u8]) -> Result<(), StoreError> {
+        self.restore_keeping(data, |_, _| true)
+    }
+
+    /// Replaces the whole state with the snapshot's records (key, value)
+    /// that `keep` accepts, in one batch: a crash leaves the old state or
+    /// the new.
+    pub(super) fn restore_keeping(
+        &self,
+        data: &[u8],
+        mut keep: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
         let _whole = self.gate();
         let mut batch = sled::Batch::default();
         for entry in self.tree.iter() {
@@ -33,7 +44,9 @@ impl StateMachine {
         while !rest.is_empty() {
             let key = take(&mut rest)?;
             let value = take(&mut rest)?;
-            batch.insert(key, value);
+            if keep(key, value) {
+                batch.insert(key, value);
+            }
         }
         self.tree.apply_batch(batch)?;
         self.flush()
