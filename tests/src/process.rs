@@ -2,10 +2,11 @@
 //! them. Each is killed (SIGKILL) when dropped.
 
 use std::{
+    collections::VecDeque,
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
+    sync::{mpsc, Arc, Mutex},
     time::Duration,
 };
 
@@ -29,7 +30,13 @@ pub fn binary() -> PathBuf {
 pub struct Proc {
     pub url: String,
     child: Child,
+    /// Its latest log lines (stderr), also passed on to the test's own
+    /// output so a failing test shows them.
+    log: Arc<Mutex<VecDeque<String>>>,
 }
+
+/// Log lines a [`Proc`] keeps for [`Proc::log_lines`].
+const KEPT_LOG_LINES: usize = 20_000;
 
 impl Proc {
     /// Starts `cronmesh ARGS` and waits for the line starting with `prefix`.
@@ -45,10 +52,23 @@ impl Proc {
             .env("CRONMESH_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn cronmesh");
         let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+                if kept.len() == KEPT_LOG_LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+        });
         let (tx, rx) = mpsc::channel();
         let prefix = prefix.to_string();
         std::thread::spawn(move || {
@@ -65,11 +85,17 @@ impl Proc {
                 let _ = child.kill();
                 panic!("cronmesh {args:?} did not announce itself");
             });
-        Self { url, child }
+        Self { url, child, log }
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The lines it has logged so far (the latest `KEPT_LOG_LINES`).
+    pub fn log_lines(&self) -> Vec<String> {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.iter().cloned().collect()
     }
 
     /// SIGTERM, as an operator or a service manager stops it; waits up to

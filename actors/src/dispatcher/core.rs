@@ -16,6 +16,7 @@ use protocol::{
     Job, JobKey, Run, RunStatus, RunUpdate, Target, TriggerKind,
 };
 
+use super::run_span::{log_created, log_ended, run_span};
 use crate::{
     clock::SharedClock,
     fire::{Fire, RetryOf},
@@ -336,6 +337,7 @@ impl DispatcherCore {
                 continue;
             }
             let Some(run) = created.next() else { break };
+            log_created(&run);
             if run.status.is_terminal() {
                 let active = Active {
                     job: assignment.job,
@@ -400,7 +402,9 @@ impl DispatcherCore {
             }
             Err(e) if !active.fallbacks.is_empty() => {
                 let next = active.fallbacks.remove(0);
-                tracing::warn!(run_id, from = endpoint, to = %next, error = %e, "executor could not take the run; failing over");
+                run_span(&active.run).in_scope(|| {
+                    tracing::warn!(from = endpoint, to = %next, error = %e, "executor could not take the run; failing over")
+                });
                 active.run.executor = Some(next.clone());
                 let mut actions = vec![
                     Action::Release(endpoint.to_string()),
@@ -762,6 +766,7 @@ impl DispatcherCore {
     fn after_end(&mut self, active: Active) -> Vec<Action> {
         let now = self.clock.now();
         let Active { job, run, .. } = active;
+        log_ended(&run);
         let key = job.key();
         let mut actions = release_of(&job, &run);
         if let Some(ids) = self.by_job.get_mut(&key) {

@@ -3,6 +3,7 @@
 //! a terminal state (invariant 5).
 
 mod core;
+mod run_span;
 #[cfg(test)]
 mod tests;
 mod transport;
@@ -13,6 +14,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use protocol::{dispatch::DispatchRequest, MetaCommand, Run};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 pub use self::{
     core::{Action, DispatcherCore, HttpCall, HttpResult, Planned},
@@ -133,8 +135,10 @@ impl Dispatcher {
                 Action::Create(plans) => self.create(plans, reply.take(), ctx),
                 Action::CallHttp { run_id, call } => {
                     let transport = self.transport.clone();
+                    let span = run_span::run_id_span(&run_id);
                     ctx.spawn(
                         async move { transport.call(call).await }
+                            .instrument(span)
                             .into_actor(self)
                             .map(move |result, act, ctx| {
                                 let actions = act.core.on_http_done(&run_id, result);
@@ -144,21 +148,29 @@ impl Dispatcher {
                 }
                 Action::Kill { run_id, endpoint } => {
                     let transport = self.transport.clone();
-                    actix::spawn(async move {
-                        if let Err(e) = transport.kill(&endpoint, &run_id).await {
-                            tracing::warn!(run_id, endpoint, error = %e, "executor did not confirm the kill");
+                    let span = run_span::run_id_span(&run_id);
+                    actix::spawn(
+                        async move {
+                            if let Err(e) = transport.kill(&endpoint, &run_id).await {
+                                tracing::warn!(endpoint, error = %e, "executor did not confirm the kill");
+                            }
                         }
-                    });
+                        .instrument(span),
+                    );
                 }
                 Action::Alert { webhooks, run } => {
                     let transport = self.transport.clone();
-                    actix::spawn(async move {
-                        for webhook in webhooks {
-                            if let Err(e) = transport.alert(&webhook, &run).await {
-                                tracing::warn!(run_id = %run.id, webhook, error = %e, "alert webhook failed");
+                    let span = run_span::run_span(&run);
+                    actix::spawn(
+                        async move {
+                            for webhook in webhooks {
+                                if let Err(e) = transport.alert(&webhook, &run).await {
+                                    tracing::warn!(webhook, error = %e, "alert webhook failed");
+                                }
                             }
                         }
-                    });
+                        .instrument(span),
+                    );
                 }
                 Action::Fire(fires) => self.links.router.do_send(Fires { fires, reply: None }),
                 Action::Acquire(endpoint) => {

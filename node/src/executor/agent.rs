@@ -263,7 +263,7 @@ impl Agent {
             tracing::info!(
                 run_id = %req.run_id,
                 status = %outcome.status,
-                exit_code = ?outcome.exit_code,
+                exit_code = outcome.exit_code,
                 error = outcome.error.as_deref().unwrap_or(""),
                 "run finished"
             );
