@@ -120,7 +120,13 @@ impl Consensus {
                             node_id: *id,
                             role: role.into(),
                             api_url: node.map(|n| n.api_url.clone()),
-                            raft_addr: node.map(|n| n.raft_addr.clone()),
+                            raft_addr: node.map(|n| n.raft_addr.clone()).or_else(|| {
+                                status
+                                    .raft_addrs
+                                    .iter()
+                                    .find(|(peer, _)| peer == id)
+                                    .map(|(_, addr)| addr.to_string())
+                            }),
                             matched_index: matched.filter(|_| leading),
                         }
                     })

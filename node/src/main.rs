@@ -79,14 +79,7 @@ fn main() -> ExitCode {
         }
         Command::Restore(args) => match node::restore::restore(&args) {
             Ok(restored) => {
-                println!(
-                    "restored {} jobs (applied index {} of the source) into {}; start it with \
-                     `cronmesh server --data-dir {}`",
-                    restored.jobs,
-                    restored.source_index,
-                    args.data_dir.display(),
-                    args.data_dir.display()
-                );
+                println!("{}", node::restore::summary(&restored, &args.data_dir));
                 ExitCode::SUCCESS
             }
             Err(e) => {

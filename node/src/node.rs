@@ -16,7 +16,7 @@ use actors::{
     store::{local_log::LocalLog, StateMachine},
     trigger::{Trigger, TriggerCore},
 };
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use tokio::sync::watch;
 
 /// sled's page cache (its default is 1 GiB).
@@ -411,6 +411,16 @@ async fn start_raft(
     let joining = !storage.is_initialized() && settings.join.is_some();
     if !storage.is_initialized() && !joining {
         let voters: Vec<u64> = settings.peers.iter().map(|(id, _)| *id).collect();
+        // A store with state but no log was restored from a backup. Fresh
+        // peers bootstrapped beside it would replay the log from index 1
+        // onto empty stores; joiners instead get its state as a snapshot.
+        if voters.len() > 1 && !store.is_empty() {
+            bail!(
+                "this data directory was restored from a backup: start it as the only voter \
+                 (--peers {id}=ADDR) and add the other nodes with --join",
+                id = config.node_id
+            );
+        }
         storage.bootstrap(&voters)?;
     }
     // Peers: the initial members, and every node registered since.

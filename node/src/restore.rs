@@ -39,3 +39,19 @@ pub fn restore(args: &RestoreArgs) -> anyhow::Result<Restored> {
 fn is_in_use(store_dir: &Path) -> bool {
     std::fs::read_dir(store_dir).is_ok_and(|mut entries| entries.next().is_some())
 }
+
+/// What `restore` tells the operator: what it wrote and how to start it.
+pub fn summary(restored: &Restored, data_dir: &Path) -> String {
+    let dir = data_dir.display();
+    let jobs = match restored.jobs {
+        1 => "1 job".to_string(),
+        n => format!("{n} jobs"),
+    };
+    format!(
+        "restored {jobs} (applied index {index} of the source) into {dir}.\n\
+         Start it as a single node: cronmesh server --data-dir {dir} ...\n\
+         or as the first node of a new Raft cluster, the only voter in --peers \
+         (--node-id 1 --raft ADDR --peers 1=ADDR), then start the others with --join",
+        index = restored.source_index,
+    )
+}

@@ -37,8 +37,18 @@ pub fn free_port() -> u16 {
 impl Cluster {
     /// Starts `size` nodes that know each other through `--peers`.
     pub fn start(size: usize, executors: &[&str], extra: &[&str]) -> Self {
+        let mut cluster = Self::prepare(size, executors, extra);
+        for id in 1..=size as u64 {
+            cluster.restart(id);
+        }
+        cluster
+    }
+
+    /// Ports and data directories for `size` nodes, none started yet (a
+    /// test can seed a data directory first, then [`restart`](Self::restart)).
+    pub fn prepare(size: usize, executors: &[&str], extra: &[&str]) -> Self {
         let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
-        let mut cluster = Self {
+        Self {
             dir: tempfile::tempdir().expect("temp dir"),
             ports,
             nodes: (0..size).map(|_| None).collect(),
@@ -49,11 +59,7 @@ impl Cluster {
                 .windows(2)
                 .find(|pair| pair[0] == "--admin-token")
                 .map(|pair| pair[1].to_string()),
-        };
-        for id in 1..=size as u64 {
-            cluster.restart(id);
         }
-        cluster
     }
 
     fn peers(&self) -> String {

@@ -1,10 +1,17 @@
 //! `cronmesh backup` then `cronmesh restore` into a fresh single node gives
 //! the same jobs (paused ones stay paused), the restored node takes new
-//! writes, and a restore never overwrites a store.
+//! writes, and a restore never overwrites a store. A restored node grows
+//! into a new Raft cluster by `--join`, whose other members get its state
+//! and keep it once the restored node is gone; bootstrapping it beside
+//! empty peers is refused.
 
-use std::process::Command;
+use std::{process::Command, time::Duration};
 
-use cronmesh_tests::{api::Api, process};
+use cronmesh_tests::{
+    api::Api,
+    cluster::{free_port, Cluster},
+    process, wait,
+};
 use serde_json::{json, Value};
 
 fn cronmesh(args: &[&str], api: Option<&str>) -> std::process::Output {
@@ -82,4 +89,87 @@ async fn a_backup_restored_into_a_fresh_node_has_the_same_jobs() {
     let out = cronmesh(&["restore", "--data-dir", &restored_arg, &file_arg], None);
     assert_eq!(out.status.code(), Some(2), "a store is never overwritten");
     assert!(String::from_utf8_lossy(&out.stderr).contains("already holds"));
+}
+
+#[tokio::test]
+async fn a_restored_node_seeds_a_new_raft_cluster_whose_members_keep_its_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = process::dev(&dir.path().join("source"), &[]);
+    let api = Api::new(source.url.clone());
+    api.create_job(json!({"id": "nightly", "schedule": "0 0 23 * * *",
+        "target": {"type": "shell", "command": "true"}}))
+        .await;
+    api.create_job(json!({"id": "ticker", "schedule": "@every 1s",
+        "target": {"type": "shell", "command": "true"}}))
+        .await;
+    let (status, _) = api.post("/v1/jobs/nightly/pause", json!({})).await;
+    assert_eq!(status, 200);
+    let before = jobs(&api).await;
+    let file = dir.path().join("cronmesh.backup");
+    let file_arg = file.to_string_lossy().to_string();
+    let out = cronmesh(&["backup", "--out", &file_arg], Some(&source.url));
+    assert!(out.status.success(), "{out:?}");
+    drop(source);
+
+    let executor = process::executor("default");
+    let mut cluster = Cluster::prepare(1, &[&executor.url], &[]);
+    let seed_dir = cluster.data_dir(1).to_string_lossy().to_string();
+    let out = cronmesh(&["restore", "--data-dir", &seed_dir, &file_arg], None);
+    assert!(out.status.success(), "{out:?}");
+
+    // Bootstrapping the restored node with two empty peers would give
+    // them a log without its state: refused, and nothing is written.
+    let peers = format!(
+        "1=127.0.0.1:{},2=127.0.0.1:{},3=127.0.0.1:{}",
+        free_port(),
+        free_port(),
+        free_port()
+    );
+    let raft = peers[2..].split(',').next().unwrap().to_string();
+    let out = cronmesh(
+        &[
+            "server",
+            "--unsigned",
+            "--data-dir",
+            &seed_dir,
+            "--http",
+            "127.0.0.1:0",
+            "--node-id",
+            "1",
+            "--raft",
+            &raft,
+            "--peers",
+            &peers,
+        ],
+        None,
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("restored from a backup"), "{stderr}");
+    assert!(stderr.contains("--join"), "{stderr}");
+
+    cluster.restart(1);
+    let second = cluster.join();
+    let third = cluster.join();
+    assert_eq!(cluster.leader().await, 1);
+    let (_, status) = cluster.api(1).get("/v1/cluster").await;
+    let applied = status["applied_index"].as_u64().unwrap();
+    cluster.caught_up(second, applied).await;
+    cluster.caught_up(third, applied).await;
+
+    // The restored node is lost for good; the two joiners carry on.
+    cluster.kill(1);
+    let leader = cluster.leader().await;
+    assert!(leader == second || leader == third);
+    for id in [second, third] {
+        assert_eq!(jobs(&cluster.api(id)).await, before, "node {id}");
+    }
+    let api = cluster.api(leader);
+    let restored_runs = api.runs_of("ticker").await.len();
+    wait::until(
+        "the new leader to fire the restored job",
+        Duration::from_secs(30),
+        || async { (api.runs_of("ticker").await.len() > restored_runs).then_some(()) },
+    )
+    .await;
 }

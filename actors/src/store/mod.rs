@@ -102,6 +102,11 @@ impl StateMachine {
         Ok(())
     }
 
+    /// Whether nothing was ever applied or restored here.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
     pub fn applied_index(&self) -> Result<u64, StoreError> {
         Ok(match self.tree.get(keys::APPLIED)? {
             Some(bytes) => {

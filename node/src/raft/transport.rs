@@ -445,6 +445,15 @@ impl RaftTransport {
         peers.insert(id, PeerEntry { link, task });
     }
 
+    /// Every peer's id and the address messages for it go to.
+    pub fn peer_addrs(&self) -> Vec<(u64, SocketAddr)> {
+        let peers = lock(&self.inner.peers);
+        peers
+            .iter()
+            .map(|(id, entry)| (*id, *lock(&entry.link.addr)))
+            .collect()
+    }
+
     /// Forgets a peer: its task stops, its connection closes, and messages
     /// still queued for it are dropped (a removed member needs none).
     pub fn remove_peer(&self, id: u64) {

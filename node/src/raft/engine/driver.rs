@@ -237,6 +237,9 @@ impl Engine {
             .map(|(id, pr)| (*id, pr.matched, pr.next_idx))
             .collect();
         progress.sort();
+        let mut raft_addrs = self.transport.peer_addrs();
+        raft_addrs.push((self.config.node_id, self.transport.local_addr()));
+        raft_addrs.sort();
         RaftStatus {
             node_id: self.config.node_id,
             leader_id: (raft.leader_id != raft::INVALID_ID).then_some(raft.leader_id),
@@ -247,6 +250,7 @@ impl Engine {
             log_start_index: raft::Storage::first_index(&self.storage).unwrap_or_default(),
             voters: self.storage.conf_state().voters,
             progress,
+            raft_addrs,
         }
     }
 }

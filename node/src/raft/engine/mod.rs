@@ -112,6 +112,10 @@ pub struct RaftStatus {
     pub voters: Vec<u64>,
     /// (node id, matched index, next index) as the leader tracks them.
     pub progress: Vec<(u64, u64, u64)>,
+    /// The Raft address of this node and of every peer the transport
+    /// knows, registered in the log or not: a node joining through this
+    /// one needs them before any member's registration has committed.
+    pub raft_addrs: Vec<(u64, std::net::SocketAddr)>,
 }
 
 /// The engine's mailbox and leadership view.

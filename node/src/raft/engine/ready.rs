@@ -41,6 +41,7 @@ impl Engine {
                 index = snapshot.get_metadata().index,
                 "installed a snapshot from the leader"
             );
+            self.connect_registered_members()?;
             dirty = true;
         }
         self.apply(ready.take_committed_entries())?;
@@ -80,7 +81,8 @@ impl Engine {
                 EntryType::EntryNormal => self.apply_command(&entry)?,
                 EntryType::EntryConfChange => {
                     let cc: ConfChange = protobuf::Message::parse_from_bytes(&entry.data)?;
-                    self.apply_conf_change(&cc, entry.index)?;
+                    self.apply_conf_change(&cc)?;
+                    self.register_member(&cc, entry.index)?;
                     self.connect_member(&cc);
                     if let Some(reply) = self
                         .proposal_id(&entry.context)
@@ -91,7 +93,8 @@ impl Engine {
                 }
                 EntryType::EntryConfChangeV2 => {
                     let cc: ConfChangeV2 = protobuf::Message::parse_from_bytes(&entry.data)?;
-                    self.apply_conf_change(&cc, entry.index)?;
+                    self.apply_conf_change(&cc)?;
+                    self.store.skip_entry(entry.index)?;
                 }
             }
             self.applied_term = entry.term;
@@ -132,15 +135,54 @@ impl Engine {
         Ok(())
     }
 
-    fn apply_conf_change(
-        &mut self,
-        cc: &impl raft_proto::ConfChangeI,
-        index: u64,
-    ) -> anyhow::Result<()> {
+    fn apply_conf_change(&mut self, cc: &impl raft_proto::ConfChangeI) -> anyhow::Result<()> {
         let cs = self.raw.apply_conf_change(cc)?;
         self.storage.set_conf_state(&cs)?;
-        self.store.skip_entry(index)?;
         tracing::info!(voters = ?cs.voters, learners = ?cs.learners, "membership changed");
+        Ok(())
+    }
+
+    /// An added member's addresses enter the node registry with the entry
+    /// that adds it, so a snapshot taken from then on carries them: a
+    /// member that catches up by snapshot can reach every other member
+    /// even if one joined moments before and never registered itself.
+    fn register_member(&mut self, cc: &ConfChange, index: u64) -> anyhow::Result<()> {
+        let added = matches!(
+            cc.get_change_type(),
+            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode
+        );
+        let node = added
+            .then(|| protocol::wire::decode::<NodeInfo>(&cc.context).ok())
+            .flatten()
+            .filter(|node| node.node_id == cc.node_id);
+        match node {
+            Some(node) => {
+                self.store
+                    .apply(index, &MetaCommand::RegisterNode { node })?;
+            }
+            None => self.store.skip_entry(index)?,
+        }
+        Ok(())
+    }
+
+    /// Points the transport at every member the state machine knows the
+    /// address of: after a snapshot, the entries that added them are gone.
+    fn connect_registered_members(&mut self) -> anyhow::Result<()> {
+        let conf = self.storage.conf_state();
+        for node in self.store.nodes()? {
+            let member =
+                conf.voters.contains(&node.node_id) || conf.learners.contains(&node.node_id);
+            if !member || node.node_id == self.config.node_id {
+                continue;
+            }
+            match node.raft_addr.parse() {
+                Ok(addr) => self.transport.add_peer(node.node_id, addr),
+                Err(_) => tracing::warn!(
+                    node = node.node_id,
+                    "registered member has no valid Raft address"
+                ),
+            }
+        }
         Ok(())
     }
 
