@@ -25,6 +25,8 @@ pub struct NodeConfig {
     pub builtin_executor: bool,
     /// Shared secret of the executor protocol's HMAC signatures.
     pub secret: Option<Vec<u8>>,
+    /// HTTPS for the admin API, and the CAs this node's clients trust.
+    pub tls: crate::tls::Tls,
     /// Bearer tokens the admin API and web console accept, with what each
     /// may do; the API is open when there is none.
     pub tokens: Vec<(crate::tokens::Scope, String)>,
@@ -179,6 +181,7 @@ impl NodeConfig {
             executors: Vec::new(),
             builtin_executor: false,
             secret: None,
+            tls: Default::default(),
             tokens: Vec::new(),
             rate_limit: DEFAULT_RATE_LIMIT,
             history_limit: DEFAULT_HISTORY_LIMIT,
@@ -210,6 +213,8 @@ pub struct DevArgs {
     pub executors: Vec<StaticExecutor>,
     #[command(flatten)]
     pub admin: AdminTokenArgs,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 impl DevArgs {
@@ -219,6 +224,7 @@ impl DevArgs {
             executors: self.executors,
             tokens: self.admin.tokens()?,
             rate_limit: self.admin.rate_limit,
+            tls: self.tls.load()?,
             ..NodeConfig::new(self.data_dir, self.http)
         })
     }
@@ -350,6 +356,8 @@ pub struct ServerArgs {
     pub raft_compact_after: u64,
     #[command(flatten)]
     pub admin: AdminTokenArgs,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 impl ServerArgs {
@@ -392,6 +400,7 @@ impl ServerArgs {
             advertise_url: self.advertise,
             executors: self.executors,
             secret,
+            tls: self.tls.load()?,
             tokens: self.admin.tokens()?,
             rate_limit: self.admin.rate_limit,
             history_limit: self.history_limit,

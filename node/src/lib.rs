@@ -18,6 +18,7 @@
 //! - [`secret`]: reading the executor protocol's shared secret.
 //! - [`restore`]: a new node's data directory made from a backup.
 //! - [`tokens`]: the admin API's tokens and their scopes.
+//! - [`tls`]: optional HTTPS, and the CAs this process's clients trust.
 
 pub mod api;
 pub mod bench;
@@ -36,4 +37,5 @@ pub mod restore;
 pub mod secret;
 pub mod settings;
 pub mod signals;
+pub mod tls;
 pub mod tokens;

@@ -87,7 +87,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Tui => match ui::run(&cli.api.api, cli.api.token.as_deref()) {
+        Command::Tui => match node::client::run_tui(&cli.api) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),
         },

@@ -136,7 +136,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let api_url = config
         .advertise_url
         .clone()
-        .unwrap_or_else(|| format!("http://{bound}"));
+        .unwrap_or_else(|| format!("{}://{bound}", config.tls.scheme()));
 
     // The log every metadata change goes through: local, or Raft.
     let (proposer, consensus): (Arc<dyn Proposer>, Consensus) = match &config.raft {
@@ -160,8 +160,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
                     api_url: api_url.clone(),
                     raft_addr: settings.listen.to_string(),
                 };
-                let http = build_client_with_token(admin_token(&config.tokens))
-                    .map_err(anyhow::Error::msg)?;
+                let http =
+                    build_client_with_token(admin_token(&config.tokens), &config.tls.trusted)
+                        .map_err(anyhow::Error::msg)?;
                 actix::spawn(join_cluster(http, url.clone(), me, transport));
             }
             let proposer = RaftProposer {
@@ -183,6 +184,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         let mut exec_config =
             ExecutorConfig::new(protocol::job::DEFAULT_GROUP, "127.0.0.1:0".parse()?);
         exec_config.secret = config.secret.clone();
+        exec_config.tls.trusted = config.tls.trusted.clone();
         let started = executor::start(exec_config).await;
         Some(started.context("cannot start the built-in executor")?)
     } else {
@@ -207,7 +209,8 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     .start();
     let router_ctx = Context::<Router>::new();
     let router_addr = router_ctx.address();
-    let transport = Transport::new(build_client(), config.secret.clone());
+    let http = build_client(&config.tls.trusted).map_err(anyhow::Error::msg)?;
+    let transport = Transport::new(http.clone(), config.secret.clone());
     let dispatcher = Dispatcher::new(
         DispatcherCore::new(
             clock.clone(),
@@ -374,7 +377,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         router,
         dispatcher,
         clock,
-        http: build_client(),
+        http,
         secret: config.secret.clone().map(Arc::new),
         events: events.clone(),
         stats: Default::default(),
@@ -383,7 +386,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         metrics,
         tokens: (!config.tokens.is_empty()).then(|| Arc::new(api::Tokens::new(&config.tokens))),
     };
-    let server = api::serve(state, listener)?;
+    let server = api::serve(state, listener, config.tls.server.clone())?;
     let handle = server.handle();
     actix::spawn(server);
     tracing::info!(%api_url, node_id = config.node_id, "scheduler node serving");

@@ -147,12 +147,19 @@ impl Browser {
             .unwrap_or_else(|e| panic!("type into {css}: {e}"));
     }
 
+    /// Clicks `css`, finding it again if a live update replaced it between
+    /// finding and clicking (a stale element).
     pub async fn click(&self, css: &str) {
-        self.find(css)
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if is_stale(&e) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     pub async fn script(&self, js: &str) -> Value {
@@ -191,4 +198,9 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// The element was removed from the page after it was found.
+fn is_stale(e: &fantoccini::error::CmdError) -> bool {
+    e.to_string().contains("stale element")
 }

@@ -7,10 +7,12 @@
 //! - [`cluster`]: Raft clusters of server processes that can be killed and restarted.
 //! - [`slots`]: checks that every slot ran once and no executor ran one twice.
 //! - [`wait`]: polling with a deadline instead of fixed sleeps.
+//! - [`tls`]: a private CA and a server certificate for loopback.
 
 pub mod api;
 pub mod browser;
 pub mod cluster;
 pub mod process;
 pub mod slots;
+pub mod tls;
 pub mod wait;

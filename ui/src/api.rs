@@ -59,15 +59,19 @@ pub struct Api {
     auth: Option<HeaderValue>,
 }
 
-/// Builds the HTTP client all nodes share.
-pub fn http_client() -> anyhow::Result<reqwest::Client> {
+/// Builds the HTTP client all nodes share, trusting the system's CAs and
+/// `trusted`.
+pub fn http_client(trusted: &[reqwest::Certificate]) -> anyhow::Result<reqwest::Client> {
     // reqwest is built without a default crypto provider: install ring once
     // (an error only means one is installed already).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    Ok(reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .build()?)
+        .timeout(REQUEST_TIMEOUT);
+    if !trusted.is_empty() {
+        builder = builder.tls_certs_merge(trusted.iter().cloned());
+    }
+    Ok(builder.build()?)
 }
 
 /// `Bearer TOKEN` as a header value, refusing what cannot go in a header.
@@ -287,7 +291,7 @@ mod tests {
 
     fn api(base: &str) -> Api {
         let base = parse_base(base).expect("base");
-        Api::new(http_client().expect("client"), base, None)
+        Api::new(http_client(&[]).expect("client"), base, None)
     }
 
     #[test]

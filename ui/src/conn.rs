@@ -180,7 +180,7 @@ mod tests {
         };
         let node_a = serve(a, cluster(1));
         let node_b = serve(b, cluster(2));
-        let client = api::http_client().expect("client");
+        let client = api::http_client(&[]).expect("client");
         let base = api::parse_base(&url_a).expect("base");
         let mut conn = Connection::new(Api::new(client, base, None));
 

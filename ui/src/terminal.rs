@@ -22,9 +22,13 @@ const FRAME: Duration = Duration::from_millis(200);
 
 /// Runs the viewer on this terminal against the admin API at `api_url`
 /// until the user quits.
-pub fn run(api_url: &str, token: Option<&str>) -> anyhow::Result<()> {
+pub fn run(
+    api_url: &str,
+    token: Option<&str>,
+    trusted: &[reqwest::Certificate],
+) -> anyhow::Result<()> {
     let base = api::parse_base(api_url)?;
-    let api = Api::new(api::http_client()?, base, api::auth_header(token)?);
+    let api = Api::new(api::http_client(trusted)?, base, api::auth_header(token)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("cronmesh-tui")

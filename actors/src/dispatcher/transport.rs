@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use tokio::{sync::Semaphore, time::Instant};
 
 use super::core::{HttpCall, HttpResult};
+use crate::http_client::describe;
 
 /// How long an executor has to accept a dispatch.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -179,7 +180,7 @@ impl Transport {
         drop(permit);
         let response = match sent {
             Ok(response) => response,
-            Err(e) => return FrameOutcome::Failed(e.to_string()),
+            Err(e) => return FrameOutcome::Failed(describe(&e)),
         };
         let status = response.status();
         if matches!(
@@ -195,7 +196,7 @@ impl Transport {
             .map(str::to_string);
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes,
-            Err(e) => return FrameOutcome::Failed(e.to_string()),
+            Err(e) => return FrameOutcome::Failed(describe(&e)),
         };
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes);
@@ -235,7 +236,7 @@ impl Transport {
             .body(body)
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| describe(&e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -285,11 +286,11 @@ impl Transport {
                         body: tail(&body, OUTPUT_LIMIT).to_string(),
                     },
                     Err(e) if e.is_timeout() => HttpResult::TimedOut,
-                    Err(e) => HttpResult::Failed(e.to_string()),
+                    Err(e) => HttpResult::Failed(describe(&e)),
                 }
             }
             Err(e) if e.is_timeout() => HttpResult::TimedOut,
-            Err(e) => HttpResult::Failed(e.to_string()),
+            Err(e) => HttpResult::Failed(describe(&e)),
         }
     }
 }

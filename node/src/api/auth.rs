@@ -87,9 +87,16 @@ pub async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let tokens = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| state.tokens.clone());
+    // Fails closed: without the node's state no token can be checked.
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        let refusal = ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the node cannot check tokens; request refused",
+        );
+        return Ok(req.error_response(refusal).map_into_boxed_body());
+    };
+    let tokens = state.tokens.clone();
     let (Some(tokens), Some(needed)) = (&tokens, needed(&req)) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };

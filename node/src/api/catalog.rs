@@ -76,7 +76,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint!(GET "/v1/events", Read, "Server-sent events: run, job, leader and executor changes (?job=)", events::events),
         endpoint!(GET "/v1/stats", Read, "The last hour of runs per minute, lateness, failing jobs", stats::stats),
         endpoint!(GET "/v1/backup", Admin, "The whole state as of one applied index (for cronmesh backup)", system::backup),
-        endpoint!(GET "/v1/openapi.json", Open, "This API as an OpenAPI 3.1 document", openapi),
+        endpoint!(GET "/v1/openapi.json", Read, "This API as an OpenAPI 3.1 document", openapi),
         endpoint!(POST "/v1/internal/runs/{id}/report", Signed, "An executor reports a run's progress", report::report),
         endpoint!(POST "/v1/internal/reports", Signed, "An executor reports many runs at once", report::reports),
         endpoint!(GET "/metrics", Read, "Prometheus (OpenMetrics) metrics", system::metrics),

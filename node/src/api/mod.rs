@@ -68,10 +68,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     catalog::register(cfg);
 }
 
-/// The HTTP server on `listener`; the caller spawns it.
-pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+/// The HTTP server on `listener`, HTTPS with `tls`; the caller spawns it.
+pub fn serve(
+    state: AppState,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<Server> {
     let data = web::Data::new(state);
-    Ok(HttpServer::new(move || {
+    let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .wrap(actix_web::middleware::from_fn(forward::forward_to_leader))
@@ -87,7 +91,10 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
             .default_service(web::to(system::not_found))
     })
     .workers(2)
-    .disable_signals()
-    .listen(listener)?
-    .run())
+    .disable_signals();
+    let server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, (*tls).clone())?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
 }

@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
+
+use super::error::CliError;
 use protocol::RunStatus;
 
 /// The exit codes scripts can rely on, shown after `--help`.
@@ -45,6 +47,17 @@ pub struct ApiOpts {
         help_heading = API_HEADING
     )]
     pub token: Option<String>,
+
+    /// PEM file of CA certificates to trust, besides the system's, for an
+    /// https:// API (a private CA or a self-signed certificate).
+    #[arg(
+        long,
+        env = "CRONMESH_API_CA",
+        global = true,
+        value_name = "FILE",
+        help_heading = API_HEADING
+    )]
+    pub api_ca: Option<std::path::PathBuf>,
 
     /// How results are printed: aligned tables or the server's JSON.
     #[arg(
@@ -300,6 +313,17 @@ fn parse_http_url(s: &str) -> Result<String, String> {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(s.to_string()),
         Ok(_) => Err(format!("expected an http:// or https:// URL, got {s:?}")),
         Err(e) => Err(format!("{e}; expected a URL such as http://10.0.0.7:7070")),
+    }
+}
+
+impl ApiOpts {
+    /// The CAs of `--api-ca`, read now so a bad file is a usage error.
+    pub fn trusted(&self) -> Result<Vec<reqwest::Certificate>, CliError> {
+        match &self.api_ca {
+            Some(path) => crate::tls::read_ca_file("--api-ca", path)
+                .map_err(|e| CliError::usage(format!("{e:#}"))),
+            None => Ok(Vec::new()),
+        }
     }
 }
 

@@ -28,8 +28,13 @@ pub struct Api {
 }
 
 impl Api {
-    /// Checks the base URL and the token; connects nowhere yet.
-    pub fn new(base: &str, token: Option<&str>) -> Result<Self, CliError> {
+    /// Checks the base URL and the token; connects nowhere yet. `trusted`
+    /// CAs are trusted besides the system's.
+    pub fn new(
+        base: &str,
+        token: Option<&str>,
+        trusted: &[reqwest::Certificate],
+    ) -> Result<Self, CliError> {
         let base = parse_base(base)?;
         let auth = match token.map(str::trim).filter(|t| !t.is_empty()) {
             None => None,
@@ -46,7 +51,7 @@ impl Api {
             }
         };
         Ok(Self {
-            client: actors::http_client::build_client(),
+            client: actors::http_client::build_client(trusted).map_err(CliError::usage)?,
             base,
             auth,
         })
@@ -302,16 +307,7 @@ fn transport_error(api: &Url, err: &reqwest::Error) -> CliError {
     let mut reason = if err.is_timeout() {
         format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())
     } else {
-        let mut parts: Vec<String> = Vec::new();
-        let mut source = std::error::Error::source(err);
-        while let Some(cause) = source {
-            let text = cause.to_string();
-            // hyper's "client error (Connect)" wrapper says nothing useful.
-            if !text.starts_with("client error (") && parts.last() != Some(&text) {
-                parts.push(text);
-            }
-            source = cause.source();
-        }
+        let parts = actors::http_client::causes(err);
         if parts.is_empty() {
             err.to_string()
         } else {
@@ -439,7 +435,7 @@ mod tests {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        let api = Api::new(&format!("http://127.0.0.1:{port}"), Some("t")).expect("api");
+        let api = Api::new(&format!("http://127.0.0.1:{port}"), Some("t"), &[]).expect("api");
         let err = api
             .get(api.url(&["v1", "cluster"], &[]))
             .await

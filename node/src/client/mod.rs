@@ -63,3 +63,9 @@ pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
         Err(e) => Err(CliError::Output(e.to_string())),
     }
 }
+
+/// `cronmesh tui`: the terminal UI against the node at `opts.api`.
+pub fn run_tui(opts: &ApiOpts) -> anyhow::Result<()> {
+    let trusted = opts.trusted()?;
+    ui::run(&opts.api, opts.token.as_deref(), &trusted)
+}

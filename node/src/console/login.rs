@@ -63,7 +63,11 @@ pub async fn page(req: HttpRequest) -> HttpResponse {
     html_response(StatusCode::OK, form(local_target(&q.next), None))
 }
 
-pub async fn sign_in(state: web::Data<AppState>, data: web::Form<SignIn>) -> HttpResponse {
+pub async fn sign_in(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    data: web::Form<SignIn>,
+) -> HttpResponse {
     let target = local_target(&data.next).to_string();
     let Some(tokens) = &state.tokens else {
         return redirect(&target);
@@ -78,6 +82,9 @@ pub async fn sign_in(state: web::Data<AppState>, data: web::Form<SignIn>) -> Htt
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
+        // Over HTTPS (served, or behind a proxy that says so) the browser
+        // never sends the token over plain HTTP.
+        .secure(req.connection_info().scheme() == "https")
         .max_age(CookieAge::days(SIGN_IN_DAYS))
         .finish();
     let mut response = redirect(&target);

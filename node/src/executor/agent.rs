@@ -76,9 +76,14 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// `runtime` runs the processes and report deliveries.
-    pub fn new(config: ExecutorConfig, endpoint: String, runtime: Handle) -> Arc<Self> {
-        let client = actors::http_client::build_client();
+    /// `runtime` runs the processes and report deliveries; `client`
+    /// reports to the schedulers and forwards handler tasks.
+    pub fn new(
+        config: ExecutorConfig,
+        endpoint: String,
+        client: reqwest::Client,
+        runtime: Handle,
+    ) -> Arc<Self> {
         let reporter = Reporter::new(
             client.clone(),
             config.secret.clone(),
@@ -414,6 +419,30 @@ impl Agent {
     /// returns how many were stopped.
     pub fn fence(&self) -> usize {
         self.runs().stop_all(StopReason::Fenced)
+    }
+
+    /// Refuses new dispatches from now on (the scheduler fails them over to
+    /// another executor) and waits up to `limit` for the runs already here
+    /// to finish. Returns how many are still running.
+    pub async fn drain(&self, limit: Duration) -> usize {
+        self.stopping.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut announced = false;
+        loop {
+            let active = self.runs().active_count();
+            if active == 0 || tokio::time::Instant::now() >= deadline {
+                return active;
+            }
+            if !announced {
+                tracing::info!(
+                    runs = active,
+                    limit = ?limit,
+                    "draining: new runs go to other executors; waiting for these to finish"
+                );
+                announced = true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn shutdown(&self, grace: Duration) {

@@ -126,6 +126,13 @@ impl ExecutorBuilder {
         self
     }
 
+    /// On stop, how long runs already here get to finish while new ones are
+    /// refused, as `--drain-timeout` does (default: none, killed at once).
+    pub fn drain_timeout(mut self, limit: Duration) -> Self {
+        self.config.drain_timeout = limit;
+        self
+    }
+
     /// Longest pause between attempts to deliver a final report (default 10 s).
     pub fn report_max_backoff(mut self, max: Duration) -> Self {
         self.config.report_max_backoff = max;

@@ -66,6 +66,11 @@ pub struct ExecutorArgs {
     #[arg(long, env = "CRONMESH_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
 
+    /// On SIGTERM, how long runs already here get to finish while new ones
+    /// go to other executors; what is still running then is killed.
+    #[arg(long, default_value = "25s", value_parser = parse_duration)]
+    pub drain_timeout: std::time::Duration,
+
     /// Accept unsigned dispatches: for a test setup only. Without it an
     /// executor needs --secret-file.
     #[arg(long, conflicts_with = "secret_file")]
@@ -75,6 +80,9 @@ pub struct ExecutorArgs {
     /// `cronmesh bench`.
     #[arg(long, value_name = "FILE")]
     pub receipts: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -137,6 +145,12 @@ pub struct ExecutorConfig {
     /// (`--receipts`), so a benchmark can count lost and doubled slots
     /// from the executors' side; `None` records nothing.
     pub receipts: Option<Receipts>,
+    /// HTTPS for the executor protocol, and the CAs trusted when reporting
+    /// to schedulers and forwarding handler tasks.
+    pub tls: crate::tls::Tls,
+    /// On stop, how long runs already here get to finish (new dispatches
+    /// are refused meanwhile, so the scheduler fails them over).
+    pub drain_timeout: Duration,
 }
 
 /// How an executor takes part in gossip.
@@ -172,6 +186,8 @@ impl ExecutorConfig {
             report_max_backoff: Duration::from_secs(10),
             gossip: None,
             receipts: None,
+            tls: Default::default(),
+            drain_timeout: Duration::ZERO,
         }
     }
 
@@ -256,6 +272,8 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
             (None, false) => anyhow::bail!("{}", crate::secret::SECRET_REQUIRED),
         };
         config.receipts = args.receipts.as_deref().map(Receipts::create).transpose()?;
+        config.tls = args.tls.load()?;
+        config.drain_timeout = args.drain_timeout;
         config.validate()?;
         Ok(config)
     }

@@ -30,10 +30,15 @@ const WORKERS: usize = 2;
 /// Seconds in-flight requests get to finish when the server stops.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 
-/// The server on `listener`, not started: await it (or spawn it) to serve.
-pub fn server(agent: Arc<Agent>, listener: TcpListener) -> std::io::Result<Server> {
+/// The server on `listener` (HTTPS with `tls`), not started: await it (or
+/// spawn it) to serve.
+pub fn server(
+    agent: Arc<Agent>,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<Server> {
     let data = web::Data::from(agent);
-    Ok(HttpServer::new(move || {
+    let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .route("/healthz", web::get().to(healthz))
@@ -48,9 +53,12 @@ pub fn server(agent: Arc<Agent>, listener: TcpListener) -> std::io::Result<Serve
     .workers(WORKERS)
     // The embedding process decides when to stop, not SIGINT/SIGTERM here.
     .disable_signals()
-    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-    .listen(listener)?
-    .run())
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+    let server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, (*tls).clone())?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
 }
 
 /// An error answered as `{"error": {"code", "message", "field"}}`.

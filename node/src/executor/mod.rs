@@ -84,6 +84,15 @@ impl RunningExecutor {
         if let Some(membership) = self.membership.take() {
             membership.shutdown().await;
         }
+        // Runs here may finish; kills and status requests are still served.
+        let drain = self.agent.config().drain_timeout;
+        let left = self.agent.drain(drain).await;
+        if left > 0 {
+            tracing::warn!(
+                runs = left,
+                "drain time is up; killing the runs still running"
+            );
+        }
         self.server.stop(true).await;
         if let Some(task) = self.server_task.take() {
             log_server_end(task.await);
@@ -123,9 +132,17 @@ pub async fn start(config: ExecutorConfig) -> anyhow::Result<RunningExecutor> {
         handlers = ?handlers,
         "executor listening on {addr}"
     );
-    let agent = Agent::new(config, endpoint.clone(), tokio::runtime::Handle::current());
-    let server =
-        http::server(agent.clone(), listener).with_context(|| format!("cannot serve on {addr}"))?;
+    let client =
+        actors::http_client::build_client(&config.tls.trusted).map_err(anyhow::Error::msg)?;
+    let tls = config.tls.server.clone();
+    let agent = Agent::new(
+        config,
+        endpoint.clone(),
+        client,
+        tokio::runtime::Handle::current(),
+    );
+    let server = http::server(agent.clone(), listener, tls)
+        .with_context(|| format!("cannot serve on {addr}"))?;
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     let membership = match &agent.config().gossip {
@@ -199,7 +216,7 @@ fn endpoint_for(config: &ExecutorConfig, addr: SocketAddr) -> String {
              host can reach; pass --advertise URL for other hosts"
         );
     }
-    format!("http://{shown}")
+    format!("{}://{shown}", config.tls.scheme())
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T 
 }
 
 pub fn client() -> reqwest::Client {
-    actors::http_client::build_client()
+    actors::http_client::build_client(&[]).expect("client")
 }
 
 /// A secret and the unix time to sign at; `None` sends no signature.

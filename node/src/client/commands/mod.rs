@@ -37,7 +37,7 @@ impl Ctx {
 /// empty list, a truncated one) go to stderr as the command runs.
 pub async fn execute(opts: &ApiOpts, command: ClientCommand) -> Result<Vec<u8>, CliError> {
     let ctx = Ctx {
-        api: Api::new(&opts.api, opts.token.as_deref())?,
+        api: Api::new(&opts.api, opts.token.as_deref(), &opts.trusted()?)?,
         output: opts.output,
     };
     match command {
@@ -104,6 +104,7 @@ mod unit_tests {
         let opts = ApiOpts {
             api: "localhost:7070".into(),
             token: None,
+            api_ca: None,
             output: OutputFormat::Table,
         };
         let err = execute(&opts, ClientCommand::Executors)

@@ -95,6 +95,7 @@ fn opts(api: &str, output: OutputFormat) -> ApiOpts {
     ApiOpts {
         api: api.to_string(),
         token: Some("s3cret".into()),
+        api_ca: None,
         output,
     }
 }
