@@ -12,8 +12,12 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use chrono::{DateTime, Utc};
 use node::executor::{run, start, ExecutorConfig, RunningExecutor};
 use protocol::{
-    dispatch::{DispatchBatch, DispatchBatchAck, DispatchRequest, DispatchResult, Task, MSGPACK},
+    dispatch::{
+        DispatchBatch, DispatchBatchAck, DispatchRequest, DispatchResult, Task, MSGPACK,
+        SIGNATURE_HEADER,
+    },
     run::{RunStatus, ShardInfo},
+    signature,
 };
 use serde_json::Value;
 
@@ -363,6 +367,20 @@ async fn signatures_are_required_when_a_secret_is_set() -> anyhow::Result<()> {
         let message = body["error"]["message"].as_str().unwrap_or("");
         assert!(message.contains(reason), "{case}: {message}");
     }
+    // Tampered: a valid, fresh signature of one request on the body of another.
+    let tampered = protocol::wire::encode(&shell("signed-run", "echo tampered", &receiver))?;
+    let genuine = protocol::wire::encode(&req)?;
+    let response = client()
+        .post(format!("{}/v1/dispatch", exec.endpoint))
+        .header(reqwest::header::CONTENT_TYPE, MSGPACK)
+        .header(SIGNATURE_HEADER, signature::sign(secret, now, &genuine))
+        .body(tampered)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 401, "tampered");
+    let body: Value = json_of(response).await?;
+    let message = body["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("body was changed"), "tampered: {message}");
     // Nothing ran.
     let (code, _) = get_json(format!("{}/v1/runs/signed-run", exec.endpoint)).await?;
     assert_eq!(code, 404);
