@@ -138,6 +138,29 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         .clone()
         .unwrap_or_else(|| format!("{}://{bound}", config.tls.scheme()));
 
+    // Gossip binds before any actor starts, so a port in use stops the
+    // node before there is anything to stop.
+    let joined_gossip = match &config.gossip {
+        Some(gossip) => {
+            let me = Member::Scheduler(SchedulerInfo {
+                node_id: config.node_id,
+                api_url: api_url.clone(),
+                // A node without Raft has no Raft port to announce.
+                raft_addr: config
+                    .raft
+                    .as_ref()
+                    .map_or_else(|| "none".to_string(), |r| r.listen.to_string()),
+                leader: false,
+            });
+            let name = format!("scheduler-{}", config.node_id);
+            let mut membership_config =
+                MembershipConfig::new(name, gossip.listen).with_seeds(gossip.seeds.clone());
+            membership_config.cluster_id = gossip.cluster.clone();
+            Some((Membership::start(membership_config, me.clone()).await?, me))
+        }
+        None => None,
+    };
+
     // The log every metadata change goes through: local, or Raft.
     let (proposer, consensus): (Arc<dyn Proposer>, Consensus) = match &config.raft {
         None => (
@@ -325,23 +348,8 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
 
     // The admin API.
     // Executors (and schedulers) found by gossip.
-    let membership = match &config.gossip {
-        Some(gossip) => {
-            let me = Member::Scheduler(SchedulerInfo {
-                node_id: config.node_id,
-                api_url: api_url.clone(),
-                // A node without Raft has no Raft port to announce.
-                raft_addr: config
-                    .raft
-                    .as_ref()
-                    .map_or_else(|| "none".to_string(), |r| r.listen.to_string()),
-                leader: false,
-            });
-            let name = format!("scheduler-{}", config.node_id);
-            let mut membership_config =
-                MembershipConfig::new(name, gossip.listen).with_seeds(gossip.seeds.clone());
-            membership_config.cluster_id = gossip.cluster.clone();
-            let membership = Membership::start(membership_config, me.clone()).await?;
+    let membership = match joined_gossip {
+        Some((membership, me)) => {
             let discovered_tx = Arc::new(discovered_tx);
             actix::spawn(discovery::discovery_deadline(discovered_tx.clone()));
             actix::spawn(discovery::follow_executors(
