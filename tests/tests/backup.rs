@@ -43,10 +43,10 @@ async fn jobs(api: &Api) -> Vec<(String, String, bool)> {
     jobs
 }
 
-#[tokio::test]
-async fn a_backup_restored_into_a_fresh_node_has_the_same_jobs() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = process::dev(&dir.path().join("source"), &[]);
+/// A backup, written to a file in `dir`, of a node with three jobs (one of
+/// them paused, one firing every second); the file's path and the jobs.
+async fn backup_of_sample_jobs(dir: &std::path::Path) -> (String, Vec<(String, String, bool)>) {
+    let source = process::dev(&dir.join("source"), &[]);
     let api = Api::new(source.url.clone());
     for (id, schedule) in [
         ("nightly", "0 0 23 * * *"),
@@ -59,13 +59,17 @@ async fn a_backup_restored_into_a_fresh_node_has_the_same_jobs() {
     }
     let (status, _) = api.post("/v1/jobs/hourly/pause", json!({})).await;
     assert_eq!(status, 200);
-    let before = jobs(&api).await;
-
-    let file = dir.path().join("cronmesh.backup");
-    let file_arg = file.to_string_lossy().to_string();
-    let out = cronmesh(&["backup", "--out", &file_arg], Some(&source.url));
+    let jobs = jobs(&api).await;
+    let file = dir.join("cronmesh.backup").to_string_lossy().to_string();
+    let out = cronmesh(&["backup", "--out", &file], Some(&source.url));
     assert!(out.status.success(), "{out:?}");
-    drop(source);
+    (file, jobs)
+}
+
+#[tokio::test]
+async fn a_backup_restored_into_a_fresh_node_has_the_same_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file_arg, before) = backup_of_sample_jobs(dir.path()).await;
 
     let restored_dir = dir.path().join("restored");
     let restored_arg = restored_dir.to_string_lossy().to_string();
@@ -94,22 +98,7 @@ async fn a_backup_restored_into_a_fresh_node_has_the_same_jobs() {
 #[tokio::test]
 async fn a_restored_node_seeds_a_new_raft_cluster_whose_members_keep_its_jobs() {
     let dir = tempfile::tempdir().unwrap();
-    let source = process::dev(&dir.path().join("source"), &[]);
-    let api = Api::new(source.url.clone());
-    api.create_job(json!({"id": "nightly", "schedule": "0 0 23 * * *",
-        "target": {"type": "shell", "command": "true"}}))
-        .await;
-    api.create_job(json!({"id": "ticker", "schedule": "@every 1s",
-        "target": {"type": "shell", "command": "true"}}))
-        .await;
-    let (status, _) = api.post("/v1/jobs/nightly/pause", json!({})).await;
-    assert_eq!(status, 200);
-    let before = jobs(&api).await;
-    let file = dir.path().join("cronmesh.backup");
-    let file_arg = file.to_string_lossy().to_string();
-    let out = cronmesh(&["backup", "--out", &file_arg], Some(&source.url));
-    assert!(out.status.success(), "{out:?}");
-    drop(source);
+    let (file_arg, before) = backup_of_sample_jobs(dir.path()).await;
 
     let executor = process::executor("default");
     let mut cluster = Cluster::prepare(1, &[&executor.url], &[]);
