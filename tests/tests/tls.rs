@@ -69,6 +69,7 @@ async fn a_job_runs_end_to_end_over_https_with_a_private_ca() {
     let (code, stdout, stderr) = cli(&node.url, &["--token", TOKEN, "job", "list"]);
     assert_ne!(code, Some(0), "{stdout}");
     assert!(stderr.contains("certificate"), "{stderr}");
+    assert!(stderr.contains("--api-ca"), "{stderr}");
     // Plain HTTP on the HTTPS port gets no answer.
     let plain = node.url.replacen("https://", "http://", 1);
     let answer = reqwest::Client::new()

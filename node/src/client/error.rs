@@ -104,11 +104,14 @@ impl CliError {
                     out,
                     "error: cannot reach the cronmesh API at {url}: {reason}"
                 );
-                let _ = writeln!(
-                    out,
-                    "  hint: is a scheduler running there? Point --api (or CRONMESH_API) at a \
+                let hint = if reason.contains("certificate") {
+                    "the node's TLS certificate is not trusted here: pass the CA that signed \
+                     it with --api-ca FILE (or CRONMESH_API_CA)"
+                } else {
+                    "is a scheduler running there? Point --api (or CRONMESH_API) at a \
                      node's admin HTTP address, e.g. --api http://10.0.0.5:7070"
-                );
+                };
+                let _ = writeln!(out, "  hint: {hint}");
             }
             CliError::BadResponse { url, message } => {
                 let _ = writeln!(out, "error: unexpected answer from {url}: {message}");
@@ -194,6 +197,12 @@ mod tests {
         assert!(report.contains("http://127.0.0.1:1"), "{report}");
         assert!(report.contains("--api"), "{report}");
         assert!(report.contains("CRONMESH_API"), "{report}");
+        let untrusted = CliError::Unreachable {
+            url: "https://127.0.0.1:7070".into(),
+            reason: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        let report = untrusted.report();
+        assert!(report.contains("--api-ca"), "{report}");
         let bad = CliError::BadResponse {
             url: "u".into(),
             message: "m".into(),
