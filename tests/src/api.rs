@@ -18,27 +18,21 @@ pub type Answer = (StatusCode, Value);
 
 impl Api {
     pub fn new(base: impl Into<String>) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("static client config");
-        Self {
-            base: base.into(),
-            client,
-            token: None,
-        }
+        Self::with_client(base, reqwest::Client::builder())
     }
 
     /// A client that trusts the CA of `ca_pem` too, for an https:// node.
     pub fn trusting(base: impl Into<String>, ca_pem: &[u8]) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let ca = reqwest::Certificate::from_pem(ca_pem).expect("a PEM CA certificate");
-        let client = reqwest::Client::builder()
+        Self::with_client(base, reqwest::Client::builder().tls_certs_merge([ca]))
+    }
+
+    fn with_client(base: impl Into<String>, builder: reqwest::ClientBuilder) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = builder
             .timeout(Duration::from_secs(20))
-            .tls_certs_merge([ca])
             .build()
-            .expect("client trusting the CA");
+            .expect("static client config");
         Self {
             base: base.into(),
             client,

@@ -82,8 +82,9 @@ impl Engine {
                 EntryType::EntryConfChange => {
                     let cc: ConfChange = protobuf::Message::parse_from_bytes(&entry.data)?;
                     self.apply_conf_change(&cc)?;
-                    self.register_member(&cc, entry.index)?;
-                    self.connect_member(&cc);
+                    let added = added_member(&cc);
+                    self.register_member(added.clone(), entry.index)?;
+                    self.connect_member(&cc, added.as_ref());
                     if let Some(reply) = self
                         .proposal_id(&entry.context)
                         .and_then(|id| self.pending_members.remove(&id))
@@ -146,16 +147,8 @@ impl Engine {
     /// that adds it, so a snapshot taken from then on carries them: a
     /// member that catches up by snapshot can reach every other member
     /// even if one joined moments before and never registered itself.
-    fn register_member(&mut self, cc: &ConfChange, index: u64) -> anyhow::Result<()> {
-        let added = matches!(
-            cc.get_change_type(),
-            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode
-        );
-        let node = added
-            .then(|| protocol::wire::decode::<NodeInfo>(&cc.context).ok())
-            .flatten()
-            .filter(|node| node.node_id == cc.node_id);
-        match node {
+    fn register_member(&mut self, added: Option<NodeInfo>, index: u64) -> anyhow::Result<()> {
+        match added {
             Some(node) => {
                 self.store
                     .apply(index, &MetaCommand::RegisterNode { node })?;
@@ -199,11 +192,10 @@ impl Engine {
     }
 
     /// Points the transport at an added member, or away from a removed one.
-    fn connect_member(&mut self, cc: &ConfChange) {
+    fn connect_member(&mut self, cc: &ConfChange, added: Option<&NodeInfo>) {
         match cc.get_change_type() {
             ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
-                let node: Option<NodeInfo> = protocol::wire::decode(&cc.context).ok();
-                let addr = node.and_then(|n| n.raft_addr.parse().ok());
+                let addr = added.and_then(|n| n.raft_addr.parse().ok());
                 match addr {
                     Some(addr) if cc.node_id != self.config.node_id => {
                         self.transport.add_peer(cc.node_id, addr)
@@ -237,4 +229,15 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The member a conf change adds, with the addresses its entry carries.
+fn added_member(cc: &ConfChange) -> Option<NodeInfo> {
+    let adds = matches!(
+        cc.get_change_type(),
+        ConfChangeType::AddNode | ConfChangeType::AddLearnerNode
+    );
+    adds.then(|| protocol::wire::decode::<NodeInfo>(&cc.context).ok())
+        .flatten()
+        .filter(|node| node.node_id == cc.node_id)
 }
