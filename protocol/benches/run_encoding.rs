@@ -65,6 +65,7 @@ fn dispatch_request() -> DispatchRequest {
             "http://127.0.0.1:7170".into(),
             "http://127.0.0.1:7270".into(),
         ],
+        term: 0,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The executor protocol: what a scheduler sends an executor and what the
-//! executor reports back (see docs and DESIGN.md "Executor protocol").
+//! executor reports back (docs/EXECUTOR-PROTOCOL.md).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,16 @@ use crate::run::{RunStatus, ShardInfo};
 pub const MSGPACK: &str = "application/msgpack";
 /// Header carrying the HMAC signature of a request body.
 pub const SIGNATURE_HEADER: &str = "x-cronmesh-signature";
+/// Header of an executor's refusal of a stale leader ([`STALE_TERM_STATUS`]):
+/// the highest leader term the executor has seen.
+pub const TERM_HEADER: &str = "x-cronmesh-term";
+/// The status an executor answers a dispatch or kill from a leader whose
+/// term is lower than one it has seen: that sender was deposed and must
+/// step down. Distinct from every other refusal, which lets a scheduler
+/// fail the run over.
+pub const STALE_TERM_STATUS: u16 = 409;
+/// The error code in the body of that refusal.
+pub const STALE_TERM_CODE: &str = "stale_term";
 
 /// `POST {endpoint}/v1/dispatch`: run this, once per `run_id`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,6 +36,21 @@ pub struct DispatchRequest {
     pub timeout_ms: u64,
     /// Scheduler base URLs to `POST /v1/internal/runs/{id}/report` to, in order.
     pub report_to: Vec<String>,
+    /// The Raft term of the leader that sends it. An executor refuses a
+    /// term lower than the highest it has seen (from dispatches, kills and
+    /// the schedulers' gossip) with [`STALE_TERM_STATUS`]; 0 is a sender
+    /// that does not fence, accepted always.
+    #[serde(default)]
+    pub term: u64,
+}
+
+/// The body of `POST {endpoint}/v1/runs/{id}/kill` (optional: an empty
+/// body is term 0). Fenced like a dispatch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KillRequest {
+    /// The Raft term of the leader that asks.
+    #[serde(default)]
+    pub term: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,4 +1,4 @@
-//! The Job definition exactly as users write it (see DESIGN.md "Job").
+//! The Job definition exactly as users write it (docs/API.md, "Job").
 
 use std::collections::BTreeMap;
 

@@ -728,6 +728,7 @@ impl DispatcherCore {
             task,
             timeout_ms: u64::try_from(active.job.timeout.0.as_millis()).unwrap_or(u64::MAX),
             report_to: self.report_to.clone(),
+            term: 0,
         };
         vec![Action::Send { endpoint, request }]
     }

@@ -1,4 +1,4 @@
-//! The admin HTTP API (see DESIGN.md "Admin HTTP API").
+//! The admin HTTP API (docs/API.md).
 //!
 //! - `jobs`, `runs`: jobs and run history; `report`: executor reports.
 //! - `cluster`: the Raft group's state and membership changes.

@@ -536,6 +536,7 @@ mod tests {
             },
             timeout_ms: 1000,
             report_to: vec!["http://127.0.0.1:7070".into()],
+            term: 0,
         }
     }
 

@@ -293,6 +293,7 @@ mod tests {
             },
             timeout_ms: 1000,
             report_to: vec![],
+            term: 0,
         }
     }
 

@@ -1,4 +1,4 @@
-//! The executor HTTP API (DESIGN.md "Executor protocol").
+//! The executor HTTP API (docs/EXECUTOR-PROTOCOL.md).
 
 use std::{fmt, net::TcpListener, sync::Arc, time::Duration};
 

@@ -30,7 +30,7 @@ use super::{
 /// process that escaped the group may still hold open.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 
-/// The environment a shell task runs with (DESIGN.md "Run").
+/// The environment a shell task runs with (docs/API.md, "Run").
 pub fn task_env(req: &DispatchRequest) -> Vec<(&'static str, String)> {
     vec![
         ("CRONMESH_JOB_ID", req.job_id.clone()),
