@@ -25,6 +25,8 @@ WORKDIR /var/lib/cronmesh
 VOLUME ["/var/lib/cronmesh"]
 # admin API, Raft, gossip (UDP), executor
 EXPOSE 7070 7071 7072/udp 7080
+# The data directory of a scheduler, and of an executor (its leader term and
+# the records that let a restarted executor end the runs a crash left behind).
 ENV CRONMESH_DATA_DIR=/var/lib/cronmesh \
     CRONMESH_HTTP=0.0.0.0:7070
 # /healthz answers without a token; a node that cannot serve fails it.

@@ -19,11 +19,15 @@ use tracing::Instrument;
 
 use super::{
     config::ExecutorConfig,
+    fence::StaleTerm,
     forward, handlers,
+    ledger::RunRecord,
     output::SharedOutput,
     process::{format_duration, ShellProcess},
+    procfs,
     reporter::{Delivery, Reporter},
     runs::{Admission, DeliveryStart, Outcome, RunTable, StopReason, StopRequest},
+    state::AgentState,
     tasks::Tasks,
 };
 
@@ -42,6 +46,14 @@ pub enum DispatchError {
     },
     /// The agent is shutting down and starts nothing new.
     ShuttingDown,
+    /// The sender was deposed: a newer leader has been seen.
+    StaleTerm(StaleTerm),
+}
+
+impl From<StaleTerm> for DispatchError {
+    fn from(stale: StaleTerm) -> Self {
+        DispatchError::StaleTerm(stale)
+    }
 }
 
 /// The answer to a kill.
@@ -73,6 +85,9 @@ pub struct Agent {
     reporter: Reporter,
     tasks: Tasks,
     stopping: AtomicBool,
+    /// The leader-term fence, the records of running processes and the
+    /// data directory's lock.
+    state: AgentState,
 }
 
 impl Agent {
@@ -83,6 +98,7 @@ impl Agent {
         endpoint: String,
         client: reqwest::Client,
         runtime: Handle,
+        state: AgentState,
     ) -> Arc<Self> {
         let reporter = Reporter::new(
             client.clone(),
@@ -100,6 +116,7 @@ impl Agent {
             reporter,
             tasks: Tasks::new(runtime),
             stopping: AtomicBool::new(false),
+            state,
         })
     }
 
@@ -115,19 +132,27 @@ impl Agent {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts `req` unless its run id is known (invariant 6). A duplicate
-    /// of a finished run makes the final report go out again.
+    /// Starts `req` unless its run id is known (invariant 6) or its
+    /// sender was deposed. A duplicate of a finished run makes the final
+    /// report go out again.
     pub fn dispatch(self: &Arc<Self>, req: DispatchRequest) -> Result<DispatchAck, DispatchError> {
+        self.admit_term(req.term)?;
         self.admit_all(vec![req])
             .pop()
             .unwrap_or(Err(DispatchError::ShuttingDown))
     }
 
     /// Admits each run of a batch as [`Agent::dispatch`] would, one result
-    /// per run, in order.
-    pub fn dispatch_batch(self: &Arc<Self>, runs: Vec<DispatchRequest>) -> Vec<DispatchResult> {
+    /// per run, in order; or none of them when any entry's term is stale
+    /// (one leader sends a frame: if one entry comes from a deposed leader,
+    /// they all do).
+    pub fn dispatch_batch(
+        self: &Arc<Self>,
+        runs: Vec<DispatchRequest>,
+    ) -> Result<Vec<DispatchResult>, StaleTerm> {
+        self.admit_terms(runs.iter().map(|r| r.term))?;
         let run_ids: Vec<String> = runs.iter().map(|r| r.run_id.clone()).collect();
-        run_ids
+        Ok(run_ids
             .into_iter()
             .zip(self.admit_all(runs))
             .map(|(run_id, result)| match result {
@@ -143,8 +168,40 @@ impl Agent {
                     run_id,
                     reason: "this executor is shutting down and starts no new runs".into(),
                 },
+                Err(DispatchError::StaleTerm(stale)) => DispatchResult::Refused {
+                    run_id,
+                    reason: stale.to_string(),
+                },
             })
-            .collect()
+            .collect())
+    }
+
+    /// The newest leader term this executor has seen.
+    pub fn term(&self) -> u64 {
+        self.state.fence.current()
+    }
+
+    /// Admits a request of `term` (refused if stale) and raises the fence
+    /// to it.
+    fn admit_term(&self, term: u64) -> Result<(), StaleTerm> {
+        self.admit_terms([term])
+    }
+
+    fn admit_terms(&self, terms: impl IntoIterator<Item = u64>) -> Result<(), StaleTerm> {
+        let before = self.term();
+        let result = self.state.fence.admit_all(terms);
+        match result {
+            Err(stale) => tracing::warn!(
+                term = stale.term,
+                fence = stale.fence,
+                "refused a request from a deposed leader"
+            ),
+            Ok(()) if self.term() > before => {
+                tracing::info!(term = self.term(), "a newer leader term seen in a request");
+            }
+            Ok(()) => {}
+        }
+        result
     }
 
     /// Admits runs under one lock of the run table and starts the new ones
@@ -227,12 +284,23 @@ impl Agent {
         let timeout = Duration::from_millis(req.timeout_ms);
         let mut running_report = None;
         let outcome = match &req.task {
-            Task::Shell { command } => match ShellProcess::spawn(&req, command, output.clone()) {
+            Task::Shell { command } => match ShellProcess::spawn(
+                &req,
+                command,
+                output.clone(),
+                self.config.parent_death_signal,
+            ) {
                 Err(e) => Outcome::failed(None, format!("cannot start sh: {e}")),
                 Ok(process) => {
                     tracing::debug!(run_id = %req.run_id, pgid = process.pgid().as_raw(), "run started");
+                    self.record_process(&req, process.pgid().as_raw());
                     running_report = self.mark_running(&req.run_id);
-                    process.supervise(timeout, stop_requested(stop)).await
+                    let outcome = process.supervise(timeout, stop_requested(stop)).await;
+                    // The group has been killed: nothing is left to reap.
+                    if let Some(ledger) = &self.state.ledger {
+                        ledger.remove(&req.run_id);
+                    }
+                    outcome
                 }
             },
             Task::Handler { handler } => {
@@ -275,6 +343,54 @@ impl Agent {
         }
         self.runs().finish(&req.run_id, outcome, Utc::now());
         self.start_delivery(&req.run_id, running_report);
+    }
+
+    /// Records a started shell process, so that if the executor dies
+    /// during the run its next start kills what is left (see `orphans`).
+    fn record_process(&self, req: &DispatchRequest, pgid: i32) {
+        let Some(ledger) = &self.state.ledger else {
+            return;
+        };
+        ledger.record(&RunRecord {
+            run_id: req.run_id.clone(),
+            job_id: req.job_id.clone(),
+            attempt: req.attempt,
+            report_to: req.report_to.clone(),
+            pgid,
+            start_ticks: procfs::start_ticks(pgid),
+            boot_id: self.state.boot_id.clone(),
+            started_at: Utc::now(),
+        });
+    }
+
+    /// Registers a run an earlier life of this executor left behind, ended
+    /// with `outcome`, and delivers its final report; its record goes once
+    /// the report is delivered. False when the run id is known already.
+    pub fn adopt_ended(self: &Arc<Self>, record: &RunRecord, outcome: Outcome) -> bool {
+        let inserted = self.runs().insert_ended(
+            &record.run_id,
+            &record.report_to,
+            record.started_at,
+            outcome,
+            Utc::now(),
+        );
+        if inserted {
+            if let Some(ledger) = &self.state.ledger {
+                ledger.keep_until_reported(&record.run_id);
+            }
+            self.start_delivery(&record.run_id, None);
+        }
+        inserted
+    }
+
+    /// The records an earlier life of this executor left behind.
+    pub fn ledger(&self) -> Option<&super::ledger::RunLedger> {
+        self.state.ledger.as_ref()
+    }
+
+    /// This boot of the machine.
+    pub fn boot_id(&self) -> Option<&str> {
+        self.state.boot_id.as_deref()
     }
 
     /// A handler task with no in-process handler: forwarded to `--forward`
@@ -360,6 +476,9 @@ impl Agent {
             };
             let result = agent.reporter.deliver(current, &wake).await;
             agent.runs().end_delivery(&run_id);
+            if let Some(ledger) = &agent.state.ledger {
+                ledger.reported(&run_id);
+            }
             match result {
                 Delivery::Delivered { attempts } => {
                     tracing::debug!(run_id = %run_id, attempts, "final report delivered");
@@ -374,20 +493,27 @@ impl Agent {
         }.instrument(span));
     }
 
-    /// Kills the run's process group and waits up to `wait` for it to end.
-    pub async fn kill(&self, run_id: &str, wait: Duration) -> KillResult {
+    /// Kills the run's process group and waits up to `wait` for it to end,
+    /// unless the request's `term` says its sender was deposed.
+    pub async fn kill(
+        &self,
+        run_id: &str,
+        term: u64,
+        wait: Duration,
+    ) -> Result<KillResult, StaleTerm> {
+        self.admit_term(term)?;
         let request = self.runs().request_stop(run_id, StopReason::Killed);
         if let StopRequest::Stopping(mut done) = request {
             tracing::info!(run_id = %run_id, "kill requested");
             let _ = tokio::time::timeout(wait, done.wait_for(|done| *done)).await;
         } else if let StopRequest::Unknown = request {
-            return KillResult::Unknown;
+            return Ok(KillResult::Unknown);
         }
-        match self.report(run_id) {
+        Ok(match self.report(run_id) {
             None => KillResult::Unknown,
             Some(report) if report.status.is_terminal() => KillResult::Finished(report),
             Some(report) => KillResult::Stopping(report),
-        }
+        })
     }
 
     pub fn report(&self, run_id: &str) -> Option<RunReport> {
@@ -458,6 +584,7 @@ impl Agent {
                 "shut down with reports undelivered; the scheduler will time those runs out"
             );
         }
+        self.state.release();
     }
 }
 

@@ -133,6 +133,13 @@ impl ExecutorBuilder {
         self
     }
 
+    /// A directory kept across restarts, as `--data-dir`: the newest leader
+    /// term seen survives a restart (default: kept in memory only).
+    pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.config.data_dir = Some(dir.into());
+        self
+    }
+
     /// Longest pause between attempts to deliver a final report (default 10 s).
     pub fn report_max_backoff(mut self, max: Duration) -> Self {
         self.config.report_max_backoff = max;
@@ -196,6 +203,7 @@ mod tests {
             .label("zone", "eu")
             .label("disk", "ssd")
             .weight(2)
+            .data_dir("/var/lib/billing")
             .handler("reconcile", |_| async { Ok(String::new()) })
             .handler("audit", |_| async { Err("no".to_string()) })
             .build()?;
@@ -204,6 +212,10 @@ mod tests {
         assert_eq!(config.secret.as_deref(), Some(&b"s3cret"[..]));
         assert_eq!(config.labels.len(), 2);
         assert_eq!(config.weight, 2);
+        assert_eq!(
+            config.data_dir.as_deref(),
+            Some(Path::new("/var/lib/billing"))
+        );
         assert_eq!(config.handlers.names(), ["audit", "reconcile"]);
         assert!(!format!("{config:?}").contains("s3cret"));
 
@@ -211,6 +223,7 @@ mod tests {
         assert_eq!(defaults.group, "default");
         assert_eq!(defaults.listen, "127.0.0.1:0".parse()?);
         assert!(defaults.handlers.is_empty());
+        assert!(defaults.data_dir.is_none());
         Ok(())
     }
 

@@ -81,6 +81,14 @@ pub struct ExecutorArgs {
     #[arg(long, value_name = "FILE")]
     pub receipts: Option<PathBuf>,
 
+    /// Directory kept across restarts: the newest leader term seen, and a
+    /// record of each running process, so that processes a crash of the
+    /// executor left running are killed at its next start and their runs
+    /// reported failed. Without it neither survives a restart. One
+    /// executor per directory (a scheduler may share it).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
 }
@@ -151,6 +159,15 @@ pub struct ExecutorConfig {
     /// On stop, how long runs already here get to finish (new dispatches
     /// are refused meanwhile, so the scheduler fails them over).
     pub drain_timeout: Duration,
+    /// Where the leader-term fence and the records of running processes
+    /// are kept (see `data_dir`), so both survive a restart; `None` keeps
+    /// the fence in memory and leaves processes a crash orphaned running.
+    pub data_dir: Option<PathBuf>,
+    /// Shell runs get SIGKILL when the thread that started them exits
+    /// (Linux). True for the `cronmesh executor` process, which starts them
+    /// from its main thread; an embedded executor starts them from tokio
+    /// worker threads, which may end before the process, so false there.
+    pub parent_death_signal: bool,
 }
 
 /// How an executor takes part in gossip.
@@ -188,6 +205,8 @@ impl ExecutorConfig {
             receipts: None,
             tls: Default::default(),
             drain_timeout: Duration::ZERO,
+            data_dir: None,
+            parent_death_signal: false,
         }
     }
 
@@ -239,6 +258,9 @@ impl fmt::Debug for ExecutorConfig {
             .field("report_max_backoff", &self.report_max_backoff)
             .field("gossip", &self.gossip)
             .field("receipts", &self.receipts)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("data_dir", &self.data_dir)
+            .field("parent_death_signal", &self.parent_death_signal)
             .finish()
     }
 }
@@ -274,6 +296,9 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
         config.receipts = args.receipts.as_deref().map(Receipts::create).transpose()?;
         config.tls = args.tls.load()?;
         config.drain_timeout = args.drain_timeout;
+        config.data_dir = args.data_dir;
+        // This process starts runs from its main thread (see the field).
+        config.parent_death_signal = true;
         config.validate()?;
         Ok(config)
     }
@@ -304,6 +329,8 @@ mod tests {
         assert!(config.secret.is_none());
         assert_eq!(config.handlers.names(), [handlers::NOOP_HANDLER]);
         assert!(config.receipts.is_none());
+        assert!(config.data_dir.is_none());
+        assert!(config.parent_death_signal);
 
         let args = parse(&[
             "--group",
@@ -318,6 +345,8 @@ mod tests {
             "3",
             "--forward",
             "http://127.0.0.1:9000/hooks",
+            "--data-dir",
+            "/var/lib/cronmesh",
             "--unsigned",
         ])?;
         assert_eq!(args.seeds, ["a:7072", "b:7072"]);
@@ -325,6 +354,7 @@ mod tests {
         assert_eq!(config.labels.get("zone").map(String::as_str), Some("eu"));
         assert_eq!(config.labels.len(), 2);
         assert_eq!(config.weight, 3);
+        assert_eq!(config.data_dir, Some(PathBuf::from("/var/lib/cronmesh")));
         Ok(())
     }
 

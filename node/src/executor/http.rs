@@ -10,12 +10,18 @@ use actix_web::{
 use bytes::Bytes;
 use protocol::{
     api::{ErrorBody, ErrorDetail},
-    dispatch::{DispatchBatch, DispatchBatchAck, DispatchRequest, MSGPACK, SIGNATURE_HEADER},
+    dispatch::{
+        DispatchBatch, DispatchBatchAck, DispatchRequest, KillRequest, MSGPACK, SIGNATURE_HEADER,
+        STALE_TERM_CODE, TERM_HEADER,
+    },
     signature,
 };
 use serde_json::json;
 
-use super::agent::{Agent, DispatchError, KillResult};
+use super::{
+    agent::{Agent, DispatchError, KillResult},
+    fence::StaleTerm,
+};
 
 /// Largest request body accepted. A dispatch holds at most a 64 KiB
 /// command and 64 KiB of params; this leaves room for the rest.
@@ -61,6 +67,10 @@ pub fn server(
     Ok(server.run())
 }
 
+/// The status of [`STALE_TERM_CODE`] refusals
+/// (`protocol::dispatch::STALE_TERM_STATUS`).
+const STALE_TERM: StatusCode = StatusCode::CONFLICT;
+
 /// An error answered as `{"error": {"code", "message", "field"}}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -68,6 +78,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<String>,
+    /// Sent as [`TERM_HEADER`]: the executor's fence, on a stale-term refusal.
+    term: Option<u64>,
 }
 
 impl ApiError {
@@ -77,6 +89,17 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            term: None,
+        }
+    }
+
+    /// The sender was deposed: 409 with the newest term seen in a header,
+    /// which a scheduler takes as "step down", not as a reason to fail the
+    /// run over.
+    fn stale_term(stale: StaleTerm) -> Self {
+        Self {
+            term: Some(stale.fence),
+            ..Self::new(STALE_TERM, STALE_TERM_CODE, stale.to_string())
         }
     }
 
@@ -101,7 +124,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody {
+        let mut response = HttpResponse::build(self.status);
+        if let Some(term) = self.term {
+            response.insert_header((TERM_HEADER, term.to_string()));
+        }
+        response.json(ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message.clone(),
@@ -185,11 +212,13 @@ async fn dispatch(
             "shutting_down",
             "this executor is shutting down and starts no new runs",
         )),
+        Err(DispatchError::StaleTerm(stale)) => Err(ApiError::stale_term(stale)),
     }
 }
 
 /// `POST /v1/dispatch/batch`: each entry is admitted like a single
-/// dispatch; the answer, in the request's encoding, has one result per entry.
+/// dispatch; the answer, in the request's encoding, has one result per
+/// entry. A frame with a stale term is refused whole (409).
 async fn dispatch_batch(
     agent: web::Data<Agent>,
     req: HttpRequest,
@@ -203,9 +232,12 @@ async fn dispatch_batch(
         .and_then(|value| value.to_str().ok());
     let batch: DispatchBatch = protocol::wire::decode_body(content_type, &body)
         .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message))?;
-    let ack = DispatchBatchAck {
-        results: agent.clone().into_inner().dispatch_batch(batch.runs),
-    };
+    let results = agent
+        .clone()
+        .into_inner()
+        .dispatch_batch(batch.runs)
+        .map_err(ApiError::stale_term)?;
+    let ack = DispatchBatchAck { results };
     let is_json = content_type.is_some_and(|ct| ct.starts_with("application/json"));
     if is_json {
         return Ok(HttpResponse::Ok().json(ack));
@@ -220,6 +252,8 @@ async fn dispatch_batch(
     Ok(HttpResponse::Ok().content_type(MSGPACK).body(encoded))
 }
 
+/// `POST /v1/runs/{id}/kill`, with an optional [`KillRequest`] body
+/// (MessagePack or JSON) carrying the sender's term; an empty body is term 0.
 async fn kill(
     agent: web::Data<Agent>,
     req: HttpRequest,
@@ -228,8 +262,22 @@ async fn kill(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload).await?;
     check_signature(&agent, &req, &body)?;
+    let request: KillRequest = if body.is_empty() {
+        KillRequest::default()
+    } else {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok());
+        protocol::wire::decode_body(content_type, &body)
+            .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message))?
+    };
     let run_id = path.into_inner();
-    match agent.kill(&run_id, KILL_WAIT).await {
+    let killed = agent
+        .kill(&run_id, request.term, KILL_WAIT)
+        .await
+        .map_err(ApiError::stale_term)?;
+    match killed {
         KillResult::Unknown => Err(ApiError::not_found(&run_id)),
         KillResult::Finished(report) => Ok(HttpResponse::Ok().json(report)),
         KillResult::Stopping(report) => Ok(HttpResponse::Accepted().json(report)),
@@ -267,4 +315,23 @@ async fn no_route(req: HttpRequest) -> HttpResponse {
         format!("no route for {} {}", req.method(), req.path()),
     )
     .error_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_term_is_the_protocol_s_409_with_the_fence_in_a_header() {
+        assert_eq!(STALE_TERM.as_u16(), protocol::dispatch::STALE_TERM_STATUS);
+        let response = ApiError::stale_term(StaleTerm { term: 4, fence: 5 }).error_response();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            response
+                .headers()
+                .get(TERM_HEADER)
+                .and_then(|v| v.to_str().ok()),
+            Some("5")
+        );
+    }
 }

@@ -15,7 +15,13 @@
 //! - `process`: `sh -c` in its own process group, output capture, killing.
 //! - `forward`: handler tasks forwarded to a local service (when no
 //!   in-process handler has the name).
-//! - `gossip`: announcing this executor to the schedulers, and fencing.
+//! - `gossip`: announcing this executor to the schedulers, fencing, and
+//!   the leader terms the schedulers gossip.
+//! - `fence`: the newest leader term seen; requests of older terms come
+//!   from deposed leaders and are refused.
+//! - `data_dir`, `state`: `--data-dir`, what survives a restart.
+//! - `ledger`, `orphans`, `procfs`: records of running processes, and the
+//!   runs a crash left behind, killed and reported at the next start.
 //! - `reporter`: delivering run reports with retries.
 //! - `report_frames`: batching reports bound for the same scheduler.
 //! - `receipts`: `--receipts FILE`, one line per run admitted as new.
@@ -29,16 +35,22 @@ use anyhow::Context;
 mod agent;
 mod builder;
 pub mod config;
+mod data_dir;
+mod fence;
 mod forward;
 mod gossip;
 mod handlers;
 mod http;
+mod ledger;
+mod orphans;
 mod output;
 mod process;
+mod procfs;
 mod receipts;
 mod report_frames;
 mod reporter;
 mod runs;
+mod state;
 mod tasks;
 
 pub use builder::{Executor, ExecutorBuilder};
@@ -47,9 +59,11 @@ pub use handlers::{
     Cancellation, HandlerContext, HandlerFn, HandlerOutcome, HandlerOutput, HandlerRegistry,
     ShardInfo, NOOP_HANDLER,
 };
+pub use orphans::{ENDED_UNSEEN, KILLED_AT_RESTART};
 pub use receipts::Receipts;
 
 use agent::Agent;
+use state::AgentState;
 
 /// How long a stopping agent gives undelivered final reports.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -75,6 +89,11 @@ impl RunningExecutor {
     /// Runs in progress (for the `running` gossip key).
     pub fn running_count(&self) -> usize {
         self.agent.running_count()
+    }
+
+    /// The newest leader term this executor has seen.
+    pub fn term(&self) -> u64 {
+        self.agent.term()
     }
 
     /// Stops serving, kills running processes (their runs are reported as
@@ -117,6 +136,8 @@ fn log_server_end(result: Result<std::io::Result<()>, tokio::task::JoinError>) {
 /// Processes and report deliveries run on the current runtime too.
 pub async fn start(config: ExecutorConfig) -> anyhow::Result<RunningExecutor> {
     config.validate()?;
+    // First: a data directory another executor holds stops the start.
+    let state = AgentState::open(config.data_dir.as_deref())?;
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -140,7 +161,16 @@ pub async fn start(config: ExecutorConfig) -> anyhow::Result<RunningExecutor> {
         endpoint.clone(),
         client,
         tokio::runtime::Handle::current(),
+        state,
     );
+    // Before serving, so a run dispatched again is known as ended.
+    let ended = orphans::end_left_behind(&agent)?;
+    if ended > 0 {
+        tracing::warn!(
+            runs = ended,
+            "ended runs an earlier life of this executor left behind; reporting them failed"
+        );
+    }
     let server = http::server(agent.clone(), listener, tls)
         .with_context(|| format!("cannot serve on {addr}"))?;
     let handle = server.handle();

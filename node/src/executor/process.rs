@@ -1,6 +1,12 @@
 //! Shell tasks: `sh -c COMMAND` in a process group of its own, its stdout
 //! and stderr captured through one pipe (so their interleaving is the
 //! order the process wrote in), killed as a whole group.
+//!
+//! In `cronmesh executor` on Linux the shell also gets SIGKILL when the
+//! executor dies (its parent-death signal), which ends a command the shell
+//! runs in its place (`sh -c 'exec ...'`, or a lone command, which `sh`
+//! execs). The rest of a group outlives the executor; the run records
+//! (`ledger`, `orphans`) are what ends them, at the executor's next start.
 
 use std::{
     future::Future,
@@ -56,8 +62,15 @@ pub struct ShellProcess {
 }
 
 impl ShellProcess {
-    /// Starts `sh -c command` with the task environment; output goes to `output`.
-    pub fn spawn(req: &DispatchRequest, command: &str, output: SharedOutput) -> io::Result<Self> {
+    /// Starts `sh -c command` with the task environment; output goes to
+    /// `output`. With `parent_death_signal` the shell is killed when the
+    /// thread calling this exits (see [`die_with_the_executor`]).
+    pub fn spawn(
+        req: &DispatchRequest,
+        command: &str,
+        output: SharedOutput,
+        parent_death_signal: bool,
+    ) -> io::Result<Self> {
         // One pipe for both streams. O_CLOEXEC keeps the write end out of
         // processes other runs spawn meanwhile (they would hold it open and
         // delay end-of-file); the child's copies on fd 1 and 2 are made by
@@ -75,6 +88,9 @@ impl ShellProcess {
             .stderr(Stdio::from(stderr_end))
             .process_group(0)
             .kill_on_drop(true);
+        if parent_death_signal {
+            die_with_the_executor(&mut cmd);
+        }
         let child = cmd.spawn()?;
         // Our copies of the write end must close, or end-of-file never comes.
         drop(cmd);
@@ -158,6 +174,36 @@ impl ShellProcess {
         }
     }
 }
+
+/// Gives the child SIGKILL as its parent-death signal. Linux sends it when
+/// the thread that forked the child exits, not the process: only where
+/// that thread lives as long as the executor (the `cronmesh executor`
+/// process runs on its main thread) is this the executor's death. A tokio
+/// worker thread may end earlier (`block_in_place` retires it), which
+/// would kill runs of an embedded executor for nothing.
+#[cfg(target_os = "linux")]
+fn die_with_the_executor(cmd: &mut tokio::process::Command) {
+    let parent = nix::unistd::getpid();
+    let set_signal = move || -> io::Result<()> {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+        // The executor may have died between the fork and the prctl, and
+        // then no signal comes: the child has been re-parented by now. (An
+        // errno, not a message: allocating in a forked child can deadlock.)
+        if nix::unistd::getppid() != parent {
+            return Err(io::Error::from(Errno::ESRCH));
+        }
+        Ok(())
+    };
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe system calls (prctl, getppid); it allocates
+    // nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(set_signal);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_the_executor(_cmd: &mut tokio::process::Command) {}
 
 async fn read_into(mut receiver: pipe::Receiver, output: SharedOutput) {
     let mut buf = vec![0u8; 16 * 1024];

@@ -189,6 +189,26 @@ impl RunTable {
         }
     }
 
+    /// Registers a run that ended while no agent watched it (an earlier
+    /// life of the executor left it behind), so it is known by id like any
+    /// finished run and its final report can be delivered. Returns false,
+    /// changing nothing, when the id is known already.
+    pub fn insert_ended(
+        &mut self,
+        run_id: &str,
+        report_to: &[String],
+        started_at: DateTime<Utc>,
+        outcome: Outcome,
+        finished_at: DateTime<Utc>,
+    ) -> bool {
+        if self.runs.contains_key(run_id) {
+            return false;
+        }
+        self.admit(run_id, report_to);
+        self.mark_running(run_id, started_at);
+        self.finish(run_id, outcome, finished_at)
+    }
+
     /// The process (or handler call) started.
     pub fn mark_running(&mut self, run_id: &str, at: DateTime<Utc>) {
         if let Some(entry) = self.runs.get_mut(run_id) {
@@ -383,6 +403,25 @@ mod tests {
         let report = table.report("a", "me").expect("known");
         assert_eq!(report.status, RunStatus::Succeeded);
         assert_eq!(table.active_count(), 0);
+    }
+
+    #[test]
+    fn a_run_ended_unwatched_is_known_as_finished() {
+        let mut table = RunTable::new(10, 1 << 20);
+        let started = Utc::now() - chrono::Duration::seconds(5);
+        let outcome = Outcome::failed(None, "the executor restarted");
+        assert!(table.insert_ended("x", &targets(), started, outcome.clone(), Utc::now()));
+        assert!(!table.insert_ended("x", &[], started, outcome, Utc::now()));
+        let report = table.report("x", "me").expect("known");
+        assert_eq!(report.status, RunStatus::Failed);
+        assert_eq!(report.started_at, Some(started));
+        assert_eq!(report.error.as_deref(), Some("the executor restarted"));
+        assert_eq!(table.report_to("x"), Some(targets()));
+        assert_eq!(table.active_count(), 0);
+        assert!(matches!(
+            table.admit("x", &targets()),
+            Admission::Duplicate { finished: true }
+        ));
     }
 
     #[test]
