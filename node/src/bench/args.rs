@@ -42,6 +42,13 @@ pub struct BenchArgs {
     #[arg(long, default_value = "@every 1s")]
     pub schedule: String,
 
+    /// What the jobs run: `executor`, the executors' `noop` handler
+    /// (lateness taken when an executor admits the run), or `http`, an
+    /// HTTP target the scheduler calls, served by a receiver in the bench
+    /// process (lateness taken when the call arrives; the executors idle).
+    #[arg(long, value_enum, default_value_t = Target::Executor)]
+    pub target: Target,
+
     /// Length of the measurement window in seconds.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub duration: u64,
@@ -79,6 +86,17 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What the bench's jobs run (`--target`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// `{"type": "executor", "group": "bench", "handler": "noop"}`.
+    #[default]
+    Executor,
+    /// `{"type": "http", "method": "GET", "url": RECEIVER/hit/JOB}`.
+    Http,
 }
 
 fn parse_nodes(text: &str) -> Result<usize, String> {
@@ -149,7 +167,10 @@ mod tests {
         );
         assert_eq!((args.duration, args.drain), (30, 5));
         assert_eq!(args.schedule, "@every 1s");
+        assert_eq!(args.target, Target::Executor);
         assert!(args.validate().is_ok());
+        assert_eq!(parse(&["--target", "http"])?.target, Target::Http);
+        assert!(parse(&["--target", "shell"]).is_err());
         Ok(())
     }
 

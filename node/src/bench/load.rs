@@ -8,7 +8,7 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{api::Admin, flags::GROUP};
+use super::{api::Admin, flags::GROUP, receiver::Receiver};
 
 /// Attempts per job before the bench gives up (elections answer 503).
 const ATTEMPTS: u32 = 20;
@@ -44,13 +44,35 @@ pub fn idle_job_id(i: u32) -> String {
     format!("idle-{i}")
 }
 
-/// Creates jobs `0..jobs` (ids by `id_of`) through `api_url`; returns once
-/// every one is acknowledged, and the moment the last one was.
+/// What a job runs.
+#[derive(Clone, Copy)]
+pub enum JobTarget<'a> {
+    /// The executors' built-in `noop` handler.
+    Noop,
+    /// A GET of the bench's receiver, which notes the call.
+    Http(&'a Receiver),
+}
+
+impl JobTarget<'_> {
+    /// The job's `target` field.
+    fn json(&self, id: &str) -> serde_json::Value {
+        match self {
+            JobTarget::Noop => json!({"type": "executor", "group": GROUP, "handler": "noop"}),
+            JobTarget::Http(receiver) => {
+                json!({"type": "http", "method": "GET", "url": receiver.call_url(id)})
+            }
+        }
+    }
+}
+
+/// Creates jobs `0..jobs` (ids by `id_of`) running `target` through
+/// `api_url`; returns once every one is acknowledged, and the moment the
+/// last one was.
 pub async fn create_jobs(
     admin: &Admin,
     api_url: &str,
     (jobs, id_of): (u32, fn(u32) -> String),
-    schedule: &str,
+    (schedule, target): (&str, JobTarget<'_>),
     (concurrency, batch): (u32, u32),
 ) -> anyhow::Result<(Creation, chrono::DateTime<chrono::Utc>)> {
     let url = format!("{api_url}/v1/jobs");
@@ -65,7 +87,7 @@ pub async fn create_jobs(
         })
         .collect();
     let mut results = futures::stream::iter(requests)
-        .map(|ids| create_one(admin, &url, ids, schedule))
+        .map(|ids| create_one(admin, &url, ids, (schedule, target)))
         .buffer_unordered(concurrency as usize);
     let mut retries = 0;
     while let Some(result) = results.next().await {
@@ -92,13 +114,13 @@ async fn create_one(
     admin: &Admin,
     url: &str,
     ids: Vec<String>,
-    schedule: &str,
+    (schedule, target): (&str, JobTarget<'_>),
 ) -> anyhow::Result<u64> {
     let job = |id: &String| {
         json!({
             "id": id,
             "schedule": schedule,
-            "target": {"type": "executor", "group": GROUP, "handler": "noop"},
+            "target": target.json(id),
             "timeout": "30s",
         })
     };
@@ -128,6 +150,22 @@ async fn create_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn targets() -> anyhow::Result<()> {
+        assert_eq!(
+            JobTarget::Noop.json("bench-1"),
+            json!({"type": "executor", "group": "bench", "handler": "noop"})
+        );
+        let receiver = Receiver::start()?;
+        let http = JobTarget::Http(&receiver).json("bench-7");
+        assert_eq!(http["type"], "http");
+        assert_eq!(http["method"], "GET");
+        let url = http["url"].as_str().unwrap_or_default();
+        assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/hit/bench-7"));
+        receiver.stop().await;
+        Ok(())
+    }
 
     #[test]
     fn ids_round_trip() {

@@ -10,9 +10,12 @@
 //! - `cluster`: starting them, readiness, the leader, stopping them.
 //! - `api`: the admin-API requests the bench makes.
 //! - `load`: creating the jobs, and how fast that went.
+//! - `receiver`: with `--target http`, the HTTP server the jobs call.
 //! - `events`: the kill and restart events during the window.
 //! - `run_records`: the runs the cluster recorded for the window's slots.
 //! - `receipts`: the executors' receipt files (`--receipts`).
+//! - `calls`: with `--target http`, the calls matched to their runs, as
+//!   receipts.
 //! - `procstat`, `usage`: CPU and peak memory of each process.
 //! - `analysis`: expected, lost, doubled and late slots; lateness.
 //! - `failover`: what each event cost.
@@ -23,6 +26,7 @@
 mod analysis;
 mod api;
 mod args;
+mod calls;
 mod clock;
 mod cluster;
 mod events;
@@ -32,6 +36,7 @@ mod load;
 mod processes;
 mod procstat;
 mod receipts;
+mod receiver;
 mod report;
 mod run_records;
 mod summary;
@@ -43,12 +48,15 @@ use std::{path::Path, time::Duration};
 use anyhow::Context;
 use protocol::schedule::Schedule;
 
-pub use args::BenchArgs;
+pub use args::{BenchArgs, Target};
 pub use report::Report;
 
 use analysis::{expected_slots, Span};
 use clock::{ceil_second, nanos, now, rfc3339, sleep_until, time, Nanos, SECOND};
 use cluster::{Cluster, Plan};
+use load::JobTarget;
+use receipts::Receipts;
+use receiver::Receiver;
 use summary::Observed;
 use workdir::WorkDir;
 
@@ -109,12 +117,19 @@ async fn measure(
     workdir: &WorkDir,
 ) -> anyhow::Result<Report> {
     let (mut cluster, leader) = start(args, schedule, binary, workdir).await?;
+    let receiver = match args.target {
+        Target::Executor => None,
+        Target::Http => Some(Receiver::start()?),
+    };
+    if let Some(receiver) = &receiver {
+        progress(&format!("the jobs call {}", receiver.call_url("bench-N")));
+    }
     if args.idle_jobs > 0 {
         let (idle, _) = load::create_jobs(
             cluster.admin(),
             cluster.api_url(leader),
             (args.idle_jobs, load::idle_job_id),
-            load::IDLE_SCHEDULE,
+            (load::IDLE_SCHEDULE, JobTarget::Noop),
             (args.create_concurrency, args.create_batch),
         )
         .await?;
@@ -127,11 +142,16 @@ async fn measure(
         "creating {} jobs, {} at a time",
         args.jobs, args.create_concurrency
     ));
+    // No run of a bench job is scheduled before this.
+    let first_created = now();
     let (creation, last_created) = load::create_jobs(
         cluster.admin(),
         cluster.api_url(leader),
         (args.jobs, load::job_id),
-        &args.schedule,
+        (
+            &args.schedule,
+            receiver.as_ref().map_or(JobTarget::Noop, JobTarget::Http),
+        ),
         (args.create_concurrency, args.create_batch),
     )
     .await?;
@@ -183,6 +203,22 @@ async fn measure(
     )
     .await
     .context("cannot read the run records")?;
+    // The runs before the calls: a run read as succeeded was answered, so
+    // its call is already noted.
+    let called = match &receiver {
+        Some(receiver) => {
+            let runs = run_records::read_succeeded(
+                cluster.admin(),
+                cluster.api_url(reader),
+                time(first_created)?,
+                time(window.end)?,
+            )
+            .await
+            .context("cannot read the runs the calls are matched with")?;
+            Some((runs, receiver.received()))
+        }
+        None => None,
+    };
     let processes = usage::all_processes(
         &cluster,
         &cpu_at_start,
@@ -192,7 +228,22 @@ async fn measure(
     );
     progress("stopping the processes");
     cluster.stop().await;
-    let receipts = receipts::read_all(&cluster.receipt_files)?;
+    if let Some(receiver) = receiver {
+        receiver.stop().await;
+    }
+    let (receipts, calls) = match called {
+        Some((runs, received)) => {
+            let (receipts, figures) = calls::match_calls(&runs, &received, window);
+            (
+                Receipts {
+                    receipts,
+                    malformed_lines: 0,
+                },
+                Some(figures),
+            )
+        }
+        None => (receipts::read_all(&cluster.receipt_files)?, None),
+    };
     let observed = Observed {
         creation,
         window,
@@ -204,6 +255,7 @@ async fn measure(
         records,
         processes,
         receipts,
+        calls,
         events: happened,
     };
     Ok(summary::summarise(args, schedule, workdir, observed))

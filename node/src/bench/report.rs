@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use super::{
     analysis::SlotFigures,
+    args::Target,
+    calls::CallFigures,
     failover::{EventKind, FailoverFigures},
     load::Creation,
     processes::Role,
@@ -39,6 +41,9 @@ pub struct Report {
     pub elections: Option<u64>,
     pub processes: Vec<ProcessFigures>,
     pub failover: Vec<FailoverFigures>,
+    /// With `--target http`: the calls and how they matched their runs
+    /// (the slot figures above are then the calls'); null otherwise.
+    pub http_calls: Option<CallFigures>,
 }
 
 /// What was measured: the flags that shape the load.
@@ -48,6 +53,9 @@ pub struct Setup {
     pub executors: u32,
     pub jobs: u32,
     pub schedule: String,
+    /// `executor`: runs received are executors' receipts; `http`: calls
+    /// at the bench's receiver.
+    pub target: Target,
     pub duration_seconds: u64,
     pub drain_seconds: u64,
     /// Logs, receipts and node data; gone after the run unless kept.
@@ -94,13 +102,17 @@ impl Report {
         let s = &self.setup;
         let _ = writeln!(
             out,
-            "cronmesh bench: {} node{}, {} executor{}, {} jobs ({}), {} s window + {} s drain",
+            "cronmesh bench: {} node{}, {} executor{}, {} jobs ({}, {}), {} s window + {} s drain",
             s.nodes,
             plural(s.nodes as u64),
             s.executors,
             plural(u64::from(s.executors)),
             s.jobs,
             s.schedule,
+            match s.target {
+                Target::Executor => "noop on the executors",
+                Target::Http => "HTTP calls of the bench's receiver",
+            },
             s.duration_seconds,
             s.drain_seconds
         );
@@ -131,7 +143,10 @@ impl Report {
                 ),
             ),
             (
-                "runs received",
+                match self.http_calls {
+                    Some(_) => "calls received",
+                    None => "runs received",
+                },
                 format!(
                     "{} ({:.1} dispatches/s)",
                     self.slots.runs_received, self.dispatches_per_second
@@ -176,6 +191,9 @@ impl Report {
                     .map_or_else(|| "unknown".to_string(), |n| n.to_string()),
             ),
         ];
+        if let Some(calls) = &self.http_calls {
+            rows.extend(call_rows(calls));
+        }
         if self.malformed_receipts > 0 {
             rows.push(("malformed receipts", self.malformed_receipts.to_string()));
         }
@@ -227,6 +245,33 @@ impl Report {
         let _ = writeln!(out, "(* leader, † killed by the bench)");
         out
     }
+}
+
+/// The table rows of `--target http`.
+fn call_rows(calls: &CallFigures) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        (
+            "early calls",
+            match calls.earliest_call_ms {
+                Some(ms) => format!(
+                    "{} (the earliest {ms:.1} ms before its slot)",
+                    calls.early_calls
+                ),
+                None => calls.early_calls.to_string(),
+            },
+        ),
+        (
+            "calls matched",
+            format!(
+                "{} succeeded runs, {} without a call; {} calls in all",
+                calls.runs_succeeded, calls.runs_without_call, calls.calls_received
+            ),
+        ),
+    ];
+    if calls.other_requests > 0 {
+        rows.push(("other requests", calls.other_requests.to_string()));
+    }
+    rows
 }
 
 /// The table rows of one failover event.

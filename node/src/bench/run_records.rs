@@ -1,5 +1,7 @@
-//! The run records the cluster holds for the window's slots, read from
-//! the leader page by page (`GET /v1/runs?since=&until=&limit=1000`).
+//! The run records the cluster holds for the bench's jobs, read from the
+//! leader page by page (`GET /v1/runs?since=&until=&limit=1000`): a
+//! summary of the window's, and (for `--target http`) the runs that
+//! succeeded, which the calls are matched with.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -27,6 +29,16 @@ pub struct RunRecords {
     pub skipped: Vec<(u32, Nanos)>,
 }
 
+/// A run of a bench job that succeeded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CalledRun {
+    pub run_id: String,
+    pub job_id: String,
+    pub scheduled_at: Nanos,
+    pub attempt: u32,
+    pub shard_index: u32,
+}
+
 /// Reads the runs scheduled in `[since, until)` from the node at `api_url`.
 pub async fn read(
     admin: &Admin,
@@ -35,6 +47,40 @@ pub async fn read(
     until: DateTime<Utc>,
 ) -> anyhow::Result<RunRecords> {
     let mut out = RunRecords::default();
+    for_each(admin, api_url, (since, until), |run| out.add(run)).await?;
+    Ok(out)
+}
+
+/// The bench jobs' runs scheduled in `[since, until)` that succeeded.
+pub async fn read_succeeded(
+    admin: &Admin,
+    api_url: &str,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> anyhow::Result<Vec<CalledRun>> {
+    let mut out = Vec::new();
+    for_each(admin, api_url, (since, until), |run| {
+        if run.status == RunStatus::Succeeded && job_index(&run.job_id).is_some() {
+            out.push(CalledRun {
+                run_id: run.id.clone(),
+                job_id: run.job_id.clone(),
+                scheduled_at: nanos(run.scheduled_at),
+                attempt: run.attempt,
+                shard_index: run.shard.index,
+            });
+        }
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Calls `each` with every run scheduled in `[since, until)`.
+async fn for_each(
+    admin: &Admin,
+    api_url: &str,
+    (since, until): (DateTime<Utc>, DateTime<Utc>),
+    mut each: impl FnMut(&Run),
+) -> anyhow::Result<()> {
     let mut cursor: Option<String> = None;
     loop {
         let mut url = format!(
@@ -46,12 +92,10 @@ pub async fn read(
             url.push_str(&format!("&cursor={cursor}"));
         }
         let page: Page<Run> = admin.get_json(&url).await?;
-        for run in &page.items {
-            out.add(run);
-        }
+        page.items.iter().for_each(&mut each);
         match page.next_cursor {
             Some(next) => cursor = Some(next),
-            None => return Ok(out),
+            None => return Ok(()),
         }
     }
 }

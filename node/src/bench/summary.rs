@@ -6,6 +6,7 @@ use protocol::schedule::Schedule;
 use super::{
     analysis::{expected_slots, slot_figures, Span},
     args::BenchArgs,
+    calls::CallFigures,
     clock::{rfc3339, Nanos, SECOND},
     failover::{self, Event},
     load::{job_index, Creation},
@@ -24,7 +25,10 @@ pub struct Observed {
     pub elections: Option<u64>,
     pub records: RunRecords,
     pub processes: Vec<ProcessFigures>,
+    /// The executors' receipts, or with `--target http` the calls
+    /// matched to their runs.
     pub receipts: Receipts,
+    pub calls: Option<CallFigures>,
     pub events: Vec<Event>,
 }
 
@@ -43,6 +47,7 @@ pub fn summarise(
         records,
         processes,
         receipts,
+        calls,
         events,
     } = observed;
     let slots = expected_slots(schedule, window);
@@ -81,6 +86,7 @@ pub fn summarise(
             executors: args.executors,
             jobs: args.jobs,
             schedule: args.schedule.clone(),
+            target: args.target,
             duration_seconds: args.duration,
             drain_seconds: args.drain,
             data_dir: workdir.path.display().to_string(),
@@ -103,5 +109,6 @@ pub fn summarise(
         elections,
         processes,
         failover,
+        http_calls: calls,
     }
 }
