@@ -12,6 +12,7 @@
 pub mod api;
 pub mod browser;
 pub mod cluster;
+pub mod faults;
 pub mod process;
 pub mod slots;
 pub mod tls;
