@@ -11,6 +11,7 @@
 //! - [`proposer`]: the interface through which every metadata change goes.
 //! - [`fire`], [`messages`]: what the actors pass each other.
 //! - [`clock`]: injected wall-clock time.
+//! - [`lease`]: the leader lease every action with side effects confirms before it leaves.
 //! - [`http_client`]: the pooled HTTP client every component shares.
 
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod dispatcher;
 pub mod fire;
 pub mod http_client;
 pub mod job_store;
+pub mod lease;
 pub mod log_sink;
 pub mod messages;
 pub mod proposer;

@@ -15,10 +15,23 @@ use crate::{
 #[rtype(result = "()")]
 pub struct AppliedCommand(pub Applied);
 
-/// This node became leader (`true`) or stopped being leader.
-#[derive(Message, Clone, Copy, Debug)]
+/// Whether this node leads, and in which Raft term.
+#[derive(Message, Clone, Copy, Debug, PartialEq, Eq)]
 #[rtype(result = "()")]
-pub struct Leadership(pub bool);
+pub struct Leadership {
+    /// The term this node leads in; `None` while it does not lead.
+    pub term: Option<u64>,
+}
+
+impl Leadership {
+    pub fn leading(term: u64) -> Self {
+        Self { term: Some(term) }
+    }
+
+    pub fn following() -> Self {
+        Self { term: None }
+    }
+}
 
 /// Fires for the Router to turn into runs.
 #[derive(Message, Debug)]

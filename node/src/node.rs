@@ -9,6 +9,7 @@ use actors::{
     dispatcher::{Dispatcher, DispatcherCore, DispatcherLinks, Transport},
     http_client::{build_client, build_client_with_token},
     job_store::JobStore,
+    lease::Lease,
     log_sink::LogSink,
     messages::{Leadership, SetExecutors, SetReportTo},
     proposer::Proposer,
@@ -233,7 +234,12 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let router_ctx = Context::<Router>::new();
     let router_addr = router_ctx.address();
     let http = build_client(&config.tls.trusted).map_err(anyhow::Error::msg)?;
-    let transport = Transport::new(http.clone(), config.secret.clone());
+    // Alone, the node is the whole cluster and its lease never ends.
+    let lease = match &consensus {
+        Consensus::Local { .. } => Arc::new(Lease::unbounded(consensus.leader_state().term)),
+        Consensus::Raft(engine) => engine.lease.clone(),
+    };
+    let transport = Transport::new(http.clone(), config.secret.clone(), lease);
     let dispatcher = Dispatcher::new(
         DispatcherCore::new(
             clock.clone(),
@@ -286,12 +292,13 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let (discovered_tx, discovered) = watch::channel(config.gossip.is_none());
     match &consensus {
         Consensus::Local { .. } => {
-            dispatcher.do_send(Leadership(true));
+            let term = consensus.leader_state().term;
+            dispatcher.do_send(Leadership::leading(term));
             let trigger = trigger.clone();
             let mut discovered = discovered.clone();
             actix::spawn(async move {
                 if discovered.wait_for(|d| *d).await.is_ok() {
-                    trigger.do_send(Leadership(true));
+                    trigger.do_send(Leadership::leading(term));
                 }
             });
         }
@@ -302,8 +309,16 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             let mut discovered = discovered.clone();
             actix::spawn(async move {
                 loop {
-                    let leading = leader.borrow_and_update().ready_to_lead;
+                    let state = leader.borrow_and_update().clone();
+                    let leading = state.ready_to_lead;
                     let firing = leading && *discovered.borrow_and_update();
+                    let as_leader = |yes: bool| {
+                        if yes {
+                            Leadership::leading(state.term)
+                        } else {
+                            Leadership::following()
+                        }
+                    };
                     if leading {
                         // Reports reach this node first, any other if it is gone.
                         let others = store
@@ -315,8 +330,8 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
                         urls.extend(others.filter(|u| *u != own_url));
                         dispatcher.do_send(SetReportTo(urls));
                     }
-                    dispatcher.do_send(Leadership(leading));
-                    trigger.do_send(Leadership(firing));
+                    dispatcher.do_send(as_leader(leading));
+                    trigger.do_send(as_leader(firing));
                     // Discovery settles once; without gossip it starts settled
                     // and its sender is gone, which must not end this loop.
                     let settled = async {

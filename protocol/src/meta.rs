@@ -48,6 +48,15 @@ pub enum MetaCommand {
     RecordRuns {
         updates: Vec<RunUpdate>,
     },
+    /// Move an active run from the executor `from`, which certainly did not
+    /// take it, to `to`. Applies only while the run is still active on
+    /// `from`, so a leader sends it to `to` only once the log agrees, and a
+    /// deposed leader, whose proposal never commits, moves nothing.
+    MoveRun {
+        run_id: String,
+        from: String,
+        to: String,
+    },
 }
 
 impl MetaCommand {
@@ -61,6 +70,7 @@ impl MetaCommand {
             MetaCommand::CreateRuns { .. } => "create_runs",
             MetaCommand::RecordRuns { .. } => "record_runs",
             MetaCommand::RegisterNode { .. } => "register_node",
+            MetaCommand::MoveRun { .. } => "move_run",
         }
     }
 }

@@ -16,7 +16,10 @@ use protocol::{
     Job, JobKey, Run, RunStatus, RunUpdate, Target, TriggerKind,
 };
 
-use super::run_span::{log_created, log_ended, run_span};
+use super::{
+    phase::{Phase, SendOutcome},
+    run_span::{log_created, log_ended, run_span},
+};
 use crate::{
     clock::SharedClock,
     fire::{Fire, RetryOf},
@@ -33,10 +36,18 @@ pub enum Action {
         endpoint: String,
         request: DispatchRequest,
     },
-    /// Call an HTTP target; report with `on_http_done`.
+    /// Call an HTTP target, not before `call.not_before`; report with
+    /// `on_http_done`.
     CallHttp {
         run_id: String,
         call: HttpCall,
+    },
+    /// Propose that the run moves from one executor to another; report
+    /// with `on_moved`. Nothing is sent to `to` before that commits.
+    Move {
+        run_id: String,
+        from: String,
+        to: String,
     },
     /// Ask an executor to kill a run (best effort).
     Kill {
@@ -72,6 +83,8 @@ pub struct HttpCall {
     pub headers: BTreeMap<String, String>,
     pub body: String,
     pub timeout: Duration,
+    /// The run's slot: the call never leaves before it.
+    pub not_before: DateTime<Utc>,
 }
 
 /// Outcome of an HTTP target call.
@@ -85,20 +98,16 @@ pub enum HttpResult {
 struct Active {
     job: Arc<Job>,
     run: Run,
+    /// Executors to move to, in order, when one certainly cannot take it.
     fallbacks: Vec<String>,
     /// When the dispatcher gives up waiting for a result.
     deadline: DateTime<Utc>,
-    /// An executor (or the HTTP call) has the run.
-    delivered: bool,
-    /// Queued behind the job's active run (`concurrency = queue`).
-    held: bool,
-    /// Created ahead of its slot: sent at `scheduled_at`, not before.
-    waiting: bool,
-    /// Accepted by its executor, which has not reported since: recorded
-    /// `dispatched` at this time unless a report comes first (most runs
-    /// report at once, and then one write records both).
-    record_dispatched_at: Option<DateTime<Utc>>,
+    phase: Phase,
 }
+
+/// How long a run whose send was not answered waits before it is sent to
+/// the same executor again.
+const RESEND_AFTER: chrono::Duration = chrono::Duration::seconds(1);
 
 pub struct DispatcherCore {
     clock: SharedClock,
@@ -116,6 +125,9 @@ pub struct DispatcherCore {
     /// Runs created ahead of their slot, by slot: released together when
     /// the slot comes, so one timer sends a whole second's runs.
     waiting: BTreeSet<(DateTime<Utc>, String)>,
+    /// The Raft term this node leads in; every request it sends carries
+    /// it, so executors can refuse a deposed leader.
+    term: Option<u64>,
 }
 
 impl DispatcherCore {
@@ -129,7 +141,19 @@ impl DispatcherCore {
             retries: BTreeMap::new(),
             dispatched_record_delay: chrono::Duration::milliseconds(500),
             waiting: BTreeSet::new(),
+            term: None,
         }
+    }
+
+    /// The term this node leads in, if it leads.
+    pub fn term(&self) -> Option<u64> {
+        self.term
+    }
+
+    /// This node leads in `term`, with nothing active yet.
+    pub fn lead(&mut self, term: u64) {
+        self.clear();
+        self.term = Some(term);
     }
 
     pub fn set_report_to(&mut self, report_to: Vec<String>) {
@@ -146,6 +170,7 @@ impl DispatcherCore {
 
     /// Forgets everything (leadership lost).
     pub fn clear(&mut self) {
+        self.term = None;
         self.active.clear();
         self.by_job.clear();
         self.retries.clear();
@@ -178,11 +203,7 @@ impl DispatcherCore {
             let Some((_, id)) = self.waiting.pop_first() else {
                 break;
             };
-            let Some(active) = self.active.get_mut(&id) else {
-                continue;
-            };
-            if active.waiting {
-                active.waiting = false;
+            if self.active.get(&id).map(|a| &a.phase) == Some(&Phase::Waiting) {
                 actions.extend(self.start(&id));
             }
         }
@@ -236,7 +257,7 @@ impl DispatcherCore {
     }
 
     fn waiting_ids(&self, key: &JobKey) -> Vec<String> {
-        self.ids_of(key, |a| a.waiting)
+        self.ids_of(key, |a| a.phase == Phase::Waiting)
     }
 
     /// Applies each job's concurrency policy to new assignments.
@@ -344,10 +365,7 @@ impl DispatcherCore {
                     run,
                     fallbacks: vec![],
                     deadline: now,
-                    delivered: false,
-                    held: false,
-                    waiting: false,
-                    record_dispatched_at: None,
+                    phase: Phase::Held,
                 };
                 actions.extend(self.after_end(active));
                 continue;
@@ -357,10 +375,15 @@ impl DispatcherCore {
                 .entry(assignment.job.key())
                 .or_default()
                 .insert(id.clone());
-            let waiting = !hold && run.scheduled_at > now;
-            if waiting {
+            let phase = if hold {
+                Phase::Held
+            } else if run.scheduled_at > now {
                 self.waiting.insert((run.scheduled_at, id.clone()));
-            }
+                Phase::Waiting
+            } else {
+                Phase::Sending
+            };
+            let send = phase == Phase::Sending;
             self.active.insert(
                 id.clone(),
                 Active {
@@ -368,61 +391,106 @@ impl DispatcherCore {
                     job: assignment.job,
                     run,
                     fallbacks: assignment.fallbacks,
-                    delivered: false,
-                    held: hold,
-                    waiting,
-                    record_dispatched_at: None,
+                    phase,
                 },
             );
-            if !hold && !waiting {
+            if send {
                 actions.extend(self.start(&id));
             }
         }
         actions
     }
 
-    /// The actor tried to deliver a run.
-    pub fn on_sent(
-        &mut self,
-        run_id: &str,
-        endpoint: &str,
-        result: Result<(), String>,
-    ) -> Vec<Action> {
+    /// The actor tried to deliver a run to `endpoint`.
+    pub fn on_sent(&mut self, run_id: &str, endpoint: &str, outcome: SendOutcome) -> Vec<Action> {
+        let now = self.clock.now();
         let Some(active) = self.active.get_mut(run_id) else {
             return Vec::new();
         };
-        if active.run.executor.as_deref() != Some(endpoint) {
+        if active.run.executor.as_deref() != Some(endpoint) || active.phase != Phase::Sending {
             return Vec::new();
         }
-        match result {
-            Ok(()) => {
-                active.delivered = true;
-                active.record_dispatched_at = Some(self.clock.now() + self.dispatched_record_delay);
+        match outcome {
+            SendOutcome::Accepted => {
+                active.phase = Phase::Delivered {
+                    record_dispatched_at: Some(now + self.dispatched_record_delay),
+                };
                 Vec::new()
             }
-            Err(e) if !active.fallbacks.is_empty() => {
-                let next = active.fallbacks.remove(0);
-                run_span(&active.run).in_scope(|| {
-                    tracing::warn!(from = endpoint, to = %next, error = %e, "executor could not take the run; failing over")
-                });
-                active.run.executor = Some(next.clone());
-                let mut actions = vec![
-                    Action::Release(endpoint.to_string()),
-                    Action::Acquire(next.clone()),
-                    Action::Record(RunUpdate {
-                        run_id: run_id.to_string(),
-                        executor: Some(next),
-                        ..Default::default()
-                    }),
-                ];
-                actions.extend(self.start(run_id));
-                actions
+            SendOutcome::NotLeading => {
+                active.phase = Phase::Unconfirmed {
+                    resend_at: now + RESEND_AFTER,
+                };
+                Vec::new()
             }
-            Err(e) => self.end(
+            SendOutcome::Unknown(e) => {
+                run_span(&active.run).in_scope(|| {
+                    tracing::warn!(endpoint, error = %e, "the executor may or may not have the run; asking it again")
+                });
+                active.phase = Phase::Unconfirmed {
+                    resend_at: now + RESEND_AFTER,
+                };
+                Vec::new()
+            }
+            SendOutcome::Refused(e) if !active.fallbacks.is_empty() => {
+                let to = active.fallbacks.remove(0);
+                run_span(&active.run).in_scope(|| {
+                    tracing::warn!(from = endpoint, %to, error = %e, "executor could not take the run; failing over")
+                });
+                active.phase = Phase::Moving { to: to.clone() };
+                vec![Action::Move {
+                    run_id: run_id.to_string(),
+                    from: endpoint.to_string(),
+                    to,
+                }]
+            }
+            SendOutcome::Refused(e) => self.end(
                 run_id,
                 RunStatus::Failed,
                 format!("could not deliver the run to {endpoint}: {e}"),
             ),
+        }
+    }
+
+    /// The log answered a `Move`: `Ok(true)` it records the run on `to`,
+    /// `Ok(false)` the run was no longer where the move assumed (another
+    /// leader took it over, or it ended), `Err` it was not committed.
+    pub fn on_moved(&mut self, run_id: &str, to: &str, result: Result<bool, String>) -> Vec<Action> {
+        let now = self.clock.now();
+        let Some(active) = self.active.get_mut(run_id) else {
+            return Vec::new();
+        };
+        if !matches!(&active.phase, Phase::Moving { to: moving } if moving == to) {
+            return Vec::new();
+        }
+        match result {
+            Ok(true) => {
+                let from = active.run.executor.replace(to.to_string());
+                let mut actions: Vec<Action> = from.into_iter().map(Action::Release).collect();
+                actions.push(Action::Acquire(to.to_string()));
+                active.phase = Phase::Sending;
+                actions.extend(self.start(run_id));
+                actions
+            }
+            Ok(false) => {
+                // Someone else moved or ended it; its deadline still holds.
+                active.phase = Phase::Delivered {
+                    record_dispatched_at: None,
+                };
+                Vec::new()
+            }
+            Err(e) => {
+                // Try the first executor again; if it still refuses, the
+                // move is proposed again.
+                run_span(&active.run).in_scope(|| {
+                    tracing::warn!(%to, error = %e, "the move to another executor was not committed")
+                });
+                active.fallbacks.insert(0, to.to_string());
+                active.phase = Phase::Unconfirmed {
+                    resend_at: now + RESEND_AFTER,
+                };
+                Vec::new()
+            }
         }
     }
 
@@ -433,8 +501,15 @@ impl DispatcherCore {
         };
         if !status.is_terminal() {
             if let Some(active) = self.active.get_mut(&update.run_id) {
-                active.delivered = true;
-                active.record_dispatched_at = None;
+                match active.phase {
+                    // A report says where the run is: no separate record.
+                    Phase::Sending | Phase::Unconfirmed { .. } | Phase::Delivered { .. } => {
+                        active.phase = Phase::Delivered {
+                            record_dispatched_at: None,
+                        };
+                    }
+                    Phase::Waiting | Phase::Held | Phase::Moving { .. } => {}
+                }
                 active.run.status = active.run.status.max(status);
             }
             return Vec::new();
@@ -563,21 +638,31 @@ impl DispatcherCore {
             actions.push(Action::Fire(due));
         }
         actions.extend(self.release_due());
+        let mut resend = Vec::new();
         for (id, active) in &mut self.active {
-            if active.record_dispatched_at.is_some_and(|at| at <= now) {
-                active.record_dispatched_at = None;
-                actions.push(Action::Record(RunUpdate {
-                    run_id: id.clone(),
-                    status: Some(RunStatus::Dispatched),
-                    executor: active.run.executor.clone(),
-                    ..Default::default()
-                }));
+            match &mut active.phase {
+                Phase::Delivered {
+                    record_dispatched_at,
+                } if record_dispatched_at.is_some_and(|at| at <= now) => {
+                    *record_dispatched_at = None;
+                    actions.push(Action::Record(RunUpdate {
+                        run_id: id.clone(),
+                        status: Some(RunStatus::Dispatched),
+                        executor: active.run.executor.clone(),
+                        ..Default::default()
+                    }));
+                }
+                Phase::Unconfirmed { resend_at } if *resend_at <= now => resend.push(id.clone()),
+                _ => {}
             }
+        }
+        for id in resend {
+            actions.extend(self.send(&id));
         }
         let expired: Vec<(String, String)> = self
             .active
             .iter()
-            .filter(|(_, a)| !a.held && !a.waiting && a.deadline <= now)
+            .filter(|(_, a)| a.phase.has_deadline() && a.deadline <= now)
             .map(|(id, a)| (id.clone(), a.job.timeout.to_string()))
             .collect();
         for (id, timeout) in expired {
@@ -602,8 +687,13 @@ impl DispatcherCore {
             let started = run.status != RunStatus::Pending;
             let queue_busy =
                 job.concurrency == Concurrency::Queue && !self.running_ids(&key).is_empty();
-            let hold = !started && queue_busy;
-            let waiting = !started && !hold && run.scheduled_at > now;
+            let phase = if !started && queue_busy {
+                Phase::Held
+            } else if !started && run.scheduled_at > now {
+                Phase::Waiting
+            } else {
+                Phase::Sending
+            };
             let run_slot = run.scheduled_at;
             let id = run.id.clone();
             if let Some(executor) = run
@@ -614,24 +704,23 @@ impl DispatcherCore {
                 actions.push(Action::Acquire(executor));
             }
             self.by_job.entry(key).or_default().insert(id.clone());
+            match phase {
+                Phase::Waiting => {
+                    self.waiting.insert((run_slot, id.clone()));
+                }
+                Phase::Sending => ids.push(id.clone()),
+                _ => {}
+            }
             self.active.insert(
-                id.clone(),
+                id,
                 Active {
                     deadline: now + self.timeout_of(&job),
                     job,
                     run,
                     fallbacks: vec![],
-                    delivered: started,
-                    held: hold,
-                    waiting,
-                    record_dispatched_at: None,
+                    phase,
                 },
             );
-            if waiting {
-                self.waiting.insert((run_slot, id));
-            } else if !hold {
-                ids.push(id);
-            }
         }
         for id in ids {
             actions.extend(self.start(&id));
@@ -657,27 +746,33 @@ impl DispatcherCore {
     }
 
     fn running_ids(&self, key: &JobKey) -> Vec<String> {
-        self.ids_of(key, |a| !a.held)
+        self.ids_of(key, |a| a.phase.occupies_job())
     }
 
     fn held_ids(&self, key: &JobKey) -> Vec<String> {
-        self.ids_of(key, |a| a.held && !a.waiting)
+        self.ids_of(key, |a| a.phase == Phase::Held)
     }
 
-    /// Sends (or calls) an active run and arms its deadline.
+    /// Starts an active run: arms its deadline and sends (or calls) it.
     fn start(&mut self, run_id: &str) -> Vec<Action> {
         let now = self.clock.now();
-        let deadline = {
-            let Some(active) = self.active.get(run_id) else {
-                return Vec::new();
-            };
-            now + self.timeout_of(&active.job)
+        let Some(timeout) = self.active.get(run_id).map(|a| self.timeout_of(&a.job)) else {
+            return Vec::new();
         };
+        if let Some(active) = self.active.get_mut(run_id) {
+            active.deadline = now + timeout;
+        }
+        self.send(run_id)
+    }
+
+    /// Sends an active run to its executor, or calls its HTTP target.
+    fn send(&mut self, run_id: &str) -> Vec<Action> {
+        let now = self.clock.now();
+        let term = self.term.unwrap_or_default();
+        let report_to = self.report_to.clone();
         let Some(active) = self.active.get_mut(run_id) else {
             return Vec::new();
         };
-        active.held = false;
-        active.deadline = deadline;
         let run = &active.run;
         let task = match &active.job.target {
             Target::Http {
@@ -686,13 +781,17 @@ impl DispatcherCore {
                 headers,
                 body,
             } => {
-                active.delivered = true;
+                // Held to its slot by the transport, so never called early.
+                let started_at = now.max(run.scheduled_at);
+                active.phase = Phase::Delivered {
+                    record_dispatched_at: None,
+                };
                 return vec![
                     Action::Record(RunUpdate {
                         run_id: run_id.to_string(),
                         status: Some(RunStatus::Running),
                         executor: Some(url.clone()),
-                        started_at: Some(now),
+                        started_at: Some(started_at),
                         ..Default::default()
                     }),
                     Action::CallHttp {
@@ -703,6 +802,7 @@ impl DispatcherCore {
                             headers: headers.clone(),
                             body: body.clone(),
                             timeout: active.job.timeout.0,
+                            not_before: run.scheduled_at,
                         },
                     },
                 ];
@@ -727,9 +827,10 @@ impl DispatcherCore {
             params: run.params.clone(),
             task,
             timeout_ms: u64::try_from(active.job.timeout.0.as_millis()).unwrap_or(u64::MAX),
-            report_to: self.report_to.clone(),
-            term: 0,
+            report_to,
+            term,
         };
+        active.phase = Phase::Sending;
         vec![Action::Send { endpoint, request }]
     }
 
@@ -739,7 +840,8 @@ impl DispatcherCore {
             return Vec::new();
         };
         let mut actions = Vec::new();
-        let on_executor = active.delivered && !matches!(active.job.target, Target::Http { .. });
+        let on_executor =
+            active.phase.maybe_on_executor() && !matches!(active.job.target, Target::Http { .. });
         if let (true, Some(endpoint)) = (on_executor, active.run.executor.clone()) {
             if matches!(status, RunStatus::Killed | RunStatus::TimedOut) {
                 actions.push(Action::Kill {

@@ -3,6 +3,7 @@
 //! a terminal state (invariant 5).
 
 mod core;
+mod phase;
 mod run_span;
 #[cfg(test)]
 mod tests;
@@ -18,6 +19,7 @@ use tracing::Instrument;
 
 pub use self::{
     core::{Action, DispatcherCore, HttpCall, HttpResult, Planned},
+    phase::{Phase, SendOutcome},
     transport::Transport,
 };
 use crate::{
@@ -51,7 +53,6 @@ pub struct Dispatcher {
     links: DispatcherLinks,
     /// How often deadlines and retries are checked.
     tick: Duration,
-    leader: bool,
     /// The one timer that releases runs created ahead of their slot, and
     /// the slot it is set for.
     release_timer: Option<(SpawnHandle, DateTime<Utc>)>,
@@ -73,7 +74,6 @@ impl Dispatcher {
             transport,
             links,
             tick,
-            leader: false,
             release_timer: None,
         }
     }
@@ -122,6 +122,7 @@ impl Dispatcher {
             tokio::time::Instant::now() + (at - now).to_std().unwrap_or_default()
         };
         let mut records = Vec::new();
+        let term = self.core.term().unwrap_or_default();
         for action in actions {
             match action {
                 Action::Send { endpoint, request } => {
@@ -137,21 +138,41 @@ impl Dispatcher {
                     let transport = self.transport.clone();
                     let span = run_span::run_id_span(&run_id);
                     ctx.spawn(
-                        async move { transport.call(call).await }
+                        async move { transport.call(call, term).await }
                             .instrument(span)
                             .into_actor(self)
                             .map(move |result, act, ctx| {
-                                let actions = act.core.on_http_done(&run_id, result);
-                                act.execute(actions, ctx);
+                                // Without the lease nothing was called; the
+                                // leader that holds it takes the run over.
+                                if let Some(result) = result {
+                                    let actions = act.core.on_http_done(&run_id, result);
+                                    act.execute(actions, ctx);
+                                }
                             }),
                     );
+                }
+                Action::Move { run_id, from, to } => {
+                    let proposal = self.proposer.propose(MetaCommand::MoveRun {
+                        run_id: run_id.clone(),
+                        from,
+                        to: to.clone(),
+                    });
+                    ctx.spawn(proposal.into_actor(self).map(move |result, act, ctx| {
+                        let moved = match result {
+                            Ok(Outcome::RunMoved { moved, .. }) => Ok(moved),
+                            Ok(other) => Err(format!("unexpected outcome {other:?}")),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        let actions = act.core.on_moved(&run_id, &to, moved);
+                        act.execute(actions, ctx);
+                    }));
                 }
                 Action::Kill { run_id, endpoint } => {
                     let transport = self.transport.clone();
                     let span = run_span::run_id_span(&run_id);
                     actix::spawn(
                         async move {
-                            if let Err(e) = transport.kill(&endpoint, &run_id).await {
+                            if let Err(e) = transport.kill(&endpoint, &run_id, term).await {
                                 tracing::warn!(endpoint, error = %e, "executor did not confirm the kill");
                             }
                         }
@@ -164,7 +185,7 @@ impl Dispatcher {
                     actix::spawn(
                         async move {
                             for webhook in webhooks {
-                                if let Err(e) = transport.alert(&webhook, &run).await {
+                                if let Err(e) = transport.alert(&webhook, &run, term).await {
                                     tracing::warn!(webhook, error = %e, "alert webhook failed");
                                 }
                             }
@@ -195,8 +216,8 @@ impl Dispatcher {
                 async move { transport.deliver_batch(&target, requests, not_before).await };
             ctx.spawn(delivery.into_actor(self).map(move |results, act, ctx| {
                 let mut actions = Vec::new();
-                for (run_id, result) in results {
-                    actions.extend(act.core.on_sent(&run_id, &endpoint, result));
+                for (run_id, outcome) in results {
+                    actions.extend(act.core.on_sent(&run_id, &endpoint, outcome));
                 }
                 act.execute(actions, ctx);
             }));
@@ -280,7 +301,7 @@ impl Actor for Dispatcher {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.tick, |act, ctx| {
-            if act.leader {
+            if act.core.term().is_some() {
                 let actions = act.core.on_tick();
                 act.execute(actions, ctx);
             }
@@ -292,7 +313,7 @@ impl Handler<Assign> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: Assign, ctx: &mut Context<Self>) {
-        if !self.leader {
+        if self.core.term().is_none() {
             if let Some(reply) = msg.reply {
                 let _ = reply.send(Err("this node is not the leader".into()));
             }
@@ -329,7 +350,7 @@ impl Handler<KillRun> for Dispatcher {
     type Result = Result<(), KillError>;
 
     fn handle(&mut self, KillRun(run_id): KillRun, ctx: &mut Context<Self>) -> Self::Result {
-        if !self.leader {
+        if self.core.term().is_none() {
             return Err(KillError::NotLeader);
         }
         let actions = self.core.kill(&run_id).ok_or(KillError::NotActive)?;
@@ -342,7 +363,7 @@ impl Handler<ExecutorLost> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, ExecutorLost(endpoint): ExecutorLost, ctx: &mut Context<Self>) {
-        if self.leader {
+        if self.core.term().is_some() {
             let actions = self.core.on_executor_lost(&endpoint);
             self.execute(actions, ctx);
         }
@@ -353,7 +374,7 @@ impl Handler<AppliedCommand> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, AppliedCommand(applied): AppliedCommand, ctx: &mut Context<Self>) {
-        if !self.leader {
+        if self.core.term().is_none() {
             return;
         }
         let actions = match (&*applied.cmd, &*applied.outcome) {
@@ -379,14 +400,18 @@ impl Handler<SetReportTo> for Dispatcher {
 impl Handler<Leadership> for Dispatcher {
     type Result = ();
 
-    fn handle(&mut self, Leadership(leader): Leadership, ctx: &mut Context<Self>) {
-        if leader == self.leader {
+    fn handle(&mut self, Leadership { term }: Leadership, ctx: &mut Context<Self>) {
+        // A new term starts afresh even without a gap: another leader may
+        // have moved runs meanwhile, and the store says where they are.
+        if term == self.core.term() {
             return;
         }
-        self.leader = leader;
-        self.core.clear();
-        if leader {
-            self.resume(ctx);
+        match term {
+            Some(term) => {
+                self.core.lead(term);
+                self.resume(ctx);
+            }
+            None => self.core.clear(),
         }
     }
 }

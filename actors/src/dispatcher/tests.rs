@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use protocol::{Job, Run, RunStatus, RunUpdate, TriggerKind};
 
-use super::core::{Action, DispatcherCore};
+use super::{
+    core::{Action, DispatcherCore},
+    phase::SendOutcome,
+};
 use crate::{
     clock::Clock,
     fire::Fire,
@@ -183,13 +186,23 @@ fn undeliverable_runs_fail_over_then_fail() {
     let sent = sends(&h.commit(planned));
     let (run_id, first) = sent[0].clone();
     assert_eq!(first, "http://a");
-    let next = h
-        .core
-        .on_sent(&run_id, "http://a", Err("connection refused".into()));
-    assert_eq!(sends(&next), vec![(run_id.clone(), "http://b".to_string())]);
-    let last = h
-        .core
-        .on_sent(&run_id, "http://b", Err("connection refused".into()));
+    let next = h.core.on_sent(
+        &run_id,
+        "http://a",
+        SendOutcome::Refused("connection refused".into()),
+    );
+    assert!(sends(&next).is_empty(), "nothing moves before the log says so");
+    assert!(
+        matches!(next.as_slice(), [Action::Move { from, to, .. }] if from == "http://a" && to == "http://b"),
+        "{next:?}"
+    );
+    let moved = h.core.on_moved(&run_id, "http://b", Ok(true));
+    assert_eq!(sends(&moved), vec![(run_id.clone(), "http://b".to_string())]);
+    let last = h.core.on_sent(
+        &run_id,
+        "http://b",
+        SendOutcome::Refused("connection refused".into()),
+    );
     assert_eq!(statuses(&last), vec![RunStatus::Failed]);
     assert!(records(&last)[0]
         .error
@@ -205,7 +218,7 @@ fn a_silent_run_times_out_and_is_retried_after_backoff() {
     let job = job(r#","retry":{"max_retries":1,"backoff":"10s"}"#);
     let planned = h.plan(&job, 1);
     let (run_id, endpoint) = sends(&h.commit(planned))[0].clone();
-    h.core.on_sent(&run_id, &endpoint, Ok(()));
+    h.core.on_sent(&run_id, &endpoint, SendOutcome::Accepted);
     h.advance(2_500); // timeout 2s + grace 1s not reached yet
     assert_eq!(
         statuses(&h.core.on_tick()),
@@ -298,7 +311,7 @@ fn replace_kills_the_active_run_first() {
     let replace = job(r#","concurrency":"replace""#);
     let first = h.plan(&replace, 1);
     let (old, endpoint) = sends(&h.commit(first))[0].clone();
-    h.core.on_sent(&old, &endpoint, Ok(()));
+    h.core.on_sent(&old, &endpoint, SendOutcome::Accepted);
     let second = h.plan(&replace, 2);
     assert!(second
         .iter()
@@ -421,7 +434,7 @@ fn runs_of_a_dead_executor_fail_over_or_fail() {
     let movable = job(r#","routing":"first""#);
     let planned = h.plan(&movable, 1);
     let (run_id, endpoint) = sends(&h.commit(planned))[0].clone();
-    h.core.on_sent(&run_id, &endpoint, Ok(()));
+    h.core.on_sent(&run_id, &endpoint, SendOutcome::Accepted);
     let actions = h.core.on_executor_lost(&endpoint);
     assert_eq!(statuses(&actions), vec![RunStatus::Failed]);
     let Some(Action::Fire(fires)) = actions.iter().find(|a| matches!(a, Action::Fire(_))) else {
@@ -441,7 +454,7 @@ fn runs_of_a_dead_executor_fail_over_or_fail() {
     let pinned = job(r#","routing":"first","failover":false"#);
     let planned = h.plan(&pinned, 2);
     let (run_id, endpoint) = sends(&h.commit(planned))[0].clone();
-    h.core.on_sent(&run_id, &endpoint, Ok(()));
+    h.core.on_sent(&run_id, &endpoint, SendOutcome::Accepted);
     let actions = h.core.on_executor_lost(&endpoint);
     assert!(
         actions.iter().all(|a| !matches!(a, Action::Fire(_))),
@@ -559,7 +572,7 @@ fn a_run_that_reports_at_once_is_not_recorded_dispatched_separately() {
     let mut h = Harness::new(&["http://a"]);
     let planned = h.plan(&job(""), 1);
     let (run_id, endpoint) = sends(&h.commit(planned))[0].clone();
-    assert!(h.core.on_sent(&run_id, &endpoint, Ok(())).is_empty());
+    assert!(h.core.on_sent(&run_id, &endpoint, SendOutcome::Accepted).is_empty());
     h.advance(100);
     h.core.on_report(&RunUpdate {
         run_id: run_id.clone(),
@@ -571,4 +584,142 @@ fn a_run_that_reports_at_once_is_not_recorded_dispatched_separately() {
         statuses(&h.core.on_tick()).is_empty(),
         "the running report already said where the run is"
     );
+}
+
+/// The one send in `actions`, with the run's id and endpoint.
+fn only_send(actions: &[Action]) -> (String, String) {
+    match sends(actions).as_slice() {
+        [one] => one.clone(),
+        other => panic!("expected one send, got {other:?} in {actions:?}"),
+    }
+}
+
+#[test]
+fn a_move_that_the_log_does_not_commit_sends_nothing_to_the_other_executor() {
+    let mut h = Harness::new(&["http://a", "http://b"]);
+    let planned = h.plan(&job(r#","routing":"first""#), 1);
+    let (run_id, _) = only_send(&h.commit(planned));
+    h.core.on_sent(
+        &run_id,
+        "http://a",
+        SendOutcome::Refused("connection refused".into()),
+    );
+    // A deposed leader's proposal fails: nothing goes to b.
+    let after = h.core.on_moved(&run_id, "http://b", Err("not the leader".into()));
+    assert!(sends(&after).is_empty(), "{after:?}");
+    h.advance(1_000);
+    let again = h.core.on_tick();
+    assert_eq!(
+        only_send(&again),
+        (run_id.clone(), "http://a".to_string()),
+        "only the executor the log names is asked again"
+    );
+    // If it refuses again, the move is proposed again.
+    let next = h.core.on_sent(
+        &run_id,
+        "http://a",
+        SendOutcome::Refused("connection refused".into()),
+    );
+    assert!(matches!(next.as_slice(), [Action::Move { to, .. }] if to == "http://b"));
+}
+
+#[test]
+fn a_move_the_log_finds_stale_leaves_the_run_where_the_log_has_it() {
+    let mut h = Harness::new(&["http://a", "http://b"]);
+    let planned = h.plan(&job(r#","routing":"first""#), 1);
+    let (run_id, _) = only_send(&h.commit(planned));
+    h.core
+        .on_sent(&run_id, "http://a", SendOutcome::Refused("busy".into()));
+    assert!(h.core.on_moved(&run_id, "http://b", Ok(false)).is_empty());
+    h.advance(1_500);
+    assert!(sends(&h.core.on_tick()).is_empty(), "no send after a stale move");
+    // Its deadline still ends it.
+    h.advance(2_000);
+    assert_eq!(statuses(&h.core.on_tick()), [RunStatus::TimedOut]);
+}
+
+#[test]
+fn an_unanswered_send_goes_again_to_the_same_executor_and_never_fails_over() {
+    let mut h = Harness::new(&["http://a", "http://b"]);
+    let planned = h.plan(&job(r#","routing":"first""#), 1);
+    let (run_id, _) = only_send(&h.commit(planned));
+    let unknown = h.core.on_sent(
+        &run_id,
+        "http://a",
+        SendOutcome::Unknown("connection closed before message completed".into()),
+    );
+    assert!(unknown.is_empty(), "{unknown:?}");
+    h.advance(999);
+    assert!(sends(&h.core.on_tick()).is_empty(), "not before the resend time");
+    h.advance(1);
+    assert_eq!(
+        only_send(&h.core.on_tick()),
+        (run_id.clone(), "http://a".to_string())
+    );
+    assert!(h.core.on_sent(&run_id, "http://a", SendOutcome::Accepted).is_empty());
+    assert!(h.core.is_active(&run_id));
+}
+
+#[test]
+fn without_the_lease_nothing_is_decided_and_a_new_term_starts_afresh() {
+    let mut h = Harness::new(&["http://a", "http://b"]);
+    h.core.lead(3);
+    let planned = h.plan(&job(r#","routing":"first""#), 1);
+    let created = h.commit(planned);
+    let request = created
+        .iter()
+        .find_map(|a| match a {
+            Action::Send { request, .. } => Some(request.clone()),
+            _ => None,
+        })
+        .expect("a send");
+    assert_eq!(request.term, 3, "every send carries the leader's term");
+    let lapsed = h
+        .core
+        .on_sent(&request.run_id, "http://a", SendOutcome::NotLeading);
+    assert!(lapsed.is_empty(), "no failover, no failure: {lapsed:?}");
+    assert!(h.core.is_active(&request.run_id));
+    h.core.clear();
+    assert_eq!(h.core.term(), None);
+    assert_eq!(h.core.active_count(), 0);
+}
+
+#[test]
+fn killing_a_run_whose_send_is_unanswered_asks_its_executor_to_kill_it() {
+    let mut h = Harness::new(&["http://a"]);
+    let planned = h.plan(&job(""), 1);
+    let (run_id, _) = only_send(&h.commit(planned));
+    // The frame may be on the executor already.
+    let killed = h.core.kill(&run_id).expect("active");
+    assert!(
+        killed
+            .iter()
+            .any(|a| matches!(a, Action::Kill { endpoint, .. } if endpoint == "http://a")),
+        "{killed:?}"
+    );
+    assert_eq!(statuses(&killed), [RunStatus::Killed]);
+}
+
+#[test]
+fn an_http_target_released_ahead_of_its_slot_is_called_at_its_slot() {
+    let mut h = Harness::new(&["http://a"]);
+    let http = protocol::validate::from_json(
+        br#"{"id":"h","schedule":"@every 1s","timeout":"2s","target":{"type":"http","url":"http://target/hit"}}"#,
+    )
+    .unwrap();
+    let slot = h.clock.now() + Duration::milliseconds(500);
+    let planned = h.plan_at(&http, slot);
+    assert!(h.commit(planned).is_empty(), "nothing before the slot");
+    // The release timer wakes 40 ms early to prepare executor frames.
+    let released = h.core.release_until(slot);
+    let call = released
+        .iter()
+        .find_map(|a| match a {
+            Action::CallHttp { call, .. } => Some(call.clone()),
+            _ => None,
+        })
+        .expect("a call");
+    assert_eq!(call.not_before, slot, "the call is held to its slot");
+    let started = records(&released)[0].started_at.expect("started_at");
+    assert!(started >= slot, "recorded as started before its slot: {started}");
 }

@@ -1,5 +1,7 @@
 //! The dispatcher's HTTP: delivering runs to executors (MessagePack,
-//! signed when a secret is set), asking them to kill, calling HTTP targets.
+//! signed when a secret is set), asking them to kill, calling HTTP targets
+//! and alert webhooks. Every request confirms the leader lease immediately
+//! before it leaves, and an executor's stale-term refusal revokes it.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -7,17 +9,24 @@ use std::{
     time::Duration,
 };
 
+use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use protocol::{
-    dispatch::{DispatchBatchAck, DispatchRequest, DispatchResult, MSGPACK, SIGNATURE_HEADER},
+    dispatch::{
+        DispatchBatchAck, DispatchRequest, DispatchResult, KillRequest, MSGPACK, SIGNATURE_HEADER,
+        STALE_TERM_STATUS, TERM_HEADER,
+    },
     run::{tail, OUTPUT_LIMIT},
     signature, Run,
 };
 use reqwest::StatusCode;
 use tokio::{sync::Semaphore, time::Instant};
 
-use super::core::{HttpCall, HttpResult};
-use crate::http_client::describe;
+use super::{
+    core::{HttpCall, HttpResult},
+    phase::SendOutcome,
+};
+use crate::{http_client::describe, lease::Lease};
 
 /// How long an executor has to accept a dispatch.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,7 +42,56 @@ const MAX_FRAME_RUNS: usize = 256;
 const MAX_FRAMES_IN_FLIGHT: usize = 4;
 
 /// The result of delivering one run.
-pub type Delivered = (String, Result<(), String>);
+pub type Delivered = (String, SendOutcome);
+
+/// Why a request did not get a 2xx answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PostError {
+    /// Nothing left this node: the lease did not hold.
+    NotLeading,
+    /// The executor refused a stale term: this node was deposed.
+    StaleTerm(u64),
+    /// The connection was never made; the peer got nothing.
+    NotSent(String),
+    /// The peer answered with this status and text.
+    Answered(StatusCode, String),
+    /// The request may have arrived; the answer did not.
+    Unknown(String),
+}
+
+impl PostError {
+    fn into_outcome(self) -> SendOutcome {
+        match self {
+            PostError::NotLeading | PostError::StaleTerm(_) => SendOutcome::NotLeading,
+            PostError::NotSent(e) => SendOutcome::Refused(e),
+            PostError::Answered(status, text) => {
+                SendOutcome::Refused(format!("HTTP {status}: {}", tail(&text, 512)))
+            }
+            PostError::Unknown(e) => SendOutcome::Unknown(e),
+        }
+    }
+}
+
+impl std::fmt::Display for PostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PostError::NotLeading => f.write_str("this node's leader lease does not hold"),
+            PostError::StaleTerm(term) => write!(f, "the peer has seen a newer leader term {term}"),
+            PostError::NotSent(e) | PostError::Unknown(e) => f.write_str(e),
+            PostError::Answered(status, text) => write!(f, "HTTP {status}: {}", tail(text, 512)),
+        }
+    }
+}
+
+/// Sorts a failed request: a connection never made sent nothing; any
+/// other failure may have delivered it.
+fn classify(e: &reqwest::Error) -> PostError {
+    if e.is_connect() {
+        PostError::NotSent(describe(e))
+    } else {
+        PostError::Unknown(describe(e))
+    }
+}
 
 #[derive(Clone)]
 pub struct Transport {
@@ -42,6 +100,8 @@ pub struct Transport {
     pub secret: Option<Arc<Vec<u8>>>,
     /// Per-executor state of batch delivery.
     pub peers: Arc<Peers>,
+    /// Confirmed immediately before anything leaves.
+    pub lease: Arc<Lease>,
 }
 
 /// What the transport learned about each executor endpoint.
@@ -91,16 +151,63 @@ enum FrameOutcome {
     Answered(Vec<Delivered>),
     /// The executor does not know the batch route.
     Unsupported,
-    Failed(String),
+    Failed(PostError),
 }
 
 impl Transport {
-    pub fn new(client: reqwest::Client, secret: Option<Vec<u8>>) -> Self {
+    pub fn new(client: reqwest::Client, secret: Option<Vec<u8>>, lease: Arc<Lease>) -> Self {
         Self {
             client,
             secret: secret.map(Arc::new),
             peers: Arc::default(),
+            lease,
         }
+    }
+
+    /// Confirms the lease of `term` right before a request leaves.
+    async fn confirm(&self, term: u64) -> Result<(), PostError> {
+        self.lease
+            .confirm(term)
+            .await
+            .map_err(|_| PostError::NotLeading)
+    }
+
+    /// Sends a built request and sorts its answer. A stale-term refusal
+    /// revokes this node's lease on the spot.
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(Option<String>, bytes::Bytes), PostError> {
+        let response = request.send().await.map_err(|e| classify(&e))?;
+        let status = response.status();
+        if status.as_u16() == STALE_TERM_STATUS {
+            let seen = response
+                .headers()
+                .get(TERM_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if let Some(seen) = seen {
+                tracing::warn!(seen, "an executor has seen a newer leader term");
+                self.lease.superseded(seen);
+                return Err(PostError::StaleTerm(seen));
+            }
+        }
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| PostError::Unknown(describe(&e)))?;
+        if !status.is_success() {
+            return Err(PostError::Answered(
+                status,
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+        Ok((content_type, bytes))
     }
 
     /// Delivers `requests` to one executor in batch frames (at most
@@ -134,10 +241,11 @@ impl Transport {
             match outcome {
                 FrameOutcome::Answered(results) => return results,
                 FrameOutcome::Failed(e) => {
+                    let outcome = e.into_outcome();
                     return frame
                         .into_iter()
-                        .map(|r| (r.run_id, Err(e.clone())))
-                        .collect()
+                        .map(|r| (r.run_id, outcome.clone()))
+                        .collect();
                 }
                 FrameOutcome::Unsupported => self.peers.mark_single_only(endpoint),
             }
@@ -146,8 +254,11 @@ impl Transport {
             wait_until(at).await;
         }
         let singles = frame.into_iter().map(|request| async move {
-            let result = self.deliver(endpoint, &request).await;
-            (request.run_id, result)
+            let outcome = match self.deliver(endpoint, &request).await {
+                Ok(()) => SendOutcome::Accepted,
+                Err(e) => e.into_outcome(),
+            };
+            (request.run_id, outcome)
         });
         join_all(singles).await
     }
@@ -162,7 +273,7 @@ impl Transport {
     ) -> FrameOutcome {
         let body = match protocol::wire::encode(&FrameRef { runs: frame }) {
             Ok(body) => body,
-            Err(e) => return FrameOutcome::Failed(e.to_string()),
+            Err(e) => return FrameOutcome::Failed(PostError::NotSent(e.to_string())),
         };
         let url = format!("{}/v1/dispatch/batch", endpoint.trim_end_matches('/'));
         let builder = self
@@ -174,38 +285,30 @@ impl Transport {
         if let Some(at) = not_before {
             wait_until(at).await;
         }
+        let term = frame.first().map_or(0, |r| r.term);
         let slots = self.peers.slots(endpoint);
         let permit = slots.acquire().await;
-        let sent = request.send().await;
+        // Checked after every wait, as late as it can be.
+        if let Err(e) = self.confirm(term).await {
+            return FrameOutcome::Failed(e);
+        }
+        let answered = self.exchange(request).await;
         drop(permit);
-        let response = match sent {
-            Ok(response) => response,
-            Err(e) => return FrameOutcome::Failed(describe(&e)),
+        let (content_type, bytes) = match answered {
+            Ok(answer) => answer,
+            Err(PostError::Answered(StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED, _)) => {
+                return FrameOutcome::Unsupported
+            }
+            Err(e) => return FrameOutcome::Failed(e),
         };
-        let status = response.status();
-        if matches!(
-            status,
-            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-        ) {
-            return FrameOutcome::Unsupported;
-        }
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes,
-            Err(e) => return FrameOutcome::Failed(describe(&e)),
-        };
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&bytes);
-            return FrameOutcome::Failed(format!("HTTP {status}: {}", tail(&text, 512)));
-        }
         let ack: DispatchBatchAck =
             match protocol::wire::decode_body(content_type.as_deref(), &bytes) {
                 Ok(ack) => ack,
-                Err(e) => return FrameOutcome::Failed(format!("unreadable batch answer: {e}")),
+                Err(e) => {
+                    return FrameOutcome::Failed(PostError::Unknown(format!(
+                        "unreadable batch answer: {e}"
+                    )))
+                }
             };
         FrameOutcome::Answered(match_results(frame, ack.results))
     }
@@ -220,52 +323,61 @@ impl Transport {
         }
     }
 
-    /// POSTs a signed body; anything but a 2xx is an error naming the status.
+    /// POSTs a signed body once the lease of `term` holds; anything but a
+    /// 2xx is an error.
     async fn post(
         &self,
         url: &str,
         content_type: Option<&str>,
         body: Vec<u8>,
-    ) -> Result<(), String> {
+        term: u64,
+    ) -> Result<(), PostError> {
         let mut builder = self.client.post(url).timeout(DELIVERY_TIMEOUT);
         if let Some(content_type) = content_type {
             builder = builder.header("content-type", content_type);
         }
-        let response = self
-            .signed(builder, &body)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let text = response.text().await.unwrap_or_default();
-        Err(format!("HTTP {status}: {}", tail(&text, 512)))
+        let request = self.signed(builder, &body).body(body);
+        self.confirm(term).await?;
+        self.exchange(request).await.map(|_| ())
     }
 
     /// Delivers one run with the single-run dispatch.
-    pub async fn deliver(&self, endpoint: &str, request: &DispatchRequest) -> Result<(), String> {
-        let body = protocol::wire::encode(request).map_err(|e| e.to_string())?;
+    async fn deliver(&self, endpoint: &str, request: &DispatchRequest) -> Result<(), PostError> {
+        let body = protocol::wire::encode(request).map_err(|e| PostError::NotSent(e.to_string()))?;
         let url = format!("{}/v1/dispatch", endpoint.trim_end_matches('/'));
-        self.post(&url, Some(MSGPACK), body).await
+        self.post(&url, Some(MSGPACK), body, request.term).await
     }
 
-    pub async fn kill(&self, endpoint: &str, run_id: &str) -> Result<(), String> {
+    /// Asks an executor to kill a run, as the leader of `term`.
+    pub async fn kill(&self, endpoint: &str, run_id: &str, term: u64) -> Result<(), String> {
         let url = format!("{}/v1/runs/{run_id}/kill", endpoint.trim_end_matches('/'));
-        self.post(&url, None, Vec::new()).await
+        let body = protocol::wire::encode(&KillRequest { term }).map_err(|e| e.to_string())?;
+        self.post(&url, Some(MSGPACK), body, term)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Posts `{"event": "run.<status>", "run": RUN}` to an alert webhook,
     /// signed like the executor protocol when a secret is set.
-    pub async fn alert(&self, webhook: &str, run: &Run) -> Result<(), String> {
+    pub async fn alert(&self, webhook: &str, run: &Run, term: u64) -> Result<(), String> {
         let event = serde_json::json!({"event": format!("run.{}", run.status), "run": run});
         let body = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
-        self.post(webhook, Some("application/json"), body).await
+        self.post(webhook, Some("application/json"), body, term)
+            .await
+            .map_err(|e| e.to_string())
     }
 
-    pub async fn call(&self, call: HttpCall) -> HttpResult {
+    /// Calls an HTTP target at its slot, never before, as the leader of
+    /// `term`; `None` when the lease did not hold, so nothing was called.
+    pub async fn call(&self, call: HttpCall, term: u64) -> Option<HttpResult> {
+        hold_until(call.not_before).await;
+        if self.confirm(term).await.is_err() {
+            return None;
+        }
+        Some(self.call_now(call).await)
+    }
+
+    async fn call_now(&self, call: HttpCall) -> HttpResult {
         let method = match reqwest::Method::from_bytes(call.method.as_bytes()) {
             Ok(m) => m,
             Err(e) => return HttpResult::Failed(e.to_string()),
@@ -295,6 +407,21 @@ impl Transport {
     }
 }
 
+/// Resolves once the system clock reads `at` or later: a slot's call never
+/// leaves before its slot on this node's clock, whatever the runtime's
+/// timer rounding. Sleeps to just short of it, then waits out the rest as
+/// `wait_until` does.
+async fn hold_until(at: DateTime<Utc>) {
+    loop {
+        let ahead = at - Utc::now();
+        let Ok(ahead) = ahead.to_std() else { return };
+        if ahead.is_zero() {
+            return;
+        }
+        wait_until(Instant::now() + ahead).await;
+    }
+}
+
 /// Resolves at `at`, to well under a millisecond: the
 /// runtime's timer only counts whole milliseconds, so it sleeps to just
 /// short of `at` and yields until then.
@@ -316,18 +443,18 @@ async fn wait_until(at: Instant) {
 /// One result per run of `frame`: the executor's answer where it gave one,
 /// an error where it left a run out.
 fn match_results(frame: &[DispatchRequest], results: Vec<DispatchResult>) -> Vec<Delivered> {
-    let mut answered: HashMap<String, Result<(), String>> = results
+    let mut answered: HashMap<String, SendOutcome> = results
         .into_iter()
         .map(|result| match result {
-            DispatchResult::Accepted { run_id, .. } => (run_id, Ok(())),
-            DispatchResult::Refused { run_id, reason } => (run_id, Err(reason)),
+            DispatchResult::Accepted { run_id, .. } => (run_id, SendOutcome::Accepted),
+            DispatchResult::Refused { run_id, reason } => (run_id, SendOutcome::Refused(reason)),
         })
         .collect();
     frame
         .iter()
         .map(|request| {
             let result = answered.remove(&request.run_id).unwrap_or_else(|| {
-                Err("the executor's batch answer left this run out".to_string())
+                SendOutcome::Refused("the executor's batch answer left this run out".to_string())
             });
             (request.run_id.clone(), result)
         })

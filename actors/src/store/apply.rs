@@ -34,6 +34,7 @@ impl StateMachine {
                 create_runs(&mut txn, index, runs, self.history_limit)?
             }
             MetaCommand::RecordRuns { updates } => record_runs(&mut txn, updates)?,
+            MetaCommand::MoveRun { run_id, from, to } => move_run(&mut txn, run_id, from, to)?,
             MetaCommand::RegisterNode { node } => {
                 txn.put(keys::node(node.node_id), node)?;
                 Outcome::NodeRegistered(node.clone())
@@ -279,6 +280,24 @@ fn record_runs(txn: &mut Txn, updates: &[RunUpdate]) -> Result<Outcome, StoreErr
         txn.put(key, &stored)?;
     }
     Ok(Outcome::RunsChanged(changed))
+}
+
+fn move_run(txn: &mut Txn, run_id: &str, from: &str, to: &str) -> Result<Outcome, StoreError> {
+    let key = keys::run(run_id);
+    let moved = match txn.get::<StoredRun>(&key)? {
+        Some(mut stored)
+            if !stored.run.status.is_terminal() && stored.run.executor.as_deref() == Some(from) =>
+        {
+            stored.run.executor = Some(to.to_string());
+            txn.put(key, &stored)?;
+            true
+        }
+        _ => false,
+    };
+    Ok(Outcome::RunMoved {
+        run_id: run_id.to_string(),
+        moved,
+    })
 }
 
 /// Folds an update into a run. A terminal status is final: later updates

@@ -60,6 +60,12 @@ pub enum Outcome {
     /// Runs whose status changed, as they are now.
     RunsChanged(Vec<Run>),
     NodeRegistered(protocol::meta::NodeInfo),
+    /// `MoveRun` applied (`moved`), or found the run no longer active on
+    /// the executor it was moving from.
+    RunMoved {
+        run_id: String,
+        moved: bool,
+    },
     Rejected(Rejection),
 }
 

@@ -21,7 +21,8 @@ pub struct Trigger {
     store: Arc<StateMachine>,
     clock: SharedClock,
     router: Recipient<Fires>,
-    leader: bool,
+    /// The term this node fires in; `None` while it does not lead.
+    leading_term: Option<u64>,
     /// The one pending timer and the instant it is set for.
     timer: Option<(SpawnHandle, DateTime<Utc>)>,
 }
@@ -38,7 +39,7 @@ impl Trigger {
             store,
             clock,
             router,
-            leader: false,
+            leading_term: None,
             timer: None,
         }
     }
@@ -51,7 +52,7 @@ impl Trigger {
 
     /// Points the one timer at the earliest fire.
     fn rearm(&mut self, ctx: &mut Context<Self>) {
-        let next = if self.leader {
+        let next = if self.leading_term.is_some() {
             self.core.next_wake()
         } else {
             None
@@ -102,13 +103,15 @@ impl Actor for Trigger {
 impl Handler<Leadership> for Trigger {
     type Result = ();
 
-    fn handle(&mut self, Leadership(leader): Leadership, ctx: &mut Context<Self>) {
-        if leader == self.leader {
+    fn handle(&mut self, Leadership { term }: Leadership, ctx: &mut Context<Self>) {
+        // A new term is a new leadership even without a gap in between:
+        // another leader may have fired meanwhile, so start afresh.
+        if term == self.leading_term {
             return;
         }
-        self.leader = leader;
+        self.leading_term = term;
         self.core.clear();
-        if leader {
+        if term.is_some() {
             self.start_firing();
         }
         self.rearm(ctx);
@@ -119,7 +122,7 @@ impl Handler<AppliedCommand> for Trigger {
     type Result = ();
 
     fn handle(&mut self, AppliedCommand(applied): AppliedCommand, ctx: &mut Context<Self>) {
-        if !self.leader {
+        if self.leading_term.is_none() {
             return;
         }
         match (&*applied.cmd, &*applied.outcome) {

@@ -113,6 +113,7 @@ pub fn events_of(outcome: &Outcome) -> Vec<Event> {
         Outcome::JobDeleted { existed: false, .. }
         | Outcome::AlreadyApplied
         | Outcome::NodeRegistered(_)
+        | Outcome::RunMoved { .. }
         | Outcome::Rejected(_) => Vec::new(),
     }
 }

@@ -34,6 +34,7 @@ impl Engine {
                 self.expire_proposals();
             }
             self.report_send_failures();
+            self.tend_lease();
             if let Err(e) = self.on_ready() {
                 // Without durable storage this node must not take part.
                 tracing::error!(error = %e, "raft storage failed; stopping the raft engine");
@@ -85,6 +86,8 @@ impl Engine {
             .map(|(id, _)| *id)
             .ok_or_else(|| "no other voter to hand leadership to".to_string())?;
         tracing::info!(to = transferee, "handing leadership over before stopping");
+        // The transferee campaigns at once, without waiting out any lease.
+        self.lease.revoke();
         self.raw.transfer_leader(transferee);
         Ok(transferee)
     }

@@ -5,8 +5,10 @@
 //!
 //! - `driver`: the thread's loop, proposals, membership, leadership, status.
 //! - `ready`: the ready loop and what it applies.
+//! - `lease`: the leader lease rounds and step-down.
 
 mod driver;
+mod lease;
 mod ready;
 
 use std::{
@@ -17,6 +19,7 @@ use std::{
 };
 
 use actors::{
+    lease::Lease,
     proposer::{Applied, ProposeResult},
     store::StateMachine,
 };
@@ -124,6 +127,8 @@ pub struct EngineHandle {
     pub node_id: u64,
     pub input: mpsc::Sender<Input>,
     pub leader: watch::Receiver<LeaderState>,
+    /// What every action with side effects confirms before it leaves.
+    pub lease: Arc<Lease>,
 }
 
 impl EngineHandle {
@@ -229,6 +234,9 @@ struct Engine {
     /// Term of the last applied entry; a leader is ready once it applied
     /// an entry of its own term.
     applied_term: u64,
+    /// Granted while this node is a ready leader confirmed by a quorum.
+    lease: Arc<Lease>,
+    lease_rounds: lease::LeaseRounds,
 }
 
 /// Starts the engine thread. `inbound` carries messages from peers.
@@ -262,6 +270,7 @@ pub fn spawn(
     let raw = RawNode::new(&raft_config, storage.clone(), &logger)?;
     let (input, rx) = mpsc::channel();
     let (leader, leader_rx) = watch::channel(LeaderState::default());
+    let lease = Arc::new(Lease::new());
     let forward = input.clone();
     thread::Builder::new()
         .name("cronmesh-raft-inbound".into())
@@ -288,6 +297,8 @@ pub fn spawn(
         compact_soon: false,
         next_proposal: 1,
         applied_term: 0,
+        lease: lease.clone(),
+        lease_rounds: lease::LeaseRounds::default(),
     };
     thread::Builder::new()
         .name("cronmesh-raft".into())
@@ -296,5 +307,6 @@ pub fn spawn(
         node_id,
         input,
         leader: leader_rx,
+        lease,
     })
 }

@@ -21,6 +21,9 @@ impl Engine {
             self.transport.send(ready.take_messages());
         }
         for read in ready.take_read_states() {
+            if self.on_lease_round(&read.request_ctx) {
+                continue;
+            }
             let id = read
                 .request_ctx
                 .as_slice()
