@@ -3,7 +3,8 @@
 //!
 //! Every node gossips `role` (`scheduler` | `executor`) and the keys of its
 //! role:
-//! - scheduler: `node_id`, `api_url`, `raft_addr`, `leader` (`true`/`false`);
+//! - scheduler: `node_id`, `api_url`, `raft_addr`, `leader` (`true`/`false`),
+//!   `term` (its Raft term; absent from older schedulers, read as 0);
 //! - executor: `group`, `endpoint`, `handlers` (comma-separated), `weight`,
 //!   `labels` (a JSON object of strings), `running`.
 //!
@@ -26,6 +27,7 @@ pub const NODE_ID: &str = "node_id";
 pub const API_URL: &str = "api_url";
 pub const RAFT_ADDR: &str = "raft_addr";
 pub const LEADER: &str = "leader";
+pub const TERM: &str = "term";
 
 pub const GROUP: &str = "group";
 pub const ENDPOINT: &str = "endpoint";
@@ -73,6 +75,7 @@ pub fn encode(member: &Member) -> Vec<(String, String)> {
             kv.push((API_URL, s.api_url.clone()));
             kv.push((RAFT_ADDR, s.raft_addr.clone()));
             kv.push((LEADER, s.leader.to_string()));
+            kv.push((TERM, s.term.to_string()));
         }
         Member::Executor(e) => {
             kv.push((ROLE, ROLE_EXECUTOR.into()));
@@ -129,6 +132,8 @@ pub fn decode(keys: &BTreeMap<String, String>) -> Result<Member, KeyError> {
             api_url: non_empty(API_URL, get(API_URL)?)?,
             raft_addr: non_empty(RAFT_ADDR, get(RAFT_ADDR)?)?,
             leader: boolean(LEADER, get(LEADER)?)?,
+            // A scheduler older than the key does not fence: term 0.
+            term: keys.get(TERM).map_or(Ok(0), |value| number(TERM, value))?,
         })),
         ROLE_EXECUTOR => {
             let endpoint = non_empty(ENDPOINT, get(ENDPOINT)?)?;
@@ -209,6 +214,7 @@ mod tests {
             api_url: "http://10.0.0.3:7070".into(),
             raft_addr: "10.0.0.3:7071".into(),
             leader: true,
+            term: 42,
         })
     }
 
@@ -230,7 +236,11 @@ mod tests {
     fn round_trips() {
         let mut bare = ExecutorInfo::new("default", "http://127.0.0.1:7080");
         bare.weight = 0;
-        for member in [scheduler(), executor(), Member::Executor(bare)] {
+        let mut newest = scheduler();
+        if let Member::Scheduler(s) = &mut newest {
+            s.term = u64::MAX;
+        }
+        for member in [scheduler(), newest, executor(), Member::Executor(bare)] {
             validate(&member).unwrap();
             assert_eq!(decode(&map(&member)).unwrap(), member);
         }
@@ -249,6 +259,7 @@ mod tests {
         assert_eq!(kv["role"], "scheduler");
         assert_eq!(kv["node_id"], "3");
         assert_eq!(kv["leader"], "true");
+        assert_eq!(kv["term"], "42");
     }
 
     #[test]
@@ -262,7 +273,7 @@ mod tests {
     fn every_missing_key_is_an_error() {
         for member in [scheduler(), executor()] {
             let full = map(&member);
-            for key in full.keys() {
+            for key in full.keys().filter(|k| k.as_str() != TERM) {
                 let mut kv = full.clone();
                 kv.remove(key);
                 match decode(&kv) {
@@ -274,6 +285,16 @@ mod tests {
     }
 
     #[test]
+    fn a_scheduler_without_a_term_is_an_older_one_in_term_0() {
+        let mut kv = map(&scheduler());
+        kv.remove(TERM);
+        match decode(&kv) {
+            Ok(Member::Scheduler(s)) => assert_eq!(s.term, 0),
+            other => panic!("without a term: {other:?}"),
+        }
+    }
+
+    #[test]
     fn malformed_values_are_errors() {
         let cases: &[(&Member, &str, &str)] = &[
             (&scheduler(), "node_id", "-1"),
@@ -281,6 +302,11 @@ mod tests {
             (&scheduler(), "node_id", "18446744073709551616"),
             (&scheduler(), "leader", "yes"),
             (&scheduler(), "leader", "True"),
+            (&scheduler(), "term", ""),
+            (&scheduler(), "term", "-1"),
+            (&scheduler(), "term", "7.5"),
+            (&scheduler(), "term", "seven"),
+            (&scheduler(), "term", "18446744073709551616"),
             (&scheduler(), "api_url", ""),
             (&scheduler(), "raft_addr", "  "),
             (&executor(), "weight", "1.5"),

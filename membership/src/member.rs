@@ -53,6 +53,11 @@ pub struct SchedulerInfo {
     /// Whether it believes it is the Raft leader. Advisory only (it lags the
     /// real leadership by a gossip round): executors prefer it for reports.
     pub leader: bool,
+    /// The Raft term it is in, leader or not; 0 from a scheduler too old to
+    /// gossip it. Executors refuse dispatches and kills of lower terms, so
+    /// a deposed leader that has not noticed yet is fenced off as soon as
+    /// the gossip of any newer term reaches them.
+    pub term: u64,
 }
 
 /// An executor: runs shell commands and handlers dispatched to it.

@@ -20,6 +20,7 @@ pub fn scheduler(node_id: u64) -> Member {
         api_url: format!("http://127.0.0.1:{}", 17_000 + node_id),
         raft_addr: format!("127.0.0.1:{}", 18_000 + node_id),
         leader: false,
+        term: 0,
     })
 }
 

@@ -430,6 +430,7 @@ mod tests {
                     "api_url",
                     "raft_addr",
                     "leader",
+                    "term",
                     "group",
                     "endpoint",
                     "handlers",

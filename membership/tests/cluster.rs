@@ -135,18 +135,30 @@ async fn update_self_propagates_as_updated() {
     let members = s.members().await;
     assert_eq!(find(&members, E1).unwrap().member, Member::Executor(busy));
 
-    // Flipping the leader flag is an update of the scheduler.
+    // Flipping the leader flag is an update of the scheduler, and its term
+    // travels with it.
     let mut e2_changes = e2.subscribe();
     let Member::Scheduler(mut leader) = scheduler(1) else {
         unreachable!()
     };
     leader.leader = true;
+    leader.term = 5;
     s.update_self(Member::Scheduler(leader.clone())).await;
     let change = next_change(&mut e2_changes, DEADLINE, |c| {
         matches!(c, MembershipChange::Updated(_)) && c.state().member.id() == "1"
     })
     .await
     .expect("the leader flag reaches executor-2");
+    assert_eq!(change.state().member, Member::Scheduler(leader.clone()));
+
+    // A new term alone is an update too: an executor learns it.
+    leader.term = 6;
+    s.update_self(Member::Scheduler(leader.clone())).await;
+    let change = next_change(&mut e2_changes, DEADLINE, |c| {
+        matches!(c, MembershipChange::Updated(_)) && c.state().member.id() == "1"
+    })
+    .await
+    .expect("the new term reaches executor-2");
     assert_eq!(change.state().member, Member::Scheduler(leader));
 
     for node in [s, e1, e2] {

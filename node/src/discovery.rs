@@ -93,13 +93,20 @@ pub fn live_executors(statics: &[ExecutorEntry], members: &[MemberState]) -> Vec
     by_endpoint.into_values().collect()
 }
 
-/// Keeps this scheduler's gossiped `leader` flag equal to whether it leads.
+/// Keeps this scheduler's gossiped `leader` flag equal to whether it
+/// leads, and its `term` equal to its Raft term. Executors take the highest
+/// term any scheduler gossips as their fence: once a newer leader is
+/// elected, the gossip of any node in its term (a follower's too) stops
+/// executors from obeying the deposed one, even before its next dispatch.
+/// Raft runs with pre-vote, so a term rises only in an election a majority
+/// takes part in: a node cut off from the others does not inflate it.
 pub async fn announce_leadership(membership: Membership, mut me: Member, consensus: Consensus) {
     loop {
-        let leading = consensus.leader_state().ready_to_lead;
+        let state = consensus.leader_state();
         if let Member::Scheduler(info) = &mut me {
-            if info.leader != leading {
-                info.leader = leading;
+            if info.leader != state.ready_to_lead || info.term != state.term {
+                info.leader = state.ready_to_lead;
+                info.term = state.term;
                 membership.update_self(me.clone()).await;
             }
         }

@@ -152,6 +152,8 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
                     .as_ref()
                     .map_or_else(|| "none".to_string(), |r| r.listen.to_string()),
                 leader: false,
+                // `discovery::announce_leadership` keeps it current.
+                term: 0,
             });
             let name = format!("scheduler-{}", config.node_id);
             let mut membership_config =

@@ -2,11 +2,13 @@
 //! processes: a request whose term is lower than the newest the executor
 //! has seen comes from a deposed leader and is refused with 409, the
 //! executor's term in `x-cronmesh-term` and code `stale_term`, and nothing
-//! of it happens. A report receiver stands in for the scheduler.
+//! of it happens. The executor learns terms from requests and from the
+//! schedulers' gossip. A report receiver stands in for the scheduler.
 
 use std::path::Path;
 
-use node::executor::{start, ExecutorConfig, Receipts, RunningExecutor};
+use membership::{Member, Membership, MembershipConfig, SchedulerInfo};
+use node::executor::{config::GossipSettings, start, ExecutorConfig, Receipts, RunningExecutor};
 use protocol::{
     dispatch::{
         DispatchBatch, DispatchBatchAck, DispatchRequest, DispatchResult, KillRequest, Task,
@@ -316,5 +318,62 @@ async fn the_fence_survives_a_restart_with_a_data_dir() -> anyhow::Result<()> {
     })
     .await;
     restarted.stop().await;
+    Ok(())
+}
+
+/// A scheduler as gossip shows it, in `term`.
+fn scheduler_in(term: u64) -> Member {
+    Member::Scheduler(SchedulerInfo {
+        node_id: 1,
+        api_url: "http://127.0.0.1:1".into(),
+        raft_addr: "127.0.0.1:2".into(),
+        leader: false,
+        term,
+    })
+}
+
+#[actix_web::test]
+async fn the_term_a_scheduler_gossips_fences_the_executor() -> anyhow::Result<()> {
+    let receiver = Receiver::start(0, None).await?;
+    let cluster = format!("fencing-{}", std::process::id());
+    let mut config = MembershipConfig::new("scheduler-1", "127.0.0.1:0".parse()?);
+    config.cluster_id = cluster.clone();
+    let scheduler = Membership::start(config, scheduler_in(7)).await?;
+    let seed = scheduler.advertise_addr().to_string();
+    let exec = start_executor(|c| {
+        c.gossip = Some(GossipSettings {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            seeds: vec![seed],
+            cluster,
+            fence_after: std::time::Duration::from_secs(60),
+        })
+    })
+    .await;
+
+    wait_for("the executor to learn term 7 by gossip", || {
+        (exec.term() == 7).then_some(())
+    })
+    .await;
+    let stale = dispatch_answer(&exec, &shell("g6", "true", 6, &receiver)).await?;
+    assert_stale(&stale, 6, 7);
+    let (code, _) = status_of(&exec, "g6").await?;
+    assert_eq!(code, 404);
+
+    // A new election: the gossiped term rises, and so does the fence.
+    scheduler.update_self(scheduler_in(9)).await;
+    wait_for("the executor to learn term 9 by gossip", || {
+        (exec.term() == 9).then_some(())
+    })
+    .await;
+    let stale = dispatch_answer(&exec, &shell("g8", "true", 8, &receiver)).await?;
+    assert_stale(&stale, 8, 9);
+    let (status, _, _) = dispatch_answer(&exec, &shell("g9", "true", 9, &receiver)).await?;
+    assert_eq!(status, 202);
+    assert_eq!(
+        receiver.final_report("g9").await.status,
+        RunStatus::Succeeded
+    );
+    exec.stop().await;
+    scheduler.shutdown().await;
     Ok(())
 }

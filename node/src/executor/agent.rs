@@ -75,6 +75,8 @@ pub struct Info {
     pub labels: BTreeMap<String, String>,
     pub handlers: Vec<String>,
     pub running: usize,
+    /// The newest leader term seen (see `fence`).
+    pub term: u64,
 }
 
 pub struct Agent {
@@ -179,6 +181,13 @@ impl Agent {
     /// The newest leader term this executor has seen.
     pub fn term(&self) -> u64 {
         self.state.fence.current()
+    }
+
+    /// Raises the fence to a term a scheduler gossips.
+    pub fn learn_term(&self, term: u64) {
+        if self.state.fence.raise(term) {
+            tracing::info!(term, "a newer leader term seen in the schedulers' gossip");
+        }
     }
 
     /// Admits a request of `term` (refused if stale) and raises the fence
@@ -536,6 +545,7 @@ impl Agent {
             labels: self.config.labels.clone(),
             handlers: self.config.handlers.names(),
             running: self.running_count(),
+            term: self.term(),
         }
     }
 

@@ -1,5 +1,5 @@
 //! The leader-term fence: the highest Raft term of a scheduler leader this
-//! executor has heard of, from dispatches and kills.
+//! executor has heard of, from dispatches, kills and the schedulers' gossip.
 //!
 //! A leader cut off from its followers goes on believing it leads until it
 //! notices, and meanwhile a new leader of a higher term may hand the same
@@ -129,6 +129,17 @@ impl TermFence {
         }
     }
 
+    /// Raises the fence to `term` if it is higher (a term gossiped by a
+    /// scheduler); returns whether it rose.
+    pub fn raise(&self, term: u64) -> bool {
+        let before = self.highest.fetch_max(term, Ordering::SeqCst);
+        if term > before {
+            self.persist();
+            return true;
+        }
+        false
+    }
+
     /// Writes the current term unless a term as high is written already. A
     /// failed write leaves the fence working in memory and is logged.
     fn persist(&self) {
@@ -169,6 +180,9 @@ mod tests {
         assert_eq!(fence.current(), 5);
         assert_eq!(fence.admit_all([6]), Ok(()));
         assert_eq!(fence.current(), 6);
+        assert!(!fence.raise(3), "a lower gossiped term changes nothing");
+        assert!(fence.raise(9));
+        assert_eq!(fence.admit_all([8]), Err(StaleTerm { term: 8, fence: 9 }));
     }
 
     #[test]
@@ -193,9 +207,11 @@ mod tests {
         assert_eq!(fence.current(), 0);
         assert!(!path.exists(), "nothing is written before a term arrives");
         fence.admit_all([3])?;
-        fence.admit_all([0])?;
+        fence.raise(2);
         assert_eq!(std::fs::read_to_string(&path)?, "3\n");
         assert_eq!(TermFence::persistent(&path)?.current(), 3);
+        fence.raise(4);
+        assert_eq!(TermFence::persistent(&path)?.current(), 4);
 
         std::fs::write(&path, "three")?;
         let err = TermFence::persistent(&path)

@@ -1,7 +1,8 @@
 //! The executor in the cluster's gossip: it announces itself (group,
 //! endpoint, handlers, weight, labels, running count) so schedulers route
-//! to it while it is alive, and it fences itself when it has seen no live
-//! scheduler for too long.
+//! to it while it is alive, it fences itself when it has seen no live
+//! scheduler for too long, and it raises its leader-term fence to the
+//! highest term any scheduler gossips.
 
 use std::{
     sync::Arc,
@@ -12,7 +13,8 @@ use membership::{ExecutorInfo, Member, Membership, MembershipConfig};
 
 use super::{agent::Agent, config::GossipSettings};
 
-/// How often the running count is refreshed and the fence checked.
+/// How often the running count is refreshed, the fence checked and the
+/// schedulers' terms read.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 
 /// Joins the gossip and keeps this executor's entry current until the
@@ -56,6 +58,15 @@ async fn watch(
             membership.update_self(Member::Executor(me.clone())).await;
         }
         let members = membership.members().await;
+        // Dead schedulers count too: a term they reached was a real one.
+        let newest_term = members
+            .iter()
+            .filter_map(|m| m.member.as_scheduler())
+            .map(|s| s.term)
+            .max();
+        if let Some(term) = newest_term {
+            agent.learn_term(term);
+        }
         if members
             .iter()
             .any(|m| m.alive && matches!(m.member, Member::Scheduler(_)))
