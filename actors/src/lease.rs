@@ -159,8 +159,8 @@ impl Default for Lease {
 /// the boot clock cannot be read.
 pub fn now() -> Duration {
     use nix::time::{clock_gettime, ClockId};
-    let read = clock_gettime(ClockId::CLOCK_BOOTTIME)
-        .or_else(|_| clock_gettime(ClockId::CLOCK_MONOTONIC));
+    let read =
+        clock_gettime(ClockId::CLOCK_BOOTTIME).or_else(|_| clock_gettime(ClockId::CLOCK_MONOTONIC));
     match read {
         Ok(ts) => Duration::new(
             u64::try_from(ts.tv_sec()).unwrap_or_default(),

@@ -455,7 +455,12 @@ impl DispatcherCore {
     /// The log answered a `Move`: `Ok(true)` it records the run on `to`,
     /// `Ok(false)` the run was no longer where the move assumed (another
     /// leader took it over, or it ended), `Err` it was not committed.
-    pub fn on_moved(&mut self, run_id: &str, to: &str, result: Result<bool, String>) -> Vec<Action> {
+    pub fn on_moved(
+        &mut self,
+        run_id: &str,
+        to: &str,
+        result: Result<bool, String>,
+    ) -> Vec<Action> {
         let now = self.clock.now();
         let Some(active) = self.active.get_mut(run_id) else {
             return Vec::new();

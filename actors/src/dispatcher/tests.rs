@@ -191,13 +191,19 @@ fn undeliverable_runs_fail_over_then_fail() {
         "http://a",
         SendOutcome::Refused("connection refused".into()),
     );
-    assert!(sends(&next).is_empty(), "nothing moves before the log says so");
+    assert!(
+        sends(&next).is_empty(),
+        "nothing moves before the log says so"
+    );
     assert!(
         matches!(next.as_slice(), [Action::Move { from, to, .. }] if from == "http://a" && to == "http://b"),
         "{next:?}"
     );
     let moved = h.core.on_moved(&run_id, "http://b", Ok(true));
-    assert_eq!(sends(&moved), vec![(run_id.clone(), "http://b".to_string())]);
+    assert_eq!(
+        sends(&moved),
+        vec![(run_id.clone(), "http://b".to_string())]
+    );
     let last = h.core.on_sent(
         &run_id,
         "http://b",
@@ -572,7 +578,10 @@ fn a_run_that_reports_at_once_is_not_recorded_dispatched_separately() {
     let mut h = Harness::new(&["http://a"]);
     let planned = h.plan(&job(""), 1);
     let (run_id, endpoint) = sends(&h.commit(planned))[0].clone();
-    assert!(h.core.on_sent(&run_id, &endpoint, SendOutcome::Accepted).is_empty());
+    assert!(h
+        .core
+        .on_sent(&run_id, &endpoint, SendOutcome::Accepted)
+        .is_empty());
     h.advance(100);
     h.core.on_report(&RunUpdate {
         run_id: run_id.clone(),
@@ -605,7 +614,9 @@ fn a_move_that_the_log_does_not_commit_sends_nothing_to_the_other_executor() {
         SendOutcome::Refused("connection refused".into()),
     );
     // A deposed leader's proposal fails: nothing goes to b.
-    let after = h.core.on_moved(&run_id, "http://b", Err("not the leader".into()));
+    let after = h
+        .core
+        .on_moved(&run_id, "http://b", Err("not the leader".into()));
     assert!(sends(&after).is_empty(), "{after:?}");
     h.advance(1_000);
     let again = h.core.on_tick();
@@ -632,7 +643,10 @@ fn a_move_the_log_finds_stale_leaves_the_run_where_the_log_has_it() {
         .on_sent(&run_id, "http://a", SendOutcome::Refused("busy".into()));
     assert!(h.core.on_moved(&run_id, "http://b", Ok(false)).is_empty());
     h.advance(1_500);
-    assert!(sends(&h.core.on_tick()).is_empty(), "no send after a stale move");
+    assert!(
+        sends(&h.core.on_tick()).is_empty(),
+        "no send after a stale move"
+    );
     // Its deadline still ends it.
     h.advance(2_000);
     assert_eq!(statuses(&h.core.on_tick()), [RunStatus::TimedOut]);
@@ -650,13 +664,19 @@ fn an_unanswered_send_goes_again_to_the_same_executor_and_never_fails_over() {
     );
     assert!(unknown.is_empty(), "{unknown:?}");
     h.advance(999);
-    assert!(sends(&h.core.on_tick()).is_empty(), "not before the resend time");
+    assert!(
+        sends(&h.core.on_tick()).is_empty(),
+        "not before the resend time"
+    );
     h.advance(1);
     assert_eq!(
         only_send(&h.core.on_tick()),
         (run_id.clone(), "http://a".to_string())
     );
-    assert!(h.core.on_sent(&run_id, "http://a", SendOutcome::Accepted).is_empty());
+    assert!(h
+        .core
+        .on_sent(&run_id, "http://a", SendOutcome::Accepted)
+        .is_empty());
     assert!(h.core.is_active(&run_id));
 }
 
@@ -721,5 +741,8 @@ fn an_http_target_released_ahead_of_its_slot_is_called_at_its_slot() {
         .expect("a call");
     assert_eq!(call.not_before, slot, "the call is held to its slot");
     let started = records(&released)[0].started_at.expect("started_at");
-    assert!(started >= slot, "recorded as started before its slot: {started}");
+    assert!(
+        started >= slot,
+        "recorded as started before its slot: {started}"
+    );
 }

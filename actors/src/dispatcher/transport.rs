@@ -343,7 +343,8 @@ impl Transport {
 
     /// Delivers one run with the single-run dispatch.
     async fn deliver(&self, endpoint: &str, request: &DispatchRequest) -> Result<(), PostError> {
-        let body = protocol::wire::encode(request).map_err(|e| PostError::NotSent(e.to_string()))?;
+        let body =
+            protocol::wire::encode(request).map_err(|e| PostError::NotSent(e.to_string()))?;
         let url = format!("{}/v1/dispatch", endpoint.trim_end_matches('/'));
         self.post(&url, Some(MSGPACK), body, request.term).await
     }

@@ -116,8 +116,7 @@ impl Engine {
         self.lease_rounds.sent.retain(|earlier, _| *earlier > id);
         let raft = &self.raw.raft;
         if raft.state == StateRole::Leader && raft.lead_transferee.is_none() && raft.term == term {
-            self.lease
-                .extend(term, sent + self.config.lease_duration());
+            self.lease.extend(term, sent + self.config.lease_duration());
         }
         true
     }
@@ -150,6 +149,9 @@ mod tests {
         let election = config.tick * config.election_ticks as u32;
         let lease = config.lease_duration();
         assert!(lease < election - config.tick, "{lease:?} vs {election:?}");
-        assert!(lease > config.lease_interval() * 2, "renewed several times per lease");
+        assert!(
+            lease > config.lease_interval() * 2,
+            "renewed several times per lease"
+        );
     }
 }
