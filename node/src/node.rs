@@ -211,6 +211,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             ExecutorConfig::new(protocol::job::DEFAULT_GROUP, "127.0.0.1:0".parse()?);
         exec_config.secret = config.secret.clone();
         exec_config.tls.trusted = config.tls.trusted.clone();
+        // Its run records live beside the node's, so a crashed `dev`
+        // leaves no job process running unknown after it restarts.
+        exec_config.data_dir = Some(config.data_dir.join("executor"));
         let started = executor::start(exec_config).await;
         Some(started.context("cannot start the built-in executor")?)
     } else {
