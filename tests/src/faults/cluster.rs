@@ -331,9 +331,20 @@ impl NetCluster {
     /// GET `path` on `name`'s admin API; `None` when it does not answer
     /// within the client's short timeout.
     pub async fn get(&self, name: &str, path: &str) -> Option<(StatusCode, Value)> {
+        self.get_within(name, path, Duration::from_secs(2)).await
+    }
+
+    /// [`get`](Self::get), giving up after `limit`.
+    pub async fn get_within(
+        &self,
+        name: &str,
+        path: &str,
+        limit: Duration,
+    ) -> Option<(StatusCode, Value)> {
         let response = self
             .client
             .get(format!("{}{path}", self.api_url(name)))
+            .timeout(limit)
             .send()
             .await
             .ok()?;
@@ -362,7 +373,8 @@ impl NetCluster {
         ))
     }
 
-    /// `GET /v1/cluster` of every scheduler that answers, asked at once.
+    /// `GET /v1/cluster` of every scheduler that answers within 0.7 s,
+    /// asked at once.
     pub async fn statuses(&self) -> Vec<(String, Value)> {
         let mut asks = Vec::new();
         for name in self.schedulers() {
@@ -373,7 +385,12 @@ impl NetCluster {
             asks.push((
                 name,
                 tokio::spawn(async move {
-                    let response = client.get(url).send().await.ok()?;
+                    let response = client
+                        .get(url)
+                        .timeout(Duration::from_millis(700))
+                        .send()
+                        .await
+                        .ok()?;
                     if !response.status().is_success() {
                         return None;
                     }

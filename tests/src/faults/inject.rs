@@ -108,6 +108,8 @@ pub struct Injected {
     /// When it started, as the nodes' logs show time.
     pub wall: chrono::DateTime<chrono::Utc>,
     pub held: Duration,
+    /// From injecting it to having undone it (a restart included).
+    pub lasted: Duration,
     /// The leader as seen at the end of the hold, before undoing it.
     pub leader_after: Option<String>,
     /// What the fault was seen to do at the end of the hold.
@@ -118,12 +120,13 @@ impl std::fmt::Display for Injected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "t+{:.1}s ({}) {:?} {} for {:.1}s: {} (leader then: {})",
+            "t+{:.1}s ({}) {:?} {} for {:.1}s (undone after {:.1}s): {} (leader then: {})",
             self.at.as_secs_f64(),
             self.wall.format("%H:%M:%S%.3fZ"),
             self.fault,
             self.target,
             self.held.as_secs_f64(),
+            self.lasted.as_secs_f64(),
             self.effect,
             self.leader_after.as_deref().unwrap_or("none")
         )
@@ -169,6 +172,46 @@ async fn leader_within(cluster: &NetCluster, limit: Duration) -> Option<String> 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// How long before the end of a hold its effect is looked at.
+const OBSERVE: Duration = Duration::from_millis(1500);
+
+/// The leader, and what `fault` on `target` is seen to have done.
+async fn observe(cluster: &NetCluster, fault: Fault, target: &str) -> (Option<String>, String) {
+    // A node that answers at all answers in far less than this.
+    let quick = Duration::from_millis(400);
+    let leader = cluster.leader_now().await;
+    let effect = match fault {
+        _ if fault.targets_leader() => match &leader {
+            Some(l) if l != target => format!("leadership moved to {l}"),
+            Some(_) => "still the leader".to_string(),
+            None => "no leader".to_string(),
+        },
+        Fault::StopExecutor | Fault::KillExecutor | Fault::IsolateExecutor => {
+            let endpoint = cluster.executor_url(target);
+            match &leader {
+                Some(l) => match cluster.executors_alive(l).await {
+                    Some(alive) if alive.contains(&endpoint) => format!("{l} sees it alive"),
+                    Some(_) => format!("{l} declared it dead"),
+                    None => format!("{l} did not answer"),
+                },
+                None => "no leader to ask".to_string(),
+            }
+        }
+        Fault::CutFollowerFromPeers => format!(
+            "its leader: {}",
+            match cluster.get_within(target, "/v1/cluster", quick).await {
+                Some((_, status)) => status["leader_id"].to_string(),
+                None => "no answer".to_string(),
+            }
+        ),
+        _ => match cluster.get_within(target, "/v1/cluster", quick).await {
+            Some(_) => "answers".to_string(),
+            None => "does not answer".to_string(),
+        },
+    };
+    (leader, effect)
 }
 
 /// Injects faults drawn from `kinds` while `window` is open; the fault in
@@ -244,37 +287,15 @@ pub async fn lane(
                 }
             }
         }
-        tokio::time::sleep(held).await;
-        let leader_after = cluster.leader_now().await;
-        let effect = match fault {
-            _ if fault.targets_leader() => match &leader_after {
-                Some(l) if *l != target => format!("leadership moved to {l}"),
-                Some(_) => "still the leader".to_string(),
-                None => "no leader".to_string(),
-            },
-            Fault::StopExecutor | Fault::KillExecutor | Fault::IsolateExecutor => {
-                let endpoint = cluster.executor_url(&target);
-                match &leader_after {
-                    Some(l) => match cluster.executors_alive(l).await {
-                        Some(alive) if alive.contains(&endpoint) => format!("{l} sees it alive"),
-                        Some(_) => format!("{l} declared it dead"),
-                        None => format!("{l} did not answer"),
-                    },
-                    None => "no leader to ask".to_string(),
-                }
-            }
-            Fault::CutFollowerFromPeers => format!(
-                "its leader: {}",
-                match cluster.get(&target, "/v1/cluster").await {
-                    Some((_, status)) => status["leader_id"].to_string(),
-                    None => "no answer".to_string(),
-                }
-            ),
-            _ => match cluster.get(&target, "/v1/cluster").await {
-                Some(_) => "answers".to_string(),
-                None => "does not answer".to_string(),
-            },
+        // The effect is observed within the hold, in its last moments,
+        // so that observing never prolongs the fault.
+        let observed = async {
+            tokio::time::sleep(held.saturating_sub(OBSERVE)).await;
+            tokio::time::timeout(OBSERVE, observe(&cluster, fault, &target))
+                .await
+                .unwrap_or((None, "not observed in time".to_string()))
         };
+        let ((leader_after, effect), ()) = tokio::join!(observed, tokio::time::sleep(held));
         match fault {
             Fault::StopLeader | Fault::StopFollower | Fault::StopExecutor => cluster.cont(&target),
             Fault::KillLeader | Fault::KillFollower | Fault::KillExecutor => {
@@ -292,6 +313,7 @@ pub async fn lane(
             at,
             wall,
             held,
+            lasted: start.elapsed() - at,
             leader_after,
             effect,
         };

@@ -19,7 +19,6 @@
 use std::{
     collections::BTreeSet,
     fs,
-    io::Write,
     net::Ipv4Addr,
     path::PathBuf,
     process::{Command, Output, Stdio},
@@ -278,24 +277,25 @@ impl Net {
         let me = std::process::id().to_string();
         let start = process_start_time(&me).expect("this process's start time");
         let first = u8::try_from(1 + (tag.as_bytes()[0] as usize * 7) % 254).unwrap_or(1);
-        let (subnet, registration) = (0..254u16)
+        // The registration appears complete or not at all: written aside,
+        // then linked to its name (which fails if the name is taken).
+        let draft = PathBuf::from(REGISTRY).join(format!(".{tag}"));
+        fs::write(&draft, format!("{me} {start} {tag}\n"))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", draft.display()));
+        let claimed = (0..254u16)
             .map(|k| ((u16::from(first) - 1 + k) % 254 + 1) as u8)
             .filter(|n| !taken.contains(n) && !routed.contains(n))
             .find_map(|n| {
                 let path = PathBuf::from(REGISTRY).join(n.to_string());
-                let mut file = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .ok()?;
-                file.write_all(format!("{me} {start} {tag}\n").as_bytes())
-                    .ok()?;
-                Some((n, path))
-            })
-            .expect("a free subnet 10.213.N.0/24 (all 254 are taken?)");
+                fs::hard_link(&draft, &path).ok().map(|_| (n, path))
+            });
+        let _ = fs::remove_file(&draft);
+        let (subnet, registration) =
+            claimed.expect("a free subnet 10.213.N.0/24 (all 254 are taken?)");
         drop(allocation);
 
-        let net = Self {
+        // From here on, Drop removes whatever was created.
+        let mut net = Self {
             bridge: format!("{BRIDGE_PREFIX}{tag}"),
             members: members
                 .iter()
@@ -312,8 +312,6 @@ impl Net {
             registration,
             forward_rule: None,
         };
-        // From here on, Drop cleans up whatever was created.
-        let mut net = net;
         net.create();
         net
     }
@@ -531,7 +529,16 @@ impl Drop for Net {
                 }
             }
         }
-        if links().contains(&self.bridge) {
+        // Root-side veth ends go with their namespace, unless setup
+        // stopped before moving the other end into it.
+        let present = links();
+        for i in 0..self.members.len() {
+            let host_end = format!("{VETH_PREFIX}{}{i}", self.tag);
+            if present.contains(&host_end) {
+                let _ = run(&["ip", "link", "del", &host_end]);
+            }
+        }
+        if present.contains(&self.bridge) {
             if let Err(e) = run(&["ip", "link", "del", &self.bridge]) {
                 problems.push(e);
             }
