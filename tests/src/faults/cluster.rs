@@ -49,6 +49,26 @@ pub struct NetCluster {
     path: PathBuf,
 }
 
+/// Whether this `cronmesh executor` takes `--data-dir` (its record of
+/// running processes and of the leader term, kept across restarts). Given
+/// when it does: a restarted executor is then held to what it admitted
+/// before the crash, as in production.
+fn executor_has_data_dir() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        let help = std::process::Command::new(crate::process::binary())
+            .args(["executor", "--help"])
+            .output()
+            .expect("run cronmesh executor --help");
+        let has = String::from_utf8_lossy(&help.stdout).contains("--data-dir");
+        eprintln!(
+            "faults: executors {} --data-dir",
+            if has { "run with" } else { "have no" }
+        );
+        has
+    })
+}
+
 /// 32 random bytes, base64, as `head -c 32 /dev/urandom | base64` makes.
 fn secret_text() -> String {
     use std::io::Read;
@@ -240,6 +260,11 @@ impl NetCluster {
                 ]
                 .map(String::from)
                 .to_vec();
+                let mut args = args;
+                if executor_has_data_dir() {
+                    args.push("--data-dir".to_string());
+                    args.push(self.path.join(name).to_string_lossy().to_string());
+                }
                 let env = vec![(EXECUTOR_NAME_VAR.to_string(), name.to_string())];
                 (args, env, "cronmesh executor listening on ")
             }
