@@ -30,7 +30,7 @@ pub fn build_client_with_token(
     install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(64)
+        .pool_max_idle_per_host(1024)
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true);
     if !trusted.is_empty() {

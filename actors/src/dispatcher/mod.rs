@@ -122,6 +122,8 @@ impl Dispatcher {
             tokio::time::Instant::now() + (at - now).to_std().unwrap_or_default()
         };
         let mut records = Vec::new();
+        // HTTP target calls by slot: one wait per slot, then all at once.
+        let mut calls: HashMap<DateTime<Utc>, Vec<(String, HttpCall)>> = HashMap::new();
         let term = self.core.term().unwrap_or_default();
         for action in actions {
             match action {
@@ -134,23 +136,10 @@ impl Dispatcher {
                 }
                 Action::Record(update) => records.push(update),
                 Action::Create(plans) => self.create(plans, reply.take(), ctx),
-                Action::CallHttp { run_id, call } => {
-                    let transport = self.transport.clone();
-                    let span = run_span::run_id_span(&run_id);
-                    ctx.spawn(
-                        async move { transport.call(call, term).await }
-                            .instrument(span)
-                            .into_actor(self)
-                            .map(move |result, act, ctx| {
-                                // Without the lease nothing was called; the
-                                // leader that holds it takes the run over.
-                                if let Some(result) = result {
-                                    let actions = act.core.on_http_done(&run_id, result);
-                                    act.execute(actions, ctx);
-                                }
-                            }),
-                    );
-                }
+                Action::CallHttp { run_id, call } => calls
+                    .entry(call.not_before)
+                    .or_insert_with(Vec::new)
+                    .push((run_id, call)),
                 Action::Move { run_id, from, to } => {
                     let proposal = self.proposer.propose(MetaCommand::MoveRun {
                         run_id: run_id.clone(),
@@ -207,6 +196,26 @@ impl Dispatcher {
                 updates: records,
                 done: None,
             });
+        }
+        for (slot, calls) in calls {
+            let transport = self.transport.clone();
+            let span = tracing::info_span!("http_targets", calls = calls.len(), %slot);
+            ctx.spawn(
+                async move { transport.call_at(calls, slot, term).await }
+                    .instrument(span)
+                    .into_actor(self)
+                    .map(|results, act, ctx| {
+                        // Without the lease nothing was called; the leader
+                        // that holds it takes the runs over.
+                        let mut actions = Vec::new();
+                        for (run_id, result) in results.unwrap_or_default() {
+                            let span = run_span::run_id_span(&run_id);
+                            span.in_scope(|| tracing::debug!("HTTP target answered"));
+                            actions.extend(act.core.on_http_done(&run_id, result));
+                        }
+                        act.execute(actions, ctx);
+                    }),
+            );
         }
         for ((endpoint, not_before), requests) in sends {
             let not_before = not_before.map(instant_of);

@@ -368,21 +368,37 @@ impl Transport {
             .map_err(|e| e.to_string())
     }
 
-    /// Calls an HTTP target at its slot, never before, as the leader of
-    /// `term`; `None` when the lease did not hold, so nothing was called.
-    pub async fn call(&self, call: HttpCall, term: u64) -> Option<HttpResult> {
-        hold_until(call.not_before).await;
+    /// Calls a slot's HTTP targets together at the slot, never before, as
+    /// the leader of `term`: each request is built first, the lease is
+    /// confirmed once the slot has come, then every call leaves at once.
+    /// `None` when the lease did not hold, so nothing was called.
+    pub async fn call_at(
+        &self,
+        calls: Vec<(String, HttpCall)>,
+        not_before: DateTime<Utc>,
+        term: u64,
+    ) -> Option<Vec<(String, HttpResult)>> {
+        let built: Vec<(String, Result<reqwest::Request, HttpResult>)> = calls
+            .into_iter()
+            .map(|(run_id, call)| (run_id, self.build_call(call)))
+            .collect();
+        hold_until(not_before).await;
         if self.confirm(term).await.is_err() {
             return None;
         }
-        Some(self.call_now(call).await)
+        let sent = built.into_iter().map(|(run_id, request)| async move {
+            let result = match request {
+                Ok(request) => self.execute_call(request).await,
+                Err(failed) => failed,
+            };
+            (run_id, result)
+        });
+        Some(join_all(sent).await)
     }
 
-    async fn call_now(&self, call: HttpCall) -> HttpResult {
-        let method = match reqwest::Method::from_bytes(call.method.as_bytes()) {
-            Ok(m) => m,
-            Err(e) => return HttpResult::Failed(e.to_string()),
-        };
+    fn build_call(&self, call: HttpCall) -> Result<reqwest::Request, HttpResult> {
+        let method = reqwest::Method::from_bytes(call.method.as_bytes())
+            .map_err(|e| HttpResult::Failed(e.to_string()))?;
         let mut builder = self.client.request(method, &call.url).timeout(call.timeout);
         for (name, value) in &call.headers {
             builder = builder.header(name, value);
@@ -390,7 +406,13 @@ impl Transport {
         if !call.body.is_empty() {
             builder = builder.body(call.body);
         }
-        match builder.send().await {
+        builder
+            .build()
+            .map_err(|e| HttpResult::Failed(describe(&e)))
+    }
+
+    async fn execute_call(&self, request: reqwest::Request) -> HttpResult {
+        match self.client.execute(request).await {
             Ok(response) => {
                 let status = response.status().as_u16();
                 match response.text().await {
