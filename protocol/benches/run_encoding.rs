@@ -66,6 +66,7 @@ fn dispatch_request() -> DispatchRequest {
             "http://127.0.0.1:7270".into(),
         ],
         term: 0,
+        expires_at: None,
     }
 }
 

@@ -42,7 +42,19 @@ pub struct DispatchRequest {
     /// that does not fence, accepted always.
     #[serde(default)]
     pub term: u64,
+    /// The executor starts the run only before this time on its own clock,
+    /// and refuses it later (a `Refused` entry, reason starting with
+    /// [`EXPIRED_REASON`]). The scheduler fails a run over from an executor
+    /// that did not answer only once this has passed (plus a margin for
+    /// clock differences), so a dispatch that waited in a stopped
+    /// executor's socket, or was retransmitted after a partition healed,
+    /// never starts beside its failover. `None`: no limit.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
+
+/// How an executor's refusal of an expired dispatch begins.
+pub const EXPIRED_REASON: &str = "the dispatch expired";
 
 /// The body of `POST {endpoint}/v1/runs/{id}/kill` (optional: an empty
 /// body is term 0). Fenced like a dispatch.

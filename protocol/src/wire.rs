@@ -53,6 +53,7 @@ mod tests {
             timeout_ms: 1000,
             report_to: vec!["http://127.0.0.1:1".into()],
             term: 0,
+            expires_at: None,
         };
         let back: DispatchRequest = decode(&encode(&req).unwrap()).unwrap();
         assert_eq!(back, req);

@@ -32,6 +32,7 @@ fn noop_run(run_id: &str, term: u64) -> DispatchRequest {
         // Nowhere to report: should it run, it would only be logged.
         report_to: vec![],
         term,
+        expires_at: None,
     }
 }
 

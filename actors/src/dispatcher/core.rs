@@ -834,6 +834,7 @@ impl DispatcherCore {
             timeout_ms: u64::try_from(active.job.timeout.0.as_millis()).unwrap_or(u64::MAX),
             report_to,
             term,
+            expires_at: None,
         };
         active.phase = Phase::Sending;
         vec![Action::Send { endpoint, request }]

@@ -506,6 +506,7 @@ mod tests {
             timeout_ms: 1000,
             report_to: vec!["http://127.0.0.1:7070".into()],
             term: 0,
+            expires_at: None,
         };
         let runs = vec![run.clone(), run];
         let borrowed = protocol::wire::encode(&FrameRef { runs: &runs }).unwrap();

@@ -294,6 +294,7 @@ mod tests {
             timeout_ms: 1000,
             report_to: vec![],
             term: 0,
+            expires_at: None,
         }
     }
 

@@ -108,6 +108,7 @@ pub fn request(run_id: &str, task: Task, report_to: &Receiver) -> DispatchReques
         timeout_ms: 20_000,
         report_to: vec![report_to.url.clone()],
         term: 0,
+        expires_at: None,
     }
 }
 
