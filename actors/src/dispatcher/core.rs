@@ -103,7 +103,17 @@ struct Active {
     /// When the dispatcher gives up waiting for a result.
     deadline: DateTime<Utc>,
     phase: Phase,
+    /// The last dispatch's `expires_at`: its executor starts it only before.
+    admit_until: Option<DateTime<Utc>>,
 }
+
+/// How long after it is sent (or after its slot, if later) a dispatch may
+/// still start on its executor; after that the executor refuses it.
+const ADMIT_WINDOW: chrono::Duration = chrono::Duration::seconds(2);
+/// How far executors' clocks may be behind this node's: a run is failed
+/// over from an executor that never answered only this long after its
+/// dispatch expired.
+const CLOCK_MARGIN: chrono::Duration = chrono::Duration::milliseconds(500);
 
 /// How long a run whose send was not answered waits before it is sent to
 /// the same executor again.
@@ -366,6 +376,7 @@ impl DispatcherCore {
                     fallbacks: vec![],
                     deadline: now,
                     phase: Phase::Held,
+                    admit_until: None,
                 };
                 actions.extend(self.after_end(active));
                 continue;
@@ -392,6 +403,7 @@ impl DispatcherCore {
                     run,
                     fallbacks: assignment.fallbacks,
                     phase,
+                    admit_until: None,
                 },
             );
             if send {
@@ -508,7 +520,10 @@ impl DispatcherCore {
             if let Some(active) = self.active.get_mut(&update.run_id) {
                 match active.phase {
                     // A report says where the run is: no separate record.
-                    Phase::Sending | Phase::Unconfirmed { .. } | Phase::Delivered { .. } => {
+                    Phase::Sending
+                    | Phase::Unconfirmed { .. }
+                    | Phase::Delivered { .. }
+                    | Phase::Lost { .. } => {
                         active.phase = Phase::Delivered {
                             record_dispatched_at: None,
                         };
@@ -580,43 +595,65 @@ impl DispatcherCore {
             })
             .map(|(id, _)| id.clone())
             .collect();
+        let now = self.clock.now();
         let mut actions = Vec::new();
         for id in lost {
             let reason = format!("executor {endpoint} was declared dead");
-            let Some(active) = self.active.get(&id) else {
+            let Some(active) = self.active.get_mut(&id) else {
                 continue;
             };
-            if !active.job.failover {
-                actions.extend(self.end(&id, RunStatus::Failed, reason));
-                continue;
+            // A dispatch it never answered may still be in its socket (a
+            // stopped process, a partition that heals): only once that
+            // dispatch can no longer start there may the run go elsewhere.
+            let unanswered = matches!(active.phase, Phase::Sending | Phase::Unconfirmed { .. });
+            match active.admit_until {
+                Some(until) if unanswered && until + CLOCK_MARGIN > now => {
+                    active.phase = Phase::Lost {
+                        decide_at: until + CLOCK_MARGIN,
+                        reason,
+                    };
+                }
+                _ => actions.extend(self.give_up_on_executor(&id, reason)),
             }
-            let Some(active) = self.active.remove(&id) else {
-                continue;
-            };
-            let now = self.clock.now();
-            actions.push(Action::Record(RunUpdate {
-                run_id: id.clone(),
-                status: Some(RunStatus::Failed),
-                finished_at: Some(now),
-                error: Some(format!("{reason}; failed over to a new run")),
-                ..Default::default()
-            }));
-            let run = &active.run;
-            let fire = Fire {
-                retry: Some(RetryOf {
-                    previous_run_id: run.id.clone(),
-                    attempt: run.attempt + 1,
-                    shard: run.shard.clone(),
-                    params: run.params.clone(),
-                    previous_executor: run.executor.clone(),
-                }),
-                ..Fire::new(active.job.key(), run.scheduled_at, TriggerKind::Failover)
-            };
-            actions.push(Action::Fire(vec![fire]));
-            actions.extend(release_of(&active.job, &active.run));
-            if let Some(ids) = self.by_job.get_mut(&active.job.key()) {
-                ids.remove(&id);
-            }
+        }
+        actions
+    }
+
+    /// Its executor is gone: the run fails over to a new run (trigger
+    /// `failover`) when the job allows it, or ends `failed`.
+    fn give_up_on_executor(&mut self, id: &str, reason: String) -> Vec<Action> {
+        let Some(active) = self.active.get(id) else {
+            return Vec::new();
+        };
+        if !active.job.failover {
+            return self.end(id, RunStatus::Failed, reason);
+        }
+        let Some(active) = self.active.remove(id) else {
+            return Vec::new();
+        };
+        let now = self.clock.now();
+        let mut actions = vec![Action::Record(RunUpdate {
+            run_id: id.to_string(),
+            status: Some(RunStatus::Failed),
+            finished_at: Some(now),
+            error: Some(format!("{reason}; failed over to a new run")),
+            ..Default::default()
+        })];
+        let run = &active.run;
+        let fire = Fire {
+            retry: Some(RetryOf {
+                previous_run_id: run.id.clone(),
+                attempt: run.attempt + 1,
+                shard: run.shard.clone(),
+                params: run.params.clone(),
+                previous_executor: run.executor.clone(),
+            }),
+            ..Fire::new(active.job.key(), run.scheduled_at, TriggerKind::Failover)
+        };
+        actions.push(Action::Fire(vec![fire]));
+        actions.extend(release_of(&active.job, &active.run));
+        if let Some(ids) = self.by_job.get_mut(&active.job.key()) {
+            ids.remove(id);
         }
         actions
     }
@@ -644,6 +681,7 @@ impl DispatcherCore {
         }
         actions.extend(self.release_due());
         let mut resend = Vec::new();
+        let mut given_up = Vec::new();
         for (id, active) in &mut self.active {
             match &mut active.phase {
                 Phase::Delivered {
@@ -658,11 +696,17 @@ impl DispatcherCore {
                     }));
                 }
                 Phase::Unconfirmed { resend_at } if *resend_at <= now => resend.push(id.clone()),
+                Phase::Lost { decide_at, reason } if *decide_at <= now => {
+                    given_up.push((id.clone(), reason.clone()))
+                }
                 _ => {}
             }
         }
         for id in resend {
             actions.extend(self.send(&id));
+        }
+        for (id, reason) in given_up {
+            actions.extend(self.give_up_on_executor(&id, reason));
         }
         let expired: Vec<(String, String)> = self
             .active
@@ -724,6 +768,7 @@ impl DispatcherCore {
                     run,
                     fallbacks: vec![],
                     phase,
+                    admit_until: None,
                 },
             );
         }
@@ -822,6 +867,7 @@ impl DispatcherCore {
         let Some(endpoint) = run.executor.clone() else {
             return self.end(run_id, RunStatus::Failed, "the run has no executor".into());
         };
+        let expires_at = now.max(run.scheduled_at) + ADMIT_WINDOW;
         let request = DispatchRequest {
             run_id: run.id.clone(),
             job_id: run.job_id.clone(),
@@ -834,8 +880,9 @@ impl DispatcherCore {
             timeout_ms: u64::try_from(active.job.timeout.0.as_millis()).unwrap_or(u64::MAX),
             report_to,
             term,
-            expires_at: None,
+            expires_at: Some(expires_at),
         };
+        active.admit_until = Some(expires_at);
         active.phase = Phase::Sending;
         vec![Action::Send { endpoint, request }]
     }

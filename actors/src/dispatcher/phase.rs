@@ -30,6 +30,14 @@ pub enum Phase {
     Delivered {
         record_dispatched_at: Option<DateTime<Utc>>,
     },
+    /// Its executor was declared dead before it answered. The dispatch may
+    /// still sit in its socket, so the run fails over only at `decide_at`,
+    /// once that dispatch has expired there; a report before then means
+    /// the executor has it after all.
+    Lost {
+        decide_at: DateTime<Utc>,
+        reason: String,
+    },
 }
 
 impl Phase {
@@ -43,7 +51,10 @@ impl Phase {
     /// it there.
     pub fn maybe_on_executor(&self) -> bool {
         match self {
-            Phase::Sending | Phase::Unconfirmed { .. } | Phase::Delivered { .. } => true,
+            Phase::Sending
+            | Phase::Unconfirmed { .. }
+            | Phase::Delivered { .. }
+            | Phase::Lost { .. } => true,
             Phase::Waiting | Phase::Held | Phase::Moving { .. } => false,
         }
     }

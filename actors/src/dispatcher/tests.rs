@@ -746,3 +746,61 @@ fn an_http_target_released_ahead_of_its_slot_is_called_at_its_slot() {
         "recorded as started before its slot: {started}"
     );
 }
+
+#[test]
+fn an_unanswered_run_of_a_dead_executor_fails_over_only_once_its_dispatch_expired() {
+    let mut h = Harness::new(&["http://a", "http://b"]);
+    let planned = h.plan(&job(r#","routing":"first""#), 1);
+    let created = h.commit(planned);
+    let request = created
+        .iter()
+        .find_map(|a| match a {
+            Action::Send { request, .. } => Some(request.clone()),
+            _ => None,
+        })
+        .expect("a send");
+    let expires_at = request.expires_at.expect("every dispatch expires");
+    assert_eq!(expires_at, h.clock.now() + Duration::seconds(2));
+    h.advance(100);
+    let lost = h.core.on_executor_lost("http://a");
+    assert!(
+        lost.iter().all(|a| !matches!(a, Action::Fire(_))),
+        "failed over while the dispatch could still start there: {lost:?}"
+    );
+    assert!(statuses(&lost).is_empty());
+    h.advance(2_399); // expiry + 500 ms clock margin, less 1 ms
+    let early = h.core.on_tick();
+    assert!(
+        early.iter().all(|a| !matches!(a, Action::Fire(_))),
+        "{early:?}"
+    );
+    h.advance(1);
+    let decided = h.core.on_tick();
+    assert!(
+        decided
+            .iter()
+            .any(|a| matches!(a, Action::Fire(f) if f[0].trigger == TriggerKind::Failover)),
+        "{decided:?}"
+    );
+    assert_eq!(statuses(&decided), [RunStatus::Failed]);
+}
+
+#[test]
+fn a_report_during_the_wait_means_the_lost_executor_has_the_run() {
+    let mut h = Harness::new(&["http://a", "http://b"]);
+    let planned = h.plan(&job(r#","routing":"first""#), 1);
+    let (run_id, _) = only_send(&h.commit(planned));
+    h.core.on_executor_lost("http://a");
+    h.core.on_report(&RunUpdate {
+        run_id: run_id.clone(),
+        status: Some(RunStatus::Running),
+        ..Default::default()
+    });
+    h.advance(2_600); // past the failover decision, before the deadline
+    let later = h.core.on_tick();
+    assert!(
+        later.iter().all(|a| !matches!(a, Action::Fire(_))),
+        "{later:?}"
+    );
+    assert!(h.core.is_active(&run_id));
+}
