@@ -661,3 +661,120 @@ async fn a_json_batch_gets_a_json_answer() -> anyhow::Result<()> {
     exec.stop().await;
     Ok(())
 }
+
+#[actix_web::test]
+async fn an_expired_dispatch_is_refused_and_starts_nothing_but_a_known_run_is_a_duplicate(
+) -> anyhow::Result<()> {
+    use protocol::dispatch::EXPIRED_REASON;
+
+    let receiver = Receiver::start(0, None).await?;
+    let exec = start_executor(|_| {}).await;
+    let dir = tempfile::tempdir()?;
+    let marker = |name: &str| dir.path().join(name);
+    let past = Utc::now() - chrono::Duration::seconds(5);
+    let future = Utc::now() + chrono::Duration::seconds(60);
+
+    // A single dispatch past its expiry: a refusal that is not the 409 of
+    // stale terms, naming the expiry, and nothing runs.
+    let mut expired = shell(
+        "expired-single",
+        &format!("echo ran >> '{}'", marker("expired-single").display()),
+        &receiver,
+    );
+    expired.expires_at = Some(past);
+    let response = dispatch_signed(&exec, &expired, None).await?;
+    assert_eq!(response.status(), 410);
+    let body: Value = json_of(response).await?;
+    assert_eq!(error_code(&body), "expired");
+    let message = body["error"]["message"].as_str().unwrap_or("");
+    assert!(message.starts_with(EXPIRED_REASON), "{message}");
+    let (code, _) = get_json(format!("{}/v1/runs/expired-single", exec.endpoint)).await?;
+    assert_eq!(code, 404, "the expired run is known to the executor");
+
+    // One that expires later runs.
+    let mut fresh = shell(
+        "fresh",
+        &format!("echo ran >> '{}'", marker("fresh").display()),
+        &receiver,
+    );
+    fresh.expires_at = Some(future);
+    assert!(!dispatch(&exec, &fresh).await?.duplicate);
+    assert_eq!(
+        receiver.final_report("fresh").await.status,
+        RunStatus::Succeeded
+    );
+    assert_eq!(std::fs::read_to_string(marker("fresh"))?, "ran\n");
+
+    // In a batch: an expired new run is refused with the reason, one not
+    // expired starts, and a run id the executor knows, sent again after
+    // its expiry, is still a duplicate (and its result is sent again).
+    let mut expired_entry = shell(
+        "expired-entry",
+        &format!("echo ran >> '{}'", marker("expired-entry").display()),
+        &receiver,
+    );
+    expired_entry.expires_at = Some(past);
+    let mut later = shell("later", "echo later", &receiver);
+    later.expires_at = Some(future);
+    let mut known = fresh.clone();
+    known.expires_at = Some(past);
+    let body = protocol::wire::encode(&DispatchBatch {
+        runs: vec![expired_entry, later, known.clone()],
+    })?;
+    let response = client()
+        .post(format!("{}/v1/dispatch/batch", exec.endpoint))
+        .header(reqwest::header::CONTENT_TYPE, MSGPACK)
+        .body(body)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    let ack: DispatchBatchAck = protocol::wire::decode(&response.bytes().await?)?;
+    match ack.results.first() {
+        Some(DispatchResult::Refused { run_id, reason }) => {
+            assert_eq!(run_id, "expired-entry");
+            assert!(reason.starts_with(EXPIRED_REASON), "{reason}");
+        }
+        other => panic!("an expired entry was not refused: {other:?}"),
+    }
+    assert_eq!(
+        ack.results.get(1..),
+        Some(
+            &[
+                DispatchResult::Accepted {
+                    run_id: "later".into(),
+                    duplicate: false
+                },
+                DispatchResult::Accepted {
+                    run_id: "fresh".into(),
+                    duplicate: true
+                },
+            ][..]
+        )
+    );
+    assert_eq!(
+        receiver.final_report("later").await.status,
+        RunStatus::Succeeded
+    );
+    wait_for("the known run's result sent again", || {
+        (receiver.finals("fresh").len() == 2).then_some(())
+    })
+    .await;
+
+    // The single route, too, answers a known run as a duplicate after expiry.
+    assert!(dispatch(&exec, &known).await?.duplicate);
+    wait_for("the known run's result sent once more", || {
+        (receiver.finals("fresh").len() == 3).then_some(())
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(marker("fresh"))?, "ran\n");
+
+    // Nothing of the expired runs ever started or reported.
+    let (code, _) = get_json(format!("{}/v1/runs/expired-entry", exec.endpoint)).await?;
+    assert_eq!(code, 404);
+    for run_id in ["expired-single", "expired-entry"] {
+        assert!(receiver.reports(run_id).is_empty(), "{run_id} reported");
+        assert!(!marker(run_id).exists(), "{run_id} ran");
+    }
+    exec.stop().await;
+    Ok(())
+}

@@ -1,7 +1,10 @@
 //! A `cronmesh executor` killed with SIGKILL leaves its runs' process
 //! groups running; restarted on the same data directory, it kills them and
-//! reports their runs failed with the reason. Real processes: the executor
-//! binary, `sh` and `sleep`; a report receiver stands in for the scheduler.
+//! reports their runs failed with the reason. A run that finished before
+//! the crash, its final report not yet taken, is known after the restart as
+//! finished: a dispatch of it again is a duplicate, and its report goes
+//! out again. Real processes: the executor binary, `sh` and `sleep`; a
+//! report receiver stands in for the scheduler.
 
 use std::{
     io::{BufRead, BufReader},
@@ -12,13 +15,13 @@ use std::{
 
 use node::executor::KILLED_AT_RESTART;
 use protocol::{
-    dispatch::{Task, MSGPACK},
+    dispatch::{DispatchAck, DispatchRequest, Task, MSGPACK},
     run::RunStatus,
 };
 
 mod common;
 
-use common::{client, get_json, request, wait_for, Receiver};
+use common::{client, get_json, request, wait_for, Receiver, ReceiverOptions};
 
 /// A `cronmesh executor` process, killed with SIGKILL when dropped.
 struct ExecutorProcess {
@@ -207,5 +210,124 @@ async fn a_restart_kills_the_runs_a_crash_left_running_and_reports_them() -> any
         (left == 0).then_some(())
     })
     .await;
+    Ok(())
+}
+
+/// POSTs `req` to `endpoint` and expects `202` with an ack.
+async fn dispatch_to(endpoint: &str, req: &DispatchRequest) -> anyhow::Result<DispatchAck> {
+    let response = client()
+        .post(format!("{endpoint}/v1/dispatch"))
+        .header(reqwest::header::CONTENT_TYPE, MSGPACK)
+        .body(protocol::wire::encode(req)?)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status() == 202,
+        "dispatch answered {}",
+        response.status()
+    );
+    Ok(serde_json::from_slice(&response.bytes().await?)?)
+}
+
+/// Files left in `executor-runs/`.
+fn records_in(data_dir: &Path) -> Option<usize> {
+    Some(
+        std::fs::read_dir(data_dir.join("executor-runs"))
+            .ok()?
+            .count(),
+    )
+}
+
+#[actix_web::test]
+async fn a_run_finished_but_unreported_before_a_crash_does_not_run_again() -> anyhow::Result<()> {
+    let receiver = Receiver::with(ReceiverOptions {
+        hold_finals: true,
+        ..ReceiverOptions::default()
+    })
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("data");
+    let ran = dir.path().join("ran");
+    let exec = ExecutorProcess::start(&data_dir)?;
+
+    let req = request(
+        "finished-unreported",
+        Task::Shell {
+            command: format!("echo once >> '{}'; echo said once", ran.display()),
+        },
+        &receiver,
+    );
+    assert!(!dispatch_to(&exec.endpoint, &req).await?.duplicate);
+    wait_for("the command to have run", || {
+        (std::fs::read_to_string(&ran).ok()? == "once\n").then_some(())
+    })
+    .await;
+    // An attempt at the final report means the run has ended and its
+    // result is recorded; the receiver does not acknowledge it.
+    wait_for("a final report attempt", || {
+        (receiver.final_attempts() > 0).then_some(())
+    })
+    .await;
+    assert!(receiver.finals("finished-unreported").is_empty());
+
+    exec.kill9()?;
+    let restarted = ExecutorProcess::start(&data_dir)?;
+    // The scheduler re-sends what it had no answer for: a duplicate.
+    let ack = dispatch_to(&restarted.endpoint, &req).await?;
+    assert!(
+        ack.duplicate,
+        "the restarted executor started the run again"
+    );
+    let (code, state) = get_json(format!(
+        "{}/v1/runs/finished-unreported",
+        restarted.endpoint
+    ))
+    .await?;
+    assert_eq!((code, &state["status"]), (200, &"succeeded".into()));
+    assert_eq!(std::fs::read_to_string(&ran)?, "once\n");
+
+    receiver.release_finals();
+    let report = receiver.final_report("finished-unreported").await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(report.exit_code, Some(0));
+    assert_eq!(report.output, "said once\n");
+    assert_eq!(report.executor, restarted.endpoint);
+    assert!(report.started_at.is_some() && report.finished_at.is_some());
+    assert_eq!(std::fs::read_to_string(&ran)?, "once\n");
+    // Acknowledged: the record goes.
+    wait_for("the run's record to be removed", || {
+        (records_in(&data_dir)? == 0).then_some(())
+    })
+    .await;
+    Ok(())
+}
+
+#[actix_web::test]
+async fn a_record_goes_when_its_report_is_refused_for_good() -> anyhow::Result<()> {
+    let receiver = Receiver::with(ReceiverOptions {
+        reject_finals: true,
+        ..ReceiverOptions::default()
+    })
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("data");
+    let exec = ExecutorProcess::start(&data_dir)?;
+    let req = request(
+        "refused-report",
+        Task::Shell {
+            command: "echo done".into(),
+        },
+        &receiver,
+    );
+    assert!(!dispatch_to(&exec.endpoint, &req).await?.duplicate);
+    wait_for("a refused final report", || {
+        (receiver.final_attempts() > 0).then_some(())
+    })
+    .await;
+    wait_for("the run's record to be removed", || {
+        (records_in(&data_dir)? == 0).then_some(())
+    })
+    .await;
+    assert_eq!(receiver.final_attempts(), 1, "a refused report was retried");
     Ok(())
 }

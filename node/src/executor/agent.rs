@@ -10,8 +10,10 @@ use std::{
     time::Duration,
 };
 
-use chrono::Utc;
-use protocol::dispatch::{DispatchAck, DispatchRequest, DispatchResult, RunReport, Task};
+use chrono::{DateTime, Utc};
+use protocol::dispatch::{
+    DispatchAck, DispatchRequest, DispatchResult, RunReport, Task, EXPIRED_REASON,
+};
 use protocol::run::RunStatus;
 use serde::Serialize;
 use tokio::{runtime::Handle, sync::watch, task::JoinHandle};
@@ -21,7 +23,7 @@ use super::{
     config::ExecutorConfig,
     fence::StaleTerm,
     forward, handlers,
-    ledger::RunRecord,
+    ledger::{FinalResult, RunRecord},
     output::SharedOutput,
     process::{format_duration, ShellProcess},
     procfs,
@@ -48,6 +50,24 @@ pub enum DispatchError {
     ShuttingDown,
     /// The sender was deposed: a newer leader has been seen.
     StaleTerm(StaleTerm),
+    /// A new run whose `expires_at` had passed on this executor's clock
+    /// when it was about to start: the scheduler may have given its slot
+    /// to another executor meanwhile, so it does not start.
+    Expired {
+        expires_at: DateTime<Utc>,
+        /// How long ago, at admission.
+        late_ms: i64,
+    },
+}
+
+impl DispatchError {
+    /// The refusal of an expired dispatch, beginning with [`EXPIRED_REASON`].
+    pub fn expired_reason(expires_at: DateTime<Utc>, late_ms: i64) -> String {
+        format!(
+            "{EXPIRED_REASON} at {}, {late_ms} ms ago on this executor's clock; it was not started",
+            expires_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        )
+    }
 }
 
 impl From<StaleTerm> for DispatchError {
@@ -174,6 +194,13 @@ impl Agent {
                     run_id,
                     reason: stale.to_string(),
                 },
+                Err(DispatchError::Expired {
+                    expires_at,
+                    late_ms,
+                }) => DispatchResult::Refused {
+                    run_id,
+                    reason: DispatchError::expired_reason(expires_at, late_ms),
+                },
             })
             .collect())
     }
@@ -246,6 +273,28 @@ impl Agent {
                     continue;
                 }
                 let run_id = req.run_id.clone();
+                // A known run id is answered as a duplicate even once
+                // expired; only a new run's start is refused. Checked here,
+                // under the table's lock, just before the run is started:
+                // a dispatch may have waited in a socket buffer while this
+                // executor was stopped.
+                if let Some(expires_at) = req.expires_at {
+                    let now = Utc::now();
+                    if now > expires_at && !table.contains(&run_id) {
+                        let late_ms = (now - expires_at).num_milliseconds();
+                        tracing::warn!(
+                            run_id = %run_id,
+                            %expires_at,
+                            late_ms,
+                            "refused an expired dispatch; its slot may have gone to another executor"
+                        );
+                        results.push(Err(DispatchError::Expired {
+                            expires_at,
+                            late_ms,
+                        }));
+                        continue;
+                    }
+                }
                 match table.admit(&req.run_id, &req.report_to) {
                     Admission::Duplicate { finished } => {
                         tracing::info!(run_id = %run_id, finished, "duplicate dispatch; nothing new started");
@@ -292,6 +341,8 @@ impl Agent {
     ) {
         let timeout = Duration::from_millis(req.timeout_ms);
         let mut running_report = None;
+        // The shell run's record in the data directory, if any.
+        let mut record = None;
         let outcome = match &req.task {
             Task::Shell { command } => match ShellProcess::spawn(
                 &req,
@@ -302,14 +353,12 @@ impl Agent {
                 Err(e) => Outcome::failed(None, format!("cannot start sh: {e}")),
                 Ok(process) => {
                     tracing::debug!(run_id = %req.run_id, pgid = process.pgid().as_raw(), "run started");
-                    self.record_process(&req, process.pgid().as_raw());
+                    record = self.record_process(&req, process.pgid().as_raw());
                     running_report = self.mark_running(&req.run_id);
-                    let outcome = process.supervise(timeout, stop_requested(stop)).await;
-                    // The group has been killed: nothing is left to reap.
-                    if let Some(ledger) = &self.state.ledger {
-                        ledger.remove(&req.run_id);
-                    }
-                    outcome
+                    // The group has been killed at the end: nothing is left
+                    // to reap, but the record stays, with the result, until
+                    // the final report is acknowledged.
+                    process.supervise(timeout, stop_requested(stop)).await
                 }
             },
             Task::Handler { handler } => {
@@ -326,13 +375,13 @@ impl Agent {
                         function,
                         handler,
                         &req,
-                        output,
+                        output.clone(),
                         timeout,
                         stop_requested(stop),
                     )
                     .await
                 } else {
-                    self.forward_handler(handler, &req, output, timeout, stop)
+                    self.forward_handler(handler, &req, output.clone(), timeout, stop)
                         .await
                 }
             }
@@ -350,17 +399,46 @@ impl Agent {
                 "run finished"
             );
         }
-        self.runs().finish(&req.run_id, outcome, Utc::now());
+        let finished_at = Utc::now();
+        if let Some(record) = record {
+            // Before the run shows as finished, so that whatever delivers its
+            // final report finds the record kept for it.
+            self.record_result(record, &outcome, finished_at, &output.text());
+        }
+        self.runs().finish(&req.run_id, outcome, finished_at);
         self.start_delivery(&req.run_id, running_report);
+    }
+
+    /// Rewrites a run's record with how it ended, and keeps it until its
+    /// final report is acknowledged: an executor that crashes before then
+    /// knows the run at its next start as finished (a dispatch of it again
+    /// is a duplicate, not a second start) and reports it then.
+    fn record_result(
+        &self,
+        mut record: RunRecord,
+        outcome: &Outcome,
+        finished_at: DateTime<Utc>,
+        output: &str,
+    ) {
+        let Some(ledger) = &self.state.ledger else {
+            return;
+        };
+        record.result = Some(FinalResult::new(
+            outcome.status,
+            outcome.exit_code,
+            finished_at,
+            outcome.error.clone(),
+            output,
+        ));
+        ledger.keep_until_reported(&record.run_id);
+        ledger.record(&record);
     }
 
     /// Records a started shell process, so that if the executor dies
     /// during the run its next start kills what is left (see `orphans`).
-    fn record_process(&self, req: &DispatchRequest, pgid: i32) {
-        let Some(ledger) = &self.state.ledger else {
-            return;
-        };
-        ledger.record(&RunRecord {
+    fn record_process(&self, req: &DispatchRequest, pgid: i32) -> Option<RunRecord> {
+        let ledger = self.state.ledger.as_ref()?;
+        let record = RunRecord {
             run_id: req.run_id.clone(),
             job_id: req.job_id.clone(),
             attempt: req.attempt,
@@ -369,23 +447,57 @@ impl Agent {
             start_ticks: procfs::start_ticks(pgid),
             boot_id: self.state.boot_id.clone(),
             started_at: Utc::now(),
-        });
+            result: None,
+        };
+        ledger.record(&record);
+        Some(record)
     }
 
-    /// Registers a run an earlier life of this executor left behind, ended
-    /// with `outcome`, and delivers its final report; its record goes once
-    /// the report is delivered. False when the run id is known already.
+    /// Registers a run an earlier life of this executor left behind while
+    /// it ran, ended now with `outcome`, and delivers its final report. Its
+    /// record is rewritten with that end (so a crash before the report is
+    /// taken sends the same report after the next start) and goes once the
+    /// report is delivered. False when the run id is known already.
     pub fn adopt_ended(self: &Arc<Self>, record: &RunRecord, outcome: Outcome) -> bool {
+        let result = FinalResult::new(
+            outcome.status,
+            outcome.exit_code,
+            Utc::now(),
+            outcome.error,
+            "",
+        );
+        let mut ended = record.clone();
+        ended.result = Some(result.clone());
+        self.adopt(&ended, &result, true)
+    }
+
+    /// Registers a run an earlier life of this executor finished, recorded
+    /// with its `result` but not yet acknowledged, and delivers its final
+    /// report again; its record goes once the report is delivered. False
+    /// when the run id is known already.
+    pub fn adopt_finished(self: &Arc<Self>, record: &RunRecord, result: &FinalResult) -> bool {
+        self.adopt(record, result, false)
+    }
+
+    fn adopt(self: &Arc<Self>, record: &RunRecord, result: &FinalResult, rewrite: bool) -> bool {
         let inserted = self.runs().insert_ended(
             &record.run_id,
             &record.report_to,
             record.started_at,
-            outcome,
-            Utc::now(),
+            Outcome {
+                status: result.status,
+                exit_code: result.exit_code,
+                error: result.error.clone(),
+            },
+            result.finished_at,
+            &result.output,
         );
         if inserted {
             if let Some(ledger) = &self.state.ledger {
                 ledger.keep_until_reported(&record.run_id);
+                if rewrite {
+                    ledger.record(record);
+                }
             }
             self.start_delivery(&record.run_id, None);
         }

@@ -8,7 +8,8 @@
 //!   on one directory would kill each other's runs at start-up, taking
 //!   them for runs a crash left behind, so the second one refuses to start.
 //! - `executor-term`: the highest leader term seen (see `fence`).
-//! - `executor-runs/`: one record per running process (see `ledger`).
+//! - `executor-runs/`: one record per shell run whose final report no
+//!   scheduler has taken yet (see `ledger`).
 
 use std::{
     fs::{File, OpenOptions},
@@ -73,7 +74,7 @@ impl DataDir {
         self.path.join(TERM_FILE)
     }
 
-    /// Where the records of running processes are kept.
+    /// Where the records of shell runs are kept.
     pub fn runs_dir(&self) -> PathBuf {
         self.path.join(RUNS_DIR)
     }

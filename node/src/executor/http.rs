@@ -213,6 +213,16 @@ async fn dispatch(
             "this executor is shutting down and starts no new runs",
         )),
         Err(DispatchError::StaleTerm(stale)) => Err(ApiError::stale_term(stale)),
+        // A 4xx other than the 409 of stale terms: the scheduler takes it
+        // as a refusal of this run (it fails it over), not as "step down".
+        Err(DispatchError::Expired {
+            expires_at,
+            late_ms,
+        }) => Err(ApiError::new(
+            StatusCode::GONE,
+            "expired",
+            DispatchError::expired_reason(expires_at, late_ms),
+        )),
     }
 }
 

@@ -1,8 +1,16 @@
-//! The records of running processes, one small file per run in the data
-//! directory's `executor-runs/`: written when a shell run's process starts,
-//! removed once its process group has been killed at the end of the run.
-//! A record still there at start-up belongs to a run that a crash of the
-//! executor (kill -9, OOM) left behind; `orphans` ends it.
+//! The records of shell runs, one small file per run in the data
+//! directory's `executor-runs/`: written when a run's process starts, and
+//! rewritten with the run's final result (status, exit code, end time,
+//! error, output tail) when it ends. A record lives until a scheduler has
+//! acknowledged the run's final report (or refused it for good), so the
+//! records are bounded by the runs not yet acknowledged.
+//!
+//! At start-up (`orphans`), a record without a result belongs to a run
+//! that a crash of the executor (kill -9, OOM) left running: its group is
+//! killed and the run reported failed. A record with a result belongs to a
+//! run that ended but whose final report was not yet taken: the run is
+//! known as finished (a dispatch of its id again is a duplicate, never a
+//! second start) and its report is delivered again.
 //!
 //! Records are not synced to disk: they guard against a crash of this
 //! process, after which the page cache still holds them; a power loss
@@ -19,6 +27,7 @@ use std::{
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use protocol::run::{tail, RunStatus, OUTPUT_LIMIT};
 use serde::{Deserialize, Serialize};
 
 use super::data_dir::write_atomically;
@@ -42,6 +51,38 @@ pub struct RunRecord {
     /// The boot the start time counts from.
     pub boot_id: Option<String>,
     pub started_at: DateTime<Utc>,
+    /// How the run ended, once it has; `None` while its process runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<FinalResult>,
+}
+
+/// A run's end as its final report carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalResult {
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub finished_at: DateTime<Utc>,
+    pub error: Option<String>,
+    /// The tail of the output, at most [`OUTPUT_LIMIT`] bytes as in a report.
+    pub output: String,
+}
+
+impl FinalResult {
+    pub fn new(
+        status: RunStatus,
+        exit_code: Option<i32>,
+        finished_at: DateTime<Utc>,
+        error: Option<String>,
+        output: &str,
+    ) -> Self {
+        Self {
+            status,
+            exit_code,
+            finished_at,
+            error,
+            output: tail(output, OUTPUT_LIMIT).to_string(),
+        }
+    }
 }
 
 /// A file of `executor-runs/` that is not a record.
@@ -55,8 +96,8 @@ pub struct Unreadable {
 #[derive(Debug)]
 pub struct RunLedger {
     dir: PathBuf,
-    /// Runs ended at start-up whose record stays until their final report
-    /// is delivered, so a crash before then ends them again.
+    /// Ended runs whose record stays until their final report is no longer
+    /// being delivered, so a crash before then does not lose their end.
     awaiting_report: Mutex<HashSet<String>>,
     /// Set by the first failed write, so a full disk is logged once.
     failed: AtomicBool,
@@ -80,9 +121,11 @@ impl RunLedger {
         self.dir.join(format!("{run_id}.{EXTENSION}"))
     }
 
-    /// Records a started process. A failure is logged, and the run goes on:
-    /// only a crash of the executor during this run would then leave its
-    /// process unreaped.
+    /// Writes `record`, replacing an earlier version atomically (a crash
+    /// leaves the old one or the new one). A failure is logged, and the run
+    /// goes on: only a crash of the executor would then leave its process
+    /// unreaped (no record), or its end unknown (no result: it is reported
+    /// failed at the next start).
     pub fn record(&self, record: &RunRecord) {
         let result = serde_json::to_vec(record)
             .map_err(std::io::Error::other)
@@ -92,20 +135,20 @@ impl RunLedger {
                 tracing::error!(
                     dir = %self.dir.display(),
                     run_id = %record.run_id,
-                    "cannot record a running process; should this executor crash, such \
-                     processes are not killed at its next start (later failures are not \
-                     logged): {e}"
+                    "cannot write a run record; should this executor crash, such a run's \
+                     process is not killed, or its end not known, at its next start (later \
+                     failures are not logged): {e}"
                 );
             }
         }
     }
 
-    /// Forgets a run whose process group is gone.
+    /// Forgets a run.
     pub fn remove(&self, run_id: &str) {
         remove_file(&self.path_of(run_id));
     }
 
-    /// Keeps the record of a run ended at start-up until [`Self::reported`].
+    /// Keeps the record of an ended run until [`Self::reported`].
     pub fn keep_until_reported(&self, run_id: &str) {
         self.awaiting().insert(run_id.to_string());
     }
@@ -175,6 +218,7 @@ mod tests {
             start_ticks: Some(99),
             boot_id: Some("boot".into()),
             started_at: Utc::now(),
+            result: None,
         }
     }
 
@@ -208,6 +252,40 @@ mod tests {
         assert!(dir.path().join("runs/...json").exists());
         ledger.reported("..");
         assert!(!dir.path().join("runs/...json").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn a_result_is_kept_bounded_and_older_records_read_without_one() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ledger = RunLedger::open(dir.path().join("runs"))?;
+        let mut finished = record("done");
+        let long = "x".repeat(OUTPUT_LIMIT + 100);
+        finished.result = Some(FinalResult::new(
+            RunStatus::Failed,
+            Some(3),
+            Utc::now(),
+            Some("exit code 3".into()),
+            &long,
+        ));
+        ledger.record(&finished);
+        let found = ledger.left_behind()?;
+        let read_back = found.iter().flatten().find(|r| r.run_id == "done");
+        assert_eq!(read_back, Some(&finished));
+        let output_len = read_back
+            .and_then(|r| r.result.as_ref())
+            .map(|r| r.output.len());
+        assert_eq!(output_len, Some(OUTPUT_LIMIT));
+
+        // A record written before results were kept has no `result` key.
+        let mut old = serde_json::to_value(record("old"))?;
+        if let Some(fields) = old.as_object_mut() {
+            fields.remove("result");
+        }
+        std::fs::write(dir.path().join("runs/old.json"), serde_json::to_vec(&old)?)?;
+        let found = ledger.left_behind()?;
+        let old = found.iter().flatten().find(|r| r.run_id == "old");
+        assert_eq!(old.map(|r| r.result.is_none()), Some(true));
         Ok(())
     }
 }

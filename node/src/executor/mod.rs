@@ -20,8 +20,9 @@
 //! - `fence`: the newest leader term seen; requests of older terms come
 //!   from deposed leaders and are refused.
 //! - `data_dir`, `state`: `--data-dir`, what survives a restart.
-//! - `ledger`, `orphans`, `procfs`: records of running processes, and the
-//!   runs a crash left behind, killed and reported at the next start.
+//! - `ledger`, `orphans`, `procfs`: records of shell runs until their final
+//!   report is taken, and the runs a crash left behind: killed and
+//!   reported at the next start, or, finished, reported again.
 //! - `reporter`: delivering run reports with retries.
 //! - `report_frames`: batching reports bound for the same scheduler.
 //! - `receipts`: `--receipts FILE`, one line per run admitted as new.
@@ -164,11 +165,18 @@ pub async fn start(config: ExecutorConfig) -> anyhow::Result<RunningExecutor> {
         state,
     );
     // Before serving, so a run dispatched again is known as ended.
-    let ended = orphans::end_left_behind(&agent)?;
-    if ended > 0 {
+    let left = orphans::end_left_behind(&agent)?;
+    if left.ended > 0 {
         tracing::warn!(
-            runs = ended,
+            runs = left.ended,
             "ended runs an earlier life of this executor left behind; reporting them failed"
+        );
+    }
+    if left.finished > 0 {
+        tracing::info!(
+            runs = left.finished,
+            "reporting again runs an earlier life of this executor finished without a \
+             scheduler taking their final report"
         );
     }
     let server = http::server(agent.clone(), listener, tls)

@@ -2,8 +2,10 @@
 //! processes are a process group of their own, so they outlive an executor
 //! killed with SIGKILL; the cluster would never hear how their runs ended,
 //! and the work could run on beside its failover. At start-up, every
-//! record of `ledger` names such a run: its group is killed if it is still
-//! the same group, and the run is reported `failed` with the reason.
+//! record of `ledger` without a result names such a run: its group is
+//! killed if it is still the same group, and the run is reported `failed`
+//! with the reason. A record with a result names a run that finished but
+//! whose final report no scheduler had taken: it is reported again.
 
 use std::sync::Arc;
 
@@ -47,16 +49,29 @@ impl Reaped {
     }
 }
 
-/// Ends every run the records name: kills what is left of its process
-/// group, and reports it `failed` with the reason (the report is retried
-/// until a scheduler takes it; the record goes then). Returns how many runs
-/// were ended. Called before the agent serves, so a scheduler that
-/// dispatches such a run again learns of its end instead of starting it.
-pub fn end_left_behind(agent: &Arc<Agent>) -> anyhow::Result<usize> {
+/// What [`end_left_behind`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LeftBehind {
+    /// Runs that were still running, ended now and reported failed.
+    pub ended: usize,
+    /// Runs that had finished with their final report not yet taken,
+    /// reported again.
+    pub finished: usize,
+}
+
+/// Ends every run the records name that was still running: kills what is
+/// left of its process group, and reports it `failed` with the reason.
+/// Runs recorded with their result (finished, report not yet taken) are
+/// known as finished and reported again. Either report is retried until a
+/// scheduler takes it; the record goes then. Called before the agent
+/// serves, so a scheduler that dispatches such a run again gets a
+/// duplicate and the run's end instead of a second start.
+pub fn end_left_behind(agent: &Arc<Agent>) -> anyhow::Result<LeftBehind> {
     let Some(ledger) = agent.ledger() else {
-        return Ok(0);
+        return Ok(LeftBehind::default());
     };
     let mut ended = 0;
+    let mut finished = 0;
     for found in ledger.left_behind()? {
         let record = match found {
             Ok(record) => record,
@@ -71,6 +86,24 @@ pub fn end_left_behind(agent: &Arc<Agent>) -> anyhow::Result<usize> {
                 continue;
             }
         };
+        if let Some(result) = &record.result {
+            // It ended in an earlier life, and its group with it (a group id
+            // that may belong to someone else by now): only the report is
+            // left to deliver.
+            tracing::info!(
+                run_id = %record.run_id,
+                job = %record.job_id,
+                attempt = record.attempt,
+                status = %result.status,
+                "a run an earlier life of this executor finished is reported again"
+            );
+            if agent.adopt_finished(&record, result) {
+                finished += 1;
+            } else {
+                ledger.remove(&record.run_id);
+            }
+            continue;
+        }
         let reaped = reap(&record, agent.boot_id());
         tracing::warn!(
             run_id = %record.run_id,
@@ -86,7 +119,7 @@ pub fn end_left_behind(agent: &Arc<Agent>) -> anyhow::Result<usize> {
             ledger.remove(&record.run_id);
         }
     }
-    Ok(ended)
+    Ok(LeftBehind { ended, finished })
 }
 
 /// Kills what is left of `record`'s process group.
@@ -145,6 +178,7 @@ mod tests {
             start_ticks,
             boot_id: procfs::boot_id(),
             started_at: Utc::now(),
+            result: None,
         }
     }
 

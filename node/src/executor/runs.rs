@@ -154,6 +154,11 @@ impl RunTable {
         }
     }
 
+    /// Whether `run_id` is known, running or finished.
+    pub fn contains(&self, run_id: &str) -> bool {
+        self.runs.contains_key(run_id)
+    }
+
     /// Registers `run_id` unless it is known. A duplicate's `report_to`
     /// replaces the stored one: the scheduler that sent it is the one
     /// alive now.
@@ -189,9 +194,10 @@ impl RunTable {
         }
     }
 
-    /// Registers a run that ended while no agent watched it (an earlier
-    /// life of the executor left it behind), so it is known by id like any
-    /// finished run and its final report can be delivered. Returns false,
+    /// Registers a run an earlier life of the executor left behind (ended
+    /// while no agent watched it, or finished with its report not yet
+    /// taken), so it is known by id like any finished run, with `output`,
+    /// and its final report can be delivered. Returns false,
     /// changing nothing, when the id is known already.
     pub fn insert_ended(
         &mut self,
@@ -200,11 +206,14 @@ impl RunTable {
         started_at: DateTime<Utc>,
         outcome: Outcome,
         finished_at: DateTime<Utc>,
+        output: &str,
     ) -> bool {
         if self.runs.contains_key(run_id) {
             return false;
         }
-        self.admit(run_id, report_to);
+        if let Admission::New { output: kept, .. } = self.admit(run_id, report_to) {
+            kept.push(output.as_bytes());
+        }
         self.mark_running(run_id, started_at);
         self.finish(run_id, outcome, finished_at)
     }
@@ -410,12 +419,20 @@ mod tests {
         let mut table = RunTable::new(10, 1 << 20);
         let started = Utc::now() - chrono::Duration::seconds(5);
         let outcome = Outcome::failed(None, "the executor restarted");
-        assert!(table.insert_ended("x", &targets(), started, outcome.clone(), Utc::now()));
-        assert!(!table.insert_ended("x", &[], started, outcome, Utc::now()));
+        assert!(table.insert_ended(
+            "x",
+            &targets(),
+            started,
+            outcome.clone(),
+            Utc::now(),
+            "last words"
+        ));
+        assert!(!table.insert_ended("x", &[], started, outcome, Utc::now(), ""));
         let report = table.report("x", "me").expect("known");
         assert_eq!(report.status, RunStatus::Failed);
         assert_eq!(report.started_at, Some(started));
         assert_eq!(report.error.as_deref(), Some("the executor restarted"));
+        assert_eq!(report.output, "last words");
         assert_eq!(table.report_to("x"), Some(targets()));
         assert_eq!(table.active_count(), 0);
         assert!(matches!(

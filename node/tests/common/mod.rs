@@ -7,7 +7,7 @@
 
 use std::{
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant},
@@ -121,6 +121,10 @@ pub struct ReceiverOptions {
     pub secret: Option<Vec<u8>>,
     /// Serve `POST /v1/internal/reports` as well as the single route.
     pub batches: bool,
+    /// Answer 503 to every final report until [`Receiver::release_finals`].
+    pub hold_finals: bool,
+    /// Answer final reports with a 400, a refusal for good.
+    pub reject_finals: bool,
 }
 
 /// What a scheduler's report endpoints saw.
@@ -133,6 +137,8 @@ pub struct Received {
     /// Requests on the batch route, and reports they held.
     pub batch_requests: AtomicUsize,
     pub batched_reports: AtomicUsize,
+    /// Final reports are answered 503 while set (see `hold_finals`).
+    holding: AtomicBool,
 }
 
 pub struct Receiver {
@@ -146,7 +152,7 @@ impl Receiver {
         Self::with(ReceiverOptions {
             refuse_finals,
             secret: secret.map(<[u8]>::to_vec),
-            batches: false,
+            ..ReceiverOptions::default()
         })
         .await
     }
@@ -154,6 +160,7 @@ impl Receiver {
     pub async fn with(options: ReceiverOptions) -> anyhow::Result<Self> {
         let batches = options.batches;
         let state = Arc::new(Received {
+            holding: AtomicBool::new(options.hold_finals),
             options,
             ..Received::default()
         });
@@ -181,6 +188,16 @@ impl Receiver {
             state,
             server: handle,
         })
+    }
+
+    /// Final reports are acknowledged from now on (see `hold_finals`).
+    pub fn release_finals(&self) {
+        self.state.holding.store(false, Ordering::SeqCst);
+    }
+
+    /// Final reports received so far, acknowledged or not.
+    pub fn final_attempts(&self) -> usize {
+        self.state.final_attempts.load(Ordering::SeqCst)
     }
 
     pub fn reports(&self, run_id: &str) -> Vec<RunReport> {
@@ -232,10 +249,12 @@ fn signature_ok(state: &Received, req: &HttpRequest, body: &[u8]) -> bool {
     ok
 }
 
-/// Whether to answer 503 to this report (the first `refuse_finals` finals).
+/// Whether to answer 503 to this report (the first `refuse_finals` finals,
+/// and every final while held).
 fn refused(state: &Received, report: &RunReport) -> bool {
     report.status.is_terminal()
-        && state.final_attempts.fetch_add(1, Ordering::SeqCst) < state.options.refuse_finals
+        && (state.final_attempts.fetch_add(1, Ordering::SeqCst) < state.options.refuse_finals
+            || state.holding.load(Ordering::SeqCst))
 }
 
 async fn receive(
@@ -252,6 +271,10 @@ async fn receive(
     };
     if report.run_id != path.into_inner() {
         return HttpResponse::BadRequest().body("run id differs from the path");
+    }
+    if state.options.reject_finals && report.status.is_terminal() {
+        state.final_attempts.fetch_add(1, Ordering::SeqCst);
+        return HttpResponse::BadRequest().body("this report is refused for good");
     }
     if refused(&state, &report) {
         return HttpResponse::ServiceUnavailable().body("not yet");
