@@ -595,6 +595,17 @@ fn a_run_that_reports_at_once_is_not_recorded_dispatched_separately() {
     );
 }
 
+/// The request of the first send in `actions`.
+fn first_request(actions: &[Action]) -> protocol::dispatch::DispatchRequest {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Send { request, .. } => Some(request.clone()),
+            _ => None,
+        })
+        .expect("a send")
+}
+
 /// The one send in `actions`, with the run's id and endpoint.
 fn only_send(actions: &[Action]) -> (String, String) {
     match sends(actions).as_slice() {
@@ -685,14 +696,7 @@ fn without_the_lease_nothing_is_decided_and_a_new_term_starts_afresh() {
     let mut h = Harness::new(&["http://a", "http://b"]);
     h.core.lead(3);
     let planned = h.plan(&job(r#","routing":"first""#), 1);
-    let created = h.commit(planned);
-    let request = created
-        .iter()
-        .find_map(|a| match a {
-            Action::Send { request, .. } => Some(request.clone()),
-            _ => None,
-        })
-        .expect("a send");
+    let request = first_request(&h.commit(planned));
     assert_eq!(request.term, 3, "every send carries the leader's term");
     let lapsed = h
         .core
@@ -751,14 +755,7 @@ fn an_http_target_released_ahead_of_its_slot_is_called_at_its_slot() {
 fn an_unanswered_run_of_a_dead_executor_fails_over_only_once_its_dispatch_expired() {
     let mut h = Harness::new(&["http://a", "http://b"]);
     let planned = h.plan(&job(r#","routing":"first""#), 1);
-    let created = h.commit(planned);
-    let request = created
-        .iter()
-        .find_map(|a| match a {
-            Action::Send { request, .. } => Some(request.clone()),
-            _ => None,
-        })
-        .expect("a send");
+    let request = first_request(&h.commit(planned));
     let expires_at = request.expires_at.expect("every dispatch expires");
     assert_eq!(expires_at, h.clock.now() + Duration::seconds(2));
     h.advance(100);
