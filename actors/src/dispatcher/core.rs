@@ -105,6 +105,11 @@ struct Active {
     phase: Phase,
     /// The last dispatch's `expires_at`: its executor starts it only before.
     admit_until: Option<DateTime<Utc>>,
+    /// An earlier send may have reached its executor (it went unanswered,
+    /// or an earlier leader sent it). A later refusal then proves nothing
+    /// about that send, so the run never moves to another executor: only
+    /// the executor's death fails it over, as a new run.
+    may_have_reached: bool,
 }
 
 /// How long after it is sent (or after its slot, if later) a dispatch may
@@ -377,6 +382,7 @@ impl DispatcherCore {
                     deadline: now,
                     phase: Phase::Held,
                     admit_until: None,
+                    may_have_reached: false,
                 };
                 actions.extend(self.after_end(active));
                 continue;
@@ -404,6 +410,7 @@ impl DispatcherCore {
                     fallbacks: assignment.fallbacks,
                     phase,
                     admit_until: None,
+                    may_have_reached: false,
                 },
             );
             if send {
@@ -438,6 +445,16 @@ impl DispatcherCore {
             SendOutcome::Unknown(e) => {
                 run_span(&active.run).in_scope(|| {
                     tracing::warn!(endpoint, error = %e, "the executor may or may not have the run; asking it again")
+                });
+                active.may_have_reached = true;
+                active.phase = Phase::Unconfirmed {
+                    resend_at: now + RESEND_AFTER,
+                };
+                Vec::new()
+            }
+            SendOutcome::Refused(e) if active.may_have_reached => {
+                run_span(&active.run).in_scope(|| {
+                    tracing::warn!(endpoint, error = %e, "the executor refused the run now, but an earlier send may have reached it; asking it again, never another executor")
                 });
                 active.phase = Phase::Unconfirmed {
                     resend_at: now + RESEND_AFTER,
@@ -769,6 +786,7 @@ impl DispatcherCore {
                     fallbacks: vec![],
                     phase,
                     admit_until: None,
+                    may_have_reached: started,
                 },
             );
         }

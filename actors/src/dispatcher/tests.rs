@@ -801,3 +801,42 @@ fn a_report_during_the_wait_means_the_lost_executor_has_the_run() {
     );
     assert!(h.core.is_active(&run_id));
 }
+
+#[test]
+fn a_run_whose_earlier_send_may_have_arrived_never_moves_to_another_executor() {
+    let mut h = Harness::new(&["http://a", "http://b"]);
+    let planned = h.plan(&job(r#","routing":"first""#), 1);
+    let (run_id, _) = only_send(&h.commit(planned));
+    h.core.on_sent(
+        &run_id,
+        "http://a",
+        SendOutcome::Unknown("connection reset".into()),
+    );
+    h.advance(1_000);
+    only_send(&h.core.on_tick());
+    // The executor died after it may have started the run: now it refuses
+    // connections, which says nothing about the first send.
+    let refused = h.core.on_sent(
+        &run_id,
+        "http://a",
+        SendOutcome::Refused("connection refused".into()),
+    );
+    assert!(
+        refused.iter().all(|a| !matches!(a, Action::Move { .. })),
+        "{refused:?}"
+    );
+    assert!(
+        statuses(&refused).is_empty(),
+        "not failed either: {refused:?}"
+    );
+    // Its death fails it over as a new run once the dispatch expired.
+    h.core.on_executor_lost("http://a");
+    h.advance(2_500);
+    let decided = h.core.on_tick();
+    assert!(
+        decided
+            .iter()
+            .any(|a| matches!(a, Action::Fire(f) if f[0].trigger == TriggerKind::Failover)),
+        "{decided:?}"
+    );
+}
