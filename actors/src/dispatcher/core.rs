@@ -110,6 +110,8 @@ struct Active {
     /// about that send, so the run never moves to another executor: only
     /// the executor's death fails it over, as a new run.
     may_have_reached: bool,
+    /// Its executor reported the run started: a process exists there.
+    reported: bool,
 }
 
 /// How long after it is sent (or after its slot, if later) a dispatch may
@@ -383,6 +385,7 @@ impl DispatcherCore {
                     phase: Phase::Held,
                     admit_until: None,
                     may_have_reached: false,
+                    reported: false,
                 };
                 actions.extend(self.after_end(active));
                 continue;
@@ -411,6 +414,7 @@ impl DispatcherCore {
                     phase,
                     admit_until: None,
                     may_have_reached: false,
+                    reported: false,
                 },
             );
             if send {
@@ -535,6 +539,7 @@ impl DispatcherCore {
         };
         if !status.is_terminal() {
             if let Some(active) = self.active.get_mut(&update.run_id) {
+                active.reported = true;
                 match active.phase {
                     // A report says where the run is: no separate record.
                     Phase::Sending
@@ -622,7 +627,13 @@ impl DispatcherCore {
             // A dispatch it never answered may still be in its socket (a
             // stopped process, a partition that heals): only once that
             // dispatch can no longer start there may the run go elsewhere.
-            let unanswered = matches!(active.phase, Phase::Sending | Phase::Unconfirmed { .. });
+            // Accepted but not reported started is no different: the
+            // executor may have been stopped before it started the process.
+            let unanswered = match active.phase {
+                Phase::Sending | Phase::Unconfirmed { .. } => true,
+                Phase::Delivered { .. } => !active.reported,
+                _ => false,
+            };
             match active.admit_until {
                 Some(until) if unanswered && until + CLOCK_MARGIN > now => {
                     active.phase = Phase::Lost {
@@ -751,6 +762,7 @@ impl DispatcherCore {
         for (run, job) in runs {
             let key = job.key();
             let started = run.status != RunStatus::Pending;
+            let run_reported = run.status == RunStatus::Running;
             let queue_busy =
                 job.concurrency == Concurrency::Queue && !self.running_ids(&key).is_empty();
             let phase = if !started && queue_busy {
@@ -787,6 +799,7 @@ impl DispatcherCore {
                     phase,
                     admit_until: None,
                     may_have_reached: started,
+                    reported: run_reported,
                 },
             );
         }

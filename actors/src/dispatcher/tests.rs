@@ -441,6 +441,7 @@ fn runs_of_a_dead_executor_fail_over_or_fail() {
     let planned = h.plan(&movable, 1);
     let (run_id, endpoint) = sends(&h.commit(planned))[0].clone();
     h.core.on_sent(&run_id, &endpoint, SendOutcome::Accepted);
+    report_running(&mut h, &run_id);
     let actions = h.core.on_executor_lost(&endpoint);
     assert_eq!(statuses(&actions), vec![RunStatus::Failed]);
     let Some(Action::Fire(fires)) = actions.iter().find(|a| matches!(a, Action::Fire(_))) else {
@@ -461,6 +462,7 @@ fn runs_of_a_dead_executor_fail_over_or_fail() {
     let planned = h.plan(&pinned, 2);
     let (run_id, endpoint) = sends(&h.commit(planned))[0].clone();
     h.core.on_sent(&run_id, &endpoint, SendOutcome::Accepted);
+    report_running(&mut h, &run_id);
     let actions = h.core.on_executor_lost(&endpoint);
     assert!(
         actions.iter().all(|a| !matches!(a, Action::Fire(_))),
@@ -593,6 +595,15 @@ fn a_run_that_reports_at_once_is_not_recorded_dispatched_separately() {
         statuses(&h.core.on_tick()).is_empty(),
         "the running report already said where the run is"
     );
+}
+
+/// The executor reports the run started.
+fn report_running(h: &mut Harness, run_id: &str) {
+    h.core.on_report(&RunUpdate {
+        run_id: run_id.to_string(),
+        status: Some(RunStatus::Running),
+        ..Default::default()
+    });
 }
 
 /// The request of the first send in `actions`.
@@ -831,6 +842,28 @@ fn a_run_whose_earlier_send_may_have_arrived_never_moves_to_another_executor() {
     );
     // Its death fails it over as a new run once the dispatch expired.
     h.core.on_executor_lost("http://a");
+    h.advance(2_500);
+    let decided = h.core.on_tick();
+    assert!(
+        decided
+            .iter()
+            .any(|a| matches!(a, Action::Fire(f) if f[0].trigger == TriggerKind::Failover)),
+        "{decided:?}"
+    );
+}
+
+#[test]
+fn an_accepted_run_not_yet_reported_started_fails_over_only_once_its_dispatch_expired() {
+    let mut h = Harness::new(&["http://a", "http://b"]);
+    let planned = h.plan(&job(r#","routing":"first""#), 1);
+    let (run_id, _) = only_send(&h.commit(planned));
+    // Accepted, then the executor stopped before it started the process.
+    h.core.on_sent(&run_id, "http://a", SendOutcome::Accepted);
+    let lost = h.core.on_executor_lost("http://a");
+    assert!(
+        lost.iter().all(|a| !matches!(a, Action::Fire(_))),
+        "{lost:?}"
+    );
     h.advance(2_500);
     let decided = h.core.on_tick();
     assert!(

@@ -343,46 +343,57 @@ impl Agent {
         let mut running_report = None;
         // The shell run's record in the data directory, if any.
         let mut record = None;
-        let outcome = match &req.task {
-            Task::Shell { command } => match ShellProcess::spawn(
-                &req,
-                command,
-                output.clone(),
-                self.config.parent_death_signal,
-            ) {
-                Err(e) => Outcome::failed(None, format!("cannot start sh: {e}")),
-                Ok(process) => {
-                    tracing::debug!(run_id = %req.run_id, pgid = process.pgid().as_raw(), "run started");
-                    record = self.record_process(&req, process.pgid().as_raw());
+        // Admitted in time, but this executor was held up (stopped,
+        // starved) past the dispatch's expiry before the process could
+        // start: the schedulers may have failed the run over meanwhile.
+        let expired = req.expires_at.filter(|at| Utc::now() > *at);
+        let outcome = if let Some(expires_at) = expired {
+            Outcome::failed(
+                None,
+                format!("the dispatch expired at {expires_at} before the run could start on this executor; it was not started"),
+            )
+        } else {
+            match &req.task {
+                Task::Shell { command } => match ShellProcess::spawn(
+                    &req,
+                    command,
+                    output.clone(),
+                    self.config.parent_death_signal,
+                ) {
+                    Err(e) => Outcome::failed(None, format!("cannot start sh: {e}")),
+                    Ok(process) => {
+                        tracing::debug!(run_id = %req.run_id, pgid = process.pgid().as_raw(), "run started");
+                        record = self.record_process(&req, process.pgid().as_raw());
+                        running_report = self.mark_running(&req.run_id);
+                        // The group has been killed at the end: nothing is left
+                        // to reap, but the record stays, with the result, until
+                        // the final report is acknowledged.
+                        process.supervise(timeout, stop_requested(stop)).await
+                    }
+                },
+                Task::Handler { handler } => {
+                    let in_process = self.config.handlers.get(handler);
+                    tracing::debug!(
+                        run_id = %req.run_id,
+                        handler = %handler,
+                        in_process = in_process.is_some(),
+                        "run started"
+                    );
                     running_report = self.mark_running(&req.run_id);
-                    // The group has been killed at the end: nothing is left
-                    // to reap, but the record stays, with the result, until
-                    // the final report is acknowledged.
-                    process.supervise(timeout, stop_requested(stop)).await
-                }
-            },
-            Task::Handler { handler } => {
-                let in_process = self.config.handlers.get(handler);
-                tracing::debug!(
-                    run_id = %req.run_id,
-                    handler = %handler,
-                    in_process = in_process.is_some(),
-                    "run started"
-                );
-                running_report = self.mark_running(&req.run_id);
-                if let Some(function) = in_process {
-                    handlers::call(
-                        function,
-                        handler,
-                        &req,
-                        output.clone(),
-                        timeout,
-                        stop_requested(stop),
-                    )
-                    .await
-                } else {
-                    self.forward_handler(handler, &req, output.clone(), timeout, stop)
+                    if let Some(function) = in_process {
+                        handlers::call(
+                            function,
+                            handler,
+                            &req,
+                            output.clone(),
+                            timeout,
+                            stop_requested(stop),
+                        )
                         .await
+                    } else {
+                        self.forward_handler(handler, &req, output.clone(), timeout, stop)
+                            .await
+                    }
                 }
             }
         };
