@@ -464,10 +464,7 @@ fn runs_of_a_dead_executor_fail_over_or_fail() {
     h.core.on_sent(&run_id, &endpoint, SendOutcome::Accepted);
     report_running(&mut h, &run_id);
     let actions = h.core.on_executor_lost(&endpoint);
-    assert!(
-        actions.iter().all(|a| !matches!(a, Action::Fire(_))),
-        "{actions:?}"
-    );
+    assert!(!any_fire(&actions), "{actions:?}");
     assert!(records(&actions)[0]
         .error
         .as_deref()
@@ -595,6 +592,18 @@ fn a_run_that_reports_at_once_is_not_recorded_dispatched_separately() {
         statuses(&h.core.on_tick()).is_empty(),
         "the running report already said where the run is"
     );
+}
+
+/// Whether `actions` fail a run over (a new run, trigger `failover`).
+fn fails_over(actions: &[Action]) -> bool {
+    actions
+        .iter()
+        .any(|a| matches!(a, Action::Fire(f) if f[0].trigger == TriggerKind::Failover))
+}
+
+/// Whether `actions` hand any fire to the Router.
+fn any_fire(actions: &[Action]) -> bool {
+    actions.iter().any(|a| matches!(a, Action::Fire(_)))
 }
 
 /// The executor reports the run started.
@@ -772,24 +781,16 @@ fn an_unanswered_run_of_a_dead_executor_fails_over_only_once_its_dispatch_expire
     h.advance(100);
     let lost = h.core.on_executor_lost("http://a");
     assert!(
-        lost.iter().all(|a| !matches!(a, Action::Fire(_))),
+        !any_fire(&lost),
         "failed over while the dispatch could still start there: {lost:?}"
     );
     assert!(statuses(&lost).is_empty());
     h.advance(2_399); // expiry + 500 ms clock margin, less 1 ms
     let early = h.core.on_tick();
-    assert!(
-        early.iter().all(|a| !matches!(a, Action::Fire(_))),
-        "{early:?}"
-    );
+    assert!(!any_fire(&early), "{early:?}");
     h.advance(1);
     let decided = h.core.on_tick();
-    assert!(
-        decided
-            .iter()
-            .any(|a| matches!(a, Action::Fire(f) if f[0].trigger == TriggerKind::Failover)),
-        "{decided:?}"
-    );
+    assert!(fails_over(&decided), "{decided:?}");
     assert_eq!(statuses(&decided), [RunStatus::Failed]);
 }
 
@@ -806,10 +807,7 @@ fn a_report_during_the_wait_means_the_lost_executor_has_the_run() {
     });
     h.advance(2_600); // past the failover decision, before the deadline
     let later = h.core.on_tick();
-    assert!(
-        later.iter().all(|a| !matches!(a, Action::Fire(_))),
-        "{later:?}"
-    );
+    assert!(!any_fire(&later), "{later:?}");
     assert!(h.core.is_active(&run_id));
 }
 
@@ -844,12 +842,7 @@ fn a_run_whose_earlier_send_may_have_arrived_never_moves_to_another_executor() {
     h.core.on_executor_lost("http://a");
     h.advance(2_500);
     let decided = h.core.on_tick();
-    assert!(
-        decided
-            .iter()
-            .any(|a| matches!(a, Action::Fire(f) if f[0].trigger == TriggerKind::Failover)),
-        "{decided:?}"
-    );
+    assert!(fails_over(&decided), "{decided:?}");
 }
 
 #[test]
@@ -860,16 +853,8 @@ fn an_accepted_run_not_yet_reported_started_fails_over_only_once_its_dispatch_ex
     // Accepted, then the executor stopped before it started the process.
     h.core.on_sent(&run_id, "http://a", SendOutcome::Accepted);
     let lost = h.core.on_executor_lost("http://a");
-    assert!(
-        lost.iter().all(|a| !matches!(a, Action::Fire(_))),
-        "{lost:?}"
-    );
+    assert!(!any_fire(&lost), "{lost:?}");
     h.advance(2_500);
     let decided = h.core.on_tick();
-    assert!(
-        decided
-            .iter()
-            .any(|a| matches!(a, Action::Fire(f) if f[0].trigger == TriggerKind::Failover)),
-        "{decided:?}"
-    );
+    assert!(fails_over(&decided), "{decided:?}");
 }
