@@ -606,6 +606,16 @@ fn any_fire(actions: &[Action]) -> bool {
     actions.iter().any(|a| matches!(a, Action::Fire(_)))
 }
 
+/// A harness with executors a and b, and a run of a `first`-routed job
+/// sent to a.
+fn sent_to_the_first_of_two() -> (Harness, String) {
+    let mut h = Harness::new(&["http://a", "http://b"]);
+    let planned = h.plan(&job(r#","routing":"first""#), 1);
+    let (run_id, endpoint) = only_send(&h.commit(planned));
+    assert_eq!(endpoint, "http://a");
+    (h, run_id)
+}
+
 /// The executor reports the run started.
 fn report_running(h: &mut Harness, run_id: &str) {
     h.core.on_report(&RunUpdate {
@@ -636,9 +646,7 @@ fn only_send(actions: &[Action]) -> (String, String) {
 
 #[test]
 fn a_move_that_the_log_does_not_commit_sends_nothing_to_the_other_executor() {
-    let mut h = Harness::new(&["http://a", "http://b"]);
-    let planned = h.plan(&job(r#","routing":"first""#), 1);
-    let (run_id, _) = only_send(&h.commit(planned));
+    let (mut h, run_id) = sent_to_the_first_of_two();
     h.core.on_sent(
         &run_id,
         "http://a",
@@ -667,9 +675,7 @@ fn a_move_that_the_log_does_not_commit_sends_nothing_to_the_other_executor() {
 
 #[test]
 fn a_move_the_log_finds_stale_leaves_the_run_where_the_log_has_it() {
-    let mut h = Harness::new(&["http://a", "http://b"]);
-    let planned = h.plan(&job(r#","routing":"first""#), 1);
-    let (run_id, _) = only_send(&h.commit(planned));
+    let (mut h, run_id) = sent_to_the_first_of_two();
     h.core
         .on_sent(&run_id, "http://a", SendOutcome::Refused("busy".into()));
     assert!(h.core.on_moved(&run_id, "http://b", Ok(false)).is_empty());
@@ -685,9 +691,7 @@ fn a_move_the_log_finds_stale_leaves_the_run_where_the_log_has_it() {
 
 #[test]
 fn an_unanswered_send_goes_again_to_the_same_executor_and_never_fails_over() {
-    let mut h = Harness::new(&["http://a", "http://b"]);
-    let planned = h.plan(&job(r#","routing":"first""#), 1);
-    let (run_id, _) = only_send(&h.commit(planned));
+    let (mut h, run_id) = sent_to_the_first_of_two();
     let unknown = h.core.on_sent(
         &run_id,
         "http://a",
@@ -796,9 +800,7 @@ fn an_unanswered_run_of_a_dead_executor_fails_over_only_once_its_dispatch_expire
 
 #[test]
 fn a_report_during_the_wait_means_the_lost_executor_has_the_run() {
-    let mut h = Harness::new(&["http://a", "http://b"]);
-    let planned = h.plan(&job(r#","routing":"first""#), 1);
-    let (run_id, _) = only_send(&h.commit(planned));
+    let (mut h, run_id) = sent_to_the_first_of_two();
     h.core.on_executor_lost("http://a");
     h.core.on_report(&RunUpdate {
         run_id: run_id.clone(),
@@ -813,9 +815,7 @@ fn a_report_during_the_wait_means_the_lost_executor_has_the_run() {
 
 #[test]
 fn a_run_whose_earlier_send_may_have_arrived_never_moves_to_another_executor() {
-    let mut h = Harness::new(&["http://a", "http://b"]);
-    let planned = h.plan(&job(r#","routing":"first""#), 1);
-    let (run_id, _) = only_send(&h.commit(planned));
+    let (mut h, run_id) = sent_to_the_first_of_two();
     h.core.on_sent(
         &run_id,
         "http://a",
@@ -847,9 +847,7 @@ fn a_run_whose_earlier_send_may_have_arrived_never_moves_to_another_executor() {
 
 #[test]
 fn an_accepted_run_not_yet_reported_started_fails_over_only_once_its_dispatch_expired() {
-    let mut h = Harness::new(&["http://a", "http://b"]);
-    let planned = h.plan(&job(r#","routing":"first""#), 1);
-    let (run_id, _) = only_send(&h.commit(planned));
+    let (mut h, run_id) = sent_to_the_first_of_two();
     // Accepted, then the executor stopped before it started the process.
     h.core.on_sent(&run_id, "http://a", SendOutcome::Accepted);
     let lost = h.core.on_executor_lost("http://a");

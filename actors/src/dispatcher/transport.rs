@@ -64,9 +64,7 @@ impl PostError {
         match self {
             PostError::NotLeading | PostError::StaleTerm(_) => SendOutcome::NotLeading,
             PostError::NotSent(e) => SendOutcome::Refused(e),
-            PostError::Answered(status, text) => {
-                SendOutcome::Refused(format!("HTTP {status}: {}", tail(&text, 512)))
-            }
+            answered @ PostError::Answered(..) => SendOutcome::Refused(answered.to_string()),
             PostError::Unknown(e) => SendOutcome::Unknown(e),
         }
     }

@@ -373,12 +373,7 @@ impl NetCluster {
             .send()
             .await
             .ok()?;
-        let status = response.status();
-        let text = response.text().await.ok()?;
-        Some((
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        ))
+        answer_of(response).await
     }
 
     pub async fn post(&self, name: &str, path: &str, body: &Value) -> Option<(StatusCode, Value)> {
@@ -390,12 +385,7 @@ impl NetCluster {
             .send()
             .await
             .ok()?;
-        let status = response.status();
-        let text = response.text().await.ok()?;
-        Some((
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        ))
+        answer_of(response).await
     }
 
     /// `GET /v1/cluster` of every scheduler that answers within 0.7 s,
@@ -542,4 +532,15 @@ impl Drop for NetCluster {
             }
         }
     }
+}
+
+/// A response's status and its body as JSON (or as a JSON string when it
+/// is not JSON); `None` if the body could not be read.
+async fn answer_of(response: reqwest::Response) -> Option<(StatusCode, Value)> {
+    let status = response.status();
+    let text = response.text().await.ok()?;
+    Some((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }
