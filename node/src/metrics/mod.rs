@@ -5,7 +5,8 @@
 //!   entries, leader changes and requests update them.
 //! - [`recorder`]: the actor that follows the log for the run metrics.
 //! - [`timed_proposer`]: measures how long proposals take to apply.
-//! - [`requests`]: counts API requests by route and status.
+//! - [`requests`]: counts API requests by route and status, with labels
+//!   from fixed sets only, so no request adds series without bound.
 //!
 //! Run metrics count what this node applied from the replicated log, so
 //! every node of a cluster reports the same run totals; Raft, executor and
@@ -49,10 +50,11 @@ pub struct StateLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The route's pattern (`/v1/jobs/{id}`), not the path: ids would make
-    /// one series per job.
+    /// one series per job; `unmatched` when no route matched.
     pub route: String,
-    pub method: String,
-    pub status: String,
+    /// A standard method's name, or `other` (see [`requests::method_label`]).
+    pub method: &'static str,
+    pub status: u16,
 }
 
 /// Seconds from 1 ms to about 65 s, doubling.
