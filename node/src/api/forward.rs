@@ -4,6 +4,14 @@
 //! read after a Raft read-index round, so it never answers from a stale
 //! term. During an election the answer is 503 with a retry hint, never a
 //! hang.
+//!
+//! A forwarded request carries `x-cronmesh-forwarded`. Any value keeps it
+//! from being forwarded again (a loop guard: a client that sends one only
+//! gets a 503 from a follower). Only a value that proves a member sent it
+//! ([`protocol::signature::sign_forward`], with the cluster secret) earns
+//! anything more: see [`is_from_member`]. Nothing else about a forwarded
+//! request is trusted: the leader checks its token, body and route as it
+//! checks any request.
 
 use std::time::Duration;
 
@@ -15,6 +23,7 @@ use actix_web::{
     web, HttpMessage, HttpResponse,
 };
 use futures::StreamExt;
+use protocol::signature::{sign_forward, verify_forward, FORWARD_WINDOW_SECS};
 
 use super::{error::ApiError, input::MAX_BODY, AppState};
 use crate::consensus::Route;
@@ -29,6 +38,48 @@ const KEPT_HEADERS: [&str; 4] = [
     protocol::dispatch::SIGNATURE_HEADER,
 ];
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Whether `req` carries a valid proof that a member forwarded it: signed
+/// with the cluster `secret` over its method, path and query, recently.
+/// Never without a secret, whatever the header says.
+pub(super) fn is_from_member(req: &ServiceRequest, secret: Option<&[u8]>) -> bool {
+    let Some(secret) = secret else {
+        return false;
+    };
+    let Some(proof) = req.headers().get(FORWARDED).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    verify_forward(
+        secret,
+        Some(proof),
+        req.method().as_str(),
+        target,
+        chrono::Utc::now().timestamp(),
+        FORWARD_WINDOW_SECS,
+    )
+    .is_ok()
+}
+
+/// The `x-cronmesh-forwarded` value for `request`: a proof over the path
+/// and query exactly as they leave (after the URL is parsed and encoded),
+/// or a bare mark without a secret.
+fn forward_mark(secret: Option<&[u8]>, request: &reqwest::Request) -> String {
+    let Some(secret) = secret else {
+        return "1".to_string();
+    };
+    let url = request.url();
+    let target = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    };
+    sign_forward(
+        secret,
+        chrono::Utc::now().timestamp(),
+        request.method().as_str(),
+        &target,
+    )
+}
 
 fn is_write(req: &ServiceRequest) -> bool {
     !matches!(*req.method(), Method::GET | Method::HEAD) && req.path().starts_with("/v1/")
@@ -99,7 +150,6 @@ pub async fn forward_to_leader(
             method,
             format!("{}{path_and_query}", leader.trim_end_matches('/')),
         )
-        .header(FORWARDED, "1")
         .timeout(FORWARD_TIMEOUT)
         .body(body);
     for name in KEPT_HEADERS {
@@ -107,7 +157,20 @@ pub async fn forward_to_leader(
             outgoing = outgoing.header(name, value);
         }
     }
-    let response = match outgoing.send().await {
+    let mut outgoing = match outgoing.build() {
+        Ok(outgoing) => outgoing,
+        Err(e) => {
+            return Ok(req.error_response(ApiError::invalid(
+                "",
+                format!("the request cannot be forwarded to the leader: {e}"),
+            )))
+        }
+    };
+    let mark = forward_mark(state.secret.as_deref().map(Vec::as_slice), &outgoing);
+    if let Ok(mark) = reqwest::header::HeaderValue::from_str(&mark) {
+        outgoing.headers_mut().insert(FORWARDED, mark);
+    }
+    let response = match state.http.execute(outgoing).await {
         Ok(response) => response,
         Err(e) => {
             return Ok(req.error_response(ApiError::unavailable(format!(
