@@ -2,6 +2,9 @@
 //! signed when a secret is set), asking them to kill, calling HTTP targets
 //! and alert webhooks. Every request confirms the leader lease immediately
 //! before it leaves, and an executor's stale-term refusal revokes it.
+//! No answer is read into memory whole: an HTTP target's body is streamed
+//! and only its tail (the run's output limit) kept; an executor's or a
+//! webhook's answer is read up to `MAX_ANSWER` bytes.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -40,6 +43,11 @@ const MAX_FRAME_RUNS: usize = 256;
 /// Most frames in flight to one executor; more wait for a free slot, so a
 /// slow executor sees bounded load and a burst queues in the scheduler.
 const MAX_FRAMES_IN_FLIGHT: usize = 4;
+
+/// Largest answer read from an executor or an alert webhook: a batch
+/// acknowledgement of `MAX_FRAME_RUNS` runs is far smaller, and a webhook
+/// is any URL a job names, which may answer without end.
+const MAX_ANSWER: usize = 4 * 1024 * 1024;
 
 /// The result of delivering one run.
 pub type Delivered = (String, SendOutcome);
@@ -195,10 +203,7 @@ impl Transport {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| PostError::Unknown(describe(&e)))?;
+        let bytes = read_capped(response, MAX_ANSWER).await?;
         if !status.is_success() {
             return Err(PostError::Answered(
                 status,
@@ -413,11 +418,8 @@ impl Transport {
         match self.client.execute(request).await {
             Ok(response) => {
                 let status = response.status().as_u16();
-                match response.text().await {
-                    Ok(body) => HttpResult::Answered {
-                        status,
-                        body: tail(&body, OUTPUT_LIMIT).to_string(),
-                    },
+                match read_tail(response, OUTPUT_LIMIT).await {
+                    Ok(body) => HttpResult::Answered { status, body },
                     Err(e) if e.is_timeout() => HttpResult::TimedOut,
                     Err(e) => HttpResult::Failed(describe(&e)),
                 }
@@ -425,6 +427,91 @@ impl Transport {
             Err(e) if e.is_timeout() => HttpResult::TimedOut,
             Err(e) => HttpResult::Failed(describe(&e)),
         }
+    }
+}
+
+/// An answer's whole body, up to `cap` bytes; a longer one is an error
+/// (the request arrived; its answer is unusable) and is not read further.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<bytes::Bytes, PostError> {
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| PostError::Unknown(describe(&e)))?
+    {
+        if body.len() + chunk.len() > cap {
+            return Err(PostError::Unknown(format!(
+                "the answer is longer than {cap} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The last `limit` bytes of an answer's body, as text. The body is read
+/// a chunk at a time and only its tail kept: a target may answer
+/// gigabytes, for as long as the call's timeout (which covers the body)
+/// allows, and the run keeps no more than its output limit anyway.
+async fn read_tail(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<String, reqwest::Error> {
+    let mut kept = TailBytes::new(limit);
+    while let Some(chunk) = response.chunk().await? {
+        kept.push(&chunk);
+    }
+    Ok(kept.into_text())
+}
+
+/// The last `limit` bytes of a stream, in at most twice that memory plus
+/// one chunk: older bytes are dropped in bulk, not one chunk at a time.
+struct TailBytes {
+    limit: usize,
+    bytes: Vec<u8>,
+}
+
+impl TailBytes {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            bytes: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        if chunk.len() >= self.limit {
+            self.bytes.clear();
+            self.bytes
+                .extend_from_slice(&chunk[chunk.len() - self.limit..]);
+            return;
+        }
+        self.bytes.extend_from_slice(chunk);
+        if self.bytes.len() > 2 * self.limit {
+            let excess = self.bytes.len() - self.limit;
+            self.bytes.drain(..excess);
+        }
+    }
+
+    /// The kept tail as UTF-8 text (invalid sequences replaced), starting
+    /// at a whole character and at most `limit` bytes long.
+    fn into_text(self) -> String {
+        let start = self.bytes.len().saturating_sub(self.limit);
+        let mut last = &self.bytes[start..];
+        // A character cut by the limit is left out, not shown as garbage.
+        if start > 0 {
+            let cut = last
+                .iter()
+                .take(3)
+                .take_while(|b| (**b & 0b1100_0000) == 0b1000_0000)
+                .count();
+            last = &last[cut..];
+        }
+        let text = String::from_utf8_lossy(last);
+        tail(&text, self.limit).to_string()
     }
 }
 
@@ -487,6 +574,34 @@ mod tests {
     use protocol::dispatch::{DispatchBatch, Task};
 
     use super::*;
+
+    #[test]
+    fn a_long_stream_keeps_only_its_tail_in_bounded_memory() {
+        let mut kept = TailBytes::new(10);
+        for i in 0..1000u32 {
+            kept.push(format!("{:03}-", i % 1000).as_bytes());
+            assert!(kept.bytes.len() <= 20, "{} bytes kept", kept.bytes.len());
+        }
+        assert_eq!(kept.into_text(), "7-998-999-");
+        let mut kept = TailBytes::new(4);
+        kept.push(b"abc");
+        kept.push(b"0123456789");
+        assert_eq!(kept.into_text(), "6789");
+        let mut kept = TailBytes::new(8);
+        kept.push(b"short");
+        assert_eq!(kept.into_text(), "short");
+    }
+
+    #[test]
+    fn a_character_cut_by_the_limit_is_left_out() {
+        let mut kept = TailBytes::new(5);
+        // "é" is two bytes: the limit cuts it in half.
+        kept.push("xxé1234".as_bytes());
+        assert_eq!(kept.into_text(), "1234");
+        let mut kept = TailBytes::new(6);
+        kept.push("xxé1234".as_bytes());
+        assert_eq!(kept.into_text(), "é1234");
+    }
 
     #[test]
     fn a_borrowed_frame_encodes_as_a_batch() {
