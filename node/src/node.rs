@@ -413,6 +413,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             .map(|n| Arc::new(api::RateLimit::per_second(n))),
         metrics,
         tokens: (!config.tokens.is_empty()).then(|| Arc::new(api::Tokens::new(&config.tokens))),
+        api_url: api_url.clone(),
     };
     let server = api::serve(state, listener, config.tls.server.clone())?;
     let handle = server.handle();

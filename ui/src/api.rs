@@ -222,12 +222,18 @@ impl Api {
         query: &[(&str, String)],
         json: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, ApiError> {
+        // A POST says it is JSON even when empty: the node refuses POSTs
+        // typed as a web page could type them.
+        let typed = json.is_some() || method == Method::POST;
         let mut request = self.client.request(method, self.endpoint(segments, query));
         if let Some(auth) = &self.auth {
             request = request.header(AUTHORIZATION, auth.clone());
         }
+        if typed {
+            request = request.header(CONTENT_TYPE, "application/json");
+        }
         if let Some(body) = json {
-            request = request.header(CONTENT_TYPE, "application/json").body(body);
+            request = request.body(body);
         }
         let response = request.send().await.map_err(transport)?;
         let status = response.status();

@@ -8,6 +8,8 @@
 //!   `/v1/openapi.json` and docs/API.md.
 //! - `auth`: the admin tokens; `forward`: writes on a follower go to the leader.
 //! - `input`, `error`: typed request parsing and JSON errors naming the field.
+//! - `origin`: no web page of another origin (or a name rebound to
+//!   127.0.0.1) can drive the node.
 
 mod auth;
 pub mod catalog;
@@ -17,6 +19,7 @@ mod events;
 mod forward;
 mod input;
 pub(crate) mod jobs;
+mod origin;
 mod rate_limit;
 mod report;
 mod runs;
@@ -34,6 +37,7 @@ use actors::{
 
 pub use auth::{Tokens, COOKIE as TOKEN_COOKIE};
 pub use error::{ApiError, ApiResult};
+pub use origin::HostPolicy;
 pub use rate_limit::RateLimit;
 
 /// What every handler can reach.
@@ -62,6 +66,9 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Requests per second each client address may make; unlimited if None.
     pub rate_limit: Option<Arc<rate_limit::RateLimit>>,
+    /// This node's API URL as others reach it: a loopback listener also
+    /// answers to its host (see `origin`).
+    pub api_url: String,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -74,18 +81,25 @@ pub fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<Server> {
+    let hosts = web::Data::new(HostPolicy::new(listener.local_addr()?, &state.api_url));
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(hosts.clone())
             .wrap(actix_web::middleware::from_fn(forward::forward_to_leader))
             // A request without the token goes no further.
             .wrap(actix_web::middleware::from_fn(auth::require_token))
+            // Nor does one a web page of another origin sent, token or not.
+            .wrap(actix_web::middleware::from_fn(origin::refuse_cross_site))
             .wrap(actix_web::middleware::from_fn(rate_limit::limit_requests))
-            // Outermost: every request is counted, refused ones included.
+            // Every request is counted, refused ones included.
             .wrap(actix_web::middleware::from_fn(
                 crate::metrics::requests::count_requests,
             ))
+            // Outermost: every answer, refusals too, carries the headers
+            // that keep the console to itself in a browser.
+            .wrap(crate::console::headers::on_every_response())
             .configure(routes)
             .configure(crate::console::routes)
             .default_service(web::to(system::not_found))

@@ -73,6 +73,7 @@ impl Api {
         url: Url,
         json: Option<Vec<u8>>,
     ) -> Result<Bytes, CliError> {
+        let typed = json.is_some() || method == Method::POST;
         let mut request = self
             .client
             .request(method, url.clone())
@@ -80,8 +81,13 @@ impl Api {
         if let Some(auth) = &self.auth {
             request = request.header(AUTHORIZATION, auth.clone());
         }
+        // A POST says it is JSON even when empty: the node refuses POSTs
+        // typed as a web page could type them (docs/API.md, browsers).
+        if typed {
+            request = request.header(CONTENT_TYPE, "application/json");
+        }
         if let Some(body) = json {
-            request = request.header(CONTENT_TYPE, "application/json").body(body);
+            request = request.body(body);
         }
         let response = request
             .send()

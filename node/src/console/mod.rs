@@ -12,6 +12,8 @@
 //! - [`dashboard`], [`jobs`], [`job_form`], [`job_detail`], [`runs`], [`run_detail`],
 //!   [`executors`], [`cluster`]: one page each.
 //! - [`login`]: signing in with the admin token when the node has one.
+//! - [`headers`]: the content security policy and the other headers every
+//!   answer carries.
 //! - `assets/`: `console.css` and `console.js`, served under `/assets/`.
 
 pub mod chart;
@@ -19,6 +21,7 @@ pub mod cluster;
 pub mod dashboard;
 pub mod executors;
 pub mod format;
+pub mod headers;
 pub mod job_detail;
 pub mod job_form;
 pub mod jobs;

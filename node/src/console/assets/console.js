@@ -14,12 +14,14 @@ function toast(message, bad) {
   toast.timer = setTimeout(() => { box.className = ""; }, 4000);
 }
 
-// Calls the admin API; answers {ok, status, body} and never throws.
+// Calls the admin API; answers {ok, status, body} and never throws. Every
+// change says it is JSON, even without a body: the node refuses changes
+// typed as a page of another site could type them.
 async function api(method, url, body) {
   try {
     const response = await fetch(url, {
       method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      headers: method === "GET" ? {} : { "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "same-origin",
     });
