@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -11,12 +12,12 @@ use crate::{
 };
 
 /// `{"error": {"code", "message", "field"}}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `invalid_field`, `not_found`.
     pub code: String,
@@ -26,29 +27,31 @@ pub struct ErrorDetail {
 }
 
 /// One page of a list: pass `next_cursor` back as `?cursor=` for the next.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "{T}Page")]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
 /// `POST /v1/jobs/{id}/trigger`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerRequest {
-    /// Replaces the job's `params` for this run.
+    /// Replaces the job's `params` for this run; at most 64 KiB.
     #[serde(default)]
+    #[schemars(length(max = 65536))]
     pub params: Option<String>,
 }
 
 /// `POST /v1/jobs/{id}/trigger` answer: the runs created (one per shard).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TriggerResponse {
     pub runs: Vec<Run>,
 }
 
 /// `POST /v1/schedules/preview`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
     pub schedule: String,
@@ -57,20 +60,22 @@ pub struct PreviewRequest {
     /// Start of the preview; now when absent.
     #[serde(default)]
     pub from: Option<DateTime<Utc>>,
+    /// How many fire times to answer, 1 to 1000.
     #[serde(default = "five")]
+    #[schemars(range(min = 1, max = MAX_PREVIEW))]
     pub count: u32,
 }
 
 /// Largest `count` a preview answers.
 pub const MAX_PREVIEW: u32 = 1000;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PreviewResponse {
     pub fire_times: Vec<DateTime<Utc>>,
 }
 
 /// `GET /v1/jobs/{id}`: the job plus what users look for next.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct JobView {
     #[serde(flatten)]
     pub job: Job,
@@ -78,7 +83,7 @@ pub struct JobView {
     pub last_run: Option<RunSummary>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunSummary {
     pub id: String,
     pub status: RunStatus,
@@ -100,7 +105,7 @@ impl From<&Run> for RunSummary {
 }
 
 /// `GET /v1/cluster`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClusterStatus {
     pub node_id: u64,
     pub leader_id: Option<u64>,
@@ -114,7 +119,7 @@ pub struct ClusterStatus {
     pub members: Vec<ClusterMember>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClusterMember {
     pub node_id: u64,
     pub role: String,
@@ -126,9 +131,11 @@ pub struct ClusterMember {
 }
 
 /// `POST /v1/cluster/members`: add a scheduler node to the Raft group.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberRequest {
+    /// From 1.
+    #[schemars(range(min = 1))]
     pub node_id: u64,
     /// IP:PORT of the node's Raft port.
     pub raft_addr: String,
@@ -137,7 +144,7 @@ pub struct MemberRequest {
 }
 
 /// `GET /v1/executors`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ExecutorInfo {
     pub id: String,
     pub group: String,
@@ -159,7 +166,7 @@ fn five() -> u32 {
 }
 
 /// `GET /v1/stats`: what the last hour of runs looks like.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunStats {
     /// Start of the first minute counted.
     pub since: DateTime<Utc>,
@@ -175,7 +182,7 @@ pub struct RunStats {
     pub truncated: bool,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MinuteCounts {
     pub minute: DateTime<Utc>,
     pub succeeded: u64,
@@ -186,7 +193,7 @@ pub struct MinuteCounts {
 }
 
 /// Start time minus scheduled time of scheduled runs, in milliseconds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Lateness {
     pub samples: usize,
     pub p50_ms: Option<i64>,
@@ -194,10 +201,37 @@ pub struct Lateness {
     pub max_ms: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunSummaryOfJob {
     pub namespace: String,
     pub job_id: String,
     #[serde(flatten)]
     pub run: RunSummary,
+}
+
+/// The JSON Schemas of the API's bodies by name, as an OpenAPI 3.1
+/// document's `components.schemas` (JSON Schema 2020-12, `$ref`s into
+/// `#/components/schemas/`). Generated from the types serde reads and
+/// writes, so the document cannot drift from the server: a field, default
+/// or enum value added to a type appears here.
+pub fn schemas() -> serde_json::Map<String, serde_json::Value> {
+    let mut settings = schemars::generate::SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    settings.meta_schema = None;
+    let mut generator = settings.into_generator();
+    generator.subschema_for::<Job>();
+    generator.subschema_for::<JobView>();
+    generator.subschema_for::<Page<JobView>>();
+    generator.subschema_for::<Run>();
+    generator.subschema_for::<Page<Run>>();
+    generator.subschema_for::<TriggerRequest>();
+    generator.subschema_for::<TriggerResponse>();
+    generator.subschema_for::<PreviewRequest>();
+    generator.subschema_for::<PreviewResponse>();
+    generator.subschema_for::<ClusterStatus>();
+    generator.subschema_for::<MemberRequest>();
+    generator.subschema_for::<Vec<ExecutorInfo>>();
+    generator.subschema_for::<RunStats>();
+    generator.subschema_for::<ErrorBody>();
+    generator.take_definitions(true)
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::HumanDuration;
@@ -10,6 +11,13 @@ use crate::duration::HumanDuration;
 pub const DEFAULT_NAMESPACE: &str = "default";
 /// Executor group used when a target names none.
 pub const DEFAULT_GROUP: &str = "default";
+
+/// What `validate::check_name` accepts, as a JSON Schema pattern: ids,
+/// namespaces, groups and handlers. The API document states it so a client
+/// (or a fuzzer) learns the rule without being refused first.
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$";
+/// Largest `params`, `target.command` and `target.body`, in bytes.
+const MAX_TEXT: u32 = 64 * 1024;
 
 /// A job is addressed by `(namespace, id)`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -35,32 +43,44 @@ impl std::fmt::Display for JobKey {
 
 /// A scheduled job. Every field but `id`, `schedule` and `target` has a
 /// default; unknown fields are rejected so a typo never silently vanishes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Job {
+    /// Unique within the namespace.
+    #[schemars(regex(pattern = NAME_PATTERN))]
     pub id: String,
     #[serde(default = "default_namespace")]
+    #[schemars(regex(pattern = NAME_PATTERN))]
     pub namespace: String,
+    /// At most 4096 bytes.
     #[serde(default)]
+    #[schemars(length(max = 4096))]
     pub description: String,
     /// Crontab (5, 6 or 7 fields), an @-macro, `@every D`, `@at T` or `@manual`.
+    #[schemars(length(min = 1))]
     pub schedule: String,
-    /// IANA zone the schedule is evaluated in.
+    /// IANA zone the schedule is evaluated in, spelled exactly.
     #[serde(default = "default_timezone")]
+    #[schemars(length(min = 1))]
     pub timezone: String,
     #[serde(default = "yes")]
     pub enabled: bool,
     pub target: Target,
-    /// Free-form parameters handed to every run (`CRONMESH_PARAMS`).
+    /// Free-form parameters handed to every run (`CRONMESH_PARAMS`), at
+    /// most 64 KiB.
     #[serde(default)]
+    #[schemars(length(max = MAX_TEXT))]
     pub params: String,
     #[serde(default)]
     pub routing: Routing,
     /// One scheduled fire becomes this many runs, one per shard.
     #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 1000))]
     pub shards: u32,
-    /// Parameter of shard i is `shard_params[i]`, or empty.
+    /// Parameter of shard i is `shard_params[i]`, or empty; at most
+    /// `shards` entries.
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub shard_params: Vec<String>,
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
@@ -75,7 +95,9 @@ pub struct Job {
     pub concurrency: Concurrency,
     #[serde(default)]
     pub children: Vec<ChildLink>,
+    /// Keys 1 to 128 bytes, values at most 1024 bytes.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = {"minLength": 1, "maxLength": 128}, "additionalProperties" = {"type": "string", "maxLength": 1024}))]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub alerts: Alerts,
@@ -105,35 +127,46 @@ impl Job {
 }
 
 /// What a run does.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Target {
     /// A shell command run by `sh -c` on an executor of `group`.
     Shell {
         #[serde(default = "default_group")]
+        #[schemars(regex(pattern = NAME_PATTERN))]
         group: String,
+        /// Run by `sh -c`; not blank, at most 64 KiB.
+        #[schemars(length(min = 1, max = MAX_TEXT))]
         command: String,
     },
     /// A named handler registered by an executor of `group`.
     Executor {
         #[serde(default = "default_group")]
+        #[schemars(regex(pattern = NAME_PATTERN))]
         group: String,
+        #[schemars(regex(pattern = NAME_PATTERN))]
         handler: String,
     },
     /// An HTTP call made by the dispatcher itself; 2xx within the timeout is success.
     Http {
+        /// An `http` or `https` URL with a host.
+        #[schemars(length(min = 1))]
         url: String,
         #[serde(default = "default_method")]
+        #[schemars(extend("enum" = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]))]
         method: String,
         #[serde(default)]
+        #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9_-]+$"}))]
         headers: BTreeMap<String, String>,
+        /// Sent when not empty; at most 64 KiB.
         #[serde(default)]
+        #[schemars(length(max = MAX_TEXT))]
         body: String,
     },
 }
 
 /// How an executor is chosen among the live members of a group.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Routing {
     #[default]
@@ -147,11 +180,12 @@ pub enum Routing {
     Broadcast,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Extra attempts after the first one fails or times out.
     #[serde(default)]
+    #[schemars(range(max = 100))]
     pub max_retries: u32,
     /// Wait before the first retry; doubles for each further attempt.
     #[serde(default = "default_backoff")]
@@ -180,7 +214,7 @@ impl RetryPolicy {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MisfirePolicy {
     #[serde(default)]
@@ -200,7 +234,7 @@ impl Default for MisfirePolicy {
 }
 
 /// What happens to slots that passed while no scheduler could fire.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Misfire {
     /// Fire the newest missed slot once; the others are recorded skipped.
@@ -213,7 +247,7 @@ pub enum Misfire {
 }
 
 /// What a fire does while an earlier run of the same job is still active.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Concurrency {
     #[default]
@@ -227,15 +261,17 @@ pub enum Concurrency {
 }
 
 /// A job triggered when a run of this one ends.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChildLink {
+    /// A job of the same namespace.
+    #[schemars(regex(pattern = NAME_PATTERN))]
     pub job: String,
     #[serde(default)]
     pub on: ChildCondition,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChildCondition {
     #[default]
@@ -244,12 +280,13 @@ pub enum ChildCondition {
     Always,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Alerts {
     /// Run statuses that raise an alert.
     #[serde(default = "default_alert_statuses")]
     pub on: Vec<crate::run::RunStatus>,
+    /// `http` or `https` URLs with a host.
     #[serde(default)]
     pub webhooks: Vec<String>,
     #[serde(default)]
@@ -263,6 +300,23 @@ impl Default for Alerts {
             webhooks: Vec::new(),
             emails: Vec::new(),
         }
+    }
+}
+
+/// A duration travels as text ("30s", "1h 30m"); its bounds depend on
+/// the field, which validation checks.
+impl JsonSchema for HumanDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "minLength": 1,
+            "description": "A duration such as 500ms, 30s, 5m, 1h 30m or 2d; never negative.",
+            "examples": ["30s"]
+        })
     }
 }
 

@@ -1,13 +1,16 @@
 //! Runs: one execution of a job for one slot and one shard.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The tail of a run's output that is kept.
 pub const OUTPUT_LIMIT: usize = 64 * 1024;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Created and committed, not yet accepted by an executor (or queued).
@@ -85,7 +88,7 @@ impl std::fmt::Display for RunStatus {
 }
 
 /// Why a run exists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerKind {
     Schedule,
@@ -118,7 +121,7 @@ impl std::fmt::Display for TriggerKind {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ShardInfo {
     pub index: u32,
     pub count: u32,
@@ -127,7 +130,7 @@ pub struct ShardInfo {
 }
 
 /// A run record as the API shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Run {
     pub id: String,
     pub job_id: String,
