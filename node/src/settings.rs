@@ -10,7 +10,9 @@
 
 use std::{ffi::OsString, fmt::Write as _, path::PathBuf};
 
-use clap::{parser::ValueSource, ArgMatches, Command, CommandFactory, FromArgMatches};
+use clap::{
+    builder::Resettable, parser::ValueSource, ArgMatches, Command, CommandFactory, FromArgMatches,
+};
 
 use crate::cli::Cli;
 
@@ -65,6 +67,12 @@ pub fn read_file(path: &std::path::Path) -> Result<toml::Table, SettingsError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
+    parse_text(&text, path)
+}
+
+/// Parses the text of a settings file read from `path` (named in errors);
+/// apart from [`read_file`] so the fuzz target needs no file.
+pub fn parse_text(text: &str, path: &std::path::Path) -> Result<toml::Table, SettingsError> {
     text.parse::<toml::Table>()
         .map_err(|e| SettingsError::Invalid {
             path: path.to_path_buf(),
@@ -106,8 +114,9 @@ fn flag_texts(key: &str, value: &toml::Value) -> Result<Vec<String>, String> {
     }
 }
 
-/// Makes the file's values the defaults of `command`'s flags.
-fn with_file(
+/// Makes the file's values the defaults of `command`'s flags. Public for
+/// the fuzz target, which feeds it tables from arbitrary text.
+pub fn with_file(
     command: Command,
     table: &toml::Table,
     path: &std::path::Path,
@@ -135,7 +144,7 @@ fn with_file(
         let texts = flag_texts(key, value).map_err(invalid)?;
         // Checked here by the flag's own parser, so the error names the file.
         if let Some(arg) = command.get_arguments().find(|a| a.get_id() == id.as_str()) {
-            let alone = Command::new("file").arg(arg.clone().required(false).env(None::<&str>));
+            let alone = Command::new("file").arg(alone(arg));
             let flag = format!("--{}", arg.get_long().unwrap_or(id));
             // A switch takes no value on the command line: check it as a bool.
             let switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
@@ -160,6 +169,22 @@ fn with_file(
         command = command.mut_arg(id, |arg| arg.default_values(texts).required(false));
     }
     Ok(command)
+}
+
+/// A copy of `arg` that can stand in a command of its own, to check one
+/// value with the flag's parser: not required, no variable, and none of
+/// its relations to other flags (`conflicts_with`, `requires`, ...), which
+/// would name flags missing from that command (clap panics on those in a
+/// debug build: `admin_token_file` or `tls_cert` in a file did).
+fn alone(arg: &clap::Arg) -> clap::Arg {
+    arg.clone()
+        .required(false)
+        .env(None::<&str>)
+        .requires(Resettable::Reset)
+        .conflicts_with(Resettable::Reset)
+        .overrides_with(Resettable::Reset)
+        .required_unless_present(Resettable::Reset)
+        .group(Resettable::Reset)
 }
 
 /// The whole command line with each configurable subcommand's environment
@@ -376,6 +401,23 @@ mod tests {
             "history_limit = 5",
         );
         assert_eq!(flagged.get_one::<usize>("history_limit"), Some(&9));
+    }
+
+    #[test]
+    fn a_file_may_give_settings_that_conflict_with_or_require_others() {
+        // Each is checked alone first; their relations must not come along.
+        let m = server(
+            &["--data-dir", "/d"],
+            "admin_token_file = \"/etc/t\"\ntls_cert = \"/etc/c.pem\"\ntls_key = \"/etc/k.pem\"",
+        );
+        assert_eq!(
+            m.get_one::<PathBuf>("admin_token_file"),
+            Some(&PathBuf::from("/etc/t"))
+        );
+        assert_eq!(
+            m.get_one::<PathBuf>("tls_key"),
+            Some(&PathBuf::from("/etc/k.pem"))
+        );
     }
 
     #[test]

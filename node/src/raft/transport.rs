@@ -263,9 +263,10 @@ struct FailureLog {
     snapshot_failed: BTreeSet<u64>,
 }
 
-/// Why an incoming frame was refused.
+/// Why an incoming frame was refused. Public, with [`decode_batch`] and
+/// [`read_frame`], so the fuzz targets reach the decoder peers face.
 #[derive(Debug, thiserror::Error)]
-enum FrameError {
+pub enum FrameError {
     #[error("frame of {0} bytes exceeds the 64 MiB limit")]
     TooLarge(usize),
     #[error("truncated batch: {0}")]
@@ -282,11 +283,11 @@ enum FrameError {
 }
 
 /// One encoded frame, ready to write.
-struct Frame {
+pub struct Frame {
     /// Length prefix included.
-    bytes: Vec<u8>,
+    pub bytes: Vec<u8>,
     /// How many messages it carries.
-    messages: u64,
+    pub messages: u64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -768,17 +769,17 @@ fn connection_alive(stream: &TcpStream) -> bool {
 
 /// Messages `encode_frames` could not send.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Unsendable {
+pub struct Unsendable {
     /// How many.
-    messages: u64,
+    pub messages: u64,
     /// Whether one was a snapshot (Raft must be told).
-    snapshot: bool,
+    pub snapshot: bool,
 }
 
 /// Encodes `messages` into frames: a new frame starts when the current one
 /// has passed `soft_limit` bytes, and a message that alone would make a
 /// frame exceed `hard_limit` payload bytes is left out (and logged).
-fn encode_frames(
+pub fn encode_frames(
     messages: &[Message],
     soft_limit: usize,
     hard_limit: usize,
@@ -845,7 +846,7 @@ fn finish_frame(mut frame: Frame) -> Frame {
 }
 
 /// Decodes one batch payload (without the frame's length prefix).
-fn decode_batch(payload: &[u8]) -> Result<Vec<Message>, FrameError> {
+pub fn decode_batch(payload: &[u8]) -> Result<Vec<Message>, FrameError> {
     fn take_u32(rest: &mut &[u8], what: &'static str) -> Result<usize, FrameError> {
         let Some((head, tail)) = rest.split_first_chunk::<4>() else {
             return Err(FrameError::Truncated(what));
@@ -883,7 +884,7 @@ fn decode_batch(payload: &[u8]) -> Result<Vec<Message>, FrameError> {
 
 /// Reads one frame's payload. `Ok(None)` is a clean end of stream between
 /// frames; an oversized length is refused before reading the payload.
-async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<Option<Vec<u8>>> {
+pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     if reader.read(&mut len[..1]).await? == 0 {
         return Ok(None);

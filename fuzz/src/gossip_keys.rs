@@ -1,0 +1,39 @@
+//! Target `gossip_keys`: the key-values a node receives by gossip from
+//! any peer, turned into a member by `membership::keys::decode`.
+//!
+//! Input: one `key=value` pair a line (UTF-8; chitchat keys and values are
+//! strings); a later line replaces an earlier one with the same key, and a
+//! line without `=` is a key with an empty value. Invariants of a member
+//! that decodes: it passes `keys::validate`, and `keys::encode` then
+//! `decode` gives it back unchanged.
+
+use std::collections::BTreeMap;
+
+use membership::keys;
+
+pub fn run(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let map: BTreeMap<String, String> = text
+        .split('\n')
+        .map(|line| {
+            let (key, value) = line.split_once('=').unwrap_or((line, ""));
+            (key.to_string(), value.to_string())
+        })
+        .collect();
+    let Ok(member) = keys::decode(&map) else {
+        return;
+    };
+    assert_eq!(
+        keys::validate(&member),
+        Ok(()),
+        "{member:?}: decoded but invalid"
+    );
+    let again: BTreeMap<String, String> = keys::encode(&member).into_iter().collect();
+    assert_eq!(
+        keys::decode(&again).as_ref(),
+        Ok(&member),
+        "{again:?}: the member's own keys"
+    );
+}
