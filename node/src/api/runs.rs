@@ -1,4 +1,9 @@
 //! `/v1/runs` and `/v1/jobs/{id}/runs`: history, one run, kill, output.
+//! Pages of runs are read and encoded off the request workers (a page is
+//! up to a thousand runs with their output); [`live`] asks an executor
+//! for a running run's output, reading no more than the output limit.
+
+mod live;
 
 use std::time::Duration;
 
@@ -8,12 +13,13 @@ use actors::{
     store::RunFilter,
 };
 use chrono::{DateTime, Utc};
-use protocol::{api::Page, JobKey, Run, RunStatus, Target};
+use protocol::{api::Page, validate::check_name, JobKey, Run, RunStatus, Target};
 use serde::Deserialize;
 
 use super::{
     error::{ApiError, ApiResult},
     input::{page_limit, query},
+    system::offload,
     AppState,
 };
 
@@ -29,11 +35,23 @@ struct RunsQuery {
     cursor: Option<String>,
 }
 
-fn list_runs(state: &AppState, q: RunsQuery, job: Option<String>) -> ApiResult<HttpResponse> {
+/// The filter, cursor and page size of a query, each checked: a 400
+/// names the field that is out of range.
+fn run_filter(q: RunsQuery, job: Option<String>) -> ApiResult<(RunFilter, Option<u64>, usize)> {
     let namespace = q
         .namespace
         .unwrap_or_else(|| protocol::job::DEFAULT_NAMESPACE.to_string());
-    let job = job.or(q.job).map(|id| JobKey::new(namespace, id));
+    check_name("namespace", &namespace)?;
+    let job = job.or(q.job);
+    if let Some(id) = &job {
+        check_name("job", id)?;
+    }
+    let job = job.map(|id| JobKey::new(namespace, id));
+    if let (Some(since), Some(until)) = (q.since, q.until) {
+        if until < since {
+            return Err(ApiError::invalid("until", "must not be before since"));
+        }
+    }
     let status = q
         .status
         .map(|s| {
@@ -54,15 +72,28 @@ fn list_runs(state: &AppState, q: RunsQuery, job: Option<String>) -> ApiResult<H
         since: q.since,
         until: q.until,
     };
-    let (items, next) = state.store.runs(&filter, before, page_limit(q.limit)?)?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: next.map(|n| n.to_string()),
-    }))
+    Ok((filter, before, page_limit(q.limit)?))
+}
+
+/// A page of runs, read and encoded off the request workers.
+async fn list_runs(
+    state: web::Data<AppState>,
+    q: RunsQuery,
+    job: Option<String>,
+) -> ApiResult<HttpResponse> {
+    let (filter, before, limit) = run_filter(q, job)?;
+    offload::json(move || {
+        let (items, next) = state.store.runs(&filter, before, limit)?;
+        Ok(Page {
+            items,
+            next_cursor: next.map(|n| n.to_string()),
+        })
+    })
+    .await
 }
 
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
-    list_runs(&state, query(&req)?, None)
+    list_runs(state, query(&req)?, None).await
 }
 
 pub async fn of_job(
@@ -71,17 +102,20 @@ pub async fn of_job(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let q: RunsQuery = query(&req)?;
+    let namespace = q
+        .namespace
+        .clone()
+        .unwrap_or_else(|| protocol::job::DEFAULT_NAMESPACE.to_string());
+    check_name("namespace", &namespace)?;
+    check_name("id", &id)?;
     if state
         .store
-        .job(&JobKey::new(
-            q.namespace.clone().unwrap_or_else(|| "default".into()),
-            id.as_str(),
-        ))?
+        .job(&JobKey::new(namespace, id.as_str()))?
         .is_none()
     {
         return Err(ApiError::not_found(format!("job {id} does not exist")));
     }
-    list_runs(&state, q, Some(id.into_inner()))
+    list_runs(state, q, Some(id.into_inner())).await
 }
 
 fn find(state: &AppState, id: &str) -> ApiResult<Run> {
@@ -130,7 +164,7 @@ pub async fn output(state: web::Data<AppState>, id: web::Path<String>) -> ApiRes
         (Some(endpoint), RunStatus::Dispatched | RunStatus::Running)
             if !is_http_target(&state, &run) =>
         {
-            live_output(&state, endpoint, &run.id).await
+            live::output(&state.http, endpoint, &run.id).await
         }
         _ => None,
     };
@@ -144,19 +178,4 @@ fn is_http_target(state: &AppState, run: &Run) -> bool {
         state.store.job(&JobKey::new(run.namespace.clone(), run.job_id.clone())),
         Ok(Some(job)) if matches!(job.target, Target::Http { .. })
     )
-}
-
-async fn live_output(state: &AppState, endpoint: &str, run_id: &str) -> Option<String> {
-    let url = format!("{}/v1/runs/{run_id}/output", endpoint.trim_end_matches('/'));
-    let response = state
-        .http
-        .get(url)
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    response.text().await.ok()
 }

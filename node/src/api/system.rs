@@ -1,4 +1,8 @@
-//! Schedule preview, executor views, health.
+//! Schedule preview, executor views, health; [`offload`]: where heavy
+//! request work runs, so health checks and reports are never stuck behind
+//! it.
+
+pub(super) mod offload;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use protocol::{
@@ -29,8 +33,12 @@ pub async fn preview(
         ));
     }
     let from = request.from.unwrap_or_else(|| state.clock.now());
-    let fire_times = schedule.upcoming(from, tz, request.count as usize);
-    Ok(HttpResponse::Ok().json(PreviewResponse { fire_times }))
+    // A thousand fire times of a sparse schedule take a while to find.
+    offload::json(move || {
+        let fire_times = schedule.upcoming(from, tz, request.count as usize);
+        Ok(PreviewResponse { fire_times })
+    })
+    .await
 }
 
 /// Executors the router knows (static and live), plus those gossip has
@@ -58,9 +66,7 @@ pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
 /// `cronmesh backup`. Read off the request threads: it may be large.
 pub async fn backup(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let store = state.store.clone();
-    let backup = web::block(move || store.backup())
-        .await
-        .map_err(|e| ApiError::internal(format!("the backup stopped: {e}")))??;
+    let backup = offload::run(move || Ok(store.backup()?)).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header((
