@@ -201,29 +201,38 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Htt
     };
     let after = match &q.cursor {
         Some(cursor) => {
-            let (ns, id) = cursor
-                .split_once('/')
-                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor from this API"))?;
+            let not_ours = || ApiError::invalid("cursor", "not a cursor from this API");
+            let (ns, id) = cursor.split_once('/').ok_or_else(not_ours)?;
+            check_name("cursor", ns)
+                .and(check_name("cursor", id))
+                .map_err(|_| not_ours())?;
             Some(JobKey::new(ns, id))
         }
         None => None,
     };
+    if let Some(namespace) = &q.namespace {
+        check_name("namespace", namespace)?;
+    }
     let filter = JobFilter {
         namespace: q.namespace,
         labels,
         enabled: q.enabled,
     };
-    let (jobs, next) = state
-        .store
-        .jobs(&filter, after.as_ref(), page_limit(q.limit)?)?;
-    let items = jobs
-        .into_iter()
-        .map(|job| view(&state, job))
-        .collect::<ApiResult<Vec<_>>>()?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: next.map(|k| format!("{}/{}", k.namespace, k.id)),
-    }))
+    let limit = page_limit(q.limit)?;
+    // A page is up to a thousand jobs, each with its next fire times to
+    // find: off the request workers (see `system::offload`).
+    super::system::offload::json(move || {
+        let (jobs, next) = state.store.jobs(&filter, after.as_ref(), limit)?;
+        let items = jobs
+            .into_iter()
+            .map(|job| view(&state, job))
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            next_cursor: next.map(|k| format!("{}/{}", k.namespace, k.id)),
+        })
+    })
+    .await
 }
 
 pub async fn get(
