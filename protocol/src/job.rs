@@ -84,22 +84,22 @@ pub struct Job {
     pub shard_params: Vec<String>,
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_only::object")]
     pub retry: RetryPolicy,
     /// Try the next executor of the group when one cannot take the run.
     #[serde(default = "yes")]
     pub failover: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_only::object")]
     pub misfire: MisfirePolicy,
     #[serde(default)]
     pub concurrency: Concurrency,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_only::objects")]
     pub children: Vec<ChildLink>,
     /// Keys 1 to 128 bytes, values at most 1024 bytes.
     #[serde(default)]
     #[schemars(extend("propertyNames" = {"minLength": 1, "maxLength": 128}, "additionalProperties" = {"type": "string", "maxLength": 1024}))]
     pub labels: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_only::object")]
     pub alerts: Alerts,
 }
 
@@ -355,6 +355,72 @@ fn default_alert_statuses() -> Vec<crate::run::RunStatus> {
     vec![Failed, TimedOut, Skipped]
 }
 
+/// serde reads a struct from an array as readily as from an object
+/// (`"retry": []` as the default policy); a job's objects are objects only,
+/// as its schema says. Errors keep their path (`retry.backoff`).
+mod object_only {
+    use std::{fmt, marker::PhantomData};
+
+    use serde::{
+        de::{value::MapAccessDeserializer, DeserializeSeed, MapAccess, SeqAccess, Visitor},
+        Deserialize, Deserializer,
+    };
+
+    struct ObjectVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+
+    /// `T` from a JSON object, never from an array.
+    pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+        d.deserialize_map(ObjectVisitor(PhantomData))
+    }
+
+    struct ObjectSeed<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for ObjectSeed<T> {
+        type Value = T;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+            object(d)
+        }
+    }
+
+    struct ObjectsVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectsVisitor<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array of objects")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element_seed(ObjectSeed(PhantomData))? {
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+
+    /// An array of `T`, each from a JSON object.
+    pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        d.deserialize_seq(ObjectsVisitor(PhantomData))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +462,27 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<Job>(body).is_err(), "{body}");
         }
+    }
+
+    #[test]
+    fn objects_are_never_read_from_arrays() {
+        let base = r#""id":"a","schedule":"@daily""#;
+        for body in [
+            format!(r#"{{{base},"target":{{"type":"shell","command":"x"}},"retry":[]}}"#),
+            format!(r#"{{{base},"target":{{"type":"shell","command":"x"}},"misfire":[]}}"#),
+            format!(r#"{{{base},"target":{{"type":"shell","command":"x"}},"alerts":[]}}"#),
+            format!(r#"{{{base},"target":{{"type":"shell","command":"x"}},"children":[["b"]]}}"#),
+            format!(r#"{{{base},"target":["shell","x"]}}"#),
+            format!(r#"{{{base},"target":["shell"]}}"#),
+        ] {
+            assert!(serde_json::from_str::<Job>(&body).is_err(), "{body}");
+        }
+        let job: Job = serde_json::from_str(&format!(
+            r#"{{{base},"target":{{"type":"shell","command":"x"}},"retry":{{"max_retries":2}},"children":[{{"job":"b"}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(job.retry.max_retries, 2);
+        assert_eq!(job.children[0].job, "b");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Every route of the admin API in one table: the server registers these
 //! and nothing else, `GET /v1/openapi.json` describes these, and
 //! docs/API.md lists these (a test keeps it equal), so the three cannot
-//! drift apart.
+//! drift apart. What each route takes and answers is in `operations`;
+//! `openapi` assembles the document.
 
-use actix_web::{http::Method, web, HttpResponse, Route};
-use serde_json::{json, Map, Value};
+mod openapi;
+mod operations;
+
+use actix_web::{http::Method, web, HttpRequest, HttpResponse, Route};
+use serde_json::Value;
 
 use super::{cluster, events, jobs, report, runs, stats, system};
 
@@ -103,14 +107,53 @@ pub fn access_of(method: &Method, pattern: Option<&str>) -> Access {
     }
 }
 
-/// Registers every endpoint.
+/// Registers every endpoint, then for each path a last route that answers
+/// any other method 405 with the methods the path has in `Allow` (without
+/// it, such a request would fall through to the 404 of unknown paths).
 pub fn register(cfg: &mut web::ServiceConfig) {
-    for endpoint in endpoints() {
+    let endpoints = endpoints();
+    for endpoint in &endpoints {
         cfg.route(
             endpoint.path,
             (endpoint.to)(web::route().method(endpoint.method.clone())),
         );
     }
+    let mut paths: Vec<&'static str> = endpoints.iter().map(|e| e.path).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    for path in paths {
+        cfg.route(path, web::route().to(method_not_allowed));
+    }
+}
+
+/// The methods `path` (a route pattern) is served with, as `Allow` lists them.
+fn allowed_methods(path: &str) -> String {
+    endpoints()
+        .iter()
+        .filter(|e| e.path == path)
+        .map(|e| e.method.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let allow = allowed_methods(req.match_pattern().as_deref().unwrap_or_default());
+    let error = super::ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} {} is not served; this path takes {allow}",
+            req.method(),
+            req.path()
+        ),
+    );
+    let mut response = actix_web::ResponseError::error_response(&error);
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }
 
 /// `GET /v1/openapi.json`.
@@ -120,73 +163,7 @@ pub async fn openapi() -> HttpResponse {
 
 /// The OpenAPI 3.1 document of [`endpoints`].
 pub fn document() -> Value {
-    let mut paths = Map::new();
-    for e in endpoints() {
-        let parameters: Vec<Value> = e
-            .path
-            .split('/')
-            .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        let mut operation = json!({
-            "summary": e.summary,
-            "operationId": operation_id(&e),
-            "x-cronmesh-access": e.access.as_str(),
-            "responses": {
-                "default": {
-                    "description": "An error, naming the field when a request is malformed",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-                }
-            }
-        });
-        let success = if e.method == Method::POST && e.path == "/v1/jobs" {
-            "201"
-        } else if e.path.ends_with("/trigger") {
-            "202"
-        } else {
-            "200"
-        };
-        operation["responses"][success] = json!({"description": "Success"});
-        if !parameters.is_empty() {
-            operation["parameters"] = Value::Array(parameters);
-        }
-        match e.access {
-            Access::Open | Access::Signed => operation["security"] = json!([]),
-            Access::Read | Access::Admin => {}
-        }
-        let item = paths
-            .entry(e.path.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        item[e.method.as_str().to_lowercase()] = operation;
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "cronmesh admin API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Jobs, runs, the cluster and executors of a cronmesh scheduler. Any node answers; writes on a follower are forwarded to the leader."
-        },
-        "security": [{"bearer": []}],
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "properties": {
-                            "code": {"type": "string"},
-                            "message": {"type": "string"},
-                            "field": {"type": ["string", "null"]}
-                        }
-                    }}
-                }
-            }
-        }
-    })
+    openapi::document(&endpoints())
 }
 
 /// `get_v1_jobs_id_runs`, unique per method and path.

@@ -34,7 +34,9 @@ pub async fn read_body_up_to(payload: web::Payload, limit: usize) -> ApiResult<B
     }
 }
 
-/// Parses a JSON body; an empty body reads as `{}` when `empty_ok`.
+/// Parses a JSON object body; an empty body reads as `{}` when `empty_ok`.
+/// Any other JSON value is refused: serde would read a struct from an
+/// array (`["@daily"]` as a preview request), which the API does not take.
 pub fn json_body<T: DeserializeOwned>(
     req: &HttpRequest,
     body: &[u8],
@@ -43,29 +45,58 @@ pub fn json_body<T: DeserializeOwned>(
     if body.iter().all(u8::is_ascii_whitespace) && empty_ok {
         return Ok(protocol::validate::from_json(b"{}")?);
     }
+    require_json(req)?;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid("", "the body must be a JSON object"));
+    }
+    Ok(protocol::validate::from_json(body)?)
+}
+
+/// Parses a JSON array body.
+pub fn json_array_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> ApiResult<Vec<T>> {
+    require_json(req)?;
+    Ok(protocol::validate::from_json(body)?)
+}
+
+/// A body must be typed JSON (or not typed at all).
+fn require_json(req: &HttpRequest) -> ApiResult<()> {
     let content_type = req
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
     if !content_type.starts_with("application/json") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("send JSON with content-type: application/json, not {content_type}"),
-        ));
+        return Err(ApiError {
+            field: Some("content-type".into()),
+            ..ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("send JSON with content-type: application/json, not {content_type}"),
+            )
+        });
     }
-    Ok(protocol::validate::from_json(body)?)
+    Ok(())
+}
+
+/// A body that must say nothing: empty, or `{}`.
+pub fn empty_body(req: &HttpRequest, body: &[u8]) -> ApiResult<()> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Nothing {}
+    json_body::<Nothing>(req, body, true).map(|_| ())
 }
 
 /// Parses the query string. `consistent=true` is left out: it is handled
-/// before the handler (see `forward`).
+/// before the handler (see `forward`); `consistent` takes `true` or `false`.
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> ApiResult<T> {
-    let pairs: Vec<&str> = req
-        .query_string()
-        .split('&')
-        .filter(|pair| !pair.starts_with("consistent="))
-        .collect();
+    let mut pairs = Vec::new();
+    for pair in req.query_string().split('&') {
+        match pair.strip_prefix("consistent=") {
+            Some("true" | "false") => {}
+            Some(_) => return Err(ApiError::invalid("consistent", "must be true or false")),
+            None => pairs.push(pair),
+        }
+    }
     web::Query::<T>::from_query(&pairs.join("&"))
         .map(web::Query::into_inner)
         .map_err(|e| {

@@ -19,7 +19,10 @@ use serde::Deserialize;
 
 use super::{
     error::{ApiError, ApiResult},
-    input::{json_body, page_limit, query, read_body, read_body_up_to, MAX_BODY},
+    input::{
+        empty_body, json_array_body, json_body, page_limit, query, read_body, read_body_up_to,
+        MAX_BODY,
+    },
     AppState,
 };
 
@@ -130,7 +133,7 @@ pub async fn create(
 /// log stores all of them or none (one log entry). Errors name the item:
 /// `[3].schedule`.
 async fn create_many(state: &AppState, req: &HttpRequest, body: &[u8]) -> ApiResult<HttpResponse> {
-    let jobs: Vec<Job> = json_body(req, body, false)?;
+    let jobs: Vec<Job> = json_array_body(req, body)?;
     if jobs.is_empty() {
         return Err(ApiError::invalid("", "an empty array creates no job"));
     }
@@ -304,9 +307,11 @@ async fn set_enabled(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: String,
+    payload: web::Payload,
     enabled: bool,
 ) -> ApiResult<HttpResponse> {
     let key = job_key(&req, id)?;
+    empty_body(&req, &read_body(payload).await?)?;
     let outcome = propose(
         &state,
         MetaCommand::SetJobEnabled {
@@ -323,16 +328,18 @@ pub async fn pause(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
+    payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    set_enabled(state, req, id.into_inner(), false).await
+    set_enabled(state, req, id.into_inner(), payload, false).await
 }
 
 pub async fn resume(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
+    payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    set_enabled(state, req, id.into_inner(), true).await
+    set_enabled(state, req, id.into_inner(), payload, true).await
 }
 
 pub async fn trigger(
