@@ -5,19 +5,42 @@
 //! All fire times are instants in UTC; a crontab is evaluated on the wall
 //! clock of the job's zone, so a DST gap moves a fire to the first valid
 //! instant after it and an overlap fires once.
+//!
+//! The input is hostile: a schedule is at most [`MAX_SCHEDULE_LEN`] bytes,
+//! every crontab field is checked against its bounds before anything
+//! iterates over it (`crontab`), and a crontab that names no date at all
+//! is refused (`reach`), so parsing costs what the text's length says and
+//! a next fire time what the distance to it says. Lists of fire times stop
+//! at [`HORIZON_YEARS`].
+
+mod crontab;
+mod reach;
 
 use std::{str::FromStr, time::Duration};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Months, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
 use crate::duration::HumanDuration;
 
+pub use crontab::{MAX_LIST_ITEMS, MAX_YEAR, MIN_YEAR};
+
 /// Shortest `@every` interval accepted.
 pub const MIN_EVERY: Duration = Duration::from_secs(1);
 /// Longest `@every` interval accepted.
 pub const MAX_EVERY: Duration = Duration::from_secs(366 * 24 * 3600);
+/// Longest schedule, in bytes: room for a 7-field crontab with long lists,
+/// and a bound on everything done with the text.
+pub const MAX_SCHEDULE_LEN: usize = 256;
+/// Longest time zone name, in bytes (the longest IANA name has 32).
+pub const MAX_TIMEZONE_LEN: usize = 64;
+/// How far ahead fire times are looked for: [`Schedule::upcoming`] lists
+/// none beyond it, and [`Schedule::check_fires_soon`] refuses a schedule
+/// with no fire time within it. Every crontab that names a date fires
+/// within a few decades (a 29 February that is a Monday comes back within
+/// 40 years), and `@at` may lie this far ahead.
+pub const HORIZON_YEARS: u32 = 100;
 
 /// A parsed `schedule` field.
 #[derive(Clone, Debug)]
@@ -34,6 +57,12 @@ pub enum Schedule {
 
 impl Schedule {
     pub fn parse(expr: &str) -> Result<Self, String> {
+        if expr.len() > MAX_SCHEDULE_LEN {
+            return Err(format!(
+                "a schedule is at most {MAX_SCHEDULE_LEN} bytes, this one has {}",
+                expr.len()
+            ));
+        }
         let expr = expr.trim();
         if expr.is_empty() {
             return Err("schedule is empty".into());
@@ -64,16 +93,36 @@ impl Schedule {
                 "unknown macro {expr:?}; use @yearly, @monthly, @weekly, @daily, @hourly, @every D, @at T or @manual"
             ));
         }
-        let fields = expr.split_whitespace().count();
-        if !expr.starts_with('@') && !(5..=7).contains(&fields) {
-            return Err(format!(
-                "a crontab line has 5, 6 or 7 fields, this one has {fields}"
-            ));
+        if !expr.starts_with('@') {
+            crontab::check(expr)?;
         }
         let normalized = crate::vixie::normalize(expr);
-        Cron::from_str(&normalized)
-            .map(|c| Schedule::Cron(Box::new(c)))
-            .map_err(|e| format!("invalid cron expression: {e}"))
+        let cron =
+            Cron::from_str(&normalized).map_err(|e| format!("invalid cron expression: {e}"))?;
+        if !reach::fires_on_some_date(&cron) {
+            return Err(format!(
+                "{expr:?} never fires: no date matches its day-of-month, month, day-of-week and year fields together"
+            ));
+        }
+        Ok(Schedule::Cron(Box::new(cron)))
+    }
+
+    /// Whether the schedule fires within [`HORIZON_YEARS`] of `now`, as a
+    /// job's schedule must: a crontab whose dates have passed or lie
+    /// beyond is refused, and so is an `@at` beyond it. An `@at` in the
+    /// past is accepted (it has fired, and its job stays editable), and so
+    /// is `@manual`.
+    pub fn check_fires_soon(&self, now: DateTime<Utc>, tz: Tz) -> Result<(), String> {
+        let horizon = horizon_after(now);
+        match self {
+            Schedule::Manual | Schedule::Every(_) => Ok(()),
+            Schedule::At(at) if *at <= horizon => Ok(()),
+            Schedule::At(_) => Err(format!("@at lies more than {HORIZON_YEARS} years ahead")),
+            Schedule::Cron(_) => match self.next_after(now, tz) {
+                Some(next) if next <= horizon => Ok(()),
+                _ => Err(format!("never fires within the next {HORIZON_YEARS} years")),
+            },
+        }
     }
 
     /// The first fire time strictly after `after`, or `None` if there is none.
@@ -101,17 +150,20 @@ impl Schedule {
         }
     }
 
-    /// Up to `count` fire times strictly after `after`.
+    /// Up to `count` fire times strictly after `after`, none more than
+    /// [`HORIZON_YEARS`] after it, so a rare schedule's list costs at most
+    /// a walk to the horizon whatever `count` says.
     pub fn upcoming(&self, after: DateTime<Utc>, tz: Tz, count: usize) -> Vec<DateTime<Utc>> {
+        let horizon = horizon_after(after);
         let mut out = Vec::with_capacity(count.min(1024));
         let mut cursor = after;
         while out.len() < count {
             match self.next_after(cursor, tz) {
-                Some(next) => {
+                Some(next) if next <= horizon => {
                     out.push(next);
                     cursor = next;
                 }
-                None => break,
+                _ => break,
             }
         }
         out
@@ -119,6 +171,8 @@ impl Schedule {
 
     /// Fire times in `(after, until]`, oldest first, at most `limit` of the
     /// newest ones; the second value counts the older ones left out.
+    /// `@every` slots are counted, not walked, so a long outage costs
+    /// `limit` slots.
     pub fn slots_between(
         &self,
         after: DateTime<Utc>,
@@ -126,6 +180,11 @@ impl Schedule {
         tz: Tz,
         limit: usize,
     ) -> (Vec<DateTime<Utc>>, u64) {
+        if let Schedule::Every(every) = self {
+            if let Some(counted) = every_slots_between(*every, after, until, limit) {
+                return counted;
+            }
+        }
         let mut slots = std::collections::VecDeque::new();
         let mut dropped = 0u64;
         let mut cursor = after;
@@ -133,19 +192,63 @@ impl Schedule {
             if next > until {
                 break;
             }
+            cursor = next;
+            if limit == 0 {
+                dropped += 1;
+                continue;
+            }
             if slots.len() == limit {
                 slots.pop_front();
                 dropped += 1;
             }
             slots.push_back(next);
-            cursor = next;
         }
         (slots.into(), dropped)
     }
 }
 
+/// The `@every` slots of [`Schedule::slots_between`], by arithmetic on the
+/// multiples of the interval; `None` if a number does not fit.
+fn every_slots_between(
+    every: Duration,
+    after: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: usize,
+) -> Option<(Vec<DateTime<Utc>>, u64)> {
+    let step = i64::try_from(every.as_millis()).ok().filter(|s| *s > 0)?;
+    // The first multiple strictly after `after`, the last at or before `until`.
+    let first = after.timestamp_millis().div_euclid(step).checked_add(1)?;
+    let last = until.timestamp_millis().div_euclid(step);
+    if last < first {
+        return Some((Vec::new(), 0));
+    }
+    let total = u64::try_from(last.checked_sub(first)?.checked_add(1)?).ok()?;
+    let kept = total.min(u64::try_from(limit).unwrap_or(u64::MAX));
+    let oldest_kept = last
+        .checked_sub(i64::try_from(kept).ok()?)?
+        .checked_add(1)?;
+    let slots = (oldest_kept..=last)
+        .map(|n| {
+            n.checked_mul(step)
+                .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((slots, total - kept))
+}
+
+/// [`HORIZON_YEARS`] after `t`, or the end of time.
+fn horizon_after(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.checked_add_months(Months::new(HORIZON_YEARS * 12))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// Parses an IANA zone name such as `Europe/Berlin`.
 pub fn parse_timezone(name: &str) -> Result<Tz, String> {
+    if name.len() > MAX_TIMEZONE_LEN {
+        return Err(format!(
+            "a time zone name is at most {MAX_TIMEZONE_LEN} bytes; use an IANA name such as Europe/Berlin"
+        ));
+    }
     name.parse::<Tz>()
         .map_err(|_| format!("unknown time zone {name:?}; use an IANA name such as Europe/Berlin"))
 }

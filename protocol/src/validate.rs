@@ -73,8 +73,13 @@ pub fn validate_job(job: &Job) -> Result<(), FieldError> {
     if job.description.len() > 4096 {
         return Err(FieldError::new("description", "at most 4096 bytes"));
     }
-    Schedule::parse(&job.schedule).map_err(|m| FieldError::new("schedule", m))?;
-    parse_timezone(&job.timezone).map_err(|m| FieldError::new("timezone", m))?;
+    let schedule = Schedule::parse(&job.schedule).map_err(|m| FieldError::new("schedule", m))?;
+    let tz = parse_timezone(&job.timezone).map_err(|m| FieldError::new("timezone", m))?;
+    // A schedule with no fire time ahead is a mistake (a year that has
+    // passed, a date the zone's clock skips); the search is bounded.
+    schedule
+        .check_fires_soon(chrono::Utc::now(), tz)
+        .map_err(|m| FieldError::new("schedule", m))?;
     check_target(&job.target)?;
     if job.params.len() > MAX_PARAMS_LEN {
         return Err(FieldError::new("params", "at most 64 KiB"));

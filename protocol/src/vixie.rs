@@ -75,8 +75,14 @@ fn is_number(s: &str) -> bool {
 
 /// Whether every value of `lo..=hi` is selected by `field`. Unknown syntax
 /// (L, W, #, ?) counts as not covering.
+///
+/// The line was checked against the field bounds before, but this walk
+/// does not rely on it: range ends are clamped to the field (7 for a
+/// weekday, Sunday again) and steps are taken by `step_by`, so the work is
+/// bounded by the field's width whatever numbers the text holds.
 fn covers(field: &str, lo: u32, hi: u32, weekday: bool) -> bool {
-    let mut seen = vec![false; (hi + 1) as usize];
+    let top = if weekday { 7 } else { hi };
+    let mut seen = [false; 32];
     let value = |s: &str| -> Option<u32> {
         let upper = s.to_ascii_uppercase();
         let n = match WEEKDAYS.iter().position(|d| *d == upper) {
@@ -106,16 +112,18 @@ fn covers(field: &str, lo: u32, hi: u32, weekday: bool) -> bool {
                 },
             },
         };
-        let mut v = a;
-        while v <= b {
+        let Ok(step) = usize::try_from(step) else {
+            return false;
+        };
+        for v in (a..=b.min(top)).step_by(step) {
             let slot = if weekday && v == 7 { 0 } else { v };
             if let Some(seen) = seen.get_mut(slot as usize) {
                 *seen = true;
             }
-            v += step;
         }
     }
-    seen[lo as usize..].iter().all(|s| *s)
+    seen.get(lo as usize..=hi as usize)
+        .is_some_and(|range| range.iter().all(|s| *s))
 }
 
 #[cfg(test)]
@@ -127,6 +135,18 @@ mod tests {
         assert_eq!(normalize("0 0 5-5 * 3"), "0 0 1-31 * 3");
         assert_eq!(normalize("0 0 5 * 3-3/2"), "0 0 5 * 0-6/2");
         assert_eq!(normalize("5/15 * * * *"), "5-59/15 * * * *");
+    }
+
+    #[test]
+    fn huge_numbers_cost_no_more_than_the_field() {
+        // Checked before normalize in a schedule, but covers alone is
+        // bounded too: these return at once.
+        assert_eq!(normalize("0 0 1-4294967295 * *"), "0 0 * * *");
+        assert_eq!(
+            normalize("0 0 1-4294967295/4294967295 * 0-4294967295"),
+            "0 0 1-4294967295/4294967295 * 0-4294967295"
+        );
+        assert_eq!(normalize("0 0 * * 0-4294967295"), "0 0 * * *");
     }
 
     #[test]
