@@ -35,6 +35,19 @@ pub const MAX_RETRIES: u32 = 100;
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_MISFIRE_THRESHOLD: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Lists and maps of a job are bounded by count as well as by the body's
+/// size: each child is fired, each webhook called and each header sent on
+/// every run, so their number multiplies the work a run does.
+pub const MAX_LABELS: usize = 64;
+pub const MAX_CHILDREN: usize = 64;
+pub const MAX_WEBHOOKS: usize = 16;
+pub const MAX_EMAILS: usize = 16;
+pub const MAX_ALERT_STATUSES: usize = 16;
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_VALUE_LEN: usize = 8 * 1024;
+pub const MAX_URL_LEN: usize = 8 * 1024;
+/// Longest e-mail address (RFC 5321's path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
 
 /// Parses a JSON body into `T`, naming the field that failed.
 pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
@@ -96,6 +109,16 @@ pub fn validate_job(job: &Job) -> Result<(), FieldError> {
             "has more entries than there are shards",
         ));
     }
+    if let Some(i) = job
+        .shard_params
+        .iter()
+        .position(|p| p.len() > MAX_PARAMS_LEN)
+    {
+        return Err(FieldError::new(
+            format!("shard_params[{i}]"),
+            "at most 64 KiB",
+        ));
+    }
     check_duration(
         "timeout",
         job.timeout.0,
@@ -132,19 +155,63 @@ pub fn validate_job(job: &Job) -> Result<(), FieldError> {
         Duration::ZERO,
         MAX_MISFIRE_THRESHOLD,
     )?;
+    check_count("children", job.children.len(), MAX_CHILDREN)?;
     for (i, child) in job.children.iter().enumerate() {
         check_name(&format!("children[{i}].job"), &child.job)?;
+        if job.children[..i].contains(child) {
+            return Err(FieldError::new(
+                format!("children[{i}]"),
+                "repeats an earlier child with the same job and condition",
+            ));
+        }
     }
+    check_count("labels", job.labels.len(), MAX_LABELS)?;
     for (k, v) in &job.labels {
         if k.is_empty() || k.len() > MAX_NAME_LEN || v.len() > 1024 {
+            // A key too long to quote is reported against the map.
+            let field = if k.len() > MAX_NAME_LEN {
+                "labels".to_string()
+            } else {
+                format!("labels.{k}")
+            };
             return Err(FieldError::new(
-                format!("labels.{k}"),
+                field,
                 "label keys are 1-128 bytes, values at most 1024",
             ));
         }
     }
-    for (i, hook) in job.alerts.webhooks.iter().enumerate() {
+    check_alerts(&job.alerts)
+}
+
+fn check_alerts(alerts: &crate::job::Alerts) -> Result<(), FieldError> {
+    check_count("alerts.on", alerts.on.len(), MAX_ALERT_STATUSES)?;
+    check_count("alerts.webhooks", alerts.webhooks.len(), MAX_WEBHOOKS)?;
+    for (i, hook) in alerts.webhooks.iter().enumerate() {
         check_http_url(&format!("alerts.webhooks[{i}]"), hook)?;
+    }
+    check_count("alerts.emails", alerts.emails.len(), MAX_EMAILS)?;
+    for (i, email) in alerts.emails.iter().enumerate() {
+        let plausible = email.len() <= MAX_EMAIL_LEN
+            && email.bytes().all(|b| b.is_ascii_graphic() || b >= 0x80)
+            && email
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
+        if !plausible {
+            return Err(FieldError::new(
+                format!("alerts.emails[{i}]"),
+                format!("must be an address like ops@example.com, at most {MAX_EMAIL_LEN} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_count(field: &str, count: usize, max: usize) -> Result<(), FieldError> {
+    if count > max {
+        return Err(FieldError::new(
+            field,
+            format!("at most {max} entries, got {count}"),
+        ));
     }
     Ok(())
 }
@@ -178,7 +245,14 @@ fn check_target(target: &Target) -> Result<(), FieldError> {
                     format!("must be one of {}", METHODS.join(", ")),
                 ));
             }
-            for name in headers.keys() {
+            check_count("target.headers", headers.len(), MAX_HEADERS)?;
+            for (name, value) in headers {
+                if name.len() > MAX_NAME_LEN {
+                    return Err(FieldError::new(
+                        "target.headers",
+                        format!("a header name is at most {MAX_NAME_LEN} bytes"),
+                    ));
+                }
                 let valid = !name.is_empty()
                     && name
                         .bytes()
@@ -187,6 +261,18 @@ fn check_target(target: &Target) -> Result<(), FieldError> {
                     return Err(FieldError::new(
                         format!("target.headers.{name}"),
                         "not a valid header name",
+                    ));
+                }
+                // What an HTTP client sends as a field value: visible
+                // ASCII, spaces and tabs; never a line break.
+                let sendable = value.len() <= MAX_HEADER_VALUE_LEN
+                    && value
+                        .bytes()
+                        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+                if !sendable {
+                    return Err(FieldError::new(
+                        format!("target.headers.{name}"),
+                        format!("a header value is at most {MAX_HEADER_VALUE_LEN} bytes of visible ASCII, spaces and tabs"),
                     ));
                 }
             }
@@ -199,6 +285,12 @@ fn check_target(target: &Target) -> Result<(), FieldError> {
 }
 
 fn check_http_url(field: &str, raw: &str) -> Result<(), FieldError> {
+    if raw.len() > MAX_URL_LEN {
+        return Err(FieldError::new(
+            field,
+            format!("a URL is at most {MAX_URL_LEN} bytes"),
+        ));
+    }
     match url::Url::parse(raw) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
         Ok(_) => Err(FieldError::new(field, "must be an http or https URL")),
@@ -325,6 +417,85 @@ mod tests {
             )),
             "shards"
         );
+    }
+
+    #[test]
+    fn a_schedule_must_fire_and_not_too_far_ahead() {
+        for schedule in [
+            "0 0 31 2 *",
+            "0 0 0 1 1 * 2020",
+            "@at 2999-01-01T00:00:00Z",
+            "0 0 1-4294967295 * *",
+        ] {
+            assert_eq!(
+                field_of(&format!(r#"{{"id":"a","schedule":"{schedule}",{SHELL}}}"#)),
+                "schedule",
+                "{schedule}"
+            );
+        }
+        for schedule in ["@at 2020-01-01T00:00:00Z", "0 0 29 2 *", "@manual"] {
+            let job: Job =
+                from_json(format!(r#"{{"id":"a","schedule":"{schedule}",{SHELL}}}"#).as_bytes())
+                    .unwrap();
+            assert_eq!(validate_job(&job), Ok(()), "{schedule}");
+        }
+    }
+
+    #[test]
+    fn lists_and_maps_are_bounded_by_count() {
+        let labels: Vec<String> = (0..65).map(|i| format!(r#""k{i}":"v""#)).collect();
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"id":"a","schedule":"@daily",{SHELL},"labels":{{{}}}}}"#,
+                labels.join(",")
+            )),
+            "labels"
+        );
+        let children = vec![r#"{"job":"b"}"#; 2].join(",");
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"id":"a","schedule":"@daily",{SHELL},"children":[{children}]}}"#
+            )),
+            "children[1]"
+        );
+        let hooks = vec![r#""http://x/""#; 17].join(",");
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"id":"a","schedule":"@daily",{SHELL},"alerts":{{"webhooks":[{hooks}]}}}}"#
+            )),
+            "alerts.webhooks"
+        );
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"id":"a","schedule":"@daily",{SHELL},"alerts":{{"emails":["no at sign"]}}}}"#
+            )),
+            "alerts.emails[0]"
+        );
+        let long_key = "k".repeat(10_000);
+        let e = from_json::<Job>(
+            format!(r#"{{"id":"a","schedule":"@daily",{SHELL},"labels":{{"{long_key}":"v"}}}}"#)
+                .as_bytes(),
+        )
+        .and_then(|j| validate_job(&j))
+        .unwrap_err();
+        assert_eq!(e.field, "labels", "a long key is not quoted back");
+    }
+
+    #[test]
+    fn http_headers_are_sendable() {
+        let http = |headers: &str| {
+            format!(
+                r#"{{"id":"a","schedule":"@daily","target":{{"type":"http","url":"http://x/","headers":{{{headers}}}}}}}"#
+            )
+        };
+        assert_eq!(
+            field_of(&http(r#""x-a":"line\r\nInjected: 1""#)),
+            "target.headers.x-a"
+        );
+        let many: Vec<String> = (0..65).map(|i| format!(r#""h{i}":"v""#)).collect();
+        assert_eq!(field_of(&http(&many.join(","))), "target.headers");
+        let job: Job = from_json(http(r#""authorization":"Bearer a\tb""#).as_bytes()).unwrap();
+        assert_eq!(validate_job(&job), Ok(()));
     }
 
     #[test]
