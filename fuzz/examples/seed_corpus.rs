@@ -340,6 +340,16 @@ fn signature_seeds() -> Seeds {
         ("spaces".into(), with_header(" t=1780000000 , v1=00 ")),
         ("no-v1".into(), with_header("t=1780000000")),
         ("huge-t".into(), with_header("t=-9223372036854775808,v1=00")),
+        ("forward-proof".into(), {
+            let target = "/v1/jobs?namespace=a";
+            let proof = protocol::signature::sign_forward(
+                signature::SECRET,
+                signature::NOW,
+                "POST",
+                target,
+            );
+            format!("{proof}\n{target}").into_bytes()
+        }),
         (
             "uppercase-hex".into(),
             with_header("t=1780000000,v1=ABCDEF"),

@@ -1,16 +1,22 @@
 //! Target `signature`: the `x-cronmesh-signature` header every executor
 //! protocol request carries, checked by `protocol::signature::verify` on
-//! executors and on `/v1/internal/*` of schedulers.
+//! executors and on `/v1/internal/*` of schedulers; and the same text as
+//! the `x-cronmesh-forwarded` proof a follower adds to a request it
+//! forwards, checked by `verify_forward` (the body then stands for the
+//! request's path and query).
 //!
 //! Input: the header value up to the first newline, then the body. The
-//! secret and the clock are fixed. Invariants:
-//! - a header that verifies was made with the secret for this body within
-//!   the replay window: another secret, or the body with one more byte,
-//!   never verifies;
-//! - the header `sign` makes for this body verifies at the edges of the
+//! secret and the clock are fixed. Invariants, for both checks:
+//! - a header that verifies was made with the secret for this body (or
+//!   request) within the window: another secret, or the body with one more
+//!   byte, never verifies;
+//! - the header `sign` (`sign_forward`) makes verifies at the edges of the
 //!   window and is `Stale` one second beyond them.
 
-use protocol::signature::{sign, verify, SignatureError, DEFAULT_REPLAY_WINDOW_SECS};
+use protocol::signature::{
+    sign, sign_forward, verify, verify_forward, SignatureError, DEFAULT_REPLAY_WINDOW_SECS,
+    FORWARD_WINDOW_SECS,
+};
 
 /// The secret every request of the target is checked against.
 pub const SECRET: &[u8] = b"fuzz-secret";
@@ -39,6 +45,9 @@ pub fn run(data: &[u8]) {
             );
         }
     }
+    if let (Ok(header), Ok(target)) = (std::str::from_utf8(header), std::str::from_utf8(body)) {
+        check_forward(header, target);
+    }
     let window = DEFAULT_REPLAY_WINDOW_SECS;
     for (signed_at, expected) in [
         (NOW, Ok(())),
@@ -52,6 +61,37 @@ pub fn run(data: &[u8]) {
             verify(SECRET, Some(&header), body, NOW, window),
             expected,
             "signed at {signed_at}"
+        );
+    }
+}
+
+/// The invariants for a forwarding proof `header` of `POST target`.
+fn check_forward(header: &str, target: &str) {
+    let window = FORWARD_WINDOW_SECS;
+    let check = |secret: &[u8], target: &str| {
+        verify_forward(secret, Some(header), "POST", target, NOW, window)
+    };
+    if check(SECRET, target).is_ok() {
+        assert_eq!(
+            check(b"another secret", target),
+            Err(SignatureError::Mismatch),
+            "{header:?} proves a forward under two secrets"
+        );
+        assert!(
+            check(SECRET, &format!("{target}x")).is_err(),
+            "{header:?} proves a forward of another request"
+        );
+    }
+    for (signed_at, expected) in [
+        (NOW - window, Ok(())),
+        (NOW + window, Ok(())),
+        (NOW - window - 1, Err(SignatureError::Stale)),
+    ] {
+        let proof = sign_forward(SECRET, signed_at, "POST", target);
+        assert_eq!(
+            verify_forward(SECRET, Some(&proof), "POST", target, NOW, window),
+            expected,
+            "forward signed at {signed_at}"
         );
     }
 }
