@@ -1,6 +1,8 @@
 //! A real headless Chromium driven over WebDriver: `chromedriver` (Debian's
 //! chromium-driver, which `.ci/run` installs) started on a free port, and a
 //! fantoccini client speaking to it. Both end when the [`Browser`] drops.
+//! [`Site`] serves one page from another origin, as a hostile web site
+//! would.
 
 use std::{
     net::TcpListener,
@@ -32,6 +34,12 @@ fn free_port() -> u16 {
 impl Browser {
     /// Starts chromedriver and a headless Chromium of `width` x `height`.
     pub async fn start(width: u32, height: u32) -> Self {
+        Self::start_with(width, height, &[]).await
+    }
+
+    /// [`start`](Self::start) with more Chromium flags, such as
+    /// `--host-resolver-rules=MAP name 127.0.0.1` to give a test a domain.
+    pub async fn start_with(width: u32, height: u32, flags: &[&str]) -> Self {
         for path in [CHROMEDRIVER, CHROMIUM] {
             assert!(
                 Path::new(path).exists(),
@@ -47,18 +55,27 @@ impl Browser {
             .spawn()
             .expect("start chromedriver");
         let url = format!("http://127.0.0.1:{port}");
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.push(format!("--window-size={width},{height}"));
+        args.extend(flags.iter().map(|f| f.to_string()));
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                    format!("--window-size={width},{height}"),
-                ],
-            }),
+            json!({ "binary": CHROMIUM, "args": args }),
         );
         // chromedriver answers once it listens: retry the session until then.
         let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -169,6 +186,15 @@ impl Browser {
             .unwrap_or_else(|e| panic!("run {js}: {e}"))
     }
 
+    /// Runs `js` as an async script: it ends by calling its last argument
+    /// (`arguments[arguments.length - 1]`) with the value to return.
+    pub async fn script_async(&self, js: &str) -> Value {
+        self.client
+            .execute_async(js, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("run {js}: {e}"))
+    }
+
     /// Whether the page fits the window's width without scrolling sideways.
     pub async fn fits_width(&self) -> bool {
         self.script("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
@@ -203,4 +229,58 @@ impl Drop for Browser {
 /// The element was removed from the page after it was found.
 fn is_stale(e: &fantoccini::error::CmdError) -> bool {
     e.to_string().contains("stale element")
+}
+
+/// A web site of another origin: a loopback port serving `page` as HTML to
+/// every request, until dropped. A browser sees `http://127.0.0.1:PORT` as
+/// another origin than a node on another port (but the same site).
+pub struct Site {
+    pub url: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Site {
+    pub async fn serve(page: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let url = format!(
+            "http://{}",
+            listener.local_addr().expect("a bound listener's address")
+        );
+        let page: std::sync::Arc<str> = page.into();
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(answer(stream, page.clone()));
+            }
+        });
+        Self { url, server }
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Reads one request's head (a browser asks for the page, or its favicon)
+/// and answers the page, closing the connection.
+async fn answer(mut stream: tokio::net::TcpStream, page: std::sync::Arc<str>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\n\
+         cache-control: no-store\r\nconnection: close\r\n\r\n{page}",
+        page.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }

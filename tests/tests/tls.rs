@@ -89,6 +89,8 @@ async fn a_job_runs_end_to_end_over_https_with_a_private_ca() {
         .unwrap();
     let answer = client
         .post(format!("{}/login", node.url))
+        // As the console's own sign-in page posts it.
+        .header("origin", &node.url)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("token={TOKEN}&next=%2F"))
         .send()

@@ -2,7 +2,7 @@
 //! itself: scripts and styles only from the console's own files (no
 //! inline script an injected string could become), no page of another
 //! site framing it (clickjacking), no guessing a JSON answer is HTML, and
-//! no address of the console leaking in a Referer.
+//! no address of the console leaking in a Referer to another site.
 
 use actix_web::middleware::DefaultHeaders;
 
@@ -19,7 +19,10 @@ pub const HEADERS: [(&str, &str); 4] = [
     // For browsers that predate frame-ancestors.
     ("x-frame-options", "DENY"),
     ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    // Not no-referrer: under it a browser sends `Origin: null` with the
+    // console's own form posts, which the node then cannot tell from a
+    // sandboxed page of another site's.
+    ("referrer-policy", "same-origin"),
 ];
 
 /// The middleware adding [`HEADERS`] to every response that lacks them.
