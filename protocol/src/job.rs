@@ -80,7 +80,7 @@ pub struct Job {
     /// Parameter of shard i is `shard_params[i]`, or empty; at most
     /// `shards` entries.
     #[serde(default)]
-    #[schemars(length(max = 1000))]
+    #[schemars(length(max = 1000), inner(length(max = MAX_TEXT)))]
     pub shard_params: Vec<String>,
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
@@ -93,11 +93,13 @@ pub struct Job {
     pub misfire: MisfirePolicy,
     #[serde(default)]
     pub concurrency: Concurrency,
+    /// At most 64, none repeated.
     #[serde(default, deserialize_with = "object_only::objects")]
+    #[schemars(length(max = crate::validate::MAX_CHILDREN))]
     pub children: Vec<ChildLink>,
-    /// Keys 1 to 128 bytes, values at most 1024 bytes.
+    /// At most 64; keys 1 to 128 bytes, values at most 1024 bytes.
     #[serde(default)]
-    #[schemars(extend("propertyNames" = {"minLength": 1, "maxLength": 128}, "additionalProperties" = {"type": "string", "maxLength": 1024}))]
+    #[schemars(extend("maxProperties" = crate::validate::MAX_LABELS, "propertyNames" = {"minLength": 1, "maxLength": 128}, "additionalProperties" = {"type": "string", "maxLength": 1024}))]
     pub labels: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "object_only::object")]
     pub alerts: Alerts,
@@ -149,14 +151,15 @@ pub enum Target {
     },
     /// An HTTP call made by the dispatcher itself; 2xx within the timeout is success.
     Http {
-        /// An `http` or `https` URL with a host.
-        #[schemars(length(min = 1))]
+        /// An `http` or `https` URL with a host, at most 8 KiB.
+        #[schemars(length(min = 1, max = crate::validate::MAX_URL_LEN))]
         url: String,
         #[serde(default = "default_method")]
         #[schemars(extend("enum" = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]))]
         method: String,
+        /// At most 64; values of visible ASCII, spaces and tabs, at most 8 KiB.
         #[serde(default)]
-        #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9_-]+$"}))]
+        #[schemars(extend("maxProperties" = crate::validate::MAX_HEADERS, "propertyNames" = {"pattern": "^[A-Za-z0-9_-]+$", "maxLength": 128}, "additionalProperties" = {"type": "string", "pattern": "^[\\t -~]*$", "maxLength": crate::validate::MAX_HEADER_VALUE_LEN}))]
         headers: BTreeMap<String, String>,
         /// Sent when not empty; at most 64 KiB.
         #[serde(default)]
@@ -285,11 +288,15 @@ pub enum ChildCondition {
 pub struct Alerts {
     /// Run statuses that raise an alert.
     #[serde(default = "default_alert_statuses")]
+    #[schemars(length(max = crate::validate::MAX_ALERT_STATUSES))]
     pub on: Vec<crate::run::RunStatus>,
-    /// `http` or `https` URLs with a host.
+    /// At most 16 `http` or `https` URLs with a host.
     #[serde(default)]
+    #[schemars(length(max = crate::validate::MAX_WEBHOOKS), inner(length(min = 1, max = crate::validate::MAX_URL_LEN)))]
     pub webhooks: Vec<String>,
+    /// At most 16 addresses, kept with the job (cronmesh sends no mail).
     #[serde(default)]
+    #[schemars(length(max = crate::validate::MAX_EMAILS), inner(length(min = 3, max = crate::validate::MAX_EMAIL_LEN)))]
     pub emails: Vec<String>,
 }
 
@@ -314,6 +321,7 @@ impl JsonSchema for HumanDuration {
         schemars::json_schema!({
             "type": "string",
             "minLength": 1,
+            "maxLength": crate::duration::MAX_DURATION_LEN,
             "description": "A duration such as 500ms, 30s, 5m, 1h 30m or 2d; never negative.",
             "examples": ["30s"]
         })

@@ -136,6 +136,35 @@ fn allowed_methods(path: &str) -> String {
         .join(", ")
 }
 
+/// The methods the API serves at a request's `path` (`/v1/jobs/x/pause`
+/// matches `/v1/jobs/{id}/pause`), or None when no route has that path.
+/// Checks that run before routing use it to leave a method the path does
+/// not have to its 405.
+pub fn methods_at(path: &str) -> Option<Vec<Method>> {
+    let matches = |pattern: &str| {
+        let mut given = path.split('/');
+        let mut wanted = pattern.split('/');
+        loop {
+            match (given.next(), wanted.next()) {
+                (None, None) => return true,
+                (Some(g), Some(w)) if w.starts_with('{') => {
+                    if g.is_empty() {
+                        return false;
+                    }
+                }
+                (Some(g), Some(w)) if g == w => {}
+                _ => return false,
+            }
+        }
+    };
+    let methods: Vec<Method> = endpoints()
+        .into_iter()
+        .filter(|e| matches(e.path))
+        .map(|e| e.method)
+        .collect();
+    (!methods.is_empty()).then_some(methods)
+}
+
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let allow = allowed_methods(req.match_pattern().as_deref().unwrap_or_default());
     let error = super::ApiError::new(
@@ -230,6 +259,20 @@ mod tests {
             listed.as_deref() == Some(expected.as_str()),
             "docs/API.md is out of date; run this test with CRONMESH_UPDATE_DOCS=1"
         );
+    }
+
+    #[test]
+    fn methods_at_matches_paths_segment_by_segment() {
+        assert_eq!(methods_at("/v1/jobs/x/pause"), Some(vec![Method::POST]));
+        assert_eq!(
+            methods_at("/v1/jobs"),
+            Some(vec![Method::POST, Method::GET])
+        );
+        assert_eq!(methods_at("/healthz"), Some(vec![Method::GET]));
+        assert_eq!(methods_at("/v1/jobs//pause"), None);
+        assert_eq!(methods_at("/v1/jobs/x/y"), None);
+        assert_eq!(methods_at("/v1/jobz"), None);
+        assert_eq!(methods_at("/jobs"), None);
     }
 
     #[test]

@@ -77,7 +77,7 @@ fn schemas() -> Map<String, Value> {
             }
         }),
     );
-    let time = json!({"type": ["string", "null"], "format": "date-time"});
+    let time = json!({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]});
     let report = json!({
         "type": "object",
         "description": "An executor's report of a run (docs/EXECUTOR-PROTOCOL.md).",

@@ -101,15 +101,11 @@ fn paging(cursor: Value) -> [Value; 2] {
 fn run_filters(with_job: bool) -> Vec<Value> {
     let mut out = Vec::new();
     if with_job {
-        out.push(query(
-            "job",
-            json!({"type": "string"}),
-            "Only this job's runs",
-        ));
+        out.push(query("job", name_schema(), "Only this job's runs"));
     }
     out.push(query(
         "namespace",
-        json!({"type": "string"}),
+        name_schema(),
         "The namespace of `job`; `default` when absent",
     ));
     out.push(query(
@@ -119,7 +115,10 @@ fn run_filters(with_job: bool) -> Vec<Value> {
     ));
     for (name, what) in [
         ("since", "Only runs scheduled at or after this time"),
-        ("until", "Only runs scheduled before this time"),
+        (
+            "until",
+            "Only runs scheduled before this time; not before `since`",
+        ),
     ] {
         out.push(query(
             name,
@@ -188,7 +187,7 @@ pub fn operation(e: &Endpoint) -> Operation {
         (Method::GET, "/v1/jobs") => {
             parameters.push(query(
                 "namespace",
-                json!({"type": "string"}),
+                name_schema(),
                 "Only this namespace's jobs",
             ));
             parameters.push(query(
@@ -201,7 +200,9 @@ pub fn operation(e: &Endpoint) -> Operation {
                 json!({"type": "boolean"}),
                 "Only enabled (true) or paused (false) jobs",
             ));
-            parameters.extend(paging(json!({"type": "string", "pattern": "/"})));
+            let name = NAME_PATTERN.trim_start_matches('^').trim_end_matches('$');
+            let cursor = format!("^{name}/{name}$");
+            parameters.extend(paging(json!({"type": "string", "pattern": cursor})));
             parameters.push(consistent());
             responses.push((200, ok_json("A page of jobs", schema_ref("JobViewPage"))));
             responses.push(bad());
@@ -375,7 +376,15 @@ pub fn operation(e: &Endpoint) -> Operation {
             responses.push((
                 200,
                 json!({"description": "An endless stream of `run`, `job`, `leader`, `executor` and `lagged` events", "content": {
-                    "text/event-stream": {"schema": {"type": "string"}}
+                    "text/event-stream": {"schema": {
+                        "description": "One event; `data` is its JSON",
+                        "type": "object",
+                        "required": ["data"],
+                        "properties": {
+                            "event": {"enum": ["run", "job", "leader", "executor", "lagged"]},
+                            "data": {"type": "string", "contentMediaType": "application/json"}
+                        }
+                    }}
                 }}),
             ));
             responses.push(bad());
