@@ -1,7 +1,9 @@
 //! `GET /v1/openapi.json` describes exactly the routes the server serves,
 //! and with tokens set every route asks for the scope the document gives
 //! it: no token is refused (401), a read token may only look (403 on
-//! admin routes), an admin token may do everything.
+//! admin routes), an admin token may do everything; every answer is one
+//! the document lists for its operation, and a method a path lacks gets
+//! 405 with `Allow`.
 
 use std::time::Duration;
 
@@ -12,8 +14,9 @@ use serde_json::Value;
 const ADMIN: &str = "admin-t0ken";
 const READ: &str = "read-t0ken";
 
-/// Each documented operation: (method, path with ids filled in, access).
-fn operations(document: &Value) -> Vec<(Method, String, String)> {
+/// Each documented operation: (method, path with ids filled in, access,
+/// the statuses it documents).
+fn operations(document: &Value) -> Vec<(Method, String, String, Vec<u16>)> {
     let mut out = Vec::new();
     for (path, item) in document["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("operations") {
@@ -23,7 +26,13 @@ fn operations(document: &Value) -> Vec<(Method, String, String)> {
                 .as_str()
                 .unwrap_or("")
                 .to_string();
-            out.push((method, filled, access));
+            let statuses = operation["responses"]
+                .as_object()
+                .expect("responses")
+                .keys()
+                .map(|s| s.parse().expect("a status code"))
+                .collect();
+            out.push((method, filled, access, statuses));
         }
     }
     out
@@ -88,12 +97,12 @@ async fn the_document_matches_the_routes_and_each_route_asks_for_its_scope() {
     // executor reports answer to their signature instead).
     let open: Vec<&str> = operations
         .iter()
-        .filter(|(_, _, access)| access == "open")
-        .map(|(_, path, _)| path.as_str())
+        .filter(|(_, _, access, _)| access == "open")
+        .map(|(_, path, _, _)| path.as_str())
         .collect();
     assert_eq!(open, ["/healthz", "/readyz"]);
 
-    for (method, path, access) in &operations {
+    for (method, path, access, statuses) in &operations {
         let (anonymous, _) = status(&client, &node.url, method, path, None).await;
         let (reader, _) = status(&client, &node.url, method, path, Some(READ)).await;
         let (admin, body) = status(&client, &node.url, method, path, Some(ADMIN)).await;
@@ -103,6 +112,13 @@ async fn the_document_matches_the_routes_and_each_route_asks_for_its_scope() {
         // Served: never the answer for a route the server does not have.
         assert_ne!(admin, StatusCode::METHOD_NOT_ALLOWED, "{what}");
         assert!(!body.contains("no route for"), "{what}: {body}");
+        // Each answer is one the document lists for the operation.
+        for code in [anonymous, reader, admin] {
+            assert!(
+                statuses.contains(&code.as_u16()),
+                "{what}: {code} is not among the documented {statuses:?}"
+            );
+        }
         match access.as_str() {
             "open" => assert!(anonymous.is_success(), "{what}"),
             "signed (executors)" => assert_ne!(anonymous, StatusCode::UNAUTHORIZED, "{what}"),
@@ -127,6 +143,36 @@ async fn the_document_matches_the_routes_and_each_route_asks_for_its_scope() {
             }
             other => panic!("{what}: unknown access {other}"),
         }
+    }
+
+    // A method a path does not have gets 405, naming the ones it has.
+    for (path, allowed) in [
+        ("/v1/jobs", "POST, GET"),
+        ("/v1/runs/x", "GET"),
+        ("/healthz", "GET"),
+    ] {
+        let response = client
+            .patch(format!("{}{path}", node.url))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PATCH {path}: {e}"));
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "PATCH {path}"
+        );
+        let allow = response
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        assert_eq!(allow.as_deref(), Some(allowed), "PATCH {path}");
+        let text = response.text().await.unwrap_or_default();
+        let body: Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(body["error"]["code"], "method_not_allowed", "PATCH {path}");
     }
 
     // What the document leaves out, the server does not serve.

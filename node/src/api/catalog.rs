@@ -227,6 +227,8 @@ pub fn markdown() -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -259,6 +261,143 @@ mod tests {
             listed.as_deref() == Some(expected.as_str()),
             "docs/API.md is out of date; run this test with CRONMESH_UPDATE_DOCS=1"
         );
+    }
+
+    /// Every `$ref` in `value`, with where it was found.
+    fn refs(value: &Value, at: &str, out: &mut Vec<(String, String)>) {
+        match value {
+            Value::Object(map) => {
+                for (key, inner) in map {
+                    if let ("$ref", Value::String(target)) = (key.as_str(), inner) {
+                        out.push((at.to_string(), target.clone()));
+                    }
+                    refs(inner, &format!("{at}/{key}"), out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, inner) in items.iter().enumerate() {
+                    refs(inner, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_in_shape() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+
+        // Every reference resolves inside the document.
+        let mut found = Vec::new();
+        refs(&doc, "#", &mut found);
+        assert!(found.len() > 50, "{found:?}");
+        for (at, target) in &found {
+            let pointer = target
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("{at}: {target} is not local"));
+            assert!(
+                doc.pointer(pointer).is_some(),
+                "{at}: {target} does not resolve"
+            );
+        }
+
+        let methods = [
+            "get", "put", "post", "delete", "patch", "head", "options", "trace",
+        ];
+        let mut operations = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            assert!(path.starts_with('/'), "{path}");
+            for (method, op) in item.as_object().expect("a path item") {
+                assert!(methods.contains(&method.as_str()), "{method} {path}");
+                operations += 1;
+                let what = format!("{method} {path}");
+                // Responses: each a description, one success at least,
+                // each status a three-digit code, each body typed.
+                let responses = op["responses"].as_object().expect(&what);
+                assert!(
+                    responses.keys().any(|s| s.starts_with('2')),
+                    "{what}: no success"
+                );
+                for (status, response) in responses {
+                    assert!(
+                        status.len() == 3 && status.parse::<u16>().is_ok(),
+                        "{what}: {status}"
+                    );
+                    assert!(response["description"].is_string(), "{what} {status}");
+                    if let Some(content) = response.get("content") {
+                        for (media, body) in content.as_object().expect(&what) {
+                            assert!(media.contains('/'), "{what} {status}: {media}");
+                            assert!(body["schema"].is_object(), "{what} {status} {media}");
+                        }
+                    }
+                }
+                // Every path template is a declared, required path parameter.
+                let declared: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .filter(|p| p["in"] == "path")
+                            .filter_map(|p| p["name"].as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let templated: Vec<&str> = path
+                    .split('/')
+                    .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+                    .collect();
+                assert_eq!(declared, templated, "{what}");
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    assert!(
+                        ["path", "query", "header", "cookie"]
+                            .contains(&p["in"].as_str().unwrap_or("")),
+                        "{what}: {p}"
+                    );
+                    assert!(p["schema"].is_object(), "{what}: {p}");
+                    if p["in"] == "path" {
+                        assert_eq!(p["required"], true, "{what}: {p}");
+                    }
+                }
+                if let Some(body) = op.get("requestBody") {
+                    assert!(
+                        body["content"]["application/json"]["schema"].is_object(),
+                        "{what}"
+                    );
+                }
+                // Routes behind a token say so, the others opt out.
+                match op["x-cronmesh-access"].as_str() {
+                    Some("open" | "signed (executors)") => assert_eq!(op["security"], json!([])),
+                    Some("read" | "admin") => {
+                        assert!(op.get("security").is_none(), "{what}");
+                        assert!(responses.contains_key("401"), "{what}");
+                    }
+                    other => panic!("{what}: access {other:?}"),
+                }
+            }
+        }
+        assert_eq!(operations, endpoints().len());
+        assert_eq!(doc["security"], json!([{"bearer": []}]));
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"],
+            json!({"type": "http", "scheme": "bearer"})
+        );
+    }
+
+    #[test]
+    fn the_job_schema_is_what_the_server_reads() {
+        let doc = document();
+        let job = &doc["components"]["schemas"]["Job"];
+        assert_eq!(job["additionalProperties"], false);
+        assert_eq!(job["required"], json!(["id", "schedule", "target"]));
+        assert_eq!(job["properties"]["shards"]["maximum"], 1000);
+        let replacement = &doc["components"]["schemas"]["JobReplacement"];
+        assert_eq!(replacement["required"], json!(["schedule", "target"]));
+        // The names pattern is the one protocol states beside check_name.
+        let pattern = job["properties"]["id"]["pattern"]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(pattern, protocol::job::NAME_PATTERN);
     }
 
     #[test]
