@@ -116,8 +116,8 @@ impl From<Refusal> for ApiError {
                 "host_not_allowed",
                 format!(
                     "this node listens on loopback and answers only to localhost, 127.0.0.1 or \
-                     [::1] (or its --advertise-url), not to Host {host:?}: a web page of another \
-                     domain must not reach it"
+                     [::1] (or the host of its advertise URL), not to Host {host:?}: a web \
+                     page of another domain must not reach it"
                 ),
             ),
             Refusal::Origin(origin) => forbidden(
