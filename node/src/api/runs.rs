@@ -23,17 +23,36 @@ use super::{
     AppState,
 };
 
+/// The query as text: each number and time is parsed by [`run_filter`],
+/// so one out of range (`limit=99999999999999999999999`) gets a 400
+/// naming its field.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunsQuery {
     job: Option<String>,
     namespace: Option<String>,
     status: Option<String>,
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
-    limit: Option<usize>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<String>,
     cursor: Option<String>,
 }
+
+/// `value` parsed, or a 400 naming `field` with `expected`.
+fn parsed<T: std::str::FromStr>(
+    field: &str,
+    value: Option<String>,
+    expected: &str,
+) -> ApiResult<Option<T>> {
+    value
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| ApiError::invalid(field, expected))
+        })
+        .transpose()
+}
+
+const A_TIME: &str = "must be an RFC 3339 time, such as 2026-01-31T12:00:00Z";
 
 /// The filter, cursor and page size of a query, each checked: a 400
 /// names the field that is out of range.
@@ -47,7 +66,9 @@ fn run_filter(q: RunsQuery, job: Option<String>) -> ApiResult<(RunFilter, Option
         check_name("job", id)?;
     }
     let job = job.map(|id| JobKey::new(namespace, id));
-    if let (Some(since), Some(until)) = (q.since, q.until) {
+    let since: Option<DateTime<Utc>> = parsed("since", q.since, A_TIME)?;
+    let until: Option<DateTime<Utc>> = parsed("until", q.until, A_TIME)?;
+    if let (Some(since), Some(until)) = (since, until) {
         if until < since {
             return Err(ApiError::invalid("until", "must not be before since"));
         }
@@ -59,20 +80,15 @@ fn run_filter(q: RunsQuery, job: Option<String>) -> ApiResult<(RunFilter, Option
                 .map_err(|e| ApiError::invalid("status", e))
         })
         .transpose()?;
-    let before = q
-        .cursor
-        .map(|c| {
-            c.parse::<u64>()
-                .map_err(|_| ApiError::invalid("cursor", "not a cursor from this API"))
-        })
-        .transpose()?;
+    let before = parsed("cursor", q.cursor, "not a cursor from this API")?;
+    let limit = parsed("limit", q.limit, "must be a whole number from 1 to 1000")?;
     let filter = RunFilter {
         job,
         status,
-        since: q.since,
-        until: q.until,
+        since,
+        until,
     };
-    Ok((filter, before, page_limit(q.limit)?))
+    Ok((filter, before, page_limit(limit)?))
 }
 
 /// A page of runs, read and encoded off the request workers.
