@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 here=.ci/schemathesis
-venv=${ST_VENV:-target/schemathesis-venv}
+venv=target/schemathesis-venv
 out=${ST_OUT:-target/schemathesis}
 seed=${ST_SEED:-1}
 max_time=${ST_MAX_TIME:-120}
@@ -74,7 +74,9 @@ done
 
 echo "schemathesis: seed $seed, at most $max_time s, against $base"
 status=0
-"$venv/bin/st" --config-file "$here/schemathesis.toml" run "$base/v1/openapi.json" \
+# From the output directory, where Schemathesis keeps its cache.
+cd "$out"
+"$repo/$venv/bin/st" --config-file "$repo/$here/schemathesis.toml" run "$base/v1/openapi.json" \
   --header "Authorization: Bearer $token" \
   --max-time "$max_time" \
   --seed "$seed" \
