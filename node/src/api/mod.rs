@@ -19,7 +19,7 @@ mod events;
 mod forward;
 mod input;
 pub(crate) mod jobs;
-mod origin;
+pub(crate) mod origin;
 mod rate_limit;
 mod report;
 mod runs;

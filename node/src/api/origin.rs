@@ -58,6 +58,8 @@ pub struct HostPolicy {
     /// The host of the URL the node advertises, when it has one: an
     /// operator who named the node may also reach it by that name.
     advertised: Option<Host<String>>,
+    /// POSTs under this path may be MessagePack as well as JSON.
+    msgpack_under: &'static str,
 }
 
 impl HostPolicy {
@@ -68,6 +70,17 @@ impl HostPolicy {
             advertised: url::Url::parse(api_url)
                 .ok()
                 .and_then(|u| u.host().map(|h| h.to_owned())),
+            msgpack_under: EXECUTOR_ROUTES,
+        }
+    }
+
+    /// Accepts MessagePack bodies under `prefix` instead of the admin
+    /// API's `/v1/internal/` (an executor's own server takes it on every
+    /// route).
+    pub fn accepting_msgpack_under(self, prefix: &'static str) -> Self {
+        Self {
+            msgpack_under: prefix,
+            ..self
         }
     }
 
@@ -191,7 +204,7 @@ pub fn check(policy: &HostPolicy, req: &Seen<'_>) -> Result<(), Refusal> {
     }
     if req.method == "POST" {
         let essence = req.content_type.map(media_type);
-        let wanted: &[&str] = if req.path.starts_with(EXECUTOR_ROUTES) {
+        let wanted: &[&str] = if req.path.starts_with(policy.msgpack_under) {
             &[JSON, MSGPACK]
         } else {
             &[JSON]
@@ -286,7 +299,7 @@ fn is_loopback_host(host: &Host<String>) -> bool {
 }
 
 /// A header as text: `Some("")` when present but not visible ASCII.
-fn header_text<'a>(req: &'a ServiceRequest, name: header::HeaderName) -> Option<&'a str> {
+fn header_text(req: &ServiceRequest, name: header::HeaderName) -> Option<&str> {
     req.headers()
         .get(name)
         .map(|v| v.to_str().unwrap_or_default())
@@ -507,6 +520,8 @@ mod tests {
             ..api_post()
         };
         assert!(check(&policy, &msgpack).is_err());
+        let executor = loopback().accepting_msgpack_under("/v1/");
+        assert_eq!(check(&executor, &msgpack), Ok(()));
         // A path spelled another way is still not a console form.
         let encoded = Seen {
             path: "/%76%31/jobs",
