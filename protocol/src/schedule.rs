@@ -15,6 +15,7 @@
 
 mod crontab;
 mod reach;
+mod walk;
 
 use std::{str::FromStr, time::Duration};
 
@@ -125,7 +126,8 @@ impl Schedule {
         }
     }
 
-    /// The first fire time strictly after `after`, or `None` if there is none.
+    /// The first fire time strictly after `after`, or `None` if there is
+    /// none within [`HORIZON_YEARS`] of it.
     pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
         match self {
             Schedule::Cron(cron) => {
@@ -135,9 +137,7 @@ impl Schedule {
                     .timestamp_opt(after.timestamp(), 0)
                     .single()?
                     .with_timezone(&tz);
-                cron.find_next_occurrence(&start, false)
-                    .ok()
-                    .map(|t| t.with_timezone(&Utc))
+                walk::next_fire(cron, start, horizon_after(after))
             }
             Schedule::Every(every) => {
                 let step = every.as_millis() as i64;

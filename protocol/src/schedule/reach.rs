@@ -94,6 +94,43 @@ mod tests {
         }
     }
 
+    /// The month-shape shortcut agrees with trying every day from 1970 to
+    /// 2099, over a family of day fields that mixes both day fields, the
+    /// AND form, `L`, `W`, `#`, leap days and years.
+    #[test]
+    fn agrees_with_trying_every_day() {
+        let mut never = 0;
+        for dom in ["*", "1", "29", "30", "31", "L", "15W", "8-14"] {
+            for month in ["*", "2", "4", "2,4"] {
+                for dow in ["*", "1", "+1", "1#5", "+1#5", "+5L", "+1#2"] {
+                    for year in ["*", "2027", "2028"] {
+                        let line = format!("0 0 0 {dom} {month} {dow} {year}");
+                        let cron = Cron::from_str(&line).unwrap();
+                        let p = &cron.pattern;
+                        let mut day = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+                        let mut any = false;
+                        while day.year() <= 2099 && !any {
+                            let weekday = Weekday::from_days_from_sunday(
+                                day.weekday().num_days_from_sunday(),
+                            );
+                            any = p.year_match(day.year()).unwrap()
+                                && p.month_match(day.month()).unwrap()
+                                && p.day_match(day.year(), day.month(), day.day(), weekday)
+                                    .unwrap();
+                            day = day.succ_opt().unwrap();
+                        }
+                        assert_eq!(fires_on_some_date(&cron), any, "{line}");
+                        never += usize::from(!any);
+                    }
+                }
+            }
+        }
+        assert!(
+            never > 20,
+            "the family holds lines that never fire: {never}"
+        );
+    }
+
     #[test]
     fn dates_that_do_not_exist_never_fire() {
         for line in [
