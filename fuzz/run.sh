@@ -4,34 +4,42 @@
 #
 #   fuzz/run.sh TARGET [SECONDS]      (default 600; from the repository root)
 #
-# The working corpus lives outside the repository, in
-# ${FUZZ_WORK:-/tmp/fuzz-corpus}/TARGET, seeded from fuzz/corpus/TARGET; the
-# merge adds to fuzz/corpus/TARGET only the inputs that reach new coverage.
-# Crashes, slow inputs (over the budget of fuzz/src/budget.rs) and hangs
-# (over 2 s) land in fuzz/artifacts/TARGET/. The log, with libFuzzer's final
-# statistics and the slowest inputs, is ${FUZZ_WORK}/TARGET.log.
+# It builds the target (FUZZ_PREBUILT=1 skips that, to fuzz the binary
+# built last), then runs the libFuzzer binary itself. The working corpus
+# lives outside the repository, in ${FUZZ_WORK:-/tmp/fuzz-corpus}/TARGET,
+# seeded from fuzz/corpus/TARGET; the merge adds to fuzz/corpus/TARGET only
+# the inputs that reach new coverage. Crashes, slow inputs (over the budget
+# of fuzz/src/budget.rs) and hangs (over 2 s) land in fuzz/artifacts/TARGET/.
+# The log, with libFuzzer's final statistics and the slowest inputs, is
+# ${FUZZ_WORK}/TARGET.log.
 set -eu
 
 target=$1
 seconds=${2:-600}
 work=${FUZZ_WORK:-/tmp/fuzz-corpus}
-build="-s none --features libfuzzer --codegen-units 16 --target-dir ${FUZZ_TARGET_DIR:-/tmp/fuzz-target}"
+target_dir=${FUZZ_TARGET_DIR:-/tmp/fuzz-target}
+binary=$target_dir/x86_64-unknown-linux-gnu/release/$target
+limits="-timeout=2 -rss_limit_mb=1024 -malloc_limit_mb=256"
 
-mkdir -p "$work/$target"
+if [ -z "${FUZZ_PREBUILT:-}" ]; then
+    nice -n 10 cargo +nightly fuzz build -s none --features libfuzzer --codegen-units 16 \
+        --target-dir "$target_dir" "$target"
+fi
+mkdir -p "$work/$target" "fuzz/artifacts/$target"
 cp -n fuzz/corpus/"$target"/* "$work/$target"/ 2>/dev/null || true
 dict=""
 if [ -f "fuzz/dict/$target.dict" ]; then
     dict="-dict=fuzz/dict/$target.dict"
 fi
 
-# shellcheck disable=SC2086 # $build and $dict are lists of words.
-nice -n 10 cargo +nightly fuzz run $build "$target" "$work/$target" -- \
-    -max_total_time="$seconds" -timeout=2 -rss_limit_mb=1024 -malloc_limit_mb=256 \
-    -print_final_stats=1 $dict 2>&1 | tee "$work/$target.log" | grep -v '^#[0-9]' || true
+# shellcheck disable=SC2086 # $limits and $dict are lists of words.
+nice -n 10 "$binary" "$work/$target" -artifact_prefix="fuzz/artifacts/$target/" \
+    -max_total_time="$seconds" -print_final_stats=1 $limits $dict \
+    >"$work/$target.log" 2>&1 || true
+grep -v '^#[0-9]' "$work/$target.log" | tail -n 40
 
 # shellcheck disable=SC2086
-nice -n 10 cargo +nightly fuzz run $build "$target" fuzz/corpus/"$target" "$work/$target" -- \
-    -merge=1 -timeout=2 -rss_limit_mb=1024 -malloc_limit_mb=256 2>&1 | tail -n 3
+nice -n 10 "$binary" -merge=1 $limits fuzz/corpus/"$target" "$work/$target" 2>&1 | tail -n 2
 
 # tests/self_contained.rs reads every checked-in text file for paths that
 # leave the repository; a fuzzed `../` is not worth tripping it.
