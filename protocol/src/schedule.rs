@@ -9,9 +9,9 @@
 //! The input is hostile: a schedule is at most [`MAX_SCHEDULE_LEN`] bytes,
 //! every crontab field is checked against its bounds before anything
 //! iterates over it (`crontab`), and a crontab that names no date at all
-//! is refused (`reach`), so parsing costs what the text's length says and
-//! a next fire time what the distance to it says. Lists of fire times stop
-//! at [`HORIZON_YEARS`].
+//! is refused (`reach`), so parsing costs what the text's length says;
+//! a crontab's next fire time is found without walking through DST gaps
+//! second by second (`walk`) and no further than [`HORIZON_YEARS`] ahead.
 
 mod crontab;
 mod reach;
@@ -36,9 +36,10 @@ pub const MAX_EVERY: Duration = Duration::from_secs(366 * 24 * 3600);
 pub const MAX_SCHEDULE_LEN: usize = 256;
 /// Longest time zone name, in bytes (the longest IANA name has 32).
 pub const MAX_TIMEZONE_LEN: usize = 64;
-/// How far ahead fire times are looked for: [`Schedule::upcoming`] lists
-/// none beyond it, and [`Schedule::check_fires_soon`] refuses a schedule
-/// with no fire time within it. Every crontab that names a date fires
+/// How far ahead a crontab's fire times are looked for: neither
+/// [`Schedule::next_after`] nor [`Schedule::upcoming`] answers one beyond
+/// it, and [`Schedule::check_fires_soon`] refuses a schedule with no fire
+/// time within it. Every crontab that names a date fires
 /// within a few decades (a 29 February that is a Monday comes back within
 /// 40 years), and `@at` may lie this far ahead.
 pub const HORIZON_YEARS: u32 = 100;
@@ -150,11 +151,15 @@ impl Schedule {
         }
     }
 
-    /// Up to `count` fire times strictly after `after`, none more than
-    /// [`HORIZON_YEARS`] after it, so a rare schedule's list costs at most
-    /// a walk to the horizon whatever `count` says.
+    /// Up to `count` fire times strictly after `after`. A crontab's stop
+    /// [`HORIZON_YEARS`] after it, so a rare line's list costs at most a
+    /// walk to the horizon whatever `count` says; an `@at` costs nothing
+    /// and is listed wherever it lies.
     pub fn upcoming(&self, after: DateTime<Utc>, tz: Tz, count: usize) -> Vec<DateTime<Utc>> {
-        let horizon = horizon_after(after);
+        let horizon = match self {
+            Schedule::Cron(_) => horizon_after(after),
+            _ => DateTime::<Utc>::MAX_UTC,
+        };
         let mut out = Vec::with_capacity(count.min(1024));
         let mut cursor = after;
         while out.len() < count {
