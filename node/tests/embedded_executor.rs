@@ -310,6 +310,7 @@ async fn a_slow_handler_times_out_or_is_killed_and_is_cancelled() -> anyhow::Res
     receiver.running_report("kill-1").await;
     let response = client()
         .post(format!("{}/v1/runs/kill-1/kill", exec.endpoint))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
         .send()
         .await?;
     assert_eq!(response.status(), 200);

@@ -265,6 +265,7 @@ async fn kill_endpoint_kills_the_run() -> anyhow::Result<()> {
 
     let response = client()
         .post(format!("{}/v1/runs/kill-run/kill", exec.endpoint))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
         .send()
         .await?;
     assert_eq!(response.status(), 200);
@@ -278,11 +279,13 @@ async fn kill_endpoint_kills_the_run() -> anyhow::Result<()> {
     // Killing a finished run answers its state; an unknown one is 404.
     let again = client()
         .post(format!("{}/v1/runs/kill-run/kill", exec.endpoint))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
         .send()
         .await?;
     assert_eq!(again.status(), 200);
     let unknown = client()
         .post(format!("{}/v1/runs/nope/kill", exec.endpoint))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
         .send()
         .await?;
     assert_eq!(unknown.status(), 404);
@@ -394,6 +397,7 @@ async fn signatures_are_required_when_a_secret_is_set() -> anyhow::Result<()> {
 
     let kill = client()
         .post(format!("{}/v1/runs/signed-run/kill", exec.endpoint))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
         .send()
         .await?;
     assert_eq!(kill.status(), 401);
@@ -776,5 +780,45 @@ async fn an_expired_dispatch_is_refused_and_starts_nothing_but_a_known_run_is_a_
         assert!(!marker(run_id).exists(), "{run_id} ran");
     }
     exec.stop().await;
+    Ok(())
+}
+
+#[actix_web::test]
+async fn a_web_page_cannot_dispatch_to_an_executor() -> anyhow::Result<()> {
+    let receiver = Receiver::start(0, None).await?;
+    let exec = start_executor(|_| {}).await;
+    let dir = tempfile::tempdir()?;
+    let planted = dir.path().join("planted");
+    let attack = shell(
+        "attack-run",
+        &format!("touch {}", planted.display()),
+        &receiver,
+    );
+    let url = format!("{}/v1/dispatch", exec.endpoint);
+    let msgpack = protocol::wire::encode(&attack)?;
+    let refusals: [(&str, &str, u16); 4] = [
+        // A body a page may send without asking first.
+        ("content-type", "text/plain", 415),
+        ("origin", "http://attacker.example", 403),
+        ("sec-fetch-site", "cross-site", 403),
+        // A name the attacker pointed at 127.0.0.1.
+        ("host", "attacker.example", 403),
+    ];
+    for (name, value, status) in refusals {
+        let mut post = client().post(&url).body(msgpack.clone());
+        if name != "content-type" {
+            post = post.header(reqwest::header::CONTENT_TYPE, MSGPACK);
+        }
+        let response = post.header(name, value).send().await?;
+        assert_eq!(response.status(), status, "{name}: {value}");
+    }
+
+    // A genuine dispatch after them runs, and the refused ones never did.
+    dispatch(&exec, &shell("genuine-run", "echo fine", &receiver)).await?;
+    let report = receiver.final_report("genuine-run").await;
+    assert_eq!(report.status, RunStatus::Succeeded);
+    let (status, _) = get_json(format!("{}/v1/runs/attack-run", exec.endpoint)).await?;
+    assert_eq!(status, 404, "a refused dispatch left a run");
+    assert!(!planted.exists(), "a refused dispatch ran its command");
     Ok(())
 }

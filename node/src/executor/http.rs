@@ -18,6 +18,8 @@ use protocol::{
 };
 use serde_json::json;
 
+use crate::api::origin::{refuse_cross_site, HostPolicy};
+
 use super::{
     agent::{Agent, DispatchError, KillResult},
     fence::StaleTerm,
@@ -43,10 +45,19 @@ pub fn server(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<Server> {
+    // Browsers may post to any address, this one included: the same guard
+    // as the admin API's keeps web pages from dispatching (a `cronmesh dev`
+    // executor listens on loopback, unsigned). Schedulers post MessagePack.
+    let policy = web::Data::new(
+        HostPolicy::new(listener.local_addr()?, &agent.info().endpoint)
+            .accepting_msgpack_under("/v1/"),
+    );
     let data = web::Data::from(agent);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(policy.clone())
+            .wrap(actix_web::middleware::from_fn(refuse_cross_site))
             .route("/healthz", web::get().to(healthz))
             .route("/v1/info", web::get().to(info))
             .route("/v1/dispatch", web::post().to(dispatch))
