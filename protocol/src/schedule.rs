@@ -38,7 +38,7 @@ pub const MAX_SCHEDULE_LEN: usize = 256;
 pub const MAX_TIMEZONE_LEN: usize = 64;
 /// How far ahead a crontab's fire times are looked for: neither
 /// [`Schedule::next_after`] nor [`Schedule::upcoming`] answers one beyond
-/// it, and [`Schedule::check_fires_soon`] refuses a schedule with no fire
+/// it, and [`Schedule::check_fires_ahead`] refuses a schedule with no fire
 /// time within it. Every crontab that names a date fires
 /// within a few decades (a 29 February that is a Monday comes back within
 /// 40 years), and `@at` may lie this far ahead.
@@ -114,7 +114,7 @@ impl Schedule {
     /// beyond is refused, and so is an `@at` beyond it. An `@at` in the
     /// past is accepted (it has fired, and its job stays editable), and so
     /// is `@manual`.
-    pub fn check_fires_soon(&self, now: DateTime<Utc>, tz: Tz) -> Result<(), String> {
+    pub fn check_fires_ahead(&self, now: DateTime<Utc>, tz: Tz) -> Result<(), String> {
         let horizon = horizon_after(now);
         match self {
             Schedule::Manual | Schedule::Every(_) => Ok(()),
@@ -122,7 +122,9 @@ impl Schedule {
             Schedule::At(_) => Err(format!("@at lies more than {HORIZON_YEARS} years ahead")),
             Schedule::Cron(_) => match self.next_after(now, tz) {
                 Some(next) if next <= horizon => Ok(()),
-                _ => Err(format!("never fires within the next {HORIZON_YEARS} years")),
+                _ => Err(format!(
+                    "never fires within the next {HORIZON_YEARS} years in {tz} (its years have passed, or its times are ones the clock skips)"
+                )),
             },
         }
     }

@@ -91,7 +91,7 @@ pub fn validate_job(job: &Job) -> Result<(), FieldError> {
     // A schedule with no fire time ahead is a mistake (a year that has
     // passed, a date the zone's clock skips); the search is bounded.
     schedule
-        .check_fires_soon(chrono::Utc::now(), tz)
+        .check_fires_ahead(chrono::Utc::now(), tz)
         .map_err(|m| FieldError::new("schedule", m))?;
     check_target(&job.target)?;
     if job.params.len() > MAX_PARAMS_LEN {
@@ -451,7 +451,7 @@ mod tests {
             )),
             "labels"
         );
-        let children = vec![r#"{"job":"b"}"#; 2].join(",");
+        let children = [r#"{"job":"b"}"#; 2].join(",");
         assert_eq!(
             field_of(&format!(
                 r#"{{"id":"a","schedule":"@daily",{SHELL},"children":[{children}]}}"#
