@@ -38,10 +38,10 @@ pub const MAX_SCHEDULE_LEN: usize = 256;
 pub const MAX_TIMEZONE_LEN: usize = 64;
 /// How far ahead a crontab's fire times are looked for: neither
 /// [`Schedule::next_after`] nor [`Schedule::upcoming`] answers one beyond
-/// it, and [`Schedule::check_fires_ahead`] refuses a schedule with no fire
-/// time within it. Every crontab that names a date fires
-/// within a few decades (a 29 February that is a Monday comes back within
-/// 40 years), and `@at` may lie this far ahead.
+/// it, and [`Schedule::check_fires_ahead`] refuses a job schedule with no
+/// fire time within it. Every crontab that names a date fires within a few
+/// decades (a 29 February that is a Monday comes back within 40 years),
+/// and an `@at` may lie this far ahead (the bench's idle jobs use 2099).
 pub const HORIZON_YEARS: u32 = 100;
 
 /// A parsed `schedule` field.

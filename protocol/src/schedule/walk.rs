@@ -14,13 +14,13 @@
 //! without gaps (croner in UTC, cheap), each one that falls in a gap is
 //! stepped over to the gap's end by minutes, and croner in the zone is
 //! then asked only from the first match that exists, where it answers at
-//! once. Fixed-time lines, which croner moves past a gap in one step, and
-//! searches that start inside a repeated hour (croner's fold rules) go to
-//! croner directly.
+//! once. Fixed-time lines, which croner moves past a gap in one step, go
+//! to croner directly, and so does a search that starts inside a repeated
+//! hour (croner's fold rules), with the years it may walk cut to two.
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use croner::{Cron, JobType};
+use croner::{Cron, CronComponent, JobType, YEAR_LOWER_LIMIT, YEAR_UPPER_LIMIT};
 
 /// Longest gap stepped over, in minutes: a whole day, as when Samoa
 /// skipped 30 December 2011.
@@ -48,15 +48,25 @@ pub(super) fn next_fire(
             .map(|t| t.with_timezone(&Utc))
             .filter(|t| *t <= until)
     };
-    let starts_in_fold = matches!(
-        tz.from_local_datetime(&after.naive_local()),
-        LocalResult::Ambiguous(..)
-    );
-    if cron.determine_job_type() == JobType::FixedTime || starts_in_fold {
+    if cron.determine_job_type() == JobType::FixedTime {
         return in_zone(&after, false);
     }
-    let until_wall = until.with_timezone(&tz).naive_local();
     let mut cursor = after.naive_local();
+    if let LocalResult::Ambiguous(..) = tz.from_local_datetime(&cursor) {
+        // Inside a repeated hour only croner knows which instants are
+        // still ahead. Asked with the years cut to this one and the next,
+        // it walks at most two years; past them the search goes on below
+        // from the first second of the year after.
+        let year = after.year();
+        let found = within_years(cron, year, year.saturating_add(1))
+            .and_then(|window| window.find_next_occurrence(&after, false).ok());
+        if let Some(t) = found {
+            return Some(t.with_timezone(&Utc)).filter(|t| *t <= until);
+        }
+        cursor = NaiveDate::from_ymd_opt(year.saturating_add(2), 1, 1)?.and_hms_opt(0, 0, 0)?
+            - Duration::seconds(1);
+    }
+    let until_wall = until.with_timezone(&tz).naive_local();
     loop {
         // The next wall clock time the line matches, on a clock without gaps.
         let wall = cron
@@ -76,6 +86,22 @@ pub(super) fn next_fire(
             LocalResult::None => cursor = gap_end(tz, wall)? - Duration::seconds(1),
         }
     }
+}
+
+/// `cron` with its years cut to `first..=last` (those it names among them).
+fn within_years(cron: &Cron, first: i32, last: i32) -> Option<Cron> {
+    let named: Vec<String> = (first..=last)
+        .filter(|y| cron.pattern.year_match(*y).unwrap_or(false))
+        .map(|y| y.to_string())
+        .collect();
+    if named.is_empty() {
+        return None;
+    }
+    let mut years = CronComponent::new(YEAR_LOWER_LIMIT as u16, YEAR_UPPER_LIMIT as u16, 0, 0);
+    years.parse(&named.join(",")).ok()?;
+    let mut window = cron.clone();
+    window.pattern.years = years;
+    Some(window)
 }
 
 /// The first wall clock second at or after `skipped` that the zone shows.
@@ -213,5 +239,20 @@ mod tests {
         );
         let near = Utc.with_ymd_and_hms(2036, 1, 1, 0, 0, 0).unwrap();
         assert_eq!(next_fire(&cron, start, near), None);
+        // From inside the hour Troll repeats in October (01:30 at +02:00,
+        // before the clock goes back to 01:00 at +00:00).
+        let in_fold = Utc
+            .with_ymd_and_hms(2026, 10, 24, 23, 30, 0)
+            .unwrap()
+            .with_timezone(&Tz::Antarctica__Troll);
+        assert!(tz_fold(in_fold), "the start lies in a repeated hour");
+        assert_eq!(next_fire(&cron, in_fold, far), plain(&cron, in_fold));
+    }
+
+    fn tz_fold(t: DateTime<Tz>) -> bool {
+        matches!(
+            t.timezone().from_local_datetime(&t.naive_local()),
+            LocalResult::Ambiguous(..)
+        )
     }
 }
