@@ -1,8 +1,10 @@
 //! libFuzzer entry of the `job` target: the body is
-//! [`cronmesh_fuzz::job::run`], timed against the budget.
+//! [`cronmesh_fuzz::job::run`], one request, timed against the budget.
 
 #![no_main]
 
+use cronmesh_fuzz::budget;
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    cronmesh_fuzz::budget::timed("job", data, cronmesh_fuzz::job::run);
+    budget::timed("job", data, cronmesh_fuzz::job::run, budget::BUDGET);
 });

@@ -1,8 +1,15 @@
 //! libFuzzer entry of the `raft_frame` target: the body is
-//! [`cronmesh_fuzz::raft_frame::run`], timed against the budget.
+//! [`cronmesh_fuzz::raft_frame::run`], one request, timed against the budget.
 
 #![no_main]
 
+use cronmesh_fuzz::budget;
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    cronmesh_fuzz::budget::timed("raft_frame", data, cronmesh_fuzz::raft_frame::run);
+    budget::timed(
+        "raft_frame",
+        data,
+        cronmesh_fuzz::raft_frame::run,
+        budget::BUDGET,
+    );
 });

@@ -1,8 +1,15 @@
 //! libFuzzer entry of the `signature` target: the body is
-//! [`cronmesh_fuzz::signature::run`], timed against the budget.
+//! [`cronmesh_fuzz::signature::run`], one request, timed against the budget.
 
 #![no_main]
 
+use cronmesh_fuzz::budget;
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    cronmesh_fuzz::budget::timed("signature", data, cronmesh_fuzz::signature::run);
+    budget::timed(
+        "signature",
+        data,
+        cronmesh_fuzz::signature::run,
+        budget::BUDGET,
+    );
 });

@@ -1,8 +1,10 @@
 //! libFuzzer entry of the `wire` target: the body is
-//! [`cronmesh_fuzz::wire::run`], timed against the budget.
+//! [`cronmesh_fuzz::wire::run`], one request, timed against the budget.
 
 #![no_main]
 
+use cronmesh_fuzz::budget;
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    cronmesh_fuzz::budget::timed("wire", data, cronmesh_fuzz::wire::run);
+    budget::timed("wire", data, cronmesh_fuzz::wire::run, budget::BUDGET);
 });
