@@ -223,8 +223,8 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Htt
     };
     let limit = page_limit(q.limit)?;
     // A page is up to a thousand jobs, each with its next fire times to
-    // find: off the request workers (see `system::offload`).
-    super::system::offload::json(move || {
+    // find: off the request workers (see `offload`).
+    super::offload::json(move || {
         let (jobs, next) = state.store.jobs(&filter, after.as_ref(), limit)?;
         let items = jobs
             .into_iter()

@@ -7,6 +7,8 @@
 //! - `catalog`: every route, registered from one table that also gives
 //!   `/v1/openapi.json` and docs/API.md.
 //! - `auth`: the admin tokens; `forward`: writes on a follower go to the leader.
+//! - `offload`: heavy request work (previews, pages, stats, backups) runs
+//!   off the request workers, a few at a time, so health checks never wait.
 //! - `input`, `error`: typed request parsing and JSON errors naming the field.
 //! - `origin`: no web page of another origin (or a name rebound to
 //!   127.0.0.1) can drive the node.
@@ -14,11 +16,13 @@
 mod auth;
 pub mod catalog;
 pub(crate) mod cluster;
+mod connections;
 mod error;
 mod events;
 mod forward;
 mod input;
 pub(crate) mod jobs;
+pub(crate) mod offload;
 pub(crate) mod origin;
 mod rate_limit;
 mod report;
@@ -26,7 +30,7 @@ mod runs;
 pub mod stats;
 mod system;
 
-use std::{net::TcpListener, sync::Arc};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix::Addr;
 use actix_web::{dev::Server, web, App, HttpServer};
@@ -75,6 +79,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     catalog::register(cfg);
 }
 
+/// Request workers: each serves its connections on one thread; heavy work
+/// goes to [`offload`], so two keep up.
+const WORKERS: usize = 2;
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
 /// The HTTP server on `listener`, HTTPS with `tls`; the caller spawns it.
 pub fn serve(
     state: AppState,
@@ -104,7 +115,17 @@ pub fn serve(
             .configure(crate::console::routes)
             .default_service(web::to(system::not_found))
     })
-    .workers(2)
+    .workers(WORKERS)
+    .max_connections(connections::per_worker(
+        connections::raise_open_files(),
+        WORKERS,
+    ))
+    // A client gets this long to send a request's head, and then to close
+    // after the answer; an idle kept-alive connection closes after
+    // KEEP_ALIVE. (A body has its own deadline, where it is read.)
+    .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+    .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+    .keep_alive(KEEP_ALIVE)
     .disable_signals();
     let server = match tls {
         Some(tls) => server.listen_rustls_0_23(listener, (*tls).clone())?,

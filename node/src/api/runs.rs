@@ -19,8 +19,7 @@ use serde::Deserialize;
 use super::{
     error::{ApiError, ApiResult},
     input::{page_limit, query},
-    system::offload,
-    AppState,
+    offload, AppState,
 };
 
 /// The query as text: each number and time is parsed by [`run_filter`],

@@ -21,13 +21,13 @@ const LATENESS_WINDOW: Duration = Duration::minutes(5);
 const MAX_RUNS_READ: usize = 100_000;
 
 pub async fn stats(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    super::system::offload::json(move || run_stats(&state)).await
+    super::offload::json(move || run_stats(&state)).await
 }
 
 /// [`run_stats`] off the request workers (an answer not cached reads up
 /// to an hour of runs): what a page served by the API server should call.
 pub async fn current(state: web::Data<AppState>) -> ApiResult<RunStats> {
-    super::system::offload::run(move || run_stats(&state)).await
+    super::offload::run(move || run_stats(&state)).await
 }
 
 /// The last answer, reused for [`FRESH_FOR`]: every dashboard open on a

@@ -1,8 +1,4 @@
-//! Schedule preview, executor views, health; [`offload`]: where heavy
-//! request work runs, so health checks and reports are never stuck behind
-//! it.
-
-pub(super) mod offload;
+//! Schedule preview, executor views, health.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use protocol::{
@@ -13,7 +9,7 @@ use protocol::{
 use super::{
     error::{ApiError, ApiResult},
     input::{json_body, read_body},
-    AppState,
+    offload, AppState,
 };
 
 pub async fn preview(

@@ -12,7 +12,7 @@ use super::{
     format::{self, job_path, run_path},
     layout::{render, Frame, PageResult, Section},
 };
-use crate::api::{stats::run_stats, AppState};
+use crate::api::{offload, stats, AppState};
 
 const RECENT_RUNS: usize = 15;
 
@@ -21,8 +21,11 @@ pub async fn page(state: web::Data<AppState>) -> PageResult {
     let cluster = state.consensus.status(&state.store).await;
     let executors =
         crate::discovery::executor_list(&state.router, state.membership.as_ref()).await?;
-    let stats = run_stats(&state)?;
-    let (recent, _) = state.store.runs(&RunFilter::default(), None, RECENT_RUNS)?;
+    // Off the request workers: an hour of runs may be many.
+    let stats = stats::current(state.clone()).await?;
+    let store = state.store.clone();
+    let (recent, _) =
+        offload::run(move || Ok(store.runs(&RunFilter::default(), None, RECENT_RUNS)?)).await?;
     let alive = executors.iter().filter(|e| e.alive).count();
     let last_hour: (u64, u64) = stats
         .minutes

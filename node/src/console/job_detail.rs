@@ -14,7 +14,7 @@ use super::{
     format::{self, job_path, plain, segment},
     layout::{query_or_default, render, Frame, PageResult, Section},
 };
-use crate::api::{jobs::view, ApiError, AppState};
+use crate::api::{jobs::view, offload, ApiError, AppState};
 
 const RUNS_PER_PAGE: usize = 20;
 /// The success rate is taken over this many of the latest runs.
@@ -44,8 +44,15 @@ pub async fn page(
         job: Some(key.clone()),
         ..RunFilter::default()
     };
-    let (runs, next) = state.store.runs(&filter, q.before, RUNS_PER_PAGE)?;
-    let (latest, _) = state.store.runs(&filter, None, RATE_WINDOW)?;
+    let store = state.store.clone();
+    let before = q.before;
+    let ((runs, next), (latest, _)) = offload::run(move || {
+        Ok((
+            store.runs(&filter, before, RUNS_PER_PAGE)?,
+            store.runs(&filter, None, RATE_WINDOW)?,
+        ))
+    })
+    .await?;
     let now = state.clock.now();
     let api_path = format!("/v1/jobs/{}", segment(&job.id));
     let ns_query = format!("?namespace={}", segment(&job.namespace));

@@ -11,13 +11,13 @@ use super::{
     format::{self, job_path, run_path},
     layout::{query_or_default, render, Frame, PageResult, Section},
 };
-use crate::api::{jobs::view, ApiError, AppState};
+use crate::api::{jobs::view, offload, ApiError, AppState};
 
 const PAGE_SIZE: usize = 50;
 /// Jobs read from the store per step while filtering in memory.
 const SCAN_STEP: usize = 500;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 struct ListQuery {
     /// Part of the id or description.
     #[serde(default)]
@@ -63,6 +63,34 @@ fn is_failing(state: &AppState, key: &JobKey) -> Result<bool, ApiError> {
         .is_some_and(|r| matches!(r.status, RunStatus::Failed | RunStatus::TimedOut)))
 }
 
+/// The page's jobs after `after`, and whether more follow.
+fn scan(
+    state: &AppState,
+    q: &ListQuery,
+    filter: &JobFilter,
+    mut after: Option<JobKey>,
+) -> Result<(Vec<JobView>, bool), ApiError> {
+    let mut shown: Vec<JobView> = Vec::new();
+    loop {
+        let (jobs, next) = state.store.jobs(filter, after.as_ref(), SCAN_STEP)?;
+        for job in jobs {
+            let key = job.key();
+            // Cheap checks first: a job's view computes its next fire times.
+            let wanted = q.matches_text(&job) && (q.state != "failing" || is_failing(state, &key)?);
+            if wanted {
+                if shown.len() == PAGE_SIZE {
+                    return Ok((shown, true));
+                }
+                shown.push(view(state, job)?);
+            }
+            after = Some(key);
+        }
+        if next.is_none() {
+            return Ok((shown, false));
+        }
+    }
+}
+
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
     let q = query_or_default::<ListQuery>(&req);
     let labels = match q.label.split_once('=') {
@@ -79,32 +107,16 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
             _ => None,
         },
     };
-    let mut after = q.after.as_deref().and_then(|a| {
+    let after = q.after.as_deref().and_then(|a| {
         a.split_once('/')
             .map(|(ns, id)| JobKey::new(ns.to_string(), id.to_string()))
     });
-    let mut shown: Vec<JobView> = Vec::new();
-    let mut more = false;
-    'scan: loop {
-        let (jobs, next) = state.store.jobs(&filter, after.as_ref(), SCAN_STEP)?;
-        for job in jobs {
-            let key = job.key();
-            // Cheap checks first: a job's view computes its next fire times.
-            let wanted =
-                q.matches_text(&job) && (q.state != "failing" || is_failing(&state, &key)?);
-            if wanted {
-                if shown.len() == PAGE_SIZE {
-                    more = true;
-                    break 'scan;
-                }
-                shown.push(view(&state, job)?);
-            }
-            after = Some(key);
-        }
-        if next.is_none() {
-            break;
-        }
-    }
+    // Off the request workers: a text filter that matches little scans
+    // every job, and each view computes next fire times.
+    let (shown, more) = {
+        let (state, q) = (state.clone(), q.clone());
+        offload::run(move || scan(&state, &q, &filter, after)).await?
+    };
     let now = state.clock.now();
     let next_link = shown
         .last()

@@ -12,7 +12,7 @@ use super::{
     format,
     layout::{query_or_default, render, Frame, PageResult, Section},
 };
-use crate::api::{ApiError, AppState};
+use crate::api::{offload, ApiError, AppState};
 
 const PAGE_SIZE: usize = 50;
 const STATUSES: [&str; 8] = [
@@ -70,7 +70,10 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
         status,
         ..RunFilter::default()
     };
-    let (runs, next) = state.store.runs(&filter, q.before, PAGE_SIZE)?;
+    let store = state.store.clone();
+    let before = q.before;
+    // Off the request workers: a filter that matches little reads far.
+    let (runs, next) = offload::run(move || Ok(store.runs(&filter, before, PAGE_SIZE)?)).await?;
     let now = state.clock.now();
     let body = html! {
         h1 { "Runs" }
