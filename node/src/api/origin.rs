@@ -202,7 +202,11 @@ pub fn check(policy: &HostPolicy, req: &Seen<'_>) -> Result<(), Refusal> {
         }
         return Ok(());
     }
-    if req.method == "POST" {
+    // A POST to a path without one changes nothing: it gets the router's
+    // 405 with `Allow`, whatever its body.
+    let routed = super::catalog::methods_at(req.path)
+        .is_none_or(|methods| methods.contains(&actix_web::http::Method::POST));
+    if req.method == "POST" && routed {
         let essence = req.content_type.map(media_type);
         let wanted: &[&str] = if req.path.starts_with(policy.msgpack_under) {
             &[JSON, MSGPACK]
@@ -514,6 +518,17 @@ mod tests {
             assert_eq!(error.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
             assert_eq!(error.field.as_deref(), Some("content-type"));
         }
+        // A POST to a route without one only learns the route's methods
+        // (405), whatever it carries; one to a route with one is checked.
+        let untyped = |path| Seen {
+            path,
+            content_type: None,
+            ..api_post()
+        };
+        assert_eq!(check(&policy, &untyped("/v1/stats")), Ok(()));
+        assert_eq!(check(&policy, &untyped("/healthz")), Ok(()));
+        assert!(check(&policy, &untyped("/v1/jobs/x/trigger")).is_err());
+        assert!(check(&policy, &untyped("/v1/no-such-route")).is_err());
         // MessagePack only where executors send it.
         let msgpack = Seen {
             content_type: Some("application/msgpack"),
