@@ -18,7 +18,8 @@
 # nowhere but those empty temporary directories and its data directory.
 # Everything ends with the namespace.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+# From the repository's top, wherever it is called from.
+cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 
 here=.ci/schemathesis
 venv=target/schemathesis-venv
