@@ -297,6 +297,8 @@ async fn list_numbers_out_of_range_get_a_400_naming_the_field() {
         ("/v1/jobs/j/runs?cursor=-1", "cursor"),
         ("/v1/jobs?limit=0", "limit"),
         ("/v1/jobs?limit=1001", "limit"),
+        ("/v1/jobs?limit=99999999999999999999999", "limit"),
+        ("/v1/jobs?enabled=maybe", "enabled"),
         ("/v1/jobs?cursor=nothing-like-a-cursor", "cursor"),
         ("/v1/jobs?cursor=default/not%20a%20name", "cursor"),
         ("/v1/jobs?namespace=.hidden", "namespace"),
@@ -309,4 +311,40 @@ async fn list_numbers_out_of_range_get_a_400_naming_the_field() {
         let field = refused_field(&api, Method::POST, "/v1/schedules/preview", body).await;
         assert_eq!(field, "count", "count {count}");
     }
+}
+
+/// A body trickled a byte at a time gets 408 naming `body` once the node's
+/// body deadline passes, and the connection is closed: a client cannot
+/// hold a connection open for ever by never finishing its body.
+#[tokio::test]
+async fn a_body_that_never_finishes_gets_408() {
+    use tokio::io::AsyncReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = process::dev(dir.path(), &[]);
+    let address = node.url.trim_start_matches("http://").to_string();
+    let mut socket = TcpStream::connect(&address).await.expect("connect");
+    let head = format!(
+        "POST /v1/schedules/preview HTTP/1.1\r\nHost: {address}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{{"
+    );
+    socket.write_all(head.as_bytes()).await.expect("send head");
+    let (mut reader, mut writer) = socket.into_split();
+    let trickle = tokio::spawn(async move {
+        while writer.write_all(b" ").await.is_ok() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    // Generous: the node's deadline is 30 s; this only bounds a hang.
+    let read =
+        tokio::time::timeout(Duration::from_secs(120), reader.read_to_end(&mut answer)).await;
+    trickle.abort();
+    assert!(
+        read.is_ok(),
+        "the node kept a trickled body's connection open"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""field":"body""#), "{answer}");
 }

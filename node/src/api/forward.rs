@@ -22,10 +22,10 @@ use actix_web::{
     middleware::Next,
     web, HttpMessage, HttpResponse,
 };
-use futures::StreamExt;
+use actix_web::FromRequest;
 use protocol::signature::{sign_forward, verify_forward, FORWARD_WINDOW_SECS};
 
-use super::{error::ApiError, input::MAX_BODY, AppState};
+use super::{error::ApiError, input::read_body_up_to, jobs::MAX_CREATE_BODY, AppState};
 use crate::consensus::Route;
 
 /// Marks a forwarded request, so it is never forwarded twice.
@@ -121,22 +121,14 @@ pub async fn forward_to_leader(
             return Ok(req.error_response(ApiError::unavailable(format!("{why}; retry"))))
         }
     };
-    let mut body = Vec::new();
-    let mut payload = req.take_payload();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk?;
-        if body.len() + chunk.len() > MAX_BODY {
-            return Ok(req.error_response(ApiError {
-                field: Some("body".into()),
-                ..ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "the body is larger than 1 MiB",
-                )
-            }));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    // The leader's route checks the body's size for what it is; here it
+    // only has to fit the largest any route takes, and arrive in time.
+    let mut taken = req.take_payload();
+    let payload = web::Payload::from_request(req.request(), &mut taken).await?;
+    let body = match read_body_up_to(payload, MAX_CREATE_BODY).await {
+        Ok(body) => body,
+        Err(refusal) => return Ok(req.error_response(refusal)),
+    };
     let path_and_query = req
         .uri()
         .path_and_query()

@@ -1,6 +1,8 @@
 //! Reading request bodies and query strings into typed values, with errors
 //! that name the field.
 
+use std::time::Duration;
+
 use actix_web::{http::StatusCode, web, HttpRequest};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -14,9 +16,28 @@ pub async fn read_body(payload: web::Payload) -> ApiResult<Bytes> {
     read_body_up_to(payload, MAX_BODY).await
 }
 
-/// Reads a body of at most `limit` bytes.
+/// How long a client has to send a whole body. The server times out a
+/// request's head, not its body: without this, a client trickling a byte a
+/// second holds its connection (and a file descriptor) for as long as it
+/// likes.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads a body of at most `limit` bytes, within [`BODY_TIMEOUT`].
 pub async fn read_body_up_to(payload: web::Payload, limit: usize) -> ApiResult<Bytes> {
-    match payload.to_bytes_limited(limit).await {
+    let Ok(read) = tokio::time::timeout(BODY_TIMEOUT, payload.to_bytes_limited(limit)).await else {
+        return Err(ApiError {
+            field: Some("body".into()),
+            ..ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            )
+        });
+    };
+    match read {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -97,13 +118,18 @@ pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> ApiResult<T> {
             None => pairs.push(pair),
         }
     }
-    web::Query::<T>::from_query(&pairs.join("&"))
-        .map(web::Query::into_inner)
-        .map_err(|e| {
-            let message = e.to_string();
-            let field = message.split('`').nth(1).unwrap_or_default().to_string();
-            ApiError::invalid(field, format!("invalid query string: {message}"))
-        })
+    let joined = pairs.join("&");
+    let pairs = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(joined.as_bytes()));
+    serde_path_to_error::deserialize(pairs).map_err(|e| {
+        let message = e.inner().to_string();
+        // The path names a parameter whose value did not parse; a missing
+        // or unknown one is named only in serde's message, in backticks.
+        let field = match e.path().to_string() {
+            path if path != "." => path,
+            _ => message.split('`').nth(1).unwrap_or_default().to_string(),
+        };
+        ApiError::invalid(field, format!("invalid query string: {message}"))
+    })
 }
 
 /// `limit` for lists: default 100, at most 1000.

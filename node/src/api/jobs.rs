@@ -89,8 +89,9 @@ fn job_outcome(state: &AppState, outcome: Outcome) -> ApiResult<JobView> {
 
 /// Most jobs one `POST /v1/jobs` array may create.
 const MAX_JOBS_PER_REQUEST: usize = 10_000;
-/// Largest body of `POST /v1/jobs`: an array of many jobs is large.
-const MAX_CREATE_BODY: usize = 32 * 1024 * 1024;
+/// Largest body of `POST /v1/jobs`: an array of many jobs is large. No
+/// route takes a larger one.
+pub(crate) const MAX_CREATE_BODY: usize = 32 * 1024 * 1024;
 
 /// `POST /v1/jobs`: one job (an object), or many (an array), all or none.
 pub async fn create(
