@@ -100,7 +100,20 @@ pub fn access_of(method: &Method, pattern: Option<&str>) -> Access {
             .find(|e| e.path == p && e.method == method)
             .map(|e| e.access)
     });
-    match found {
+    // A method the path lacks gets 405 with `Allow`, which says no more
+    // than the path's most open route lets anyone learn.
+    let path_has = || {
+        TABLE
+            .iter()
+            .filter(|e| Some(e.path) == pattern)
+            .map(|e| e.access)
+            .min_by_key(|access| match access {
+                Access::Open | Access::Signed => 0,
+                Access::Read => 1,
+                Access::Admin => 2,
+            })
+    };
+    match found.or_else(path_has) {
         Some(access) => access,
         None if matches!(*method, Method::GET | Method::HEAD) => Access::Read,
         None => Access::Admin,
@@ -412,6 +425,19 @@ mod tests {
         assert_eq!(methods_at("/v1/jobs/x/y"), None);
         assert_eq!(methods_at("/v1/jobz"), None);
         assert_eq!(methods_at("/jobs"), None);
+    }
+
+    #[test]
+    fn a_method_a_path_lacks_needs_what_the_paths_most_open_route_needs() {
+        let other = Method::from_bytes(b"FOO").expect("a method");
+        assert_eq!(access_of(&other, Some("/healthz")), Access::Open);
+        assert_eq!(access_of(&Method::POST, Some("/healthz")), Access::Open);
+        assert_eq!(access_of(&other, Some("/v1/jobs")), Access::Read);
+        assert_eq!(access_of(&Method::PATCH, Some("/v1/backup")), Access::Admin);
+        assert_eq!(access_of(&Method::POST, Some("/v1/jobs")), Access::Admin);
+        // Console pages are not in the table.
+        assert_eq!(access_of(&other, Some("/jobs")), Access::Admin);
+        assert_eq!(access_of(&Method::GET, None), Access::Read);
     }
 
     #[test]
