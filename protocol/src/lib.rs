@@ -2,7 +2,8 @@
 //!
 //! - [`job`]: the Job definition users write, with its defaults.
 //! - [`schedule`]: schedule expressions and their fire times in a time zone.
-//! - [`run`]: run records, statuses and the derivation of run ids.
+//! - [`run`]: run records, statuses, the derivation of run ids, and the
+//!   tail kept of a run's output.
 //! - [`meta`]: `MetaCommand`, the closed set of replicated metadata changes.
 //! - [`dispatch`]: the executor protocol (dispatch requests, run reports).
 //! - [`api`]: admin API bodies other than jobs and runs.

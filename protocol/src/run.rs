@@ -262,9 +262,101 @@ pub fn tail(text: &str, limit: usize) -> &str {
     &text[start..]
 }
 
+/// Keeps the last `limit` bytes of a stream (a process's output, an HTTP
+/// answer), in at most twice that memory plus one chunk: older bytes are
+/// dropped in bulk, so appending stays amortised O(1) per byte.
+#[derive(Debug)]
+pub struct OutputTail {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl Default for OutputTail {
+    fn default() -> Self {
+        Self::with_limit(OUTPUT_LIMIT)
+    }
+}
+
+impl OutputTail {
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            bytes: Vec::new(),
+            limit,
+        }
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) {
+        if chunk.len() >= self.limit {
+            self.bytes.clear();
+            self.bytes
+                .extend_from_slice(&chunk[chunk.len() - self.limit..]);
+            return;
+        }
+        self.bytes.extend_from_slice(chunk);
+        if self.bytes.len() > 2 * self.limit {
+            let excess = self.bytes.len() - self.limit;
+            self.bytes.drain(..excess);
+        }
+    }
+
+    /// The kept tail as text: invalid UTF-8 becomes U+FFFD, and a character
+    /// cut in half at the start of the tail is dropped.
+    pub fn text(&self) -> String {
+        let start = self.bytes.len().saturating_sub(self.limit);
+        let mut kept = &self.bytes[start..];
+        if start > 0 {
+            // Skip UTF-8 continuation bytes of a character that began before the tail.
+            let skip = kept
+                .iter()
+                .take(3)
+                .take_while(|b| (**b & 0b1100_0000) == 0b1000_0000)
+                .count();
+            kept = &kept[skip..];
+        }
+        let text = String::from_utf8_lossy(kept);
+        // Replacement characters can make lossy text longer than the bytes.
+        tail(&text, self.limit).to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_output_tail_keeps_the_last_bytes() {
+        let mut out = OutputTail::with_limit(8);
+        out.push(b"hello ");
+        assert_eq!(out.text(), "hello ");
+        out.push(b"world");
+        assert_eq!(out.text(), "lo world");
+        for _ in 0..100 {
+            out.push(b"abc");
+        }
+        assert_eq!(out.text(), "bcabcabc");
+        out.push(b"0123456789");
+        assert_eq!(out.text(), "23456789");
+    }
+
+    #[test]
+    fn a_long_stream_keeps_only_its_tail_in_bounded_memory() {
+        let mut kept = OutputTail::with_limit(10);
+        for i in 0..1000u32 {
+            kept.push(format!("{:03}-", i % 1000).as_bytes());
+            assert!(kept.bytes.len() <= 20, "{} bytes kept", kept.bytes.len());
+        }
+        assert_eq!(kept.text(), "7-998-999-");
+    }
+
+    #[test]
+    fn an_output_tail_drops_a_character_cut_at_the_start() {
+        let mut out = OutputTail::with_limit(4);
+        out.push("xé€".as_bytes()); // 1 + 2 + 3 bytes; the tail starts inside é
+        assert_eq!(out.text(), "€");
+        let mut out = OutputTail::with_limit(8);
+        out.push(&[0xff, b'a']);
+        assert_eq!(out.text(), "\u{fffd}a");
+    }
 
     #[test]
     fn trigger_names_are_the_json_names() {

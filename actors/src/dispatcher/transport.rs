@@ -19,7 +19,7 @@ use protocol::{
         DispatchBatchAck, DispatchRequest, DispatchResult, KillRequest, MSGPACK, SIGNATURE_HEADER,
         STALE_TERM_STATUS, TERM_HEADER,
     },
-    run::{tail, OUTPUT_LIMIT},
+    run::{tail, OutputTail, OUTPUT_LIMIT},
     signature, Run,
 };
 use reqwest::StatusCode;
@@ -460,59 +460,11 @@ async fn read_tail(
     mut response: reqwest::Response,
     limit: usize,
 ) -> Result<String, reqwest::Error> {
-    let mut kept = TailBytes::new(limit);
+    let mut kept = OutputTail::with_limit(limit);
     while let Some(chunk) = response.chunk().await? {
         kept.push(&chunk);
     }
-    Ok(kept.into_text())
-}
-
-/// The last `limit` bytes of a stream, in at most twice that memory plus
-/// one chunk: older bytes are dropped in bulk, not one chunk at a time.
-struct TailBytes {
-    limit: usize,
-    bytes: Vec<u8>,
-}
-
-impl TailBytes {
-    fn new(limit: usize) -> Self {
-        Self {
-            limit,
-            bytes: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, chunk: &[u8]) {
-        if chunk.len() >= self.limit {
-            self.bytes.clear();
-            self.bytes
-                .extend_from_slice(&chunk[chunk.len() - self.limit..]);
-            return;
-        }
-        self.bytes.extend_from_slice(chunk);
-        if self.bytes.len() > 2 * self.limit {
-            let excess = self.bytes.len() - self.limit;
-            self.bytes.drain(..excess);
-        }
-    }
-
-    /// The kept tail as UTF-8 text (invalid sequences replaced), starting
-    /// at a whole character and at most `limit` bytes long.
-    fn into_text(self) -> String {
-        let start = self.bytes.len().saturating_sub(self.limit);
-        let mut last = &self.bytes[start..];
-        // A character cut by the limit is left out, not shown as garbage.
-        if start > 0 {
-            let cut = last
-                .iter()
-                .take(3)
-                .take_while(|b| (**b & 0b1100_0000) == 0b1000_0000)
-                .count();
-            last = &last[cut..];
-        }
-        let text = String::from_utf8_lossy(last);
-        tail(&text, self.limit).to_string()
-    }
+    Ok(kept.text())
 }
 
 /// Resolves once the system clock reads `at` or later: a slot's call never
@@ -574,34 +526,6 @@ mod tests {
     use protocol::dispatch::{DispatchBatch, Task};
 
     use super::*;
-
-    #[test]
-    fn a_long_stream_keeps_only_its_tail_in_bounded_memory() {
-        let mut kept = TailBytes::new(10);
-        for i in 0..1000u32 {
-            kept.push(format!("{:03}-", i % 1000).as_bytes());
-            assert!(kept.bytes.len() <= 20, "{} bytes kept", kept.bytes.len());
-        }
-        assert_eq!(kept.into_text(), "7-998-999-");
-        let mut kept = TailBytes::new(4);
-        kept.push(b"abc");
-        kept.push(b"0123456789");
-        assert_eq!(kept.into_text(), "6789");
-        let mut kept = TailBytes::new(8);
-        kept.push(b"short");
-        assert_eq!(kept.into_text(), "short");
-    }
-
-    #[test]
-    fn a_character_cut_by_the_limit_is_left_out() {
-        let mut kept = TailBytes::new(5);
-        // "é" is two bytes: the limit cuts it in half.
-        kept.push("xxé1234".as_bytes());
-        assert_eq!(kept.into_text(), "1234");
-        let mut kept = TailBytes::new(6);
-        kept.push("xxé1234".as_bytes());
-        assert_eq!(kept.into_text(), "é1234");
-    }
 
     #[test]
     fn a_borrowed_frame_encodes_as_a_batch() {

@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use actix_web::FromRequest;
 use actix_web::{
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
@@ -22,7 +23,6 @@ use actix_web::{
     middleware::Next,
     web, HttpMessage, HttpResponse,
 };
-use actix_web::FromRequest;
 use protocol::signature::{sign_forward, verify_forward, FORWARD_WINDOW_SECS};
 
 use super::{error::ApiError, input::read_body_up_to, jobs::MAX_CREATE_BODY, AppState};
