@@ -121,3 +121,19 @@ impl Api {
 pub fn with_status<'a>(runs: &'a [Value], status: &str) -> Vec<&'a Value> {
     runs.iter().filter(|r| r["status"] == status).collect()
 }
+
+/// Asserts `answer` is the API's JSON error with `status`: a code and a
+/// message, and returns its `error` object for further checks.
+pub fn assert_error_answer(answer: &(StatusCode, Value), status: StatusCode) -> &Value {
+    let (got, body) = answer;
+    assert_eq!(*got, status, "{body}");
+    assert!(body["error"]["code"].is_string(), "{body}");
+    assert!(
+        !body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{body}"
+    );
+    &body["error"]
+}

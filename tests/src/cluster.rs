@@ -145,6 +145,14 @@ impl Cluster {
             .collect()
     }
 
+    /// A running node other than `leader`.
+    pub fn follower_of(&self, leader: u64) -> u64 {
+        self.running()
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("a running node besides the leader")
+    }
+
     /// The leader every running node agrees on, once there is one.
     pub async fn leader(&self) -> u64 {
         wait::until(

@@ -17,11 +17,7 @@ async fn page(base: &str, path: &str) -> (StatusCode, String) {
 async fn a_follower_shows_the_whole_cluster_and_clear_errors() {
     let cluster = Cluster::start(3, &[], &[]);
     let leader = cluster.leader().await;
-    let follower = cluster
-        .running()
-        .into_iter()
-        .find(|id| *id != leader)
-        .unwrap();
+    let follower = cluster.follower_of(leader);
     let base = cluster.api(follower).base;
 
     let (status, html) = page(&base, "/cluster").await;

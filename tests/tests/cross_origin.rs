@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use cronmesh_tests::{
-    api::Api,
+    api::{assert_error_answer, Api},
     browser::{Browser, Site},
     process, wait,
 };
@@ -252,16 +252,8 @@ async fn json_of(response: reqwest::Response) -> Value {
 }
 
 fn assert_refused(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
-    let (got, body) = answer;
-    assert_eq!(*got, status, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(
-        !body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .is_empty(),
-        "{body}"
-    );
+    let error = assert_error_answer(answer, status);
+    assert_eq!(error["code"], code, "{}", answer.1);
 }
 
 #[tokio::test]

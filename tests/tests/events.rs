@@ -112,11 +112,7 @@ async fn an_unknown_filter_is_refused_with_the_field() {
 async fn a_client_on_a_follower_sees_the_new_leader_after_a_failover() {
     let mut cluster = cronmesh_tests::cluster::Cluster::start(3, &[], &[]);
     let leader = cluster.leader().await;
-    let watcher = cluster
-        .running()
-        .into_iter()
-        .find(|id| *id != leader)
-        .unwrap();
+    let watcher = cluster.follower_of(leader);
     let mut stream = reqwest::Client::new()
         .get(format!("{}/v1/events", cluster.api(watcher).base))
         .send()

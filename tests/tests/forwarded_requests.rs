@@ -104,11 +104,7 @@ async fn a_follower_forwards_past_the_leaders_spent_budget() {
     let secret = secret_file(dir.path());
     let cluster = Cluster::start(3, &[], &["--secret-file", &secret, "--rate-limit", "3"]);
     let leader = cluster.leader().await;
-    let follower = cluster
-        .running()
-        .into_iter()
-        .find(|id| *id != leader)
-        .unwrap();
+    let follower = cluster.follower_of(leader);
     let (to_leader, to_follower) = (cluster.api(leader), cluster.api(follower));
     wait::until(
         "the follower to know where the leader is",

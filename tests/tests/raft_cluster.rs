@@ -251,11 +251,7 @@ async fn readyz_is_ready_only_with_a_leader() {
         })
         .await;
     }
-    let survivor = cluster
-        .running()
-        .into_iter()
-        .find(|id| *id != leader)
-        .unwrap();
+    let survivor = cluster.follower_of(leader);
     for id in cluster.running() {
         if id != survivor {
             cluster.kill(id);

@@ -1,7 +1,10 @@
 //! Bad input gets a 4xx JSON error naming the field; nothing is stored
 //! and the node keeps serving.
 
-use cronmesh_tests::{api::Api, process::server};
+use cronmesh_tests::{
+    api::{assert_error_answer, Api},
+    process::server,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -15,18 +18,9 @@ fn job(extra: Value) -> Value {
 }
 
 fn assert_error(answer: &(StatusCode, Value), status: StatusCode, field: Option<&str>) {
-    let (got, body) = answer;
-    assert_eq!(*got, status, "{body}");
-    assert!(body["error"]["code"].is_string(), "{body}");
-    assert!(
-        !body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .is_empty(),
-        "{body}"
-    );
+    let error = assert_error_answer(answer, status);
     if let Some(field) = field {
-        assert_eq!(body["error"]["field"], field, "{body}");
+        assert_eq!(error["field"], field, "{}", answer.1);
     }
 }
 
