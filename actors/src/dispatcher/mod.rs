@@ -138,7 +138,7 @@ impl Dispatcher {
                 Action::Create(plans) => self.create(plans, reply.take(), ctx),
                 Action::CallHttp { run_id, call } => calls
                     .entry(call.not_before)
-                    .or_insert_with(Vec::new)
+                    .or_default()
                     .push((run_id, call)),
                 Action::Move { run_id, from, to } => {
                     let proposal = self.proposer.propose(MetaCommand::MoveRun {
