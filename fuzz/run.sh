@@ -8,8 +8,8 @@
 # built last), then runs the libFuzzer binary itself. The working corpus
 # lives outside the repository, in ${FUZZ_WORK:-/tmp/fuzz-corpus}/TARGET,
 # seeded from fuzz/corpus/TARGET; the merge adds to fuzz/corpus/TARGET only
-# the inputs that reach new coverage edges (hit counts left out, which keeps
-# the corpus to a few hundred files). Crashes, slow inputs (over the budget
+# the inputs that reach new coverage edges (hit counts and comparisons left
+# out, which keeps the corpus to a few hundred files). Crashes, slow inputs (over the budget
 # of fuzz/src/budget.rs) and hangs (over 2 s) land in fuzz/artifacts/TARGET/.
 # The log, with libFuzzer's final statistics and the slowest inputs, is
 # ${FUZZ_WORK}/TARGET.log.
@@ -40,7 +40,7 @@ nice -n 10 "$binary" "$work/$target" -artifact_prefix="fuzz/artifacts/$target/" 
 grep -v '^#[0-9]' "$work/$target.log" | tail -n 40
 
 # shellcheck disable=SC2086
-nice -n 10 "$binary" -merge=1 -use_counters=0 $limits fuzz/corpus/"$target" "$work/$target" 2>&1 | tail -n 2
+nice -n 10 "$binary" -merge=1 -use_counters=0 -use_cmp=0 $limits fuzz/corpus/"$target" "$work/$target" 2>&1 | tail -n 2
 
 # tests/self_contained.rs reads every checked-in text file for paths that
 # leave the repository; a fuzzed `../` is not worth tripping it.
