@@ -7,10 +7,10 @@
 # It builds the target (FUZZ_PREBUILT=1 skips that, to fuzz the binary
 # built last), then runs the libFuzzer binary itself. The working corpus
 # lives outside the repository, in ${FUZZ_WORK:-/tmp/fuzz-corpus}/TARGET,
-# seeded from fuzz/corpus/TARGET; the merge adds to fuzz/corpus/TARGET only
-# the inputs that reach new coverage edges (hit counts and comparisons left
-# out, which keeps the corpus to a few hundred files). Crashes, slow inputs (over the budget
-# of fuzz/src/budget.rs) and hangs (over 2 s) land in fuzz/artifacts/TARGET/.
+# seeded from fuzz/corpus/TARGET; what it found is then added to
+# fuzz/corpus/TARGET for the coverage edges it reaches, at most a few
+# hundred files (see below). Crashes, slow inputs (over the budget of
+# fuzz/src/budget.rs) and hangs (over 2 s) land in fuzz/artifacts/TARGET/.
 # The log, with libFuzzer's final statistics and the slowest inputs, is
 # ${FUZZ_WORK}/TARGET.log.
 set -eu
@@ -39,8 +39,18 @@ nice -n 10 "$binary" "$work/$target" -artifact_prefix="fuzz/artifacts/$target/" 
     >"$work/$target.log" 2>&1 || true
 grep -v '^#[0-9]' "$work/$target.log" | tail -n 40
 
+# The merge runs on a copy of the checked-in corpus, for its control file
+# (which inputs reach which coverage edges, hit counts and comparisons left
+# out); cap_corpus.py then copies in greedily the inputs that add the most
+# edges, up to ${FUZZ_CAP:-500} files in all.
+merge=$(mktemp -d)
+cp fuzz/corpus/"$target"/* "$merge"/
+rm -f "$work/$target.merge"
 # shellcheck disable=SC2086
-nice -n 10 "$binary" -merge=1 -use_counters=0 -use_cmp=0 $limits fuzz/corpus/"$target" "$work/$target" 2>&1 | tail -n 2
+nice -n 10 "$binary" -merge=1 -use_counters=0 -use_cmp=0 -merge_control_file="$work/$target.merge" \
+    $limits "$merge" "$work/$target" 2>&1 | grep MERGE-OUTER | tail -n 1
+rm -rf "$merge"
+python3 fuzz/cap_corpus.py "$work/$target.merge" fuzz/corpus/"$target" "${FUZZ_CAP:-500}"
 
 # tests/self_contained.rs reads every checked-in text file for paths that
 # leave the repository; a fuzzed `../` is not worth tripping it.
