@@ -13,7 +13,7 @@ use std::{
     sync::mpsc,
 };
 
-use node::executor::KILLED_AT_RESTART;
+use node::executor::{KILLED_AT_RESTART, STOPPED_STARTING};
 use protocol::{
     dispatch::{DispatchAck, DispatchRequest, Task, MSGPACK},
     run::RunStatus,
@@ -329,5 +329,52 @@ async fn a_record_goes_when_its_report_is_refused_for_good() -> anyhow::Result<(
     })
     .await;
     assert_eq!(receiver.final_attempts(), 1, "a refused report was retried");
+    Ok(())
+}
+
+/// An executor killed between recording a run and learning its process
+/// group (the record is written before the process starts) knows the run
+/// at its next start: it reports it failed, and a dispatch of it again is
+/// a duplicate, never a second start of a run that may have begun.
+#[tokio::test]
+async fn a_run_the_executor_died_starting_is_not_started_again() -> anyhow::Result<()> {
+    let receiver = Receiver::start(0, None).await?;
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("data");
+    // The executor makes its data directory; then it dies.
+    ExecutorProcess::start(&data_dir)?.kill9()?;
+    let planted = dir.path().join("ran");
+    let req = request(
+        "starting",
+        Task::Shell {
+            command: format!("touch '{}'", planted.display()),
+        },
+        &receiver,
+    );
+    // The record as the executor writes it before starting the process.
+    let record = serde_json::json!({
+        "run_id": req.run_id,
+        "job_id": req.job_id,
+        "attempt": req.attempt,
+        "report_to": req.report_to,
+        "pgid": 0,
+        "start_ticks": null,
+        "boot_id": null,
+        "started_at": chrono::Utc::now(),
+    });
+    std::fs::write(
+        data_dir.join("executor-runs").join("starting.json"),
+        serde_json::to_vec(&record)?,
+    )?;
+
+    let restarted = ExecutorProcess::start(&data_dir)?;
+    let report = receiver.final_report("starting").await;
+    assert_eq!(report.status, RunStatus::Failed, "{report:?}");
+    assert_eq!(report.error.as_deref(), Some(STOPPED_STARTING));
+    let ack = dispatch_to(&restarted.endpoint, &req).await?;
+    assert!(ack.duplicate, "{ack:?}");
+    let (code, state) = get_json(format!("{}/v1/runs/starting", restarted.endpoint)).await?;
+    assert_eq!((code, &state["status"]), (200, &"failed".into()));
+    assert!(!planted.exists(), "the run was started again");
     Ok(())
 }

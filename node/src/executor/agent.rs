@@ -354,23 +354,30 @@ impl Agent {
             )
         } else {
             match &req.task {
-                Task::Shell { command } => match ShellProcess::spawn(
-                    &req,
-                    command,
-                    output.clone(),
-                    self.config.parent_death_signal,
-                ) {
-                    Err(e) => Outcome::failed(None, format!("cannot start sh: {e}")),
-                    Ok(process) => {
-                        tracing::debug!(run_id = %req.run_id, pgid = process.pgid().as_raw(), "run started");
-                        record = self.record_process(&req, process.pgid().as_raw());
-                        running_report = self.mark_running(&req.run_id);
-                        // The group has been killed at the end: nothing is left
-                        // to reap, but the record stays, with the result, until
-                        // the final report is acknowledged.
-                        process.supervise(timeout, stop_requested(stop)).await
+                Task::Shell { command } => {
+                    // Recorded before the process starts: an executor killed
+                    // right after starting it knows at its next start that
+                    // the run may have begun, and answers a dispatch of it
+                    // again as a duplicate instead of running it twice.
+                    record = self.record_process(&req, 0);
+                    match ShellProcess::spawn(
+                        &req,
+                        command,
+                        output.clone(),
+                        self.config.parent_death_signal,
+                    ) {
+                        Err(e) => Outcome::failed(None, format!("cannot start sh: {e}")),
+                        Ok(process) => {
+                            tracing::debug!(run_id = %req.run_id, pgid = process.pgid().as_raw(), "run started");
+                            record = self.record_process(&req, process.pgid().as_raw());
+                            running_report = self.mark_running(&req.run_id);
+                            // The group has been killed at the end: nothing is left
+                            // to reap, but the record stays, with the result, until
+                            // the final report is acknowledged.
+                            process.supervise(timeout, stop_requested(stop)).await
+                        }
                     }
-                },
+                }
                 Task::Handler { handler } => {
                     let in_process = self.config.handlers.get(handler);
                     tracing::debug!(
@@ -445,8 +452,9 @@ impl Agent {
         ledger.record(&record);
     }
 
-    /// Records a started shell process, so that if the executor dies
-    /// during the run its next start kills what is left (see `orphans`).
+    /// Records a shell process: before it starts (`pgid` 0) and once it
+    /// has, so that if the executor dies during the run its next start
+    /// kills what is left and knows the run (see `orphans`).
     fn record_process(&self, req: &DispatchRequest, pgid: i32) -> Option<RunRecord> {
         let ledger = self.state.ledger.as_ref()?;
         let record = RunRecord {
@@ -455,7 +463,7 @@ impl Agent {
             attempt: req.attempt,
             report_to: req.report_to.clone(),
             pgid,
-            start_ticks: procfs::start_ticks(pgid),
+            start_ticks: (pgid > 0).then(|| procfs::start_ticks(pgid)).flatten(),
             boot_id: self.state.boot_id.clone(),
             started_at: Utc::now(),
             result: None,

@@ -1,5 +1,6 @@
 //! The records of shell runs, one small file per run in the data
-//! directory's `executor-runs/`: written when a run's process starts, and
+//! directory's `executor-runs/`: written just before a run's process starts
+//! (with no process group yet), again once it has started, and
 //! rewritten with the run's final result (status, exit code, end time,
 //! error, output tail) when it ends. A record lives until a scheduler has
 //! acknowledged the run's final report (or refused it for good), so the
@@ -42,7 +43,9 @@ pub struct RunRecord {
     pub attempt: u32,
     /// Where the run's final report goes.
     pub report_to: Vec<String>,
-    /// The run's process group: the shell's pid.
+    /// The run's process group: the shell's pid; 0 while the process is
+    /// being started (the record is written before it starts, so a run
+    /// that may have begun is never forgotten).
     pub pgid: i32,
     /// The shell's start time in clock ticks after boot, which tells the
     /// group from a later one given the same id; `None` where `/proc` could

@@ -60,7 +60,7 @@ pub use handlers::{
     Cancellation, HandlerContext, HandlerFn, HandlerOutcome, HandlerOutput, HandlerRegistry,
     ShardInfo, NOOP_HANDLER,
 };
-pub use orphans::{ENDED_UNSEEN, KILLED_AT_RESTART};
+pub use orphans::{ENDED_UNSEEN, KILLED_AT_RESTART, STOPPED_STARTING};
 pub use receipts::Receipts;
 
 use agent::Agent;

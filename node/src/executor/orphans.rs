@@ -22,6 +22,9 @@ pub const KILLED_AT_RESTART: &str = "the executor restarted during the run; its 
 /// The error of a run whose process had ended while the executor was down.
 pub const ENDED_UNSEEN: &str =
     "the executor restarted during the run; its process had ended meanwhile, and how it ended is not known";
+/// The error of a run the executor stopped while starting.
+pub const STOPPED_STARTING: &str = "the executor stopped while starting the run's process; \
+     whatever of it began ended with the executor, and how is not known";
 /// The error of a run whose process group could not be checked.
 pub const NOT_CHECKED: &str = "the executor restarted during the run; whether its process still \
      runs could not be checked, so it was not killed";
@@ -36,6 +39,9 @@ pub enum Reaped {
     /// The record has no start time, or `/proc` cannot be read: without
     /// them a recycled group id cannot be told apart, so nothing was killed.
     NotChecked,
+    /// The executor stopped while starting the process, before it knew
+    /// its group: a shell that began got the parent-death signal.
+    StoppedStarting,
 }
 
 impl Reaped {
@@ -45,6 +51,7 @@ impl Reaped {
             Reaped::Killed { .. } => KILLED_AT_RESTART,
             Reaped::Gone => ENDED_UNSEEN,
             Reaped::NotChecked => NOT_CHECKED,
+            Reaped::StoppedStarting => STOPPED_STARTING,
         }
     }
 }
@@ -131,6 +138,9 @@ pub fn end_left_behind(agent: &Arc<Agent>) -> anyhow::Result<LeftBehind> {
 /// use as a group id; members that started before the shell cannot be of
 /// its group, so they mark a group that was emptied and its id reused.
 pub fn reap(record: &RunRecord, boot_id: Option<&str>) -> Reaped {
+    if record.pgid <= 0 {
+        return Reaped::StoppedStarting;
+    }
     if let (Some(then), Some(now)) = (record.boot_id.as_deref(), boot_id) {
         if then != now {
             return Reaped::Gone;
