@@ -43,6 +43,17 @@ async fn sigterm_lets_running_work_finish_and_hands_new_runs_to_another_executor
     };
 
     let stopping = std::thread::spawn(move || busy.terminate(Duration::from_secs(60)));
+    // Once it says it drains, no new run may land on it.
+    wait::until(
+        "the busy executor to drain",
+        Duration::from_secs(30),
+        || async {
+            let info = reqwest::get(format!("{busy_url}/v1/info")).await.ok()?;
+            let info: serde_json::Value = serde_json::from_slice(&info.bytes().await.ok()?).ok()?;
+            (info["draining"] == true).then_some(())
+        },
+    )
+    .await;
     for _ in 0..4 {
         let (status, body) = api.post("/v1/jobs/quick/trigger", json!({})).await;
         assert_eq!(status, 202, "{body}");

@@ -97,6 +97,8 @@ pub struct Info {
     pub running: usize,
     /// The newest leader term seen (see `fence`).
     pub term: u64,
+    /// Stopping: new dispatches are refused while the runs here finish.
+    pub draining: bool,
 }
 
 pub struct Agent {
@@ -677,6 +679,7 @@ impl Agent {
             handlers: self.config.handlers.names(),
             running: self.running_count(),
             term: self.term(),
+            draining: self.stopping.load(Ordering::SeqCst),
         }
     }
 
