@@ -16,8 +16,10 @@
 //! The clock is the thread's CPU time, not the wall clock: the fuzzers run
 //! niced on a machine shared with builds, and a wall clock would count the
 //! time another process held the CPU. The libFuzzer build is optimized
-//! but instrumented for coverage, which makes it 2 to 3 times slower than
-//! a release build.
+//! but instrumented for coverage (every comparison is traced), which makes
+//! it 2 to 10 times slower than a release build: the job body of
+//! `fuzz/regressions/job/idn-host-1800-bytes-slow` takes 1.0 ms in release
+//! and 7 to 10 ms there.
 
 use std::{
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
@@ -27,8 +29,9 @@ use std::{
 use nix::time::{clock_gettime, ClockId};
 
 /// Most CPU time one request may take in the libFuzzer build (optimized,
-/// coverage-instrumented, debug assertions on).
-pub const BUDGET: Duration = Duration::from_millis(10);
+/// coverage-instrumented, debug assertions on): 2 to 8 ms of a release
+/// build.
+pub const BUDGET: Duration = Duration::from_millis(20);
 /// Most CPU time a `schedule` input may take as a whole: its previews in
 /// five zones, each held to [`BUDGET`], and the checks of their results.
 pub const WHOLE_INPUT: Duration = Duration::from_millis(100);
