@@ -39,12 +39,14 @@ nice -n 10 "$binary" "$work/$target" -artifact_prefix="fuzz/artifacts/$target/" 
     >"$work/$target.log" 2>&1 || true
 grep -v '^#[0-9]' "$work/$target.log" | tail -n 40
 
-# The merge runs on a copy of the checked-in corpus, for its control file
-# (which inputs reach which coverage edges, hit counts and comparisons left
-# out); cap_corpus.py then copies in greedily the inputs that add the most
-# edges, up to ${FUZZ_CAP:-500} files in all.
+# The checked-in corpus is picked again, from the seeds and the working
+# corpus (which holds all it held before). The merge runs on a copy of the
+# seeds, for its control file (which inputs reach which coverage edges, hit
+# counts and comparisons left out); cap_corpus.py then copies in greedily
+# the inputs that add the most edges, up to ${FUZZ_CAP:-500} files in all.
 merge=$(mktemp -d)
-cp fuzz/corpus/"$target"/* "$merge"/
+cp fuzz/corpus/"$target"/seed-* "$merge"/
+find fuzz/corpus/"$target" -type f ! -name 'seed-*' -delete
 rm -f "$work/$target.merge"
 # shellcheck disable=SC2086
 nice -n 10 "$binary" -merge=1 -use_counters=0 -use_cmp=0 -merge_control_file="$work/$target.merge" \
