@@ -375,14 +375,13 @@ fn raft_seeds() -> Seeds {
     append.commit = 41;
     append.entries = RepeatedField::from_vec(
         (42..45)
-            .map(|index| {
-                let mut entry = Entry::default();
-                entry.term = 7;
-                entry.index = index;
-                entry.data = protocol::wire::encode(&dispatch())
+            .map(|index| Entry {
+                term: 7,
+                index,
+                data: protocol::wire::encode(&dispatch())
                     .unwrap_or_default()
-                    .into();
-                entry
+                    .into(),
+                ..Default::default()
             })
             .collect(),
     );
@@ -393,14 +392,19 @@ fn raft_seeds() -> Seeds {
     reject.reject = true;
     reject.reject_hint = 39;
     let mut snapshot = message(MessageType::MsgSnapshot, 1, 2);
-    let mut meta = SnapshotMetadata::default();
-    meta.index = 40;
-    meta.term = 6;
-    let mut conf = ConfState::default();
-    conf.voters = vec![1, 2, 3];
-    meta.set_conf_state(conf);
-    let mut snap = Snapshot::default();
-    snap.data = b"sled export".to_vec().into();
+    let mut meta = SnapshotMetadata {
+        index: 40,
+        term: 6,
+        ..Default::default()
+    };
+    meta.set_conf_state(ConfState {
+        voters: vec![1, 2, 3],
+        ..Default::default()
+    });
+    let mut snap = Snapshot {
+        data: b"sled export".to_vec().into(),
+        ..Default::default()
+    };
     snap.set_metadata(meta);
     snapshot.set_snapshot(snap);
     let mut read_index = message(MessageType::MsgReadIndex, 2, 1);

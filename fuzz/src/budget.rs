@@ -55,7 +55,7 @@ fn thread_cpu_time() -> Duration {
 /// Runs `body` on `data`, prints each new slowest input of the process on
 /// stderr (`#slowest TARGET US µs LEN bytes`), and panics when the input
 /// took more than `budget`.
-pub fn timed(target: &str, data: &[u8], body: fn(&[u8]), budget: Duration) {
+pub fn timed(target: &str, data: &[u8], body: crate::Body, budget: Duration) {
     if !WARM.swap(true, Ordering::Relaxed) {
         body(data);
     }

@@ -43,9 +43,12 @@ pub mod signature;
 pub mod tokens;
 pub mod wire;
 
+/// A target's body: panics on a bug, returns on anything else.
+pub type Body = fn(&[u8]);
+
 /// Every target: its name (the folder under `fuzz/corpus/` and
 /// `fuzz/regressions/`, and the `cargo fuzz` target) and its body.
-pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+pub const TARGETS: [(&str, Body); 8] = [
     ("schedule", schedule::run),
     ("job", job::run),
     ("wire", wire::run),

@@ -32,7 +32,7 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs every input of `folder/TARGET` through `body`; the failures, named.
-fn replay(folder: &str, target: &str, body: fn(&[u8])) -> (usize, Vec<String>) {
+fn replay(folder: &str, target: &str, body: cronmesh_fuzz::Body) -> (usize, Vec<String>) {
     let files = inputs(&root().join(folder).join(target));
     let mut failures = Vec::new();
     for file in &files {
