@@ -56,8 +56,13 @@ if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/self/uid_map | awk '{print $2}')" = 0 
   chown 65534:65534 "$data"
   as_node=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 fi
+# A copy of the binary on the fresh /tmp: the checkout may lie where
+# `nobody` cannot reach (under /root, say).
+tools=$(mktemp -d)
+cp "$repo/target/debug/cronmesh" "$tools/cronmesh"
+chmod 755 "$tools" "$tools/cronmesh"
 (cd "$data" && HOME="$data" CRONMESH_ADMIN_TOKEN="$token" \
-  "${as_node[@]}" "$repo/target/debug/cronmesh" dev --data-dir "$data/data" \
+  "${as_node[@]}" "$tools/cronmesh" dev --data-dir "$data/data" \
   --http "127.0.0.1:$port" >"$out/node.log" 2>&1) &
 node=$!
 trap 'kill $node 2>/dev/null || true' EXIT
