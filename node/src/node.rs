@@ -52,6 +52,7 @@ use crate::{
     raft::{
         engine::{self, EngineConfig, EngineHandle},
         proposer::RaftProposer,
+        snapshot::files::SnapshotDir,
         storage::{RaftStorage, SnapshotSource},
         transport::RaftTransport,
     },
@@ -439,6 +440,8 @@ async fn start_raft(
     applied: tokio::sync::mpsc::UnboundedSender<actors::proposer::Applied>,
 ) -> anyhow::Result<(EngineHandle, RaftTransport, bool)> {
     let storage = RaftStorage::open(db)?;
+    let snapshot_dir = SnapshotDir::open(config.data_dir.join("snapshots"))
+        .with_context(|| format!("cannot open {}/snapshots", config.data_dir.display()))?;
     storage.set_snapshot_source(Arc::new(StoreSnapshots(store.clone())));
     let joining = !storage.is_initialized() && settings.join.is_some();
     if !storage.is_initialized() && !joining {
@@ -471,6 +474,7 @@ async fn start_raft(
         peers,
         inbound_tx,
         settings.faults.clone(),
+        snapshot_dir.clone(),
     )
     .await?;
     let mut engine_config = EngineConfig::new(config.node_id);
@@ -572,7 +576,11 @@ struct StoreSnapshots(Arc<StateMachine>);
 
 impl SnapshotSource for StoreSnapshots {
     fn snapshot_data(&self) -> anyhow::Result<(u64, Vec<u8>)> {
-        Ok(self.0.snapshot()?)
+        let view = self.0.view()?;
+        let index = view.index();
+        let mut data = Vec::new();
+        view.write_dump(&mut data, |_, _| true)?;
+        Ok((index, data))
     }
 }
 

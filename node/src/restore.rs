@@ -17,8 +17,9 @@ pub struct RestoreArgs {
 }
 
 pub fn restore(args: &RestoreArgs) -> anyhow::Result<Restored> {
-    let backup = std::fs::read(&args.file)
+    let backup = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot read the backup {}", args.file.display()))?;
+    let backup = std::io::BufReader::with_capacity(1024 * 1024, backup);
     let store_dir = args.data_dir.join("state");
     if is_in_use(&store_dir) {
         bail!(
@@ -31,7 +32,7 @@ pub fn restore(args: &RestoreArgs) -> anyhow::Result<Restored> {
     let store = StateMachine::open(&store_dir, DEFAULT_HISTORY_LIMIT)
         .with_context(|| format!("cannot create the store in {}", store_dir.display()))?;
     let restored = store
-        .restore_backup(&backup)
+        .restore_backup(backup)
         .with_context(|| format!("cannot restore {}", args.file.display()))?;
     Ok(restored)
 }

@@ -22,7 +22,8 @@ impl StateMachine {
         if index <= self.applied_index()? {
             return Ok(Outcome::AlreadyApplied);
         }
-        let mut txn = Txn::new(&self.tree);
+        let tree = self.tree();
+        let mut txn = Txn::new(&tree);
         let outcome = match cmd {
             MetaCommand::PutJob { job, mode, at } => put_job(&mut txn, job, *mode, *at)?,
             MetaCommand::CreateJobs { jobs, at } => create_jobs(&mut txn, jobs, *at)?,
@@ -41,7 +42,7 @@ impl StateMachine {
             }
         };
         txn.put_raw(keys::APPLIED.to_vec(), index.to_be_bytes().to_vec());
-        self.tree.apply_batch(txn.into_batch())?;
+        self.write(&tree, txn)?;
         Ok(outcome)
     }
 }
@@ -53,7 +54,10 @@ impl StateMachine {
     pub fn skip_entry(&self, index: u64) -> Result<(), StoreError> {
         let _whole = self.gate();
         if index > self.applied_index()? {
-            self.tree.insert(keys::APPLIED, &index.to_be_bytes())?;
+            let tree = self.tree();
+            let mut txn = Txn::new(&tree);
+            txn.put_raw(keys::APPLIED.to_vec(), index.to_be_bytes().to_vec());
+            self.write(&tree, txn)?;
         }
         Ok(())
     }

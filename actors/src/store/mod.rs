@@ -4,27 +4,37 @@
 //! - `apply`: the one `match` that turns a command into writes.
 //! - `queries`: reads for the API and the actors.
 //! - `local_log`: the single-node proposer that applies durably in place of Raft.
-//! - `snapshot`: the whole state as one blob, for Raft snapshots.
+//! - `view`: a point-in-time view of the whole state, read while applies go on.
+//! - `dump`: the file format of a whole state (Raft snapshots and backups).
+//! - `install`: replacing the whole state with a dump's, crash-safely.
+//! - `backup`: backups written from a view and restored into a new node.
 //! - `keys`, `records`, `txn`: key layout, stored records, write overlay.
 
 mod apply;
 pub mod backup;
+pub mod dump;
+pub mod install;
 pub mod keys;
 pub mod local_log;
 mod queries;
 pub mod records;
-mod snapshot;
 #[cfg(test)]
 mod tests;
 mod txn;
+mod view;
 
-use std::path::Path;
+use std::{
+    path::Path,
+    sync::{Mutex, MutexGuard, PoisonError, RwLock},
+};
 
 use protocol::{Job, JobKey, Run};
 use serde::de::DeserializeOwned;
 
+pub use install::Installed;
 pub use queries::{JobFilter, RunFilter};
 pub use records::{JobState, StoredRun};
+pub use view::StateView;
 
 /// Runs kept per job unless configured otherwise.
 pub const DEFAULT_HISTORY_LIMIT: usize = 1000;
@@ -37,6 +47,8 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
     #[error("cannot encode record: {0}")]
     Encode(String),
+    #[error("cannot read or write a state dump: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// What applying one command did, handed back to the proposer and to the
@@ -78,13 +90,29 @@ pub enum Rejection {
 /// The replicated state of one node.
 pub struct StateMachine {
     db: sled::Db,
-    tree: sled::Tree,
+    /// The tree the state lives in now. A snapshot or a backup is installed
+    /// by loading a new tree beside it and switching to that one (see
+    /// `install`), so readers see the old state or the new, never a
+    /// half-loaded one.
+    tree: RwLock<sled::Tree>,
+    /// `store-meta`: the name of the current tree, so a switch is one write.
+    meta: sled::Tree,
     /// Terminal runs beyond this many per job are dropped, oldest first.
     history_limit: usize,
-    /// Held while a command is applied or the whole state is read or
-    /// replaced, so a backup taken from any thread sees whole commands.
-    apply_gate: std::sync::Mutex<()>,
+    /// Held while a command is applied, a view begins or the tree is
+    /// switched, so each of them sees whole commands.
+    apply_gate: Mutex<()>,
+    /// Views being read (snapshots, backups): a write first keeps there the
+    /// old values of the keys it changes.
+    views: view::Views,
 }
+
+/// Tree of the store's own bookkeeping (which tree is current).
+const META_TREE: &str = "store-meta";
+/// `store-meta` key naming the current state tree.
+const ACTIVE_KEY: &[u8] = b"active";
+/// The state tree of a store that never installed a dump.
+const FIRST_TREE: &str = "state";
 
 impl StateMachine {
     pub fn open(dir: &Path, history_limit: usize) -> Result<Self, StoreError> {
@@ -93,13 +121,47 @@ impl StateMachine {
     }
 
     pub fn with_db(db: sled::Db, history_limit: usize) -> Result<Self, StoreError> {
-        let tree = db.open_tree("state")?;
+        let meta = db.open_tree(META_TREE)?;
+        let active = match meta.get(ACTIVE_KEY)? {
+            Some(name) => String::from_utf8_lossy(&name).into_owned(),
+            None => FIRST_TREE.to_string(),
+        };
+        install::drop_stale_trees(&db, &active)?;
+        let tree = db.open_tree(&active)?;
         Ok(Self {
             db,
-            tree,
+            tree: RwLock::new(tree),
+            meta,
             history_limit: history_limit.max(1),
-            apply_gate: std::sync::Mutex::new(()),
+            apply_gate: Mutex::new(()),
+            views: view::Views::default(),
         })
+    }
+
+    /// The current state tree (a cheap handle). A read that takes it once
+    /// reads one state even if a snapshot is installed meanwhile.
+    pub(crate) fn tree(&self) -> sled::Tree {
+        self.tree
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Writes one command's changes in one atomic batch, keeping the old
+    /// values for the views being read first.
+    fn write(&self, tree: &sled::Tree, txn: txn::Txn) -> Result<(), StoreError> {
+        self.views.keep_old_values(tree, txn.keys())?;
+        tree.apply_batch(txn.into_batch())?;
+        Ok(())
+    }
+
+    /// Excludes applies while held (see `apply_gate`). A panic while it was
+    /// held leaves no half-applied command (each is one sled batch), so a
+    /// poisoned gate is taken all the same.
+    pub(crate) fn gate(&self) -> MutexGuard<'_, ()> {
+        self.apply_gate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Makes everything applied so far survive a crash of the process.
@@ -110,11 +172,11 @@ impl StateMachine {
 
     /// Whether nothing was ever applied or restored here.
     pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
+        self.tree().is_empty()
     }
 
     pub fn applied_index(&self) -> Result<u64, StoreError> {
-        Ok(match self.tree.get(keys::APPLIED)? {
+        Ok(match self.tree().get(keys::APPLIED)? {
             Some(bytes) => {
                 u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
                     key: "applied".into(),

@@ -69,7 +69,7 @@ impl StateMachine {
             start.push(0);
         }
         let mut items = Vec::new();
-        for entry in self.tree.range(start..) {
+        for entry in self.tree().range(start..) {
             let (k, v) = entry?;
             if !k.starts_with(&prefix) {
                 break;
@@ -87,10 +87,20 @@ impl StateMachine {
         Ok((items, None))
     }
 
+    /// How many jobs there are.
+    pub fn count_jobs(&self) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for entry in self.tree().scan_prefix(keys::job_prefix(None)).keys() {
+            entry?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// Every job with its state, for the trigger.
     pub fn all_jobs(&self) -> Result<Vec<(Job, JobState)>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.tree.scan_prefix(keys::job_prefix(None)) {
+        for entry in self.tree().scan_prefix(keys::job_prefix(None)) {
             let (k, v) = entry?;
             let job: Job = decode(&k, &v)?;
             if let Some(state) = self.job_state(&job.key())? {
@@ -121,7 +131,7 @@ impl StateMachine {
         end.extend_from_slice(&before.unwrap_or(u64::MAX).to_be_bytes());
         let mut items: Vec<Run> = Vec::new();
         let mut last_seq = None;
-        for entry in self.tree.range(prefix.clone()..end).rev() {
+        for entry in self.tree().range(prefix.clone()..end).rev() {
             let (k, run_id) = entry?;
             let Some(stored) =
                 self.get::<StoredRun>(&keys::run(&String::from_utf8_lossy(&run_id)))?
@@ -145,7 +155,7 @@ impl StateMachine {
     /// older run, so its cost is the window's, not the history's.
     pub fn recent_runs(&self, since: DateTime<Utc>, max: usize) -> Result<Vec<Run>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.tree.scan_prefix(keys::ALL_RUNS_PREFIX).rev() {
+        for entry in self.tree().scan_prefix(keys::ALL_RUNS_PREFIX).rev() {
             let (_, run_id) = entry?;
             let Some(run) = self.run(&String::from_utf8_lossy(&run_id))? else {
                 continue;
@@ -166,7 +176,7 @@ impl StateMachine {
             RunStatus::Dispatched,
             RunStatus::Running,
         ] {
-            for entry in self.tree.scan_prefix(keys::runs_by_status_prefix(status)) {
+            for entry in self.tree().scan_prefix(keys::runs_by_status_prefix(status)) {
                 let (_, run_id) = entry?;
                 if let Some(run) = self.run(&String::from_utf8_lossy(&run_id))? {
                     out.push(run);
@@ -178,7 +188,7 @@ impl StateMachine {
 
     /// Scheduler nodes that announced themselves, by id.
     pub fn nodes(&self) -> Result<Vec<protocol::meta::NodeInfo>, StoreError> {
-        self.tree
+        self.tree()
             .scan_prefix(keys::NODES_PREFIX)
             .map(|entry| {
                 let (k, v) = entry?;
@@ -190,7 +200,7 @@ impl StateMachine {
     /// The most recently created run of a job.
     pub fn last_run(&self, key: &JobKey) -> Result<Option<Run>, StoreError> {
         match self
-            .tree
+            .tree()
             .scan_prefix(keys::runs_of_job_prefix(key))
             .next_back()
         {
@@ -203,6 +213,6 @@ impl StateMachine {
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        self.tree.get(key)?.map(|v| decode(key, &v)).transpose()
+        self.tree().get(key)?.map(|v| decode(key, &v)).transpose()
     }
 }

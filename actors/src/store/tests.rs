@@ -335,8 +335,16 @@ fn state_survives_reopening_and_delete_removes_runs() {
     assert!(all_runs(&log.sm).is_empty());
 }
 
+fn dump_of(sm: &StateMachine) -> (u64, Vec<u8>) {
+    let view = sm.view().unwrap();
+    let index = view.index();
+    let mut out = Vec::new();
+    view.write_dump(&mut out, |_, _| true).unwrap();
+    (index, out)
+}
+
 #[test]
-fn a_snapshot_restores_the_same_state_elsewhere() {
+fn a_dump_installs_the_same_state_elsewhere() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut source = open(a.path(), 10);
     let j = job("a");
@@ -349,7 +357,7 @@ fn a_snapshot_restores_the_same_state_elsewhere() {
     source.apply(MetaCommand::CreateRuns {
         runs: vec![slot_run(&j, at + Duration::seconds(1))],
     });
-    let (index, data) = source.sm.snapshot().unwrap();
+    let (index, data) = dump_of(&source.sm);
     assert_eq!(index, 2);
 
     let mut target = open(b.path(), 10);
@@ -358,18 +366,116 @@ fn a_snapshot_restores_the_same_state_elsewhere() {
         mode: PutMode::Create,
         at,
     });
-    target.sm.restore(&data).unwrap();
+    let installed = target.sm.install_dump(data.as_slice(), |_, _| true).unwrap();
+    assert_eq!(installed.index, 2);
     assert_eq!(target.sm.applied_index().unwrap(), 2);
-    assert_eq!(target.sm.job(&j.key()).unwrap(), Some(j));
+    assert_eq!(target.sm.job(&j.key()).unwrap(), Some(j.clone()));
     assert_eq!(
         target.sm.job(&JobKey::new("default", "stale")).unwrap(),
         None
     );
     assert_eq!(all_runs(&target.sm), all_runs(&source.sm));
     assert!(
-        target.sm.restore(&data[..data.len() - 1]).is_err(),
-        "a truncated snapshot is refused"
+        target
+            .sm
+            .install_dump(&data[..data.len() - 1], |_, _| true)
+            .is_err(),
+        "a truncated dump is refused"
     );
+    assert_eq!(
+        target.sm.job(&j.key()).unwrap(),
+        Some(j.clone()),
+        "a refused dump leaves the state as it was"
+    );
+    // The installed state is what a restart opens.
+    drop(target);
+    let reopened = StateMachine::open(b.path(), 10).unwrap();
+    assert_eq!(reopened.applied_index().unwrap(), 2);
+    assert_eq!(reopened.job(&j.key()).unwrap(), Some(j));
+    assert_eq!(all_runs(&reopened), all_runs(&source.sm));
+}
+
+#[test]
+fn a_view_shows_the_state_as_it_began_while_applies_go_on() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut log = open(a.path(), 10);
+    let at = t("2026-01-01T00:00:00Z");
+    for id in ["a", "b", "c", "d"] {
+        log.apply(MetaCommand::PutJob {
+            job: Box::new(job(id)),
+            mode: PutMode::Create,
+            at,
+        });
+    }
+    let expected = all_jobs_sorted(&log.sm);
+    let view = log.sm.view().unwrap();
+    assert_eq!(view.index(), 4);
+    // After the view began: one job deleted before the walk reaches it,
+    // one changed, one added.
+    log.apply(MetaCommand::DeleteJob {
+        key: JobKey::new("default", "c"),
+    });
+    log.apply(MetaCommand::SetJobEnabled {
+        key: JobKey::new("default", "a"),
+        enabled: false,
+        at,
+    });
+    log.apply(MetaCommand::PutJob {
+        job: Box::new(job("e")),
+        mode: PutMode::Create,
+        at,
+    });
+    let mut out = Vec::new();
+    let written = view.write_dump(&mut out, |_, _| true).unwrap();
+    assert_eq!(written.index, 4);
+    assert_eq!(written.bytes, out.len() as u64);
+
+    let target = open(b.path(), 10);
+    target.sm.install_dump(out.as_slice(), |_, _| true).unwrap();
+    assert_eq!(target.sm.applied_index().unwrap(), 4);
+    assert_eq!(all_jobs_sorted(&target.sm), expected);
+    // Writes after the view ended are not kept for it any more.
+    assert_eq!(log.sm.views_open(), 0);
+}
+
+#[test]
+fn writes_after_a_switch_do_not_reach_a_view_of_the_old_tree() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut source = open(a.path(), 10);
+    let at = t("2026-01-01T00:00:00Z");
+    source.apply(MetaCommand::PutJob {
+        job: Box::new(job("new")),
+        mode: PutMode::Create,
+        at,
+    });
+    let (_, data) = dump_of(&source.sm);
+    let mut target = open(b.path(), 10);
+    target.apply(MetaCommand::PutJob {
+        job: Box::new(job("old")),
+        mode: PutMode::Create,
+        at,
+    });
+    let expected = all_jobs_sorted(&target.sm);
+    let view = target.sm.view().unwrap();
+    target.sm.install_dump(data.as_slice(), |_, _| true).unwrap();
+    target.index = 1;
+    target.apply(MetaCommand::PutJob {
+        job: Box::new(job("later")),
+        mode: PutMode::Create,
+        at,
+    });
+    let mut out = Vec::new();
+    view.write_dump(&mut out, |_, _| true).unwrap();
+    let c = tempfile::tempdir().unwrap();
+    let copy = open(c.path(), 10);
+    copy.sm.install_dump(out.as_slice(), |_, _| true).unwrap();
+    assert_eq!(all_jobs_sorted(&copy.sm), expected);
+}
+
+fn all_jobs_sorted(sm: &StateMachine) -> Vec<(Job, JobState)> {
+    let mut jobs = sm.all_jobs().unwrap();
+    jobs.sort_by_key(|(j, _)| j.id.clone());
+    jobs
 }
 
 #[test]
@@ -415,7 +521,7 @@ fn a_backup_restores_the_jobs_into_a_new_store_that_applies_from_the_start() {
     let backup = log.sm.backup().unwrap();
 
     let mut fresh = open(&dir.path().join("new"), 10);
-    let restored = fresh.sm.restore_backup(&backup).unwrap();
+    let restored = fresh.sm.restore_backup(backup.as_slice()).unwrap();
     assert_eq!(restored.jobs, 2);
     assert_eq!(restored.source_index, 3);
     assert!(fresh
@@ -440,5 +546,5 @@ fn a_backup_restores_the_jobs_into_a_new_store_that_applies_from_the_start() {
     ));
     assert_eq!(fresh.sm.all_jobs().unwrap().len(), 3);
 
-    assert!(fresh.sm.restore_backup(b"not a backup").is_err());
+    assert!(fresh.sm.restore_backup(b"not a backup".as_slice()).is_err());
 }

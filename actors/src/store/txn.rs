@@ -67,6 +67,11 @@ impl<'a> Txn<'a> {
             })
     }
 
+    /// The keys this command writes or deletes.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.writes.keys().map(Vec::as_slice)
+    }
+
     pub fn into_batch(self) -> sled::Batch {
         let mut batch = sled::Batch::default();
         for (key, value) in self.writes {

@@ -65,7 +65,7 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
-use super::faults::Faults;
+use super::{faults::Faults, snapshot::files::SnapshotDir};
 
 /// Largest frame payload accepted or sent. A peer announcing more is
 /// misbehaving (or is not a cronmesh peer at all) and its connection is
@@ -197,6 +197,10 @@ struct Shared {
     self_id: u64,
     /// Injected faults, consulted by the sending tasks.
     faults: Faults,
+    /// Where snapshot files are read from when sent and written to when
+    /// received.
+    #[allow(dead_code)]
+    snapshots: SnapshotDir,
     /// The counters behind [`TransportStats`].
     counters: Counters,
     /// Failures waiting for `take_send_failures`.
@@ -329,6 +333,7 @@ impl RaftTransport {
         peers: HashMap<u64, SocketAddr>,
         inbound: mpsc::Sender<Message>,
         faults: Faults,
+        snapshots: SnapshotDir,
     ) -> anyhow::Result<Self> {
         let runtime = Handle::try_current()
             .context("the raft transport must be started inside a tokio runtime")?;
@@ -341,6 +346,7 @@ impl RaftTransport {
         let shared = Arc::new(Shared {
             self_id,
             faults,
+            snapshots,
             counters: Counters::default(),
             failures: Mutex::new(FailureLog::default()),
         });
@@ -1037,7 +1043,13 @@ mod tests {
         faults: Faults,
     ) -> (RaftTransport, mpsc::Receiver<Message>) {
         let (tx, rx) = mpsc::channel();
-        let transport = RaftTransport::start(id, listen, peers, tx, faults)
+        let dir = std::env::temp_dir().join(format!(
+            "cronmesh-transport-test-{}-{id}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let snapshots = SnapshotDir::open(dir).expect("snapshot dir");
+        let transport = RaftTransport::start(id, listen, peers, tx, faults, snapshots)
             .await
             .expect("start transport");
         (transport, rx)

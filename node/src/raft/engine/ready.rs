@@ -38,7 +38,8 @@ impl Engine {
         if !ready.snapshot().is_empty() {
             let snapshot = ready.snapshot().clone();
             self.storage.apply_snapshot(&snapshot)?;
-            self.store.restore(&snapshot.data)?;
+            self.store
+                .install_dump(snapshot.data.as_ref(), |_, _| true)?;
             self.applied_term = snapshot.get_metadata().term;
             tracing::info!(
                 index = snapshot.get_metadata().index,
