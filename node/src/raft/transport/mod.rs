@@ -6,19 +6,20 @@
 //! The Raft ready loop runs on its own std thread and must never wait on
 //! the network, so [`RaftTransport::send`] only pushes messages onto a
 //! bounded in-memory queue per peer and wakes that peer's tokio task. The
-//! task owns the peer's single outgoing connection: it connects lazily,
-//! drains everything queued into as few frames as possible, and writes
-//! them. While the peer is unreachable the task retries with exponential
-//! backoff (50 ms doubling to 2 s, reset on a successful connect) and the
-//! queue keeps filling up to its bound, beyond which the oldest messages
-//! are dropped: Raft retransmits whatever matters, and old heartbeats and
-//! appends are the least useful ones.
+//! task owns the peer's single outgoing frame connection: it connects
+//! lazily, drains everything queued into as few frames as possible, and
+//! writes them. While the peer is unreachable the task retries with
+//! exponential backoff (50 ms doubling to 2 s, reset on a successful
+//! connect) and the queue keeps filling up to its bound, beyond which the
+//! oldest messages are dropped: Raft retransmits whatever matters, and old
+//! heartbeats and appends are the least useful ones.
 //!
-//! Incoming connections are accepted without limit; each has a read loop
-//! that decodes frames and hands every message to the Raft thread through
-//! a std `mpsc::Sender` (the Raft thread receives from a std channel).
-//! A connection that sends a malformed or oversized frame is closed with a
-//! warning; the node goes on serving every other connection.
+//! Incoming connections are accepted without limit; each (but snapshot
+//! streams, below) has a read loop that decodes frames and hands every
+//! message to the Raft thread through a std `mpsc::Sender` (the Raft thread
+//! receives from a std channel). A connection that sends a malformed or
+//! oversized frame is closed with a warning; the node goes on serving every
+//! other connection.
 //!
 //! Memory: the queue bound is a message count, not bytes. That is enough
 //! because Raft's own flow control (`max_inflight_msgs` times
@@ -31,13 +32,55 @@
 //! The payload is a batch: a `u32` big-endian message count, then for each
 //! message a `u32` big-endian length and the protobuf bytes of a
 //! `raft::eraftpb::Message`. Frames over [`MAX_FRAME_BYTES`] are refused on
-//! both sides. The receiving side never writes anything back: Raft's own
-//! responses travel on the receiver's outgoing connection.
+//! both sides. The receiving side never writes anything back on a frame
+//! connection: Raft's own responses travel on the receiver's outgoing
+//! connection.
+//!
+//! # Snapshots travel out of band
+//!
+//! A `MsgSnapshot` carries only a [`SnapshotDescriptor`] (index, term and
+//! size of a dump file); the state itself is the leader's file
+//! `SnapshotDir::file(Side::Outgoing, index, term)`, which can be gigabytes.
+//! Putting it in a frame would need it whole in memory on both sides, would
+//! hit [`MAX_FRAME_BYTES`], and would hold up every heartbeat and append
+//! queued behind it on the peer's one connection. So the peer's task never
+//! frames a snapshot: it hands it to a separate task (at most one per peer;
+//! a second one meanwhile is refused and reported) that opens a connection
+//! of its own and streams the file:
+//!
+//! ```text
+//! u32 SNAPSHOT_STREAM_MAGIC                   over MAX_FRAME_BYTES
+//! u32 length, protobuf Message                the MsgSnapshot, at most 1 MiB
+//! { u32 length (1..=1 MiB), file bytes }*     the dump file, in order
+//! u32 0                                       end of the file
+//!                       <- u8 ACK or NACK     receiver's verdict
+//! ```
+//!
+//! Integers are big-endian, as in frames. The receiver tells the two kinds
+//! of connection apart by their first four bytes: the magic
+//! ([`SNAPSHOT_STREAM_MAGIC`]) is not a length any frame may have. It
+//! checks that the message is a snapshot for this node whose data is a
+//! descriptor, writes the chunks to the partial file
+//! (`SnapshotDir::partial(Side::Incoming, ..)`) while it computes the
+//! dump's CRC-32, and refuses a stream longer than the descriptor says. Only when the size and the checksum (the
+//! dump's last four bytes) match does it sync and rename the file to its
+//! final name, acknowledge, and hand the message to the Raft thread, so
+//! Raft never sees a snapshot whose file is not whole on disk. A refused
+//! stream leaves no file behind and nothing reaches Raft. One stream at a
+//! time is taken per sending node and per snapshot, and a few at most in
+//! all, so a misbehaving peer cannot pile up partial files. Each side holds
+//! one chunk buffer whatever the file size; reads and writes time out per
+//! chunk, not per transfer, so a slow but live transfer of a large file is
+//! not cut. Any failure on the sending side (file missing, connect,
+//! timeout, refusal) is logged and reported like a dropped snapshot, below,
+//! so raft-rs sends it again later.
+//!
+//! [`SnapshotDescriptor`]: crate::raft::snapshot::descriptor::SnapshotDescriptor
 //!
 //! # Telling Raft about lost messages
 //!
 //! Raft needs to hear about peers it cannot reach (`report_unreachable`)
-//! and about snapshots that never left (`report_snapshot(.., Failure)`),
+//! and about snapshots that never arrived (`report_snapshot(.., Failure)`),
 //! or a follower's progress can stay paused. The transport records both
 //! and the ready loop collects them with
 //! [`RaftTransport::take_send_failures`].
@@ -67,10 +110,19 @@ use tracing::{debug, info, warn};
 
 use super::{faults::Faults, snapshot::files::SnapshotDir};
 
+mod snapshot_stream;
+
+use snapshot_stream::{IncomingStreams, OutgoingSnapshot};
+pub use snapshot_stream::{
+    SnapshotReceiveError, SnapshotSendError, MAX_SNAPSHOT_MESSAGE_BYTES, SNAPSHOT_CHUNK_BYTES,
+    SNAPSHOT_STREAM_MAGIC,
+};
+
 /// Largest frame payload accepted or sent. A peer announcing more is
 /// misbehaving (or is not a cronmesh peer at all) and its connection is
-/// closed before anything is allocated. A single message that cannot fit
-/// (in practice only a huge snapshot) is dropped by the sender.
+/// closed before anything is allocated. A single message that cannot fit is
+/// dropped by the sender; snapshots, the only messages that could grow
+/// this large, never go into frames (see the module documentation).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 
 /// Once a frame being built passes this many bytes, the next message starts
@@ -114,7 +166,8 @@ pub struct TransportStats {
     /// Batch frames written to peers; with batching, far fewer than
     /// `messages_sent` under load.
     pub frames_sent: u64,
-    /// Messages written to peers (inside `frames_sent`).
+    /// Messages written to peers (inside `frames_sent`; snapshots are
+    /// counted in `snapshots_sent` instead).
     pub messages_sent: u64,
     /// Oldest messages dropped because a peer's queue was full (the peer
     /// was unreachable or slower than the Raft thread).
@@ -139,13 +192,35 @@ pub struct TransportStats {
     pub connect_failures: u64,
     /// Batch frames received and decoded from peers.
     pub frames_received: u64,
-    /// Messages received and handed to the Raft thread.
+    /// Messages received in frames and handed to the Raft thread
+    /// (snapshots are counted in `snapshots_received` instead).
     pub messages_received: u64,
     /// Incoming connections closed for a malformed or oversized frame.
     pub bad_frames: u64,
     /// Received messages whose `to` is not this node, dropped: a peer
     /// with a wrong address book must not make this node act for another.
     pub dropped_misaddressed: u64,
+    /// Snapshot streams the peer acknowledged: the file arrived whole,
+    /// checked and on disk, and the peer handed the message to Raft.
+    pub snapshots_sent: u64,
+    /// Snapshots this node failed to stream (file missing or of the wrong
+    /// size, connect error, timeout, connection lost, refused by the peer),
+    /// plus snapshots dropped because one was still streaming to the same
+    /// peer. Each was reported to Raft through [`SendFailures`]. Snapshots
+    /// dropped before their stream could start (unknown peer, full queue,
+    /// injected faults) are counted with those drops instead.
+    pub snapshot_send_failures: u64,
+    /// File bytes written into snapshot streams, as they go (so a large
+    /// transfer shows progress), including streams that failed later.
+    pub snapshot_bytes_sent: u64,
+    /// Snapshot streams received whole: the file was checked, synced and
+    /// renamed to its final name, and the message handed to Raft.
+    pub snapshots_received: u64,
+    /// Incoming snapshot streams refused or lost (bad header, not a
+    /// snapshot for this node, too long, wrong size or checksum, a stream
+    /// for the same sender or snapshot already running, timeout, disk
+    /// error); none left a file behind or reached Raft.
+    pub snapshot_receive_failures: u64,
 }
 
 /// Peers the Raft thread should tell raft-rs about, collected since the
@@ -156,9 +231,9 @@ pub struct SendFailures {
     /// `RawNode::report_unreachable(id)` for each, so the leader goes back
     /// to probing them instead of streaming appends into the void.
     pub unreachable: Vec<u64>,
-    /// Peers to which a `MsgSnapshot` was dropped: call
-    /// `RawNode::report_snapshot(id, SnapshotStatus::Failure)` for each, or
-    /// the leader waits for that snapshot forever.
+    /// Peers to which a `MsgSnapshot` was dropped or whose snapshot stream
+    /// failed: call `RawNode::report_snapshot(id, SnapshotStatus::Failure)`
+    /// for each, or the leader waits for that snapshot forever.
     pub snapshot_failed: Vec<u64>,
 }
 
@@ -199,8 +274,10 @@ struct Shared {
     faults: Faults,
     /// Where snapshot files are read from when sent and written to when
     /// received.
-    #[allow(dead_code)]
     snapshots: SnapshotDir,
+    /// The incoming snapshot streams in progress, to refuse a second one
+    /// from the same sender or for the same snapshot.
+    incoming_snapshots: Mutex<IncomingStreams>,
     /// The counters behind [`TransportStats`].
     counters: Counters,
     /// Failures waiting for `take_send_failures`.
@@ -257,6 +334,11 @@ struct Counters {
     messages_received: AtomicU64,
     bad_frames: AtomicU64,
     dropped_misaddressed: AtomicU64,
+    snapshots_sent: AtomicU64,
+    snapshot_send_failures: AtomicU64,
+    snapshot_bytes_sent: AtomicU64,
+    snapshots_received: AtomicU64,
+    snapshot_receive_failures: AtomicU64,
 }
 
 /// Failures recorded for the Raft thread; sets, because reporting a peer
@@ -347,6 +429,7 @@ impl RaftTransport {
             self_id,
             faults,
             snapshots,
+            incoming_snapshots: Mutex::new(IncomingStreams::default()),
             counters: Counters::default(),
             failures: Mutex::new(FailureLog::default()),
         });
@@ -488,6 +571,11 @@ impl RaftTransport {
             messages_received: read(&c.messages_received),
             bad_frames: read(&c.bad_frames),
             dropped_misaddressed: read(&c.dropped_misaddressed),
+            snapshots_sent: read(&c.snapshots_sent),
+            snapshot_send_failures: read(&c.snapshot_send_failures),
+            snapshot_bytes_sent: read(&c.snapshot_bytes_sent),
+            snapshots_received: read(&c.snapshots_received),
+            snapshot_receive_failures: read(&c.snapshot_receive_failures),
         }
     }
 
@@ -522,6 +610,15 @@ impl RaftTransport {
             let _ = task.await;
         }
         info!(node_id = self.inner.self_id, "raft transport stopped");
+    }
+}
+
+#[cfg(test)]
+impl RaftTransport {
+    /// The snapshot directory, for tests that write outgoing files or look
+    /// at received ones.
+    pub(crate) fn snapshot_dir(&self) -> &SnapshotDir {
+        &self.inner.shared.snapshots
     }
 }
 
@@ -625,12 +722,17 @@ impl PeerLink {
 }
 
 /// The sending task of one peer: waits for messages, makes sure a
-/// connection exists, then drains and writes the queue batch by batch.
-/// Runs until aborted (peer removed, shutdown, or last handle dropped).
+/// connection exists, then drains and writes the queue batch by batch,
+/// starting a snapshot stream for each snapshot instead of framing it.
+/// Runs until aborted (peer removed, shutdown, or last handle dropped),
+/// which also aborts its snapshot stream.
 async fn run_peer(link: Arc<PeerLink>, shared: Arc<Shared>) {
     let peer = link.id;
     let counters = &shared.counters;
     let mut conn: Option<TcpStream> = None;
+    // The stream started for the last snapshot; owned here so that it ends
+    // with this task.
+    let mut snapshot_stream: Option<OutgoingSnapshot> = None;
     let mut backoff = BACKOFF_MIN;
     // Whether a connect failed or a connection broke since the last
     // successful connect: the next success then counts as a reconnect.
@@ -674,14 +776,34 @@ async fn run_peer(link: Arc<PeerLink>, shared: Arc<Shared>) {
             tokio::time::sleep(delay).await;
         }
 
-        let has_snapshot = batch.iter().any(is_snapshot);
-        let (frames, unsendable) = encode_frames(&batch, SOFT_FRAME_BYTES, MAX_FRAME_BYTES);
-        if unsendable.messages > 0 {
-            add(&counters.dropped_unsendable, unsendable.messages);
-            if unsendable.snapshot {
+        let (snapshots, batch): (Vec<Message>, Vec<Message>) =
+            batch.into_iter().partition(is_snapshot);
+        for snapshot in snapshots {
+            if snapshot_stream
+                .as_ref()
+                .is_some_and(OutgoingSnapshot::is_running)
+            {
+                warn!(
+                    peer,
+                    "a snapshot is still streaming to this peer; dropping a newer one"
+                );
+                add(&counters.snapshot_send_failures, 1);
                 shared.snapshot_failed(peer);
+                continue;
             }
+            snapshot_stream = Some(OutgoingSnapshot::start(
+                peer,
+                link.addr(),
+                snapshot,
+                Arc::clone(&shared),
+            ));
         }
+        if batch.is_empty() {
+            continue;
+        }
+
+        let (frames, unsendable) = encode_frames(&batch, SOFT_FRAME_BYTES, MAX_FRAME_BYTES);
+        add(&counters.dropped_unsendable, unsendable.messages);
         drop(batch);
 
         let mut unsent = 0u64;
@@ -710,9 +832,6 @@ async fn run_peer(link: Arc<PeerLink>, shared: Arc<Shared>) {
             lost = true;
             add(&counters.dropped_send_error, unsent);
             shared.unreachable(peer);
-            if has_snapshot {
-                shared.snapshot_failed(peer);
-            }
         }
     }
 }
@@ -919,8 +1038,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<Opti
     Ok(Some(payload))
 }
 
-/// Accepts peers until aborted; each connection gets its own read loop,
-/// owned here so aborting this task closes them all.
+/// Accepts peers until aborted; each connection gets its own task (a read
+/// loop or a snapshot receiver), owned here so aborting this task closes
+/// them all.
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, inbound: mpsc::Sender<Message>) {
     let mut connections = JoinSet::new();
     loop {
@@ -928,7 +1048,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, inbound: mpsc::
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
                     debug!(%remote, "raft peer connection accepted");
-                    connections.spawn(read_loop(
+                    connections.spawn(serve_connection(
                         stream,
                         remote,
                         Arc::clone(&shared),
@@ -940,17 +1060,52 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, inbound: mpsc::
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 }
             },
-            // Reap finished read loops so the set does not grow forever.
+            // Reap finished connections so the set does not grow forever.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+}
+
+/// Serves one accepted connection: its first four bytes tell a snapshot
+/// stream (the magic) from a frame stream (the first frame's length, which
+/// is then read as part of that frame).
+async fn serve_connection(
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    shared: Arc<Shared>,
+    inbound: mpsc::Sender<Message>,
+) {
+    let mut first = [0u8; 4];
+    // A peer that connects and closes without a byte is not an error, as
+    // between two frames.
+    match stream.read(&mut first[..1]).await {
+        Ok(0) => {
+            debug!(%remote, "raft peer closed its connection");
+            return;
+        }
+        Ok(_) => {}
+        Err(error) => {
+            debug!(%remote, %error, "raft connection ended");
+            return;
+        }
+    }
+    if let Err(error) = stream.read_exact(&mut first[1..]).await {
+        debug!(%remote, %error, "raft connection ended");
+        return;
+    }
+    if u32::from_be_bytes(first) == SNAPSHOT_STREAM_MAGIC {
+        snapshot_stream::receive(stream, remote, shared, inbound).await;
+        return;
+    }
+    let reader = io::Cursor::new(first).chain(stream);
+    read_loop(reader, remote, shared, inbound).await;
 }
 
 /// Reads frames from one incoming connection and forwards their messages
 /// to the Raft thread, until the peer closes, a frame is bad, or the Raft
 /// thread is gone.
 async fn read_loop(
-    stream: TcpStream,
+    stream: impl AsyncRead + Unpin,
     remote: SocketAddr,
     shared: Arc<Shared>,
     inbound: mpsc::Sender<Message>,
@@ -1014,9 +1169,9 @@ mod tests {
 
     /// How long any one expectation may take on a loaded 2-core machine;
     /// every wait below returns as soon as its condition holds.
-    const DEADLINE: Duration = Duration::from_secs(20);
+    pub(super) const DEADLINE: Duration = Duration::from_secs(20);
 
-    fn any_port() -> SocketAddr {
+    pub(super) fn any_port() -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
     }
 
@@ -1026,7 +1181,7 @@ mod tests {
         listener.local_addr().expect("local addr")
     }
 
-    fn heartbeat(from: u64, to: u64, seq: u64) -> Message {
+    pub(super) fn heartbeat(from: u64, to: u64, seq: u64) -> Message {
         let mut message = Message::default();
         message.set_msg_type(MessageType::MsgHeartbeat);
         message.from = from;
@@ -1036,7 +1191,7 @@ mod tests {
         message
     }
 
-    async fn start(
+    pub(super) async fn start(
         id: u64,
         listen: SocketAddr,
         peers: HashMap<u64, SocketAddr>,
@@ -1056,7 +1211,10 @@ mod tests {
     }
 
     /// Nodes 1..=n, each knowing all the others, sharing `faults`.
-    async fn cluster(n: u64, faults: &Faults) -> Vec<(RaftTransport, mpsc::Receiver<Message>)> {
+    pub(super) async fn cluster(
+        n: u64,
+        faults: &Faults,
+    ) -> Vec<(RaftTransport, mpsc::Receiver<Message>)> {
         let mut nodes = Vec::new();
         for id in 1..=n {
             nodes.push(start(id, any_port(), HashMap::new(), faults.clone()).await);
@@ -1071,7 +1229,7 @@ mod tests {
     }
 
     /// Receives exactly `n` messages, failing the test after [`DEADLINE`].
-    async fn recv_n(rx: &mpsc::Receiver<Message>, n: usize) -> Vec<Message> {
+    pub(super) async fn recv_n(rx: &mpsc::Receiver<Message>, n: usize) -> Vec<Message> {
         let deadline = Instant::now() + DEADLINE;
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
@@ -1091,7 +1249,7 @@ mod tests {
         out
     }
 
-    async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    pub(super) async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         let deadline = Instant::now() + DEADLINE;
         while !condition() {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -1099,7 +1257,7 @@ mod tests {
         }
     }
 
-    fn seqs(messages: &[Message]) -> Vec<u64> {
+    pub(super) fn seqs(messages: &[Message]) -> Vec<u64> {
         messages.iter().map(|m| m.commit).collect()
     }
 
