@@ -13,7 +13,7 @@
 //! - [`clock`]: injected wall-clock time.
 //! - [`lease`]: the leader lease every action with side effects confirms before it leaves.
 //! - [`http_client`]: the pooled HTTP client every component shares.
-//! - [`kill_point!`]: where a crash-safety test may have the process killed.
+//! - [`kill_point`]: where a crash-safety test may have the process killed.
 
 pub mod clock;
 pub mod dispatcher;
@@ -30,24 +30,28 @@ pub mod trigger;
 
 /// A place where a test may have this process killed with SIGKILL, to
 /// prove that a crash there is survived. Built with the `failpoints`
-/// feature, `FAILPOINTS=NAME=return` arms it (see the `fail` crate);
-/// without the feature it is nothing.
-#[macro_export]
-macro_rules! kill_point {
-    ($name:expr) => {
-        #[cfg(feature = "failpoints")]
-        {
-            if ::fail::eval($name, |_| ()).is_some() {
-                $crate::kill_self($name);
-            }
-        }
-    };
+/// feature and armed by [`arm_kill_points`], `FAILPOINTS=NAME=return` (see
+/// the `fail` crate) kills the process when it passes `name`; otherwise it
+/// does nothing.
+pub fn kill_point(name: &str) {
+    #[cfg(feature = "failpoints")]
+    if fail::eval(name, |_| ()).is_some() {
+        eprintln!("kill point {name}: killing this process");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        std::process::abort();
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
 }
 
-/// Ends this process at once, as `kill -9` would.
-#[doc(hidden)]
-pub fn kill_self(at: &str) -> ! {
-    eprintln!("kill point {at}: killing this process");
-    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-    std::process::abort()
+/// Reads `FAILPOINTS` once at start, when built with the `failpoints`
+/// feature (a test build); says whether kill points can be armed.
+pub fn arm_kill_points() -> bool {
+    #[cfg(feature = "failpoints")]
+    {
+        std::mem::forget(fail::FailScenario::setup());
+        true
+    }
+    #[cfg(not(feature = "failpoints"))]
+    false
 }

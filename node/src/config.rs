@@ -58,6 +58,10 @@ pub struct GossipSettings {
     pub cluster: String,
 }
 
+/// Raft log entries kept behind the applied index by default (see
+/// OPERATIONS.md for sizing it to how long a follower may be away).
+pub const DEFAULT_LOG_TAIL: u64 = 50_000;
+
 /// A Raft member's settings.
 #[derive(Clone, Debug)]
 pub struct RaftSettings {
@@ -73,8 +77,12 @@ pub struct RaftSettings {
     pub durability: crate::raft::storage::Durability,
     /// One Raft tick; elections take 10 to 20 ticks.
     pub tick: Duration,
-    /// Entries kept behind the applied index before the log is compacted.
+    /// Compaction runs once this many entries beyond the tail were applied.
     pub compact_after: u64,
+    /// Entries kept behind the applied index when the log is compacted, so
+    /// a follower that was briefly away catches up from entries rather than
+    /// a snapshot.
+    pub log_tail: u64,
     /// Faults injected into this node's outgoing Raft messages; none unless
     /// a test partitions the cluster.
     pub faults: crate::raft::faults::Faults,
@@ -351,9 +359,14 @@ pub struct ServerArgs {
     /// One Raft tick in milliseconds; elections take 10 to 20 ticks.
     #[arg(long, default_value_t = 50)]
     pub raft_tick_ms: u64,
-    /// Raft log entries kept behind the applied index before compaction.
+    /// Raft log entries applied beyond the kept tail before the log is
+    /// compacted (compaction runs in steps of this many entries).
     #[arg(long, default_value_t = 10_000)]
     pub raft_compact_after: u64,
+    /// Raft log entries kept behind the applied index when the log is
+    /// compacted: a follower further behind needs a snapshot.
+    #[arg(long, default_value_t = DEFAULT_LOG_TAIL)]
+    pub raft_log_tail: u64,
     #[command(flatten)]
     pub admin: AdminTokenArgs,
     #[command(flatten)]
@@ -382,6 +395,7 @@ impl ServerArgs {
                     durability: self.raft_durability,
                     tick: Duration::from_millis(self.raft_tick_ms.max(1)),
                     compact_after: self.raft_compact_after.max(1),
+                    log_tail: self.raft_log_tail,
                     faults: Default::default(),
                 })
             }

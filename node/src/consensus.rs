@@ -93,6 +93,7 @@ impl Consensus {
                 commit_index: applied,
                 applied_index: applied,
                 log_start_index: 0,
+                snapshots: Default::default(),
                 members: vec![ClusterMember {
                     node_id: *node_id,
                     role: "leader".into(),
@@ -138,6 +139,7 @@ impl Consensus {
                     commit_index: status.commit_index,
                     applied_index: status.applied_index,
                     log_start_index: status.log_start_index,
+                    snapshots: status.snapshots,
                     members,
                 }
             }

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use node::cli::{Command, ConfigCommand};
 
 fn main() -> ExitCode {
+    actors::arm_kill_points();
     let cli = match node::settings::parse(std::env::args_os().collect()) {
         Ok((cli, _)) => cli,
         Err(e) => {

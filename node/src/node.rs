@@ -22,6 +22,9 @@ use tokio::sync::watch;
 
 /// sled's page cache (its default is 1 GiB).
 const SLED_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+/// The snapshot point (index and term) a cluster seeded from a restored
+/// backup starts its log after.
+const RESTORED_POINT: u64 = 1;
 /// The token a node presents to other nodes' admin APIs (joining).
 fn admin_token(tokens: &[(crate::tokens::Scope, String)]) -> Option<&str> {
     tokens
@@ -52,8 +55,8 @@ use crate::{
     raft::{
         engine::{self, EngineConfig, EngineHandle},
         proposer::RaftProposer,
-        snapshot::files::SnapshotDir,
-        storage::{RaftStorage, SnapshotSource},
+        snapshot::{builder::SnapshotBuilder, files::SnapshotDir},
+        storage::RaftStorage,
         transport::RaftTransport,
     },
 };
@@ -442,7 +445,8 @@ async fn start_raft(
     let storage = RaftStorage::open(db)?;
     let snapshot_dir = SnapshotDir::open(config.data_dir.join("snapshots"))
         .with_context(|| format!("cannot open {}/snapshots", config.data_dir.display()))?;
-    storage.set_snapshot_source(Arc::new(StoreSnapshots(store.clone())));
+    let snapshots = Arc::new(SnapshotBuilder::new(snapshot_dir.clone(), store.clone()));
+    storage.set_snapshot_source(snapshots.clone());
     let joining = !storage.is_initialized() && settings.join.is_some();
     if !storage.is_initialized() && !joining {
         let voters: Vec<u64> = settings.peers.iter().map(|(id, _)| *id).collect();
@@ -456,7 +460,15 @@ async fn start_raft(
                 id = config.node_id
             );
         }
-        storage.bootstrap(&voters)?;
+        if store.is_empty() {
+            storage.bootstrap(&voters)?;
+        } else {
+            // The restored state is in no log entry: the log starts after
+            // it, at a snapshot point of index 1, so every joiner receives
+            // the state as a snapshot instead of replaying an empty log.
+            store.skip_entry(RESTORED_POINT)?;
+            storage.bootstrap_at(&voters, RESTORED_POINT)?;
+        }
     }
     // Peers: the initial members, and every node registered since.
     let mut peers: std::collections::HashMap<u64, std::net::SocketAddr> =
@@ -481,6 +493,7 @@ async fn start_raft(
     engine_config.tick = settings.tick;
     engine_config.durability = settings.durability;
     engine_config.compact_after = settings.compact_after;
+    engine_config.log_tail = settings.log_tail;
     let engine = engine::spawn(
         engine_config,
         storage,
@@ -488,6 +501,7 @@ async fn start_raft(
         transport.clone(),
         inbound_rx,
         applied,
+        snapshots,
     )?;
     Ok((engine, transport, joining))
 }
@@ -569,19 +583,6 @@ async fn learn_peers(
     tracing::warn!(
         "some members' Raft addresses are still unknown; they reach this node once it catches up"
     );
-}
-
-/// The state machine as the source of Raft snapshots.
-struct StoreSnapshots(Arc<StateMachine>);
-
-impl SnapshotSource for StoreSnapshots {
-    fn snapshot_data(&self) -> anyhow::Result<(u64, Vec<u8>)> {
-        let view = self.0.view()?;
-        let index = view.index();
-        let mut data = Vec::new();
-        view.write_dump(&mut data, |_, _| true)?;
-        Ok((index, data))
-    }
 }
 
 /// Announces this node's addresses through the log, retrying until a

@@ -117,6 +117,25 @@ pub struct ClusterStatus {
     #[serde(default)]
     pub log_start_index: u64,
     pub members: Vec<ClusterMember>,
+    /// What this node did with Raft snapshots since it started.
+    #[serde(default)]
+    pub snapshots: SnapshotCounters,
+}
+
+/// Raft snapshots a node built, sent, received and installed since it
+/// started. A follower that catches up from the log tail adds to none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotCounters {
+    /// Snapshots built (as a leader) from a view of the state.
+    pub built: u64,
+    /// Snapshot streams sent whole to followers.
+    pub sent: u64,
+    /// Snapshot streams that failed before the follower had them whole.
+    pub send_failures: u64,
+    /// Snapshot streams received whole and checked.
+    pub received: u64,
+    /// Snapshots installed into this node's state.
+    pub installed: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -192,7 +192,11 @@ async fn acknowledged_writes_survive_kill_9_of_any_one_node() {
 
 #[tokio::test]
 async fn a_node_that_missed_compacted_entries_catches_up_by_snapshot() {
-    let mut cluster = Cluster::start(3, &[], &["--raft-compact-after", "20"]);
+    let mut cluster = Cluster::start(
+        3,
+        &[],
+        &["--raft-compact-after", "20", "--raft-log-tail", "0"],
+    );
     let leader = cluster.leader().await;
     let lagging = (1..=3).find(|id| *id != leader).unwrap();
     cluster.kill(lagging);
@@ -208,7 +212,16 @@ async fn a_node_that_missed_compacted_entries_catches_up_by_snapshot() {
         "the leader compacted its log: {status}"
     );
     cluster.restart(lagging);
-    cluster.caught_up(lagging, commit).await;
+    let caught_up = cluster.caught_up(lagging, commit).await;
+    assert!(
+        caught_up["snapshots"]["installed"].as_u64() >= Some(1),
+        "it caught up by a snapshot: {caught_up}"
+    );
+    let (_, status) = api.get("/v1/cluster").await;
+    assert!(
+        status["snapshots"]["sent"].as_u64() >= Some(1),
+        "the leader counts what it sent: {status}"
+    );
     let (_, jobs) = cluster.api(lagging).get("/v1/jobs?limit=1000").await;
     assert_eq!(jobs["items"].as_array().unwrap().len(), 60);
     let (status, job) = cluster.api(lagging).get("/v1/jobs/snap-59").await;

@@ -78,6 +78,9 @@ impl<W: Write> DumpWriter<W> {
     }
 }
 
+/// One record: a key and its value.
+pub type Record = (Vec<u8>, Vec<u8>);
+
 /// Reads a dump record by record, checking its end and checksum.
 pub struct DumpReader<R: Read> {
     input: R,
@@ -115,7 +118,7 @@ impl<R: Read> DumpReader<R> {
     }
 
     /// The next record, or `None` once the dump ended whole.
-    pub fn next_record(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn next_record(&mut self) -> Result<Option<Record>, StoreError> {
         if self.done {
             return Ok(None);
         }
@@ -124,7 +127,9 @@ impl<R: Read> DumpReader<R> {
             return Ok(None);
         };
         let key = self.part(key_len)?;
-        let value_len = self.length()?.ok_or_else(|| corrupt("a record has no value"))?;
+        let value_len = self
+            .length()?
+            .ok_or_else(|| corrupt("a record has no value"))?;
         let value = self.part(value_len)?;
         self.records += 1;
         Ok(Some((key, value)))
@@ -229,7 +234,7 @@ mod tests {
         out
     }
 
-    fn read_all(bytes: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn read_all(bytes: &[u8]) -> Result<Vec<Record>, StoreError> {
         let mut reader = DumpReader::new(bytes)?;
         let mut out = Vec::new();
         while let Some(record) = reader.next_record()? {
@@ -278,7 +283,10 @@ mod tests {
             bytes.extend_from_slice(&(part.len() as u32).to_be_bytes());
             bytes.extend_from_slice(part);
         }
-        assert_eq!(read_all(&bytes).unwrap(), vec![(b"k".to_vec(), b"v".to_vec())]);
+        assert_eq!(
+            read_all(&bytes).unwrap(),
+            vec![(b"k".to_vec(), b"v".to_vec())]
+        );
         assert!(read_all(&bytes[..bytes.len() - 1]).is_err());
     }
 }

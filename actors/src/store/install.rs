@@ -61,7 +61,7 @@ impl StateMachine {
                 if batch_bytes >= LOAD_BATCH_BYTES {
                     fresh.apply_batch(std::mem::take(&mut batch))?;
                     batch_bytes = 0;
-                    crate::kill_point!(steps::LOADING);
+                    crate::kill_point(steps::LOADING);
                 }
             }
             fresh.apply_batch(batch)?;
@@ -76,7 +76,7 @@ impl StateMachine {
                 return Err(e);
             }
         };
-        crate::kill_point!(steps::LOADED);
+        crate::kill_point(steps::LOADED);
         let index = {
             let _whole = self.gate();
             self.meta.insert(ACTIVE_KEY, name.as_bytes())?;
@@ -88,7 +88,7 @@ impl StateMachine {
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
                 fresh,
             );
-            crate::kill_point!(steps::SWITCHED);
+            crate::kill_point(steps::SWITCHED);
             // The old tree stays until the next start or install drops it:
             // a reader may still hold it.
             drop(old);

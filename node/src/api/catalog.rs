@@ -10,7 +10,7 @@ mod operations;
 use actix_web::{http::Method, web, HttpRequest, HttpResponse, Route};
 use serde_json::Value;
 
-use super::{cluster, events, jobs, report, runs, stats, system};
+use super::{backup, cluster, events, jobs, report, runs, stats, system};
 
 /// Who may call a route when the node has tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint!(GET "/v1/executors", Read, "Live and recently dead executors", system::executors),
         endpoint!(GET "/v1/events", Read, "Server-sent events: run, job, leader and executor changes (?job=)", events::events),
         endpoint!(GET "/v1/stats", Read, "The last hour of runs per minute, lateness, failing jobs", stats::stats),
-        endpoint!(GET "/v1/backup", Admin, "The whole state as of one applied index (for cronmesh backup)", system::backup),
+        endpoint!(GET "/v1/backup", Admin, "The whole state as of one applied index, streamed (for cronmesh backup)", backup::backup),
         endpoint!(GET "/v1/openapi.json", Read, "This API as an OpenAPI 3.1 document", openapi),
         endpoint!(POST "/v1/internal/runs/{id}/report", Signed, "An executor reports a run's progress", report::report),
         endpoint!(POST "/v1/internal/reports", Signed, "An executor reports many runs at once", report::reports),

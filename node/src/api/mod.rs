@@ -3,6 +3,7 @@
 //! - `jobs`, `runs`: jobs and run history; `report`: executor reports.
 //! - `cluster`: the Raft group's state and membership changes.
 //! - `system`: schedule preview, executors, health.
+//! - `backup`: the whole state, streamed from a point-in-time view.
 //! - `events`: the server-sent event stream; `stats`: the last hour of runs.
 //! - `catalog`: every route, registered from one table that also gives
 //!   `/v1/openapi.json` and docs/API.md.
@@ -14,6 +15,7 @@
 //!   127.0.0.1) can drive the node.
 
 mod auth;
+mod backup;
 pub mod catalog;
 pub(crate) mod cluster;
 mod connections;

@@ -58,20 +58,6 @@ pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
         .body(body))
 }
 
-/// `GET /v1/backup`: the whole state as of one applied index, for
-/// `cronmesh backup`. Read off the request threads: it may be large.
-pub async fn backup(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let store = state.store.clone();
-    let backup = offload::run(move || Ok(store.backup()?)).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/octet-stream")
-        .insert_header((
-            "content-disposition",
-            "attachment; filename=\"cronmesh.backup\"",
-        ))
-        .body(backup))
-}
-
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }

@@ -66,6 +66,48 @@ impl Api {
         self.send(Method::GET, url, None).await
     }
 
+    /// GETs a body that may be larger than memory into `out`, chunk by
+    /// chunk; answers the bytes written. There is no limit on the whole
+    /// transfer (a backup of GiBs takes minutes), but each chunk must come
+    /// within [`REQUEST_TIMEOUT`].
+    pub async fn download(&self, url: Url, out: &mut impl std::io::Write) -> Result<u64, CliError> {
+        let mut request = self.client.get(url.clone());
+        if let Some(auth) = &self.auth {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        let mut response = tokio::time::timeout(REQUEST_TIMEOUT, request.send())
+            .await
+            .map_err(|_| CliError::BadResponse {
+                url: url.to_string(),
+                message: format!("no answer within {REQUEST_TIMEOUT:?}"),
+            })?
+            .map_err(|e| transport_error(&self.base, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| transport_error(&self.base, &e))?;
+            return Err(api_error(status, &body));
+        }
+        let mut written = 0u64;
+        loop {
+            let chunk = tokio::time::timeout(REQUEST_TIMEOUT, response.chunk())
+                .await
+                .map_err(|_| CliError::BadResponse {
+                    url: url.to_string(),
+                    message: format!("the answer stalled for {REQUEST_TIMEOUT:?}"),
+                })?
+                .map_err(|e| transport_error(&self.base, &e))?;
+            let Some(chunk) = chunk else {
+                return Ok(written);
+            };
+            out.write_all(&chunk)
+                .map_err(|e| CliError::Output(e.to_string()))?;
+            written += chunk.len() as u64;
+        }
+    }
+
     /// Sends one request; `Ok` is the body of a 2xx answer.
     pub async fn send(
         &self,

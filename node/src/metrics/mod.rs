@@ -48,6 +48,11 @@ pub struct StateLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabel {
+    pub event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The route's pattern (`/v1/jobs/{id}`), not the path: ids would make
     /// one series per job; `unmatched` when no route matched.
@@ -75,6 +80,9 @@ struct Families {
     leader_changes: Counter,
     proposal_duration: Histogram,
     executors: Family<StateLabel, Gauge>,
+    /// Raft snapshots since the start, by what happened (built, sent,
+    /// send_failures, received, installed).
+    raft_snapshots: Family<EventLabel, Gauge>,
     requests: Family<RequestLabels, Counter>,
 }
 
@@ -106,6 +114,7 @@ impl Metrics {
             leader_changes: Counter::default(),
             proposal_duration: Histogram::new(latency_buckets()),
             executors: Family::default(),
+            raft_snapshots: Family::default(),
             requests: Family::default(),
         };
         let mut registry = Registry::with_prefix("cronmesh");
@@ -155,6 +164,11 @@ impl Metrics {
             "raft_leader_changes",
             "Changes of leader (or term) this node saw",
             f.leader_changes.clone(),
+        );
+        registry.register(
+            "raft_snapshots",
+            "Raft snapshots since the start, by event (built, sent, send_failures, received, installed)",
+            f.raft_snapshots.clone(),
         );
         registry.register(
             "proposal_duration_seconds",
@@ -245,6 +259,18 @@ impl Metrics {
         f.raft_applied_index.set(as_gauge(cluster.applied_index));
         f.raft_is_leader
             .set(i64::from(cluster.leader_id == Some(cluster.node_id)));
+        let s = &cluster.snapshots;
+        for (event, count) in [
+            ("built", s.built),
+            ("sent", s.sent),
+            ("send_failures", s.send_failures),
+            ("received", s.received),
+            ("installed", s.installed),
+        ] {
+            f.raft_snapshots
+                .get_or_create(&EventLabel { event })
+                .set(as_gauge(count));
+        }
         for (state, count) in [("alive", alive), ("dead", dead)] {
             f.executors
                 .get_or_create(&StateLabel {
@@ -291,6 +317,7 @@ mod tests {
             applied_index: 9,
             log_start_index: 0,
             members: vec![],
+            snapshots: Default::default(),
         }
     }
 

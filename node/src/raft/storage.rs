@@ -75,15 +75,30 @@ pub enum Durability {
 }
 
 /// Where [`RaftStorage`]'s [`Storage::snapshot`](::raft::Storage::snapshot)
-/// gets the data of a snapshot: the state machine.
+/// gets a snapshot: the snapshot builder.
 ///
 /// The storage only knows the log; a snapshot sent to a lagging follower is
-/// the state machine's contents, so the state machine provides them.
+/// the state machine's contents, which the builder writes to a file in the
+/// background (see `raft::snapshot`).
 pub trait SnapshotSource: Send + Sync {
-    /// The state machine's contents and the log index they reflect (its
-    /// applied index). The index must be one whose term the log still knows:
-    /// not below the last compaction point, not above the last index.
-    fn snapshot_data(&self) -> anyhow::Result<(u64, Vec<u8>)>;
+    /// A snapshot for peer `to` at index `oldest` or later, whose metadata
+    /// names the members as of its index; `None` while none is at hand (one
+    /// is then being made, and raft asks again). `log` is the log as it is
+    /// now, for a snapshot that begins now.
+    fn snapshot_for(
+        &self,
+        to: u64,
+        oldest: u64,
+        log: &LogView<'_>,
+    ) -> anyhow::Result<Option<Snapshot>>;
+}
+
+/// What a snapshot source may need of the log when a snapshot begins: the
+/// members now, and the term of an entry (`None`: compacted or not yet
+/// written).
+pub struct LogView<'a> {
+    pub conf_state: &'a ConfState,
+    pub term_of: &'a dyn Fn(u64) -> Option<u64>,
 }
 
 /// The raft-rs [`Storage`](::raft::Storage) of a node, over two trees of
@@ -459,6 +474,22 @@ impl RaftStorage {
     /// first hard state raft hands it.
     pub fn is_initialized(&self) -> bool {
         self.rl().initialized
+    }
+
+    /// First start of a single voter whose state machine already holds a
+    /// state that no log entry made (a restored backup): the log starts
+    /// after a snapshot point at `index` (and term `index`), so a follower
+    /// with an empty log is sent a snapshot rather than entries.
+    pub fn bootstrap_at(&self, voters: &[u64], index: u64) -> anyhow::Result<()> {
+        if self.is_initialized() {
+            bail!("raft storage is already initialized; refusing to bootstrap it again");
+        }
+        let mut point = Snapshot::default();
+        let meta = point.mut_metadata();
+        meta.index = index;
+        meta.term = index;
+        meta.mut_conf_state().voters = voters.to_vec();
+        self.apply_snapshot(&point)
     }
 
     /// First start of a cluster member listed in `--peers`: conf state with
@@ -849,9 +880,9 @@ impl ::raft::Storage for RaftStorage {
 
     fn snapshot(&self, request_index: u64, to: u64) -> ::raft::Result<Snapshot> {
         // raft-rs treats any other error from here as fatal (it panics), so
-        // everything that can pass (no source yet, source failing or behind,
-        // log compacted past the source) is "temporarily unavailable" and
-        // logged; raft asks again later.
+        // everything that can pass (no source yet, a snapshot being built,
+        // a failing build) is "temporarily unavailable" and logged; raft
+        // asks again later.
         let unavailable = || RaftError::Store(StorageError::SnapshotTemporarilyUnavailable);
         let source = self
             .inner
@@ -863,51 +894,40 @@ impl ::raft::Storage for RaftStorage {
             tracing::warn!(to, "raft snapshot requested but no snapshot source is set");
             return Err(unavailable());
         };
-        let (index, data) = match source.snapshot_data() {
-            Ok(v) => v,
+        let cache = self.rl();
+        // After installing the snapshot the follower needs the entries that
+        // follow it, so it must not be older than the log's start.
+        let oldest = request_index.max(cache.snapshot_index);
+        let term_of = |index: u64| self.term_locked(&cache, index).ok();
+        let log = LogView {
+            conf_state: &cache.conf_state,
+            term_of: &term_of,
+        };
+        let snapshot = match source.snapshot_for(to, oldest, &log) {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return Err(unavailable()),
             Err(e) => {
-                tracing::warn!(to, error = %format!("{e:#}"), "raft snapshot: state machine failed");
+                tracing::warn!(to, error = %format!("{e:#}"), "raft snapshot could not begin");
                 return Err(unavailable());
             }
         };
-        if index < request_index {
-            tracing::debug!(
-                to,
-                index,
-                request_index,
-                "raft snapshot: state machine is behind the requested index"
-            );
+        let meta = snapshot.get_metadata();
+        if meta.index < oldest {
+            tracing::debug!(to, index = meta.index, oldest, "raft snapshot is too old");
             return Err(unavailable());
         }
-        let cache = self.rl();
-        let term = match self.term_locked(&cache, index) {
-            Ok(term) => term,
-            Err(RaftError::Store(StorageError::Compacted)) => {
-                tracing::warn!(
-                    to,
-                    index,
-                    snapshot_index = cache.snapshot_index,
-                    "raft snapshot: state machine is behind the compacted log"
-                );
-                return Err(unavailable());
-            }
-            Err(RaftError::Store(StorageError::Unavailable)) => {
-                return Err(corrupt(format!(
-                    "raft snapshot: state machine index {index} is beyond the last log entry {}",
-                    cache.last_index
-                )));
-            }
-            Err(e) => return Err(e),
-        };
-        let mut snapshot = Snapshot {
-            data: data.into(),
-            ..Default::default()
-        };
-        let meta = snapshot.mut_metadata();
-        meta.index = index;
-        meta.term = term;
-        meta.set_conf_state(cache.conf_state.clone());
-        Ok(snapshot)
+        match self.term_locked(&cache, meta.index) {
+            Ok(term) if term == meta.term => Ok(snapshot),
+            Ok(term) => Err(corrupt(format!(
+                "raft snapshot at {} says term {} but the log has {term}",
+                meta.index, meta.term
+            ))),
+            Err(RaftError::Store(StorageError::Unavailable)) => Err(corrupt(format!(
+                "raft snapshot at {} is beyond the last log entry {}",
+                meta.index, cache.last_index
+            ))),
+            Err(_) => Err(unavailable()),
+        }
     }
 }
 
@@ -920,7 +940,7 @@ mod tests {
     use ::raft::{Error as RaftError, GetEntriesContext, Storage, StorageError};
     use protobuf::Message as _;
 
-    use super::{Durability, RaftStorage, SnapshotSource, LOG_TREE};
+    use super::{Durability, LogView, RaftStorage, SnapshotSource, LOG_TREE};
 
     fn new_entry(index: u64, term: u64) -> Entry {
         Entry {
@@ -975,19 +995,60 @@ mod tests {
         matches!(e, RaftError::Store(StorageError::Other(_)))
     }
 
+    /// Offers the snapshot at its index with the term and members the
+    /// log gives, like the builder.
     struct FixedSource(u64, Vec<u8>);
 
     impl SnapshotSource for FixedSource {
-        fn snapshot_data(&self) -> anyhow::Result<(u64, Vec<u8>)> {
-            Ok((self.0, self.1.clone()))
+        fn snapshot_for(
+            &self,
+            _to: u64,
+            _oldest: u64,
+            log: &LogView<'_>,
+        ) -> anyhow::Result<Option<Snapshot>> {
+            let Some(term) = (log.term_of)(self.0) else {
+                return Ok(None);
+            };
+            let mut snapshot = Snapshot {
+                data: self.1.clone().into(),
+                ..Default::default()
+            };
+            snapshot.mut_metadata().index = self.0;
+            snapshot.mut_metadata().term = term;
+            snapshot
+                .mut_metadata()
+                .set_conf_state(log.conf_state.clone());
+            Ok(Some(snapshot))
         }
     }
 
     struct FailingSource;
 
     impl SnapshotSource for FailingSource {
-        fn snapshot_data(&self) -> anyhow::Result<(u64, Vec<u8>)> {
+        fn snapshot_for(
+            &self,
+            _to: u64,
+            _oldest: u64,
+            _log: &LogView<'_>,
+        ) -> anyhow::Result<Option<Snapshot>> {
             anyhow::bail!("state machine is closed")
+        }
+    }
+
+    /// Offers a snapshot whose term disagrees with the log.
+    struct WrongTerm;
+
+    impl SnapshotSource for WrongTerm {
+        fn snapshot_for(
+            &self,
+            _to: u64,
+            _oldest: u64,
+            _log: &LogView<'_>,
+        ) -> anyhow::Result<Option<Snapshot>> {
+            let mut snapshot = Snapshot::default();
+            snapshot.mut_metadata().index = 4;
+            snapshot.mut_metadata().term = 9;
+            Ok(Some(snapshot))
         }
     }
 
@@ -1324,7 +1385,8 @@ mod tests {
             (4, 0, want(4, 4)),
             (5, 5, want(5, 5)),
             (5, 6, unavailable()),
-            // the snapshot point itself: its term is remembered
+            // the snapshot point itself: its term is remembered, and the
+            // entries after it are all in the log
             (2, 0, want(2, 2)),
             // behind the compacted log: cannot name a term
             (1, 0, unavailable()),
@@ -1337,8 +1399,11 @@ mod tests {
             assert_eq!(s.snapshot(request, 2), want, "#{i}");
         }
 
-        // Ahead of the log: a real inconsistency, not a retry.
+        // Ahead of the log: no term to name, raft asks again.
         s.set_snapshot_source(Arc::new(FixedSource(9, vec![])));
+        assert_eq!(s.snapshot(0, 2), unavailable());
+        // A term the log disagrees with: a real inconsistency, not a retry.
+        s.set_snapshot_source(Arc::new(WrongTerm));
         assert!(is_other(&s.snapshot(0, 2).unwrap_err()));
 
         // A failing state machine: raft retries later instead of panicking.

@@ -253,7 +253,19 @@ impl Engine {
             log_start_index: raft::Storage::first_index(&self.storage).unwrap_or_default(),
             voters: self.storage.conf_state().voters,
             progress,
+            snapshots: self.snapshot_counters(),
             raft_addrs,
+        }
+    }
+
+    fn snapshot_counters(&self) -> protocol::api::SnapshotCounters {
+        let sent = self.transport.stats();
+        protocol::api::SnapshotCounters {
+            built: self.snapshots.builds(),
+            sent: sent.snapshots_sent,
+            send_failures: sent.snapshot_send_failures,
+            received: sent.snapshots_received,
+            installed: self.installed_snapshots,
         }
     }
 }

@@ -5,9 +5,11 @@
 //!
 //! - `driver`: the thread's loop, proposals, membership, leadership, status.
 //! - `ready`: the ready loop and what it applies.
+//! - `install`: installing a snapshot the leader sent, crash-safely.
 //! - `lease`: the leader lease rounds and step-down.
 
 mod driver;
+mod install;
 mod lease;
 mod ready;
 
@@ -28,6 +30,7 @@ use raft::{eraftpb::Message, RawNode};
 use tokio::sync::{mpsc::UnboundedSender, oneshot, watch};
 
 use super::{
+    snapshot::builder::SnapshotBuilder,
     storage::{Durability, RaftStorage},
     transport::RaftTransport,
 };
@@ -43,8 +46,10 @@ pub struct EngineConfig {
     pub heartbeat_ticks: usize,
     /// What makes a Ready batch durable before it is acknowledged.
     pub durability: Durability,
-    /// Log entries kept behind the applied index before compaction.
+    /// Compaction runs once this many entries beyond the tail were applied.
     pub compact_after: u64,
+    /// Entries kept behind the applied index when the log is compacted.
+    pub log_tail: u64,
 }
 
 impl EngineConfig {
@@ -56,6 +61,7 @@ impl EngineConfig {
             heartbeat_ticks: 2,
             durability: Durability::Flush,
             compact_after: 10_000,
+            log_tail: crate::config::DEFAULT_LOG_TAIL,
         }
     }
 }
@@ -115,6 +121,8 @@ pub struct RaftStatus {
     pub voters: Vec<u64>,
     /// (node id, matched index, next index) as the leader tracks them.
     pub progress: Vec<(u64, u64, u64)>,
+    /// Snapshots built, sent, received and installed since the start.
+    pub snapshots: protocol::api::SnapshotCounters,
     /// The Raft address of this node and of every peer the transport
     /// knows, registered in the log or not: a node joining through this
     /// one needs them before any member's registration has committed.
@@ -227,9 +235,11 @@ struct Engine {
     reads_term: u64,
     /// Reads waiting for this node to apply up to an index.
     reads_confirmed: Vec<(u64, oneshot::Sender<Result<(), String>>)>,
-    /// Compact at the next chance, so a member added since gets a snapshot
-    /// that carries the whole membership.
-    compact_soon: bool,
+    /// Builds the snapshots this node sends; knows where received ones
+    /// wait to be installed.
+    snapshots: Arc<SnapshotBuilder>,
+    /// Snapshots installed since the start.
+    installed_snapshots: u64,
     next_proposal: u64,
     /// Term of the last applied entry; a leader is ready once it applied
     /// an entry of its own term.
@@ -247,6 +257,7 @@ pub fn spawn(
     transport: RaftTransport,
     inbound: mpsc::Receiver<Message>,
     applied: UnboundedSender<Applied>,
+    snapshots: Arc<SnapshotBuilder>,
 ) -> anyhow::Result<EngineHandle> {
     // Committed entries are applied before the Ready that carries their
     // commit index is persisted, so after a crash the state machine may be
@@ -294,7 +305,8 @@ pub fn spawn(
         reads_unconfirmed: HashMap::new(),
         reads_confirmed: Vec::new(),
         reads_term: 0,
-        compact_soon: false,
+        snapshots,
+        installed_snapshots: 0,
         next_proposal: 1,
         applied_term: 0,
         lease: lease.clone(),

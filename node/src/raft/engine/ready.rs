@@ -37,14 +37,7 @@ impl Engine {
         let mut dirty = false;
         if !ready.snapshot().is_empty() {
             let snapshot = ready.snapshot().clone();
-            self.storage.apply_snapshot(&snapshot)?;
-            self.store
-                .install_dump(snapshot.data.as_ref(), |_, _| true)?;
-            self.applied_term = snapshot.get_metadata().term;
-            tracing::info!(
-                index = snapshot.get_metadata().index,
-                "installed a snapshot from the leader"
-            );
+            self.install_snapshot(&snapshot)?;
             self.connect_registered_members()?;
             dirty = true;
         }
@@ -209,7 +202,6 @@ impl Engine {
                         tracing::warn!(node = cc.node_id, "added member carries no Raft address")
                     }
                 }
-                self.compact_soon = true;
             }
             ConfChangeType::RemoveNode => self.transport.remove_peer(cc.node_id),
         }
@@ -222,14 +214,15 @@ impl Engine {
         (u64::from_be_bytes(*node) == self.config.node_id).then(|| u64::from_be_bytes(id))
     }
 
+    /// Compacts the log up to the tail behind the applied index, in steps
+    /// of `compact_after` entries.
     fn maybe_compact(&mut self) -> anyhow::Result<()> {
         let applied = self.store.applied_index()?;
         let first = raft::Storage::first_index(&self.storage)?;
-        let due = applied >= first + self.config.compact_after;
-        let for_new_member = std::mem::take(&mut self.compact_soon) && applied >= first;
-        if due || for_new_member {
-            self.storage.compact(applied)?;
-            tracing::info!(up_to = applied, "raft log compacted");
+        let up_to = applied.saturating_sub(self.config.log_tail);
+        if up_to >= first + self.config.compact_after {
+            self.storage.compact(up_to)?;
+            tracing::info!(up_to, "raft log compacted");
         }
         Ok(())
     }

@@ -54,12 +54,14 @@ impl SnapshotDir {
 
     /// The whole file of the snapshot at (index, term) on `side`.
     pub fn file(&self, side: Side, index: u64, term: u64) -> PathBuf {
-        self.path.join(format!("{}-{index}-{term}.dump", prefix(side)))
+        self.path
+            .join(format!("{}-{index}-{term}.dump", prefix(side)))
     }
 
     /// Where a snapshot is written before it is whole.
     pub fn partial(&self, side: Side, index: u64, term: u64) -> PathBuf {
-        self.path.join(format!("{}-{index}-{term}.part", prefix(side)))
+        self.path
+            .join(format!("{}-{index}-{term}.part", prefix(side)))
     }
 
     /// Makes a partial file whole: syncs it, renames it to its final name
