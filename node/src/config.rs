@@ -61,6 +61,9 @@ pub struct GossipSettings {
 /// Raft log entries kept behind the applied index by default (see
 /// OPERATIONS.md for sizing it to how long a follower may be away).
 pub const DEFAULT_LOG_TAIL: u64 = 50_000;
+/// Most bytes of Raft log entries kept behind the applied index by default:
+/// jobs with large params must not keep a log many times the state.
+pub const DEFAULT_LOG_TAIL_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A Raft member's settings.
 #[derive(Clone, Debug)]
@@ -83,6 +86,8 @@ pub struct RaftSettings {
     /// a follower that was briefly away catches up from entries rather than
     /// a snapshot.
     pub log_tail: u64,
+    /// Most bytes of entries the tail keeps.
+    pub log_tail_bytes: u64,
     /// Faults injected into this node's outgoing Raft messages; none unless
     /// a test partitions the cluster.
     pub faults: crate::raft::faults::Faults,
@@ -366,6 +371,10 @@ pub struct ServerArgs {
     /// Raft log entries kept behind the applied index when the log is
     /// compacted: a follower further behind needs a snapshot.
     #[arg(long, default_value_t = DEFAULT_LOG_TAIL)]
+    /// Most bytes of Raft log entries kept behind the applied index: the
+    /// tail is cut at whichever of the two limits comes first.
+    #[arg(long, default_value_t = DEFAULT_LOG_TAIL_BYTES)]
+    pub raft_log_tail_bytes: u64,
     pub raft_log_tail: u64,
     #[command(flatten)]
     pub admin: AdminTokenArgs,
@@ -395,6 +404,7 @@ impl ServerArgs {
                     durability: self.raft_durability,
                     tick: Duration::from_millis(self.raft_tick_ms.max(1)),
                     compact_after: self.raft_compact_after.max(1),
+                    log_tail_bytes: self.raft_log_tail_bytes,
                     log_tail: self.raft_log_tail,
                     faults: Default::default(),
                 })

@@ -494,6 +494,7 @@ async fn start_raft(
     engine_config.durability = settings.durability;
     engine_config.compact_after = settings.compact_after;
     engine_config.log_tail = settings.log_tail;
+    engine_config.log_tail_bytes = settings.log_tail_bytes;
     let engine = engine::spawn(
         engine_config,
         storage,

@@ -639,6 +639,25 @@ impl RaftStorage {
         (cache.snapshot_index, cache.snapshot_term)
     }
 
+    /// The first index of the longest run of entries ending at `last` whose
+    /// encoded bytes stay within `max_bytes` (`last + 1` when even the
+    /// entry at `last` alone is larger). Reads the entries' sizes from the
+    /// newest back, so it costs the entries it keeps.
+    pub fn first_within_bytes(&self, last: u64, max_bytes: u64) -> anyhow::Result<u64> {
+        let first = self.rl().first_index();
+        let mut kept = 0u64;
+        let mut start = last + 1;
+        for item in self.inner.log.range(log_key(first)..=log_key(last)).rev() {
+            let (key, value) = item.map_err(|e| sled_err("raft log read", e))?;
+            kept += value.len() as u64;
+            if kept > max_bytes {
+                break;
+            }
+            start = key_index(&key)?;
+        }
+        Ok(start)
+    }
+
     /// Drops log entries up to and including `index` (which must be <= the
     /// applied index the caller passes in, and > current snapshot index);
     /// remembers (index, term of index) as the snapshot point.
@@ -1198,6 +1217,17 @@ mod tests {
             );
             assert_eq!(s.snapshot_point(), (idx.max(2), idx.max(2)), "#{i}");
         }
+    }
+
+    #[test]
+    fn the_tail_within_a_byte_budget_is_counted_from_the_newest_entry() {
+        let (_dir, _db, s) = with_3_4_5();
+        let entry = size_of(&new_entry(3, 3));
+        assert_eq!(s.first_within_bytes(5, u64::MAX).unwrap(), 3, "all of it");
+        assert_eq!(s.first_within_bytes(5, 2 * entry).unwrap(), 4);
+        assert_eq!(s.first_within_bytes(5, 2 * entry - 1).unwrap(), 5);
+        assert_eq!(s.first_within_bytes(5, 0).unwrap(), 6, "not even one");
+        assert_eq!(s.first_within_bytes(4, entry).unwrap(), 4);
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct EngineConfig {
     pub compact_after: u64,
     /// Entries kept behind the applied index when the log is compacted.
     pub log_tail: u64,
+    /// Most bytes of entries kept behind the applied index.
+    pub log_tail_bytes: u64,
 }
 
 impl EngineConfig {
@@ -62,6 +64,7 @@ impl EngineConfig {
             durability: Durability::Flush,
             compact_after: 10_000,
             log_tail: crate::config::DEFAULT_LOG_TAIL,
+            log_tail_bytes: crate::config::DEFAULT_LOG_TAIL_BYTES,
         }
     }
 }

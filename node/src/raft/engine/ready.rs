@@ -214,13 +214,22 @@ impl Engine {
         (u64::from_be_bytes(*node) == self.config.node_id).then(|| u64::from_be_bytes(id))
     }
 
-    /// Compacts the log up to the tail behind the applied index, in steps
-    /// of `compact_after` entries.
+    /// Compacts the log up to the tail behind the applied index (at most
+    /// `log_tail` entries and `log_tail_bytes` bytes), checked every
+    /// `compact_after` entries.
     fn maybe_compact(&mut self) -> anyhow::Result<()> {
         let applied = self.store.applied_index()?;
         let first = raft::Storage::first_index(&self.storage)?;
-        let up_to = applied.saturating_sub(self.config.log_tail);
-        if up_to >= first + self.config.compact_after {
+        if applied < first + self.config.compact_after {
+            return Ok(());
+        }
+        let by_count = applied.saturating_sub(self.config.log_tail);
+        let by_bytes = self
+            .storage
+            .first_within_bytes(applied, self.config.log_tail_bytes)?
+            .saturating_sub(1);
+        let up_to = by_count.max(by_bytes);
+        if up_to >= first {
             self.storage.compact(up_to)?;
             tracing::info!(up_to, "raft log compacted");
         }
