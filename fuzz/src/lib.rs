@@ -22,6 +22,9 @@
 //! - [`raft_frame`]: the Raft transport's frame reader and batch decoder;
 //!   a decoded batch re-encodes into frames that decode to the same
 //!   messages.
+//! - [`dump`]: a state dump (a Raft snapshot from the network, a backup
+//!   to restore) read record by record; one read whole writes back to the
+//!   same bytes.
 //! - [`gossip_keys`]: gossip key-values into a member; a decoded member
 //!   validates and round-trips.
 //! - [`tokens`]: the admin token file; every token parsed has a scope and
@@ -35,6 +38,7 @@
 
 pub mod budget;
 pub mod config;
+pub mod dump;
 pub mod gossip_keys;
 pub mod job;
 pub mod raft_frame;
@@ -48,7 +52,7 @@ pub type Body = fn(&[u8]);
 
 /// Every target: its name (the folder under `fuzz/corpus/` and
 /// `fuzz/regressions/`, and the `cargo fuzz` target) and its body.
-pub const TARGETS: [(&str, Body); 8] = [
+pub const TARGETS: [(&str, Body); 9] = [
     ("schedule", schedule::run),
     ("job", job::run),
     ("wire", wire::run),
@@ -57,4 +61,5 @@ pub const TARGETS: [(&str, Body); 8] = [
     ("gossip_keys", gossip_keys::run),
     ("tokens", tokens::run),
     ("config", config::run),
+    ("dump", dump::run),
 ];
