@@ -9,6 +9,13 @@ use protocol::schedule::Schedule;
 /// `cronmesh bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
+    /// What to measure: `slots`, the runs of jobs fired over a window (the
+    /// flags up to --restart-leader-at), or `catch-up`, how a follower
+    /// killed while the state grew catches up on restart (the --state-*,
+    /// --log-tail, --compact-after, --wipe and --backup-restore flags).
+    #[arg(long, value_enum, default_value_t = Scenario::Slots)]
+    pub scenario: Scenario,
+
     /// Scheduler nodes: 1 (a single `cronmesh server`) or 3 (a Raft cluster).
     #[arg(long, default_value_t = 3, value_parser = parse_nodes)]
     pub nodes: usize,
@@ -30,13 +37,15 @@ pub struct BenchArgs {
     pub idle_jobs: u32,
 
     /// Jobs per creation request: 1 posts each job alone; more post JSON
-    /// arrays, which the API stores all or none in one log entry.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub create_batch: u32,
+    /// arrays, which the API stores all or none in one log entry. 1 by
+    /// default; 16 (about 1 MiB) with --scenario catch-up.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub create_batch: Option<u32>,
 
-    /// Job creations in flight at once (keep-alive connections).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub create_concurrency: u32,
+    /// Job creations in flight at once (keep-alive connections); 64 by
+    /// default, 4 with --scenario catch-up.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub create_concurrency: Option<u32>,
 
     /// Schedule of every job.
     #[arg(long, default_value = "@every 1s")]
@@ -86,6 +95,47 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+
+    /// Catch-up: MiB of job `params` the cluster gains while a follower
+    /// is down.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub state_mib: u64,
+
+    /// Catch-up: bytes of `params` per job (the API takes at most 64 KiB).
+    #[arg(long, default_value_t = 64_000, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub params_bytes: u32,
+
+    /// Catch-up: the servers' --raft-log-tail. Small, so the follower needs
+    /// a snapshot; larger than the entries the state takes, so it catches
+    /// up from the log.
+    #[arg(long, default_value_t = 100)]
+    pub log_tail: u64,
+
+    /// Catch-up: the servers' --raft-compact-after.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub compact_after: u64,
+
+    /// Catch-up: remove the follower's data directory before it restarts,
+    /// as a replaced disk.
+    #[arg(long)]
+    pub wipe: bool,
+
+    /// Catch-up: afterwards, time `cronmesh backup` of the leader and
+    /// `cronmesh restore` of that file into a new directory.
+    #[arg(long)]
+    pub backup_restore: bool,
+}
+
+/// What `cronmesh bench` measures (`--scenario`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Jobs fired over a measured window: lost, doubled and late slots.
+    #[default]
+    Slots,
+    /// A follower killed, the state grown, the follower restarted: how
+    /// long it takes to catch up, and what that costs.
+    CatchUp,
 }
 
 /// What the bench's jobs run (`--target`).
@@ -108,6 +158,23 @@ fn parse_nodes(text: &str) -> Result<usize, String> {
 }
 
 impl BenchArgs {
+    /// Jobs per creation request (`--create-batch`, or the scenario's).
+    pub fn create_batch(&self) -> u32 {
+        self.create_batch.unwrap_or(match self.scenario {
+            Scenario::Slots => 1,
+            Scenario::CatchUp => 16,
+        })
+    }
+
+    /// Creation requests in flight (`--create-concurrency`, or the
+    /// scenario's).
+    pub fn create_concurrency(&self) -> u32 {
+        self.create_concurrency.unwrap_or(match self.scenario {
+            Scenario::Slots => 64,
+            Scenario::CatchUp => 4,
+        })
+    }
+
     /// Checks what the parser cannot: the schedule, and event times that
     /// fall inside the window and make sense for the cluster size.
     pub fn validate(&self) -> anyhow::Result<Schedule> {
@@ -131,6 +198,14 @@ impl BenchArgs {
         }
         if self.kill_leader_at.is_some() && self.nodes == 1 {
             bail!("--kill-leader-at needs --nodes 3 so another node can take over; use --restart-leader-at with one node");
+        }
+        if self.scenario == Scenario::CatchUp {
+            if self.nodes != 3 {
+                bail!("--scenario catch-up needs --nodes 3: a follower catches up from a leader");
+            }
+            if self.kill_leader_at.is_some() || self.restart_leader_at.is_some() {
+                bail!("--scenario catch-up kills a follower itself; drop --kill-leader-at and --restart-leader-at");
+            }
         }
         Ok(schedule)
     }
@@ -161,10 +236,12 @@ mod tests {
                 args.nodes,
                 args.executors,
                 args.jobs,
-                args.create_concurrency
+                args.create_concurrency(),
+                args.create_batch()
             ),
-            (3, 2, 1000, 64)
+            (3, 2, 1000, 64, 1)
         );
+        assert_eq!(args.scenario, Scenario::Slots);
         assert_eq!((args.duration, args.drain), (30, 5));
         assert_eq!(args.schedule, "@every 1s");
         assert_eq!(args.target, Target::Executor);
@@ -189,6 +266,34 @@ mod tests {
         assert!(err(&["--duration", "10", "--kill-leader-at", "10"])?.contains("within"));
         assert!(err(&["--nodes", "1", "--kill-leader-at", "1"])?.contains("--nodes 3"));
         assert!(err(&["--nodes", "1", "--restart-leader-at", "1.5"])?.is_empty());
+        assert!(err(&["--scenario", "catch-up", "--nodes", "1"])?.contains("--nodes 3"));
+        assert!(err(&["--scenario", "catch-up", "--kill-leader-at", "1"])?.contains("itself"));
+        Ok(())
+    }
+
+    #[test]
+    fn catch_up_defaults() -> anyhow::Result<()> {
+        let args = parse(&["--scenario", "catch-up"])?;
+        assert_eq!(args.scenario, Scenario::CatchUp);
+        assert_eq!((args.state_mib, args.params_bytes), (200, 64_000));
+        assert_eq!((args.log_tail, args.compact_after), (100, 100));
+        assert_eq!((args.create_batch(), args.create_concurrency()), (16, 4));
+        assert!(!args.wipe && !args.backup_restore);
+        assert!(args.validate().is_ok());
+        let args = parse(&[
+            "--scenario",
+            "catch-up",
+            "--create-batch",
+            "64",
+            "--state-mib",
+            "1024",
+            "--wipe",
+        ])?;
+        assert_eq!(
+            (args.create_batch(), args.state_mib, args.wipe),
+            (64, 1024, true)
+        );
+        assert!(parse(&["--scenario", "catch-up", "--params-bytes", "70000"]).is_err());
         Ok(())
     }
 }

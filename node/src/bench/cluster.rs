@@ -31,6 +31,8 @@ pub struct Plan<'a> {
     pub executors: u32,
     /// Runs kept per job: enough for every slot of the bench.
     pub history_limit: usize,
+    /// Flags every server gets besides the layout's.
+    pub extra_server_args: &'a [String],
 }
 
 pub struct Cluster {
@@ -54,7 +56,8 @@ impl Cluster {
             .map(|id| {
                 let label = format!("node{id}");
                 let log = plan.dir.join(format!("{label}.log"));
-                let args = layout.server_args(id);
+                let mut args = layout.server_args(id);
+                args.extend(plan.extra_server_args.iter().cloned());
                 Managed::new(
                     label,
                     Role::Server,
@@ -106,6 +109,15 @@ impl Cluster {
 
     pub fn server_mut(&mut self, id: u64) -> Option<&mut Managed> {
         self.servers.get_mut((id as usize).wrapping_sub(1))
+    }
+
+    pub fn server(&self, id: u64) -> Option<&Managed> {
+        self.servers.get((id as usize).wrapping_sub(1))
+    }
+
+    /// Node `id`'s `--data-dir`.
+    pub fn data_dir(&self, id: u64) -> Option<PathBuf> {
+        self.server(id)?.flag_value("--data-dir").map(PathBuf::from)
     }
 
     /// Starts every server and waits until each answers `/readyz` and all

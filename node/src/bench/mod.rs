@@ -22,17 +22,31 @@
 //! - `summary`: the report from what was observed.
 //! - `report`: the JSON object and the table.
 //! - `clock`: the time unit of it all, Unix nanoseconds.
+//!
+//! `--scenario catch-up` measures something else with the same cluster:
+//! - `catch_up`: a follower killed, the state grown, the follower
+//!   restarted and timed until it caught up.
+//! - `bulk_state`: the large jobs the state grows by.
+//! - `memory`: resident memory now, and a reset of the peak.
+//! - `disk_usage`: what each data directory takes on disk.
+//! - `timed_command`: `cronmesh backup` and `restore`, timed.
+//! - `catch_up_report`: its JSON object and table.
 
 mod analysis;
 mod api;
 mod args;
+mod bulk_state;
 mod calls;
+mod catch_up;
+mod catch_up_report;
 mod clock;
 mod cluster;
+mod disk_usage;
 mod events;
 mod failover;
 mod flags;
 mod load;
+mod memory;
 mod processes;
 mod procstat;
 mod receipts;
@@ -40,6 +54,7 @@ mod receiver;
 mod report;
 mod run_records;
 mod summary;
+mod timed_command;
 mod usage;
 mod workdir;
 
@@ -48,7 +63,7 @@ use std::{path::Path, time::Duration};
 use anyhow::Context;
 use protocol::schedule::Schedule;
 
-pub use args::{BenchArgs, Target};
+pub use args::{BenchArgs, Scenario, Target};
 pub use report::Report;
 
 use analysis::{expected_slots, Span};
@@ -89,20 +104,40 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Interrupted, the measurement is dropped, and with it every child
     // process (each is killed when dropped).
     let result = tokio::select! {
-        result = measure(&args, &schedule, &binary, &workdir) => result,
+        result = measure_scenario(&args, &schedule, &binary, &workdir) => result,
         () = crate::signals::shutdown() => Err(anyhow::anyhow!("interrupted; every process it started is stopped")),
     };
     if result.is_err() {
         progress(&format!("logs kept in {}", workdir.path.display()));
     }
     workdir.finish(result.is_err());
-    let report = result?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{}", report.table());
-    }
+    print!("{}", result?);
     Ok(())
+}
+
+/// Measures what `--scenario` asks for; answers the text to print: the
+/// table, or with `--json` one JSON object on a line.
+async fn measure_scenario(
+    args: &BenchArgs,
+    schedule: &Schedule,
+    binary: &Path,
+    workdir: &WorkDir,
+) -> anyhow::Result<String> {
+    let (json, table) = match args.scenario {
+        Scenario::Slots => {
+            let report = measure(args, schedule, binary, workdir).await?;
+            (serde_json::to_string(&report)?, report.table())
+        }
+        Scenario::CatchUp => {
+            let report = catch_up::measure(args, binary, workdir).await?;
+            (serde_json::to_string(&report)?, report.table())
+        }
+    };
+    Ok(if args.json {
+        format!("{json}\n")
+    } else {
+        table
+    })
 }
 
 /// A line of progress on stderr.
@@ -130,7 +165,7 @@ async fn measure(
             cluster.api_url(leader),
             (args.idle_jobs, load::idle_job_id),
             (load::IDLE_SCHEDULE, JobTarget::Noop),
-            (args.create_concurrency, args.create_batch),
+            (args.create_concurrency(), args.create_batch()),
         )
         .await?;
         progress(&format!(
@@ -140,7 +175,8 @@ async fn measure(
     }
     progress(&format!(
         "creating {} jobs, {} at a time",
-        args.jobs, args.create_concurrency
+        args.jobs,
+        args.create_concurrency()
     ));
     // No run of a bench job is scheduled before this.
     let first_created = now();
@@ -152,7 +188,7 @@ async fn measure(
             &args.schedule,
             receiver.as_ref().map_or(JobTarget::Noop, JobTarget::Http),
         ),
-        (args.create_concurrency, args.create_batch),
+        (args.create_concurrency(), args.create_batch()),
     )
     .await?;
     let start = ceil_second(nanos(last_created) + SETTLE);
@@ -276,6 +312,7 @@ async fn start(
         nodes: args.nodes,
         executors: args.executors,
         history_limit: history_limit(schedule, args),
+        extra_server_args: &[],
     })?;
     progress(&format!("starting {} node(s)", args.nodes));
     let leader = cluster

@@ -85,6 +85,12 @@ impl Managed {
         Ok(())
     }
 
+    /// The value given to `flag` on the command line (`--data-dir DIR`).
+    pub fn flag_value(&self, flag: &str) -> Option<&str> {
+        let at = self.args.iter().position(|a| a == flag)?;
+        self.args.get(at + 1).map(String::as_str)
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
