@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use actors::store::{local_log::Durability, DEFAULT_HISTORY_LIMIT};
+use actors::store::{local_log::Durability, retention::HistoryPolicy, DEFAULT_HISTORY_LIMIT};
 use anyhow::{bail, Context};
 use protocol::job::DEFAULT_GROUP;
 
@@ -33,8 +33,8 @@ pub struct NodeConfig {
     /// Requests per second one client address may make to the admin API
     /// (0: no limit).
     pub rate_limit: u32,
-    /// Runs kept per job.
-    pub history_limit: usize,
+    /// Which finished runs the store drops (`--history-*`).
+    pub history: HistoryPolicy,
     /// When a metadata write counts as durable.
     pub durability: Durability,
     pub timings: Timings,
@@ -197,7 +197,7 @@ impl NodeConfig {
             tls: Default::default(),
             tokens: Vec::new(),
             rate_limit: DEFAULT_RATE_LIMIT,
-            history_limit: DEFAULT_HISTORY_LIMIT,
+            history: HistoryPolicy::default(),
             durability: Durability::Flush,
             timings: Timings::default(),
             seed: 0,
@@ -354,9 +354,8 @@ pub struct ServerArgs {
     /// it a server needs --secret-file.
     #[arg(long, conflicts_with = "secret_file")]
     pub unsigned: bool,
-    /// Runs kept per job.
-    #[arg(long, default_value_t = DEFAULT_HISTORY_LIMIT)]
-    pub history_limit: usize,
+    #[command(flatten)]
+    pub history: crate::history_config::HistoryArgs,
     /// What makes the Raft log durable before a write is acknowledged:
     /// flush (survives a process crash), fsync, or none.
     #[arg(long, default_value = "flush", value_parser = parse_durability)]
@@ -427,7 +426,7 @@ impl ServerArgs {
             tls: self.tls.load()?,
             tokens: self.admin.tokens()?,
             rate_limit: self.admin.rate_limit,
-            history_limit: self.history_limit,
+            history: self.history.policy(),
             seed: self.node_id,
             raft,
             gossip: match self.gossip {

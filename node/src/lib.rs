@@ -4,6 +4,7 @@
 //! - [`node`]: all the wiring of a scheduler node, top to bottom.
 //! - [`config`]: node configuration and the `dev` / `server` flags.
 //! - [`settings`]: flags over `CRONMESH_*` variables over the `--config` file.
+//! - [`history_config`]: the run history retention settings of `server`.
 //! - [`consensus`]: alone or through Raft: who leads and where writes go.
 //! - [`discovery`]: executors found by gossip become the Router's executor set.
 //! - [`raft`]: the Raft engine, its sled storage and TCP transport.
@@ -30,6 +31,7 @@ pub mod console;
 pub mod discovery;
 pub mod events;
 pub mod executor;
+pub mod history_config;
 pub mod metrics;
 pub mod node;
 pub mod raft;

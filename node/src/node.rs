@@ -131,7 +131,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         .cache_capacity(SLED_CACHE_BYTES)
         .open()
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-    let store = Arc::new(StateMachine::with_db(db.clone(), config.history_limit)?);
+    let store = Arc::new(StateMachine::with_db(db.clone(), config.history.clone())?);
     let (applied_tx, applied_rx) = tokio::sync::mpsc::unbounded_channel();
 
     // The admin API's address comes first: executors report to it.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use actors::store::{backup::Restored, StateMachine, DEFAULT_HISTORY_LIMIT};
+use actors::store::{backup::Restored, retention::HistoryPolicy, StateMachine};
 use anyhow::{bail, Context};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -29,7 +29,7 @@ pub fn restore(args: &RestoreArgs) -> anyhow::Result<Restored> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-    let store = StateMachine::open(&store_dir, DEFAULT_HISTORY_LIMIT)
+    let store = StateMachine::open(&store_dir, HistoryPolicy::default())
         .with_context(|| format!("cannot create the store in {}", store_dir.display()))?;
     let restored = store
         .restore_backup(backup)

@@ -1,5 +1,6 @@
 //! The one place that calls rmp-serde: MessagePack with named fields, used
-//! on the executor wire and for everything stored in sled.
+//! on the executor wire and for everything stored in sled, except the run
+//! records of the store, which are by position (`encode_compact`).
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -13,6 +14,15 @@ pub enum WireError {
 
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
     Ok(rmp_serde::to_vec_named(value)?)
+}
+
+/// MessagePack with the fields of a struct by position (an array), not by
+/// name: for records stored by the million, whose field names would be
+/// about as long as their values. [`decode`] reads both forms. A record of
+/// this form is read by field order, so a struct stored so may only gain
+/// fields at its end, each with `#[serde(default)]`.
+pub fn encode_compact<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
+    Ok(rmp_serde::to_vec(value)?)
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {

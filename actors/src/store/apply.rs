@@ -1,6 +1,6 @@
 //! The one function that applies a `MetaCommand` to the state machine.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use protocol::{
@@ -9,8 +9,12 @@ use protocol::{
 };
 
 use super::{
-    keys, records::StoredRunRef, txn::Txn, JobState, Outcome, Rejection, StateMachine, StoreError,
-    StoredRun,
+    keys,
+    records::JobHistory,
+    retention::{self, HistoryPolicy},
+    run_book::{self, find_indexed, Book},
+    txn::Txn,
+    JobState, Outcome, Rejection, StateMachine, StoreError,
 };
 
 impl StateMachine {
@@ -31,11 +35,11 @@ impl StateMachine {
             MetaCommand::SetJobEnabled { key, enabled, at } => {
                 set_enabled(&mut txn, key, *enabled, *at)?
             }
-            MetaCommand::CreateRuns { runs } => {
-                create_runs(&mut txn, index, runs, self.history_limit)?
+            MetaCommand::CreateRuns { runs } => create_runs(&mut txn, index, runs, &self.history)?,
+            MetaCommand::RecordRuns { updates } => record_runs(&mut txn, updates, &self.history)?,
+            MetaCommand::MoveRun { run_id, from, to } => {
+                move_run(&mut txn, run_id, from, to, &self.history)?
             }
-            MetaCommand::RecordRuns { updates } => record_runs(&mut txn, updates)?,
-            MetaCommand::MoveRun { run_id, from, to } => move_run(&mut txn, run_id, from, to)?,
             MetaCommand::RegisterNode { node } => {
                 txn.put(keys::node(node.node_id), node)?;
                 Outcome::NodeRegistered(node.clone())
@@ -79,6 +83,7 @@ fn put_job(
             updated_at: at,
             cursor: at,
             run_count: 0,
+            history: Some(JobHistory::default()),
         },
         (PutMode::Replace, Some(state)) => {
             // Slots before the new definition are not owed by it.
@@ -146,39 +151,44 @@ fn delete_job(txn: &mut Txn, key: &JobKey) -> Result<Outcome, StoreError> {
             existed: false,
         });
     }
-    let index_entries: Vec<(Vec<u8>, Vec<u8>)> = txn
-        .scan_committed(&keys::runs_of_job_prefix(key))
-        .collect::<Result<_, _>>()?;
-    for (index_key, run_id) in index_entries {
-        let run_id = String::from_utf8_lossy(&run_id).into_owned();
-        remove_run(txn, &run_id)?;
-        txn.delete(index_key);
+    let mut book = Book::default();
+    book.drop_job(key);
+    let prefix = keys::runs_of_job_prefix(key);
+    let index_entries: Vec<(Vec<u8>, Vec<u8>)> =
+        txn.scan(&prefix, &prefix).collect::<Result<_, _>>()?;
+    for (index_key, value) in index_entries {
+        match find_indexed(txn, &index_key, &value)? {
+            Some(found) => book.remove(txn, &found)?,
+            None => txn.delete(index_key),
+        }
     }
     txn.delete(keys::job(key));
     txn.delete(keys::job_state(key));
+    book.finish(txn)?;
     Ok(Outcome::JobDeleted {
         key: key.clone(),
         existed: true,
     })
 }
 
+/// Stores the new runs, then trims the history of their jobs. The age
+/// rule measures from the newest `created_at` among the runs.
 fn create_runs(
     txn: &mut Txn,
     index: u64,
     runs: &[Run],
-    history_limit: usize,
+    policy: &HistoryPolicy,
 ) -> Result<Outcome, StoreError> {
-    let mut states: HashMap<JobKey, JobState> = HashMap::new();
+    let mut book = Book::default();
+    let mut touched = BTreeSet::new();
     let mut created = Vec::new();
     for (position, run) in runs.iter().enumerate() {
         let key = JobKey::new(run.namespace.clone(), run.job_id.clone());
-        if !states.contains_key(&key) {
-            match txn.get::<JobState>(&keys::job_state(&key))? {
-                Some(state) => states.insert(key.clone(), state),
-                // The job was deleted after the fire was planned.
-                None => continue,
-            };
+        // The job was deleted after the fire was planned.
+        if book.job(txn, &key)?.is_none() {
+            continue;
         }
+        touched.insert(key.clone());
         let mut run = run.clone();
         if run.id.is_empty() {
             run.id = logged_run_id(&run.namespace, &run.job_id, index, position);
@@ -188,116 +198,85 @@ fn create_runs(
             continue;
         }
         run.output = tail(&run.output, OUTPUT_LIMIT).to_string();
-        let seq = keys::seq(index, position);
-        txn.put(keys::run(&run.id), &StoredRunRef { seq, run: &run })?;
-        txn.put_raw(keys::run_of_job(&key, seq), run.id.clone().into_bytes());
-        txn.put_raw(
-            keys::run_by_status(run.status, seq),
-            run.id.clone().into_bytes(),
-        );
-        txn.put_raw(keys::run_in_all(seq), run.id.clone().into_bytes());
-        if let Some(state) = states.get_mut(&key) {
-            state.run_count += 1;
-            if matches!(run.trigger, TriggerKind::Schedule | TriggerKind::Misfire) {
+        book.insert(txn, &key, keys::seq(index, position), &run)?;
+        if matches!(run.trigger, TriggerKind::Schedule | TriggerKind::Misfire) {
+            if let Some(state) = book.job(txn, &key)? {
                 state.cursor = state.cursor.max(run.scheduled_at);
             }
         }
         created.push(run);
     }
-    for (key, mut state) in states {
-        trim_history(txn, &key, &mut state, history_limit)?;
-        txn.put(keys::job_state(&key), &state)?;
-    }
+    let now = runs.iter().map(|run| run.created_at).max();
+    retention::trim(txn, &mut book, policy, &touched, now)?;
+    book.finish(txn)?;
     Ok(Outcome::RunsCreated(created))
 }
 
-/// Drops the oldest terminal runs of a job beyond `limit`.
-fn trim_history(
+/// Records the transitions, then trims the history of the runs' jobs. The
+/// age rule measures from the newest start or end the updates carry.
+fn record_runs(
     txn: &mut Txn,
-    key: &JobKey,
-    state: &mut JobState,
-    limit: usize,
-) -> Result<(), StoreError> {
-    let mut excess = state.run_count.saturating_sub(limit as u64);
-    if excess == 0 {
-        return Ok(());
-    }
-    let mut doomed = Vec::new();
-    for entry in txn.scan_committed(&keys::runs_of_job_prefix(key)) {
-        if excess == 0 {
-            break;
-        }
-        let (index_key, run_id) = entry?;
-        let run_id = String::from_utf8_lossy(&run_id).into_owned();
-        let terminal = txn
-            .get::<StoredRun>(&keys::run(&run_id))?
-            .is_none_or(|stored| stored.run.status.is_terminal());
-        if terminal {
-            doomed.push((index_key, run_id));
-            excess -= 1;
-        }
-    }
-    for (index_key, run_id) in doomed {
-        remove_run(txn, &run_id)?;
-        txn.delete(index_key);
-        state.run_count = state.run_count.saturating_sub(1);
-    }
-    Ok(())
-}
-
-/// Deletes a run and its status and global index entries (not its per-job
-/// entry, which the caller is iterating).
-fn remove_run(txn: &mut Txn, run_id: &str) -> Result<(), StoreError> {
-    if let Some(stored) = txn.get::<StoredRun>(&keys::run(run_id))? {
-        txn.delete(keys::run_by_status(stored.run.status, stored.seq));
-        txn.delete(keys::run_in_all(stored.seq));
-    }
-    txn.delete(keys::run(run_id));
-    Ok(())
-}
-
-fn record_runs(txn: &mut Txn, updates: &[RunUpdate]) -> Result<Outcome, StoreError> {
+    updates: &[RunUpdate],
+    policy: &HistoryPolicy,
+) -> Result<Outcome, StoreError> {
+    let mut book = Book::default();
+    let mut touched = BTreeSet::new();
     let mut changed: Vec<Run> = Vec::new();
     // Where each run's latest change sits in `changed`.
     let mut position: HashMap<String, usize> = HashMap::new();
     for update in updates {
-        let key = keys::run(&update.run_id);
-        let Some(mut stored) = txn.get::<StoredRun>(&key)? else {
+        let Some(found) = run_book::find(txn, &update.run_id)? else {
             continue;
         };
-        let before = stored.run.status;
-        merge(&mut stored.run, update);
-        if stored.run.status != before {
-            txn.delete(keys::run_by_status(before, stored.seq));
-            txn.put_raw(
-                keys::run_by_status(stored.run.status, stored.seq),
-                stored.run.id.clone().into_bytes(),
-            );
-            match position.get(&stored.run.id) {
-                Some(&at) => changed[at] = stored.run.clone(),
+        let mut run = found.stored.run.clone();
+        merge(&mut run, update);
+        book.rewrite(txn, &found, &run)?;
+        touched.insert(found.job());
+        if run.status != found.stored.run.status {
+            match position.get(&run.id) {
+                Some(&at) => changed[at] = run,
                 None => {
-                    position.insert(stored.run.id.clone(), changed.len());
-                    changed.push(stored.run.clone());
+                    position.insert(run.id.clone(), changed.len());
+                    changed.push(run);
                 }
             }
         }
-        txn.put(key, &stored)?;
     }
+    let now = updates
+        .iter()
+        .flat_map(|u| [u.started_at, u.finished_at])
+        .flatten()
+        .max();
+    retention::trim(txn, &mut book, policy, &touched, now)?;
+    book.finish(txn)?;
     Ok(Outcome::RunsChanged(changed))
 }
 
-fn move_run(txn: &mut Txn, run_id: &str, from: &str, to: &str) -> Result<Outcome, StoreError> {
-    let key = keys::run(run_id);
-    let moved = match txn.get::<StoredRun>(&key)? {
-        Some(mut stored)
-            if !stored.run.status.is_terminal() && stored.run.executor.as_deref() == Some(from) =>
+fn move_run(
+    txn: &mut Txn,
+    run_id: &str,
+    from: &str,
+    to: &str,
+    policy: &HistoryPolicy,
+) -> Result<Outcome, StoreError> {
+    let mut book = Book::default();
+    let moved = match run_book::find(txn, run_id)? {
+        Some(found)
+            if !found.stored.run.status.is_terminal()
+                && found.stored.run.executor.as_deref() == Some(from) =>
         {
-            stored.run.executor = Some(to.to_string());
-            txn.put(key, &stored)?;
+            let mut run = found.stored.run.clone();
+            run.executor = Some(to.to_string());
+            book.rewrite(txn, &found, &run)?;
             true
         }
         _ => false,
     };
+    if moved {
+        // A longer executor name may take the runs past the byte budget.
+        retention::trim(txn, &mut book, policy, &BTreeSet::new(), None)?;
+        book.finish(txn)?;
+    }
     Ok(Outcome::RunMoved {
         run_id: run_id.to_string(),
         moved,

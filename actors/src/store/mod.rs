@@ -8,6 +8,8 @@
 //! - `dump`: the file format of a whole state (Raft snapshots and backups).
 //! - `install`: replacing the whole state with a dump's, crash-safely.
 //! - `backup`: backups written from a view and restored into a new node.
+//! - `retention`: the history policy: which finished runs are dropped, when.
+//! - `run_book`: writes of runs, with the totals retention reads.
 //! - `keys`, `records`, `txn`: key layout, stored records, write overlay.
 
 mod apply;
@@ -18,6 +20,12 @@ pub mod keys;
 pub mod local_log;
 mod queries;
 pub mod records;
+pub mod retention;
+#[cfg(test)]
+mod retention_tests;
+mod run_book;
+#[cfg(test)]
+mod size_tests;
 #[cfg(test)]
 mod tests;
 mod txn;
@@ -97,8 +105,8 @@ pub struct StateMachine {
     tree: RwLock<sled::Tree>,
     /// `store-meta`: the name of the current tree, so a switch is one write.
     meta: sled::Tree,
-    /// Terminal runs beyond this many per job are dropped, oldest first.
-    history_limit: usize,
+    /// Which finished runs are dropped (see `retention`).
+    history: retention::HistoryPolicy,
     /// Held while a command is applied, a view begins or the tree is
     /// switched, so each of them sees whole commands.
     apply_gate: Mutex<()>,
@@ -115,12 +123,12 @@ const ACTIVE_KEY: &[u8] = b"active";
 const FIRST_TREE: &str = "state";
 
 impl StateMachine {
-    pub fn open(dir: &Path, history_limit: usize) -> Result<Self, StoreError> {
+    pub fn open(dir: &Path, history: retention::HistoryPolicy) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
-        Self::with_db(db, history_limit)
+        Self::with_db(db, history)
     }
 
-    pub fn with_db(db: sled::Db, history_limit: usize) -> Result<Self, StoreError> {
+    pub fn with_db(db: sled::Db, history: retention::HistoryPolicy) -> Result<Self, StoreError> {
         let meta = db.open_tree(META_TREE)?;
         let active = match meta.get(ACTIVE_KEY)? {
             Some(name) => String::from_utf8_lossy(&name).into_owned(),
@@ -132,7 +140,7 @@ impl StateMachine {
             db,
             tree: RwLock::new(tree),
             meta,
-            history_limit: history_limit.max(1),
+            history,
             apply_gate: Mutex::new(()),
             views: view::Views::default(),
         })

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use protocol::{Job, JobKey, Run, RunStatus};
 
-use super::{decode, keys, JobState, StateMachine, StoreError, StoredRun};
+use super::{decode, keys, keys::IndexTarget, JobState, StateMachine, StoreError, StoredRun};
 
 /// Which jobs a list returns.
 #[derive(Clone, Debug, Default)]
@@ -132,20 +132,18 @@ impl StateMachine {
         let mut items: Vec<Run> = Vec::new();
         let mut last_seq = None;
         for entry in self.tree().range(prefix.clone()..end).rev() {
-            let (k, run_id) = entry?;
-            let Some(stored) =
-                self.get::<StoredRun>(&keys::run(&String::from_utf8_lossy(&run_id)))?
-            else {
+            let (k, value) = entry?;
+            let Some(run) = self.indexed(&k, &value)? else {
                 continue;
             };
-            if !filter.matches(&stored.run) {
+            if !filter.matches(&run) {
                 continue;
             }
             if items.len() == limit {
                 return Ok((items, last_seq));
             }
             last_seq = keys::seq_of(&k);
-            items.push(stored.run);
+            items.push(run);
         }
         Ok((items, None))
     }
@@ -156,8 +154,8 @@ impl StateMachine {
     pub fn recent_runs(&self, since: DateTime<Utc>, max: usize) -> Result<Vec<Run>, StoreError> {
         let mut out = Vec::new();
         for entry in self.tree().scan_prefix(keys::ALL_RUNS_PREFIX).rev() {
-            let (_, run_id) = entry?;
-            let Some(run) = self.run(&String::from_utf8_lossy(&run_id))? else {
+            let (k, value) = entry?;
+            let Some(run) = self.indexed(&k, &value)? else {
                 continue;
             };
             if run.created_at < since || out.len() == max {
@@ -177,8 +175,8 @@ impl StateMachine {
             RunStatus::Running,
         ] {
             for entry in self.tree().scan_prefix(keys::runs_by_status_prefix(status)) {
-                let (_, run_id) = entry?;
-                if let Some(run) = self.run(&String::from_utf8_lossy(&run_id))? {
+                let (k, value) = entry?;
+                if let Some(run) = self.indexed(&k, &value)? {
                     out.push(run);
                 }
             }
@@ -205,11 +203,25 @@ impl StateMachine {
             .next_back()
         {
             Some(entry) => {
-                let (_, run_id) = entry?;
-                self.run(&String::from_utf8_lossy(&run_id))
+                let (k, value) = entry?;
+                self.indexed(&k, &value)
             }
             None => Ok(None),
         }
+    }
+
+    /// The run an `rj`, `rs` or `ra` entry points at: by the id it holds,
+    /// or through the `ra` entry of its `seq` (see `keys`).
+    fn indexed(&self, key: &[u8], value: &[u8]) -> Result<Option<Run>, StoreError> {
+        let run_id = match keys::index_target(key, value) {
+            IndexTarget::Id(id) => id,
+            IndexTarget::All(seq) => match self.tree().get(keys::run_in_all(seq))? {
+                Some(id) => String::from_utf8_lossy(&id).into_owned(),
+                None => return Ok(None),
+            },
+            IndexTarget::Unknown => return Ok(None),
+        };
+        self.run(&run_id)
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use protocol::Run;
 use serde::{Deserialize, Serialize};
 
+use super::StoreError;
+
 /// Per-job bookkeeping the trigger needs after a restart or leader change.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobState {
@@ -13,8 +15,31 @@ pub struct JobState {
     /// or not owed because the job did not exist or was paused). Slots after
     /// it and before now were missed and go through the misfire policy.
     pub cursor: DateTime<Utc>,
-    /// Runs stored for the job, to bound its history.
+    /// Runs stored for the job, active and finished.
     pub run_count: u64,
+    /// The job's finished runs by outcome, which bound its history (see
+    /// `retention`). `None` in the records of versions before it: counted
+    /// again from the job's runs the first time a command touches the job
+    /// (a scan of that one job's runs, once), never taken as zero, so a
+    /// limit holds from that command on.
+    #[serde(default)]
+    pub history: Option<JobHistory>,
+}
+
+/// A job's finished runs by outcome, and where trimming each starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobHistory {
+    /// Succeeded runs stored.
+    pub succeeded: u64,
+    /// Runs stored that ended otherwise: failed, timed out, killed, skipped.
+    pub failed: u64,
+    /// Before this `seq` the job has no succeeded and no active run: only
+    /// runs that ended otherwise, which trimming succeeded ones skips. The
+    /// scan starts here, so each such run is passed over once, not once
+    /// per command.
+    pub succeeded_from: u64,
+    /// The same for the runs that ended otherwise.
+    pub failed_from: u64,
 }
 
 /// A run with its position in creation order.
@@ -31,9 +56,27 @@ pub struct StoredRunRef<'a> {
     pub run: &'a Run,
 }
 
+impl StoredRunRef<'_> {
+    /// The record as stored: fields by position, which takes about 40 %
+    /// fewer bytes than by name (field names are as long as a finished
+    /// run's values). Records of earlier versions, by name, still decode.
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        protocol::wire::encode_compact(self).map_err(|e| StoreError::Encode(e.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A [`StoredRun`] as this version stores it (see the test below).
+    const STORED_RUN_V2: &str = concat!(
+        "9207dc0011a27231a16aa764656661756c74b4323032362d31312d3231543233",
+        "3a30303a30305aa87363686564756c65930001a001a9737563636565646564aa",
+        "687474703a2f2f653a31b4323032362d31312d32315432323a35393a35395ab8",
+        "323032362d31312d32315432333a30303a30302e3030345ab4323032362d3131",
+        "2d32315432333a30303a30315a00a36f6b0ac0a0c0",
+    );
 
     #[test]
     fn a_borrowed_run_record_encodes_as_the_owned_one() {
@@ -57,5 +100,49 @@ mod tests {
         .unwrap();
         let borrowed = protocol::wire::encode(&StoredRunRef { seq: 7, run: &run }).unwrap();
         assert_eq!(owned, borrowed);
+    }
+
+    fn finished_run() -> Run {
+        serde_json::from_value(serde_json::json!({
+            "id": "r1", "job_id": "j", "namespace": "default",
+            "scheduled_at": "2026-11-21T23:00:00Z", "trigger": "schedule",
+            "shard": {"index": 0, "count": 1, "param": ""}, "attempt": 1,
+            "status": "succeeded", "executor": "http://e:1", "created_at": "2026-11-21T22:59:59Z",
+            "started_at": "2026-11-21T23:00:00.004Z", "finished_at": "2026-11-21T23:00:01Z",
+            "exit_code": 0, "output": "ok\n", "error": null
+        }))
+        .unwrap()
+    }
+
+    /// Run records are stored by field position: this pins the bytes a
+    /// record of today has, so that a change of `Run`'s fields that would
+    /// misread the records already stored (a field inserted, moved or
+    /// removed) fails here. Add fields at the end, with `#[serde(default)]`.
+    #[test]
+    fn a_stored_run_keeps_its_field_order() {
+        let run = finished_run();
+        let bytes = StoredRunRef { seq: 7, run: &run }.encode().unwrap();
+        assert_eq!(hex::encode(&bytes), STORED_RUN_V2);
+        let back: StoredRun = protocol::wire::decode(&hex::decode(STORED_RUN_V2).unwrap()).unwrap();
+        assert_eq!(back, StoredRun { seq: 7, run });
+    }
+
+    #[test]
+    fn a_run_record_by_name_of_earlier_versions_still_decodes() {
+        let run = finished_run();
+        let named = protocol::wire::encode(&StoredRun {
+            seq: 7,
+            run: run.clone(),
+        })
+        .unwrap();
+        let compact = StoredRunRef { seq: 7, run: &run }.encode().unwrap();
+        assert!(
+            compact.len() * 10 < named.len() * 7,
+            "{} vs {}",
+            compact.len(),
+            named.len()
+        );
+        let back: StoredRun = protocol::wire::decode(&named).unwrap();
+        assert_eq!(back, StoredRun { seq: 7, run });
     }
 }

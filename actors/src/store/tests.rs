@@ -63,7 +63,7 @@ impl Log {
 }
 
 fn open(dir: &std::path::Path, limit: usize) -> Log {
-    let sm = StateMachine::open(dir, limit).unwrap();
+    let sm = StateMachine::open(dir, retention::HistoryPolicy::keeping(limit)).unwrap();
     let index = sm.applied_index().unwrap();
     Log { sm, index }
 }
@@ -172,7 +172,7 @@ fn a_slot_is_created_once_and_advances_the_cursor() {
 #[test]
 fn replaying_an_applied_index_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let sm = StateMachine::open(dir.path(), 10).unwrap();
+    let sm = StateMachine::open(dir.path(), retention::HistoryPolicy::keeping(10)).unwrap();
     let cmd = MetaCommand::PutJob {
         job: Box::new(job("a")),
         mode: PutMode::Create,
@@ -366,7 +366,10 @@ fn a_dump_installs_the_same_state_elsewhere() {
         mode: PutMode::Create,
         at,
     });
-    let installed = target.sm.install_dump(data.as_slice(), |_, _| true).unwrap();
+    let installed = target
+        .sm
+        .install_dump(data.as_slice(), |_, _| true)
+        .unwrap();
     assert_eq!(installed.index, 2);
     assert_eq!(target.sm.applied_index().unwrap(), 2);
     assert_eq!(target.sm.job(&j.key()).unwrap(), Some(j.clone()));
@@ -389,7 +392,7 @@ fn a_dump_installs_the_same_state_elsewhere() {
     );
     // The installed state is what a restart opens.
     drop(target);
-    let reopened = StateMachine::open(b.path(), 10).unwrap();
+    let reopened = StateMachine::open(b.path(), retention::HistoryPolicy::keeping(10)).unwrap();
     assert_eq!(reopened.applied_index().unwrap(), 2);
     assert_eq!(reopened.job(&j.key()).unwrap(), Some(j));
     assert_eq!(all_runs(&reopened), all_runs(&source.sm));
@@ -457,7 +460,10 @@ fn writes_after_a_switch_do_not_reach_a_view_of_the_old_tree() {
     });
     let expected = all_jobs_sorted(&target.sm);
     let view = target.sm.view().unwrap();
-    target.sm.install_dump(data.as_slice(), |_, _| true).unwrap();
+    target
+        .sm
+        .install_dump(data.as_slice(), |_, _| true)
+        .unwrap();
     target.index = 1;
     target.apply(MetaCommand::PutJob {
         job: Box::new(job("later")),

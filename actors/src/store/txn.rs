@@ -52,19 +52,29 @@ impl<'a> Txn<'a> {
         self.writes.insert(key, None);
     }
 
-    /// Keys and values stored under `prefix` before this command, oldest
-    /// first, skipping those this command deleted.
-    pub fn scan_committed(
-        &self,
-        prefix: &[u8],
-    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
-        self.tree
-            .scan_prefix(prefix)
-            .filter_map(move |item| match item {
-                Ok((k, _)) if matches!(self.writes.get(k.as_ref()), Some(None)) => None,
-                Ok((k, v)) => Some(Ok((k.to_vec(), v.to_vec()))),
-                Err(e) => Some(Err(e.into())),
+    /// Keys and values under `prefix` from `start` on, oldest first, as
+    /// this command leaves them: the tree's entries merged with this
+    /// command's writes, without the ones it deleted.
+    pub fn scan<'s>(
+        &'s self,
+        prefix: &'s [u8],
+        start: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 's {
+        let committed = self
+            .tree
+            .range(start.to_vec()..)
+            .map(|item| {
+                item.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(StoreError::from)
             })
+            .take_while(move |item| item.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
+            .peekable();
+        let written = self
+            .writes
+            .range(start.to_vec()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .peekable();
+        Merged { committed, written }.filter_map(Result::transpose)
     }
 
     /// The keys this command writes or deletes.
@@ -81,5 +91,41 @@ impl<'a> Txn<'a> {
             }
         }
         batch
+    }
+}
+
+/// The tree's entries and a command's writes, in key order; a write wins
+/// over the tree's entry of the same key. Yields `Ok(None)` for a deletion.
+struct Merged<'w, C, W>
+where
+    C: Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>>,
+    W: Iterator<Item = (&'w Vec<u8>, &'w Option<Vec<u8>>)>,
+{
+    committed: std::iter::Peekable<C>,
+    written: std::iter::Peekable<W>,
+}
+
+impl<'w, C, W> Iterator for Merged<'w, C, W>
+where
+    C: Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>>,
+    W: Iterator<Item = (&'w Vec<u8>, &'w Option<Vec<u8>>)>,
+{
+    type Item = Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let order = match (self.committed.peek(), self.written.peek()) {
+            (None, None) => return None,
+            (Some(Err(_)), _) | (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(Ok((c, _))), Some((w, _))) => c.cmp(*w),
+        };
+        if order == std::cmp::Ordering::Less {
+            return self.committed.next().map(|item| item.map(Some));
+        }
+        if order == std::cmp::Ordering::Equal {
+            self.committed.next();
+        }
+        let (key, value) = self.written.next()?;
+        Some(Ok(value.clone().map(|v| (key.clone(), v))))
     }
 }

@@ -23,7 +23,8 @@ pub struct Layout {
     /// Holds every node's data, logs and receipts.
     pub dir: PathBuf,
     pub secret: PathBuf,
-    /// Runs kept per job: enough for every slot of the bench.
+    /// Runs kept per job of each outcome: enough for every slot of the
+    /// bench.
     pub history_limit: usize,
 }
 
@@ -77,6 +78,8 @@ impl Layout {
             "--secret-file".into(),
             path(&self.secret),
             "--history-limit".into(),
+            self.history_limit.to_string(),
+            "--history-failed-limit".into(),
             self.history_limit.to_string(),
             // The bench is the one client, and may be faster than any limit.
             "--rate-limit".into(),
