@@ -168,7 +168,9 @@ fn remove_all(
 }
 
 /// The age rule for one job. The walk stops at the first run created at
-/// or after `cut`: none after it can have ended before.
+/// or after `cut`: runs are stored in about the order of their creation
+/// times, so the ones after it ended later too. (A run created out of that
+/// order, by a leader whose clock lagged, waits for the runs before it.)
 fn trim_older(
     txn: &mut Txn,
     book: &mut Book,

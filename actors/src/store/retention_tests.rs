@@ -518,3 +518,41 @@ fn two_stores_applying_the_same_commands_keep_the_same_runs() {
     assert!(one.kept(None).len() > 20, "{:?}", one.kept(None));
     one.assert_books_balance();
 }
+
+#[test]
+fn a_lowered_limit_takes_effect_over_the_following_commands() {
+    use super::retention::TRIM_BUDGET;
+    let dir = tempfile::tempdir().unwrap();
+    let many = TRIM_BUDGET as i64 + 50;
+    {
+        let sm = StateMachine::open(dir.path(), HistoryPolicy::keeping(2 * TRIM_BUDGET)).unwrap();
+        sm.apply(
+            1,
+            &MetaCommand::CreateJobs {
+                jobs: vec![job("a")],
+                at: t0(),
+            },
+        )
+        .unwrap();
+        let runs = (0..many)
+            .map(|i| run("a", i, RunStatus::Succeeded))
+            .collect();
+        sm.apply(2, &MetaCommand::CreateRuns { runs }).unwrap();
+    }
+    let mut log = Log {
+        sm: StateMachine::open(dir.path(), HistoryPolicy::keeping(10)).unwrap(),
+        index: 2,
+        _dir: dir,
+    };
+    log.create(vec![run("a", many, RunStatus::Succeeded)]);
+    assert_eq!(
+        log.history("a").succeeded,
+        51,
+        "one command removes at most the budget"
+    );
+    log.create(vec![run("a", many + 1, RunStatus::Succeeded)]);
+    let kept = log.kept(Some("a"));
+    assert_eq!(kept.first(), Some(&(many - 8, RunStatus::Succeeded)));
+    assert_eq!(kept.len(), 10);
+    log.assert_books_balance();
+}
