@@ -182,6 +182,13 @@ fn create_runs(
     let mut book = Book::default();
     let mut touched = BTreeSet::new();
     let mut created = Vec::new();
+    // Runs are ordered by `seq`, which grows with the log index. A store
+    // restored from a backup starts its log again, below the runs it
+    // holds: a new run goes after the newest stored one all the same, so
+    // it sorts as new and never takes the index entries of another run.
+    let mut newest = txn
+        .last_key(keys::ALL_RUNS_PREFIX)?
+        .and_then(|k| keys::seq_of(&k));
     for (position, run) in runs.iter().enumerate() {
         let key = JobKey::new(run.namespace.clone(), run.job_id.clone());
         // The job was deleted after the fire was planned.
@@ -198,7 +205,12 @@ fn create_runs(
             continue;
         }
         run.output = tail(&run.output, OUTPUT_LIMIT).to_string();
-        book.insert(txn, &key, keys::seq(index, position), &run)?;
+        let seq = match newest {
+            Some(newest) => keys::seq(index, position).max(newest.saturating_add(1)),
+            None => keys::seq(index, position),
+        };
+        newest = Some(seq);
+        book.insert(txn, &key, seq, &run)?;
         if matches!(run.trigger, TriggerKind::Schedule | TriggerKind::Misfire) {
             if let Some(state) = book.job(txn, &key)? {
                 state.cursor = state.cursor.max(run.scheduled_at);

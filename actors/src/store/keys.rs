@@ -134,7 +134,9 @@ pub fn run_footprint(job: &JobKey, run_id: &str, status: RunStatus, value_len: u
 }
 
 /// Run ordering key: log index in the high bits, position in the command
-/// in the low 20 bits.
+/// in the low 20 bits. (A store restored from a backup starts its log
+/// again: there a run takes the newest stored `seq` plus one when that is
+/// greater, see `apply::create_runs`.)
 pub fn seq(log_index: u64, position: usize) -> u64 {
     (log_index << 20) | (position as u64 & 0xF_FFFF)
 }

@@ -556,3 +556,28 @@ fn a_lowered_limit_takes_effect_over_the_following_commands() {
     assert_eq!(kept.len(), 10);
     log.assert_books_balance();
 }
+
+#[test]
+fn runs_created_after_a_restore_sort_after_the_restored_ones() {
+    use RunStatus::*;
+    let mut source = Log::new(HistoryPolicy::keeping(3));
+    source.jobs(&["a"]);
+    for i in 0..3 {
+        source.create(vec![run("a", i, Succeeded)]);
+    }
+    source.index = 1000;
+    source.jobs(&["b"]);
+    let backup = source.sm.backup().unwrap();
+    // The restored store's log starts again at 1, below the seqs of the
+    // restored runs (log indexes 2 to 4 of the source).
+    let mut fresh = Log::new(HistoryPolicy::keeping(3));
+    fresh.sm.restore_backup(backup.as_slice()).unwrap();
+    fresh.create(vec![run("a", 10, Succeeded)]);
+    fresh.create(vec![run("a", 11, Succeeded)]);
+    assert_eq!(
+        fresh.kept(Some("a")),
+        vec![(2, Succeeded), (10, Succeeded), (11, Succeeded)]
+    );
+    assert_eq!(fresh.kept(None).len(), 3);
+    fresh.assert_books_balance();
+}

@@ -144,8 +144,8 @@ impl Book {
         if let Some(state) = self.job(txn, key)? {
             state.run_count += 1;
             let history = state.history.get_or_insert_with(JobHistory::default);
-            // Runs are created in `seq` order, but a store restored from a
-            // backup starts its log again: a scan never starts past a run.
+            // `seq`s only grow (see `create_runs`); were one ever lower,
+            // the walks of trimming must still not start past it.
             history.succeeded_from = history.succeeded_from.min(seq);
             history.failed_from = history.failed_from.min(seq);
             if let Some(ending) = Ending::of(run.status) {

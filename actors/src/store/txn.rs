@@ -77,6 +77,25 @@ impl<'a> Txn<'a> {
         Merged { committed, written }.filter_map(Result::transpose)
     }
 
+    /// The greatest key under `prefix` as this command leaves it, or
+    /// greater: a key this command deleted may be answered.
+    pub fn last_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let stored = self
+            .tree
+            .scan_prefix(prefix)
+            .keys()
+            .next_back()
+            .transpose()?;
+        let written = self
+            .writes
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k.clone())
+            .last();
+        Ok(stored.map(|k| k.to_vec()).max(written))
+    }
+
     /// The keys this command writes or deletes.
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
         self.writes.keys().map(Vec::as_slice)
