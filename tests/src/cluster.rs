@@ -2,13 +2,16 @@
 //! members can be killed with SIGKILL and restarted on the same ports and
 //! data directories.
 
-use std::{net::TcpListener, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeMap, net::TcpListener, path::PathBuf, process::ExitStatus, time::Duration,
+};
 
-use serde_json::Value;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
 
 use crate::{
     api::Api,
-    process::{server_with, Proc},
+    process::{server_with_env, Proc},
     wait,
 };
 
@@ -88,6 +91,12 @@ impl Cluster {
 
     /// (Re)starts node `id` on its ports and data directory.
     pub fn restart(&mut self, id: u64) {
+        self.restart_with_env(id, &[]);
+    }
+
+    /// [`restart`](Self::restart) with environment variables set, e.g.
+    /// `[("FAILPOINTS", "NAME=return")]` to arm a kill point.
+    pub fn restart_with_env(&mut self, id: u64, env: &[(&str, &str)]) {
         let (http, raft) = self.ports[(id - 1) as usize];
         let (node_id, raft_addr, peers) =
             (id.to_string(), format!("127.0.0.1:{raft}"), self.peers());
@@ -100,11 +109,12 @@ impl Cluster {
         }
         args.extend(self.extra.iter().map(String::as_str));
         let executors: Vec<&str> = self.executors.iter().map(String::as_str).collect();
-        let proc = server_with(
+        let proc = server_with_env(
             &self.data_dir(id),
             &format!("127.0.0.1:{http}"),
             &executors,
             &args,
+            env,
         );
         self.nodes[(id - 1) as usize] = Some(proc);
     }
@@ -121,6 +131,50 @@ impl Cluster {
         if let Some(proc) = self.nodes[(id - 1) as usize].take() {
             proc.kill9();
         }
+    }
+
+    /// SIGKILL node `id` and remove its data directory: a node that lost
+    /// its disk. [`restart`](Self::restart) starts it empty.
+    pub fn wipe(&mut self, id: u64) {
+        self.kill(id);
+        let dir = self.data_dir(id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("remove {}: {e}", dir.display()));
+        }
+    }
+
+    /// The process id of node `id`, while the fixture holds its process.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.nodes[(id - 1) as usize].as_ref().map(Proc::pid)
+    }
+
+    /// How node `id` exited by itself (e.g. at a kill point), or `None`
+    /// while it runs. Its process stays held, so its log stays readable,
+    /// until it is restarted or killed.
+    pub fn exit_status(&mut self, id: u64) -> Option<ExitStatus> {
+        self.nodes[(id - 1) as usize]
+            .as_mut()
+            .and_then(Proc::exit_status)
+    }
+
+    /// The log lines node `id`'s current process has written so far.
+    pub fn log_lines(&self, id: u64) -> Vec<String> {
+        self.nodes[(id - 1) as usize]
+            .as_ref()
+            .map(Proc::log_lines)
+            .unwrap_or_default()
+    }
+
+    /// `GET /v1/cluster` on node `id`, which must answer 200.
+    pub async fn status(&self, id: u64) -> Value {
+        let (status, body) = self.api(id).get("/v1/cluster").await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "GET /v1/cluster on node {id}: {body}"
+        );
+        body
     }
 
     pub fn is_running(&self, id: u64) -> bool {
@@ -174,16 +228,178 @@ impl Cluster {
         .await
     }
 
+    /// Creates small jobs `PREFIX-N` through the leader until the
+    /// leader's log starts after entry `index + 1` (it compacted away the
+    /// first entry a node that applied `index` still needs), so such a
+    /// node can only catch up by a snapshot. Gives up after `limit`; the
+    /// jobs it created.
+    pub async fn write_until_compacted_past(
+        &self,
+        index: u64,
+        prefix: &str,
+        limit: Duration,
+    ) -> BTreeMap<String, ParamsDigest> {
+        let deadline = std::time::Instant::now() + limit;
+        let mut created = BTreeMap::new();
+        loop {
+            let leader = self.leader().await;
+            let status = self.status(leader).await;
+            let start = status["log_start_index"].as_u64().unwrap_or_default();
+            if start > index + 1 {
+                return created;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "after {limit:?} and {} more jobs the leader's log still starts at {start}, \
+                 not after {index} + 1: {status}",
+                created.len()
+            );
+            let api = self.api(leader);
+            for _ in 0..10 {
+                let id = format!("{prefix}-{}", created.len());
+                let digest = create_small_job(&api, &id).await;
+                created.insert(id, digest);
+            }
+        }
+    }
+
     /// Waits until node `id` has applied at least `index`.
     pub async fn caught_up(&self, id: u64, index: u64) -> Value {
+        self.caught_up_within(id, index, Duration::from_secs(30))
+            .await
+    }
+
+    /// [`caught_up`](Self::caught_up) with a deadline of `limit`, for a
+    /// node that has much to catch up.
+    pub async fn caught_up_within(&self, id: u64, index: u64, limit: Duration) -> Value {
         wait::until(
             &format!("node {id} to apply index {index}"),
-            Duration::from_secs(30),
+            limit,
             || async {
                 let (_, body) = self.api(id).get("/v1/cluster").await;
                 (body["applied_index"].as_u64()? >= index).then_some(body)
             },
         )
         .await
+    }
+}
+
+/// What a test knows of a job's `params` without keeping them: length and
+/// an FNV-1a hash.
+pub type ParamsDigest = (usize, u64);
+
+fn params_digest(params: &str) -> ParamsDigest {
+    let hash = params.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (params.len(), hash)
+}
+
+/// Jobs created by [`grow_state`]: id → digest of their params, and the
+/// bytes of the request bodies that created them.
+#[derive(Debug, Default)]
+pub struct Grown {
+    pub jobs: BTreeMap<String, ParamsDigest>,
+    pub body_bytes: u64,
+}
+
+/// `params` of each job [`grow_state`] creates: just under the 64 KiB
+/// limit.
+pub const BULK_PARAMS_BYTES: usize = 60 * 1024;
+/// Jobs per `POST /v1/jobs` array (one Raft entry of about 2 MiB).
+const BULK_JOBS_PER_REQUEST: usize = 32;
+
+/// Makes the replicated state grow by at least `bytes`: creates jobs
+/// named `PREFIX-N` with [`BULK_PARAMS_BYTES`] of pseudo-random `params`
+/// (from `seed`; not compressible), disabled and `@manual` so none ever
+/// fires, by arrays of [`BULK_JOBS_PER_REQUEST`] through `api`. Retries
+/// while the cluster answers 503 (an election).
+pub async fn grow_state(api: &Api, prefix: &str, bytes: u64, seed: u64) -> Grown {
+    let mut rng = seed | 1;
+    let mut grown = Grown::default();
+    let mut n = 0usize;
+    while grown.body_bytes < bytes {
+        let mut batch = Vec::with_capacity(BULK_JOBS_PER_REQUEST);
+        for _ in 0..BULK_JOBS_PER_REQUEST {
+            let params: String = (0..BULK_PARAMS_BYTES)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    const CHARS: &[u8] =
+                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+                    CHARS[(rng % CHARS.len() as u64) as usize] as char
+                })
+                .collect();
+            let id = format!("{prefix}-{n}");
+            n += 1;
+            grown.jobs.insert(id.clone(), params_digest(&params));
+            batch.push(json!({
+                "id": id, "schedule": "@manual", "enabled": false,
+                "target": {"type": "shell", "command": "true"},
+                "params": params,
+            }));
+        }
+        let body = Value::Array(batch).to_string().into_bytes();
+        grown.body_bytes += body.len() as u64;
+        create_all_or_none(api, body).await;
+    }
+    grown
+}
+
+/// Creates a small job (disabled, `@manual`) named `id`; its digest.
+pub async fn create_small_job(api: &Api, id: &str) -> ParamsDigest {
+    let job = json!({"id": id, "schedule": "@manual", "enabled": false,
+        "target": {"type": "shell", "command": "true"}});
+    create_all_or_none(api, job.to_string().into_bytes()).await;
+    params_digest("")
+}
+
+/// `POST /v1/jobs` with `body` until it is acknowledged: 201, or 409 for a
+/// retry whose first try was applied though its answer was lost.
+async fn create_all_or_none(api: &Api, body: Vec<u8>) {
+    wait::until(
+        "a job create to be acknowledged",
+        Duration::from_secs(60),
+        || async {
+            let (status, answer) = api
+                .raw(
+                    reqwest::Method::POST,
+                    "/v1/jobs",
+                    "application/json",
+                    body.clone(),
+                )
+                .await;
+            match status {
+                StatusCode::CREATED | StatusCode::CONFLICT => Some(()),
+                StatusCode::SERVICE_UNAVAILABLE => None,
+                other => panic!("POST /v1/jobs: {other} {answer}"),
+            }
+        },
+    )
+    .await
+}
+
+/// Every job node `api` serves (read locally, a page of 100 at a time):
+/// id → digest of its params.
+pub async fn job_digests(api: &Api) -> BTreeMap<String, ParamsDigest> {
+    let mut jobs = BTreeMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => format!("/v1/jobs?limit=100&cursor={cursor}"),
+            None => "/v1/jobs?limit=100".to_string(),
+        };
+        let (status, body) = api.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        for job in body["items"].as_array().expect("items") {
+            let id = job["id"].as_str().expect("a job id").to_string();
+            let params = job["params"].as_str().unwrap_or_default();
+            jobs.insert(id, params_digest(params));
+        }
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return jobs,
+        }
     }
 }

@@ -5,8 +5,12 @@ use std::{
     collections::VecDeque,
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::{mpsc, Arc, Mutex},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc, Mutex,
+    },
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -92,6 +96,12 @@ impl Proc {
         self.child.id()
     }
 
+    /// How it exited, if it has (by itself: a kill point, a crash, a clean
+    /// exit); `None` while it runs. Its log stays readable either way.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// The lines it has logged so far (the latest `KEPT_LOG_LINES`).
     pub fn log_lines(&self) -> Vec<String> {
         let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
@@ -166,6 +176,19 @@ pub fn server(dir: &Path, http: &str, executors: &[&str]) -> Proc {
 
 /// `cronmesh server` with more flags.
 pub fn server_with(dir: &Path, http: &str, executors: &[&str], extra: &[&str]) -> Proc {
+    server_with_env(dir, http, executors, extra, &[])
+}
+
+/// [`server_with`] with environment variables set, e.g.
+/// `("FAILPOINTS", "NAME=return")` to arm a kill point (which only a binary
+/// built with the `failpoints` feature obeys).
+pub fn server_with_env(
+    dir: &Path,
+    http: &str,
+    executors: &[&str],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Proc {
     let dir = dir.to_string_lossy().to_string();
     let mut args = vec!["server", "--data-dir", &dir, "--http", http];
     for e in executors {
@@ -174,7 +197,65 @@ pub fn server_with(dir: &Path, http: &str, executors: &[&str], extra: &[&str]) -
     }
     args.extend_from_slice(extra);
     unsigned_unless_secret(&mut args);
-    Proc::spawn(&args, "cronmesh node serving on ")
+    Proc::spawn_with_env(&args, env, "cronmesh node serving on ")
+}
+
+/// The resident memory of process `pid` in bytes (VmRSS of
+/// `/proc/PID/status`); `None` once it is gone.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Samples a process's resident memory on a thread of its own, every
+/// `every`, until [`stop`](RssSampler::stop).
+pub struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<RssSamples>,
+}
+
+/// What an [`RssSampler`] saw.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RssSamples {
+    /// The largest VmRSS sampled, in bytes.
+    pub max: u64,
+    /// The last VmRSS sampled, in bytes.
+    pub last: u64,
+    /// Samples taken (none once the process is gone).
+    pub count: u64,
+}
+
+impl RssSampler {
+    pub fn start(pid: u32, every: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = RssSamples::default();
+            while !stopped.load(Ordering::Relaxed) {
+                if let Some(rss) = rss_bytes(pid) {
+                    seen.max = seen.max.max(rss);
+                    seen.last = rss;
+                    seen.count += 1;
+                }
+                std::thread::sleep(every);
+            }
+            seen
+        });
+        Self { stop, thread }
+    }
+
+    pub fn stop(self) -> RssSamples {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the sampling thread")
+    }
 }
 
 /// Runs a client command against the API at `api`: exit code, stdout, stderr.
