@@ -370,11 +370,11 @@ pub struct ServerArgs {
     /// Raft log entries kept behind the applied index when the log is
     /// compacted: a follower further behind needs a snapshot.
     #[arg(long, default_value_t = DEFAULT_LOG_TAIL)]
+    pub raft_log_tail: u64,
     /// Most bytes of Raft log entries kept behind the applied index: the
     /// tail is cut at whichever of the two limits comes first.
     #[arg(long, default_value_t = DEFAULT_LOG_TAIL_BYTES)]
     pub raft_log_tail_bytes: u64,
-    pub raft_log_tail: u64,
     #[command(flatten)]
     pub admin: AdminTokenArgs,
     #[command(flatten)]
@@ -403,8 +403,8 @@ impl ServerArgs {
                     durability: self.raft_durability,
                     tick: Duration::from_millis(self.raft_tick_ms.max(1)),
                     compact_after: self.raft_compact_after.max(1),
-                    log_tail_bytes: self.raft_log_tail_bytes,
                     log_tail: self.raft_log_tail,
+                    log_tail_bytes: self.raft_log_tail_bytes,
                     faults: Default::default(),
                 })
             }
