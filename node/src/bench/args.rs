@@ -11,8 +11,8 @@ use protocol::schedule::Schedule;
 pub struct BenchArgs {
     /// What to measure: `slots`, the runs of jobs fired over a window (the
     /// flags up to --restart-leader-at), or `catch-up`, how a follower
-    /// killed while the state grew catches up on restart (the --state-*,
-    /// --log-tail, --compact-after, --wipe and --backup-restore flags).
+    /// killed while the state grew catches up on restart (the flags from
+    /// --state-mib on).
     #[arg(long, value_enum, default_value_t = Scenario::Slots)]
     pub scenario: Scenario,
 
@@ -110,6 +110,10 @@ pub struct BenchArgs {
     /// up from the log.
     #[arg(long, default_value_t = 100)]
     pub log_tail: u64,
+
+    /// Catch-up: the servers' --raft-log-tail-bytes (theirs by default).
+    #[arg(long)]
+    pub log_tail_bytes: Option<u64>,
 
     /// Catch-up: the servers' --raft-compact-after.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
@@ -277,6 +281,7 @@ mod tests {
         assert_eq!(args.scenario, Scenario::CatchUp);
         assert_eq!((args.state_mib, args.params_bytes), (200, 64_000));
         assert_eq!((args.log_tail, args.compact_after), (100, 100));
+        assert_eq!(args.log_tail_bytes, None);
         assert_eq!((args.create_batch(), args.create_concurrency()), (16, 4));
         assert!(!args.wipe && !args.backup_restore);
         assert!(args.validate().is_ok());

@@ -12,7 +12,8 @@
 //!    removed with `--wipe`, and the follower started again.
 //! 5. Every [`POLL`], both nodes' `/v1/cluster`, their memory and the
 //!    snapshot files are read, until the follower has applied the index
-//!    the leader had applied at the restart.
+//!    the leader had applied at the restart (or shows no progress for
+//!    [`STALL_LIMIT`]).
 //! 6. Each node's data directory is measured; with `--backup-restore`,
 //!    `cronmesh backup` of the leader and `cronmesh restore` of its file
 //!    are timed.
@@ -45,6 +46,12 @@ const POLL: Duration = Duration::from_millis(100);
 /// fails, naming how far it got.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(3600);
 
+/// With no sign of progress this long (the follower's applied index, or a
+/// snapshot file growing at either end), the bench fails at once rather
+/// than waiting out [`CATCH_UP_LIMIT`]: a follower whose Raft stopped
+/// still answers its API.
+const STALL_LIMIT: Duration = Duration::from_secs(120);
+
 /// Runs the scenario and reports it. An error means it could not run or
 /// the follower did not catch up.
 pub async fn measure(
@@ -53,12 +60,15 @@ pub async fn measure(
     workdir: &WorkDir,
 ) -> anyhow::Result<CatchUpReport> {
     let secret = workdir.write_secret()?;
-    let raft_flags = [
+    let mut raft_flags = vec![
         "--raft-log-tail".to_string(),
         args.log_tail.to_string(),
         "--raft-compact-after".to_string(),
         args.compact_after.to_string(),
     ];
+    if let Some(bytes) = args.log_tail_bytes {
+        raft_flags.extend(["--raft-log-tail-bytes".to_string(), bytes.to_string()]);
+    }
     let mut cluster = Cluster::plan(&Plan {
         binary,
         dir: &workdir.path,
@@ -80,7 +90,7 @@ pub async fn measure(
     let follower_at_kill = status(&cluster, follower).await?;
     let follower_pid = pid(&cluster, follower)?;
     let follower_peak_at_kill = procstat::sample(follower_pid).unwrap_or_default();
-    let follower_rss_at_kill = memory::rss_bytes(follower_pid).unwrap_or_default();
+    let follower_at_kill_resident = memory::resident(follower_pid).unwrap_or_default();
     cluster
         .server_mut(follower)
         .context("no such follower")?
@@ -113,7 +123,7 @@ pub async fn measure(
     let leader_pid = pid(&cluster, leader)?;
     let leader_peak_before = procstat::sample(leader_pid).unwrap_or_default();
     let leader_peak_reset = memory::reset_peak(leader_pid);
-    let leader_rss_before = memory::rss_bytes(leader_pid).unwrap_or_default();
+    let leader_before_resident = memory::resident(leader_pid).unwrap_or_default();
     let leader_snapshots_before = leader_before.snapshots;
 
     let follower_dir = cluster
@@ -146,7 +156,10 @@ pub async fn measure(
     let mut snapshot_bytes = None;
     let mut received_bytes = None;
     let mut follower_now: Option<ClusterStatus> = None;
+    // The most anonymous memory each held at a poll.
+    let (mut leader_anon_peak, mut follower_anon_peak) = (0, 0);
     let mut next_report = Duration::from_secs(10);
+    let mut last_change = (Instant::now(), None);
     loop {
         if let Some(server) = cluster.server_mut(follower) {
             server
@@ -164,9 +177,39 @@ pub async fn measure(
             "in-",
             &[".part", ".dump"],
         ));
+        let anon_now = |pid| memory::resident(pid).map_or(0, |r| r.anon);
+        leader_anon_peak = leader_anon_peak.max(anon_now(leader_pid));
+        follower_anon_peak = follower_anon_peak.max(anon_now(restarted_pid));
         let applied = follower_now.as_ref().map(|s| s.applied_index);
         if applied.is_some_and(|applied| applied >= target) {
             break;
+        }
+        let signs = Some((
+            applied,
+            largest_file(&leader_snapshot_dir, "out-", &[".dump", ".part"]),
+            largest_file(&follower_snapshot_dir, "in-", &[".dump", ".part"]),
+        ));
+        if signs != last_change.1 {
+            last_change = (Instant::now(), signs);
+        } else if last_change.0.elapsed() >= STALL_LIMIT {
+            let leader_view = status(&cluster, leader)
+                .await
+                .ok()
+                .and_then(|s| s.members.into_iter().find(|m| m.node_id == follower))
+                .and_then(|m| m.matched_index);
+            bail!(
+                "node{follower} made no progress for {STALL_LIMIT:?} ({:.0} s after its restart): applied index {} of {target}, term {}, leader {:?}, snapshots {:?}; the leader has it matched at {:?}; see {}",
+                restarted.elapsed().as_secs_f64(),
+                applied.unwrap_or(0),
+                follower_now.as_ref().map_or(0, |s| s.term),
+                follower_now.as_ref().and_then(|s| s.leader_id),
+                follower_now.as_ref().map(|s| s.snapshots).unwrap_or_default(),
+                leader_view,
+                cluster
+                    .server(follower)
+                    .map(|s| s.log.display().to_string())
+                    .unwrap_or_default()
+            );
         }
         if restarted.elapsed() >= next_report {
             progress(&format!(
@@ -198,21 +241,29 @@ pub async fn measure(
     let follower_after = status(&cluster, follower).await?;
     let leader_sample = procstat::sample(leader_pid).unwrap_or_default();
     let follower_sample = procstat::sample(restarted_pid).unwrap_or_default();
+    let leader_after_resident = memory::resident(leader_pid).unwrap_or_default();
+    let follower_after_resident = memory::resident(restarted_pid).unwrap_or_default();
     let memory = (
         NodeMemory {
             peak_before_bytes: leader_peak_before.peak_rss_bytes,
-            rss_before_bytes: leader_rss_before,
+            rss_before_bytes: leader_before_resident.total,
+            anon_before_bytes: leader_before_resident.anon,
             peak_during_bytes: leader_sample.peak_rss_bytes,
             peak_during_is_of_catch_up: leader_peak_reset,
-            rss_after_bytes: memory::rss_bytes(leader_pid).unwrap_or_default(),
+            peak_anon_during_bytes: leader_anon_peak.max(leader_after_resident.anon),
+            rss_after_bytes: leader_after_resident.total,
+            anon_after_bytes: leader_after_resident.anon,
             cpu_seconds_during: leader_sample.cpu_seconds - leader_cpu_before,
         },
         NodeMemory {
             peak_before_bytes: follower_peak_at_kill.peak_rss_bytes,
-            rss_before_bytes: follower_rss_at_kill,
+            rss_before_bytes: follower_at_kill_resident.total,
+            anon_before_bytes: follower_at_kill_resident.anon,
             peak_during_bytes: follower_sample.peak_rss_bytes,
             peak_during_is_of_catch_up: true,
-            rss_after_bytes: memory::rss_bytes(restarted_pid).unwrap_or_default(),
+            peak_anon_during_bytes: follower_anon_peak.max(follower_after_resident.anon),
+            rss_after_bytes: follower_after_resident.total,
+            anon_after_bytes: follower_after_resident.anon,
             cpu_seconds_during: follower_sample.cpu_seconds,
         },
     );
@@ -272,6 +323,7 @@ pub async fn measure(
             create_batch: plan.batch,
             create_concurrency: plan.concurrency,
             raft_log_tail: args.log_tail,
+            raft_log_tail_bytes: args.log_tail_bytes,
             raft_compact_after: args.compact_after,
             wipe: args.wipe,
             data_dir: workdir.path.display().to_string(),

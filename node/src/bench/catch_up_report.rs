@@ -41,6 +41,8 @@ pub struct CatchUpSetup {
     pub create_batch: u32,
     pub create_concurrency: u32,
     pub raft_log_tail: u64,
+    /// Null: the servers' default.
+    pub raft_log_tail_bytes: Option<u64>,
     pub raft_compact_after: u64,
     /// The follower's data directory was removed before it restarted.
     pub wipe: bool,
@@ -93,14 +95,20 @@ pub struct NodeMemory {
     /// Leader: resident memory at the follower's restart. Follower: at
     /// the kill.
     pub rss_before_bytes: u64,
+    /// The anonymous part of it (heap, not file pages).
+    pub anon_before_bytes: u64,
     /// Peak resident memory over the catch-up (the restarted follower's
     /// whole life).
     pub peak_during_bytes: u64,
     /// False if the kernel would not reset the leader's peak: then
     /// `peak_during_bytes` is the peak of its whole life.
     pub peak_during_is_of_catch_up: bool,
+    /// The most anonymous memory seen at a poll of the catch-up.
+    pub peak_anon_during_bytes: u64,
     /// Resident memory once caught up.
     pub rss_after_bytes: u64,
+    /// The anonymous part of it.
+    pub anon_after_bytes: u64,
     /// CPU seconds over the catch-up.
     pub cpu_seconds_during: f64,
 }
@@ -131,10 +139,13 @@ impl CatchUpReport {
         let s = &self.setup;
         let _ = writeln!(
             out,
-            "cronmesh bench catch-up: 3 nodes, node{} down while {} MiB of params were added; --raft-log-tail {}, --raft-compact-after {}{}",
+            "cronmesh bench catch-up: 3 nodes, node{} down while {} MiB of params were added; --raft-log-tail {}{}, --raft-compact-after {}{}",
             self.follower,
             s.state_mib,
             s.raft_log_tail,
+            s.raft_log_tail_bytes
+                .map(|b| format!(", --raft-log-tail-bytes {b}"))
+                .unwrap_or_default(),
             s.raft_compact_after,
             if s.wipe { "; its data directory wiped" } else { "" }
         );
@@ -268,12 +279,14 @@ impl CatchUpReport {
     }
 }
 
-/// "rss 80.0 MiB → peak 120.0 MiB (+40.0 MiB), after 90.0 MiB".
+/// Resident memory before, the peak during and what stays after, each
+/// with its anonymous part.
 fn memory_row(m: &NodeMemory) -> String {
     let rise = m.peak_during_bytes as i128 - m.rss_before_bytes as i128;
     format!(
-        "before: rss {}, peak {}; during: peak {} ({}{:.1} MiB over the rss before{}), {:.1} cpu s; after: rss {}",
+        "before: rss {} (anon {}), peak {}; during: peak {} ({}{:.1} MiB over the rss before{}), anon {}, {:.1} cpu s; after: rss {} (anon {})",
         mib(m.rss_before_bytes),
+        mib(m.anon_before_bytes),
         mib(m.peak_before_bytes),
         mib(m.peak_during_bytes),
         if rise < 0 { "-" } else { "+" },
@@ -283,8 +296,10 @@ fn memory_row(m: &NodeMemory) -> String {
         } else {
             "; the peak could not be reset"
         },
+        mib(m.peak_anon_during_bytes),
         m.cpu_seconds_during,
-        mib(m.rss_after_bytes)
+        mib(m.rss_after_bytes),
+        mib(m.anon_after_bytes)
     )
 }
 
@@ -301,14 +316,18 @@ mod tests {
         let m = NodeMemory {
             peak_before_bytes: 300 << 20,
             rss_before_bytes: 100 << 20,
+            anon_before_bytes: 80 << 20,
             peak_during_bytes: 140 << 20,
             peak_during_is_of_catch_up: true,
+            peak_anon_during_bytes: 110 << 20,
             rss_after_bytes: 120 << 20,
+            anon_after_bytes: 100 << 20,
             cpu_seconds_during: 2.5,
         };
         let row = memory_row(&m);
         assert!(row.contains("(+40.0 MiB over"), "{row}");
         assert!(row.contains("peak 300.0 MiB"), "{row}");
+        assert!(row.contains("rss 100.0 MiB (anon 80.0 MiB)"), "{row}");
         let lower = NodeMemory {
             peak_during_bytes: 90 << 20,
             peak_during_is_of_catch_up: false,
