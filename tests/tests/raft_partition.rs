@@ -48,6 +48,8 @@ async fn start_cluster(dir: &std::path::Path, executor: &str, faults: &Faults) -
             durability: Durability::Flush,
             tick: Duration::from_millis(50),
             compact_after: 10_000,
+            log_tail: node::config::DEFAULT_LOG_TAIL,
+            log_tail_bytes: node::config::DEFAULT_LOG_TAIL_BYTES,
             faults: faults.clone(),
         });
         nodes.push(start(config).await.expect("node starts"));

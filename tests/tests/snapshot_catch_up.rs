@@ -1,8 +1,9 @@
 //! Followers that fall behind always come back. With a short log tail, a
 //! follower that missed compacted entries gets a snapshot the leader
 //! streams to it out of band (one 200 MiB state, without the leader's
-//! memory growing by the snapshot's size). With the default tail, a short
-//! absence is served from the log, with no snapshot at all.
+//! memory growing by the snapshot's size); a node that lost its disk and a
+//! node that joins get one too. With the default tail, a short absence is
+//! served from the log, with no snapshot at all.
 
 use std::{
     collections::BTreeMap,
@@ -87,6 +88,52 @@ async fn assert_serves(cluster: &Cluster, id: u64, expected: &BTreeMap<String, P
         served.len(),
         expected.len()
     );
+}
+
+/// Waits until every node of `ids` has applied `target`; how long each
+/// took since `started`. On timeout, fails with each node's state and the
+/// panics the nodes logged.
+async fn all_caught_up(
+    cluster: &Cluster,
+    ids: &[u64],
+    target: u64,
+    started: Instant,
+    limit: Duration,
+) -> Vec<Duration> {
+    let mut took: Vec<Option<Duration>> = vec![None; ids.len()];
+    let mut last: Vec<Value> = vec![Value::Null; ids.len()];
+    while took.iter().any(Option::is_none) {
+        for (i, id) in ids.iter().enumerate() {
+            if took[i].is_none() {
+                last[i] = cluster.status(*id).await;
+                if last[i]["applied_index"].as_u64() >= Some(target) {
+                    took[i] = Some(started.elapsed());
+                }
+            }
+        }
+        if started.elapsed() > limit && took.iter().any(Option::is_none) {
+            let panics: Vec<String> = cluster
+                .running()
+                .into_iter()
+                .flat_map(|id| {
+                    let lines = cluster.log_lines(id);
+                    lines
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, l)| l.contains("panicked at"))
+                        .flat_map(|(i, _)| lines[i..(i + 2).min(lines.len())].to_vec())
+                        .map(move |l| format!("node {id}: {l}"))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            panic!(
+                "after {limit:?}, not every node of {ids:?} applied the leader's {target}: took \
+                 {took:?}, last states {last:#?}; panics the nodes logged: {panics:#?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    took.into_iter().flatten().collect()
 }
 
 #[tokio::test]
@@ -176,6 +223,70 @@ async fn a_follower_far_behind_catches_up_by_a_streamed_snapshot() {
         mib(rss.max),
         mib(grown.body_bytes)
     );
+}
+
+#[tokio::test]
+async fn a_wiped_node_and_a_joined_node_catch_up() {
+    let mut cluster = Cluster::start(3, &[], SHORT_TAIL);
+    let leader = cluster.leader().await;
+    let grow_started = Instant::now();
+    let grown = grow_state(&cluster.api(leader), "mid", 40 * MIB, 0x5eed_0002).await;
+    let mut expected = grown.jobs;
+    // Compacted past the start: an empty node cannot be served from the log.
+    expected.extend(
+        cluster
+            .write_until_compacted_past(0, "pad", Duration::from_secs(300))
+            .await,
+    );
+    eprintln!(
+        "grew the state by {:.1} MiB of job bodies ({} jobs) in {:?}",
+        mib(grown.body_bytes),
+        expected.len(),
+        grow_started.elapsed()
+    );
+
+    let leader = cluster.leader().await;
+    let wiped = last_follower(&cluster, leader);
+    let before = cluster.status(leader).await;
+    cluster.wipe(wiped);
+    assert!(!cluster.data_dir(wiped).exists());
+    let restarted = Instant::now();
+    cluster.restart(wiped);
+    let joined = cluster.join();
+    eprintln!("wiped and restarted node {wiped}, joined node {joined}; leader {leader}");
+
+    let target = index(&cluster.status(leader).await, "applied_index");
+    let took = all_caught_up(
+        &cluster,
+        &[wiped, joined],
+        target,
+        restarted,
+        Duration::from_secs(300),
+    )
+    .await;
+    for (id, took) in [wiped, joined].iter().zip(took) {
+        eprintln!(
+            "node {id} applied the leader's {target} {took:?} after node {wiped}'s restart; \
+             snapshots {}",
+            cluster.status(*id).await["snapshots"]
+        );
+    }
+    let leader_now = cluster.leader().await;
+    let after = cluster.status(leader_now).await;
+    eprintln!(
+        "leader snapshots before {} after {} (leader {leader_now})",
+        before["snapshots"], after["snapshots"]
+    );
+    for id in [wiped, joined] {
+        let status = cluster.status(id).await;
+        assert!(
+            snapshots(&status, "installed") >= 1,
+            "node {id} caught up with no snapshot installed, though the log starts at {}: {status}",
+            index(&before, "log_start_index")
+        );
+        assert_serves(&cluster, id, &expected).await;
+    }
+    assert_serves(&cluster, leader_now, &expected).await;
 }
 
 #[tokio::test]

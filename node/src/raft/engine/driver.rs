@@ -56,6 +56,9 @@ impl Engine {
                 self.reads_unconfirmed.insert(id, reply);
             }
             Input::Step(message) => {
+                let Some(message) = self.guard_lost_logs(message) else {
+                    return;
+                };
                 if let Err(e) = self.raw.step(message) {
                     tracing::debug!(error = %e, "raft message ignored");
                 }
@@ -140,6 +143,9 @@ impl Engine {
         }
         for id in failures.snapshot_failed {
             self.raw.report_snapshot(id, raft::SnapshotStatus::Failure);
+        }
+        for id in failures.snapshot_finished {
+            self.raw.report_snapshot(id, raft::SnapshotStatus::Finish);
         }
     }
 

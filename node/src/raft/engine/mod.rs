@@ -6,10 +6,12 @@
 //! - `driver`: the thread's loop, proposals, membership, leadership, status.
 //! - `ready`: the ready loop and what it applies.
 //! - `install`: installing a snapshot the leader sent, crash-safely.
+//! - `lost_log`: members that lost their log (a wiped data directory).
 //! - `lease`: the leader lease rounds and step-down.
 
 mod driver;
 mod install;
+mod lost_log;
 mod lease;
 mod ready;
 

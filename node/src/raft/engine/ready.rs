@@ -218,7 +218,10 @@ impl Engine {
     /// `log_tail` entries and `log_tail_bytes` bytes), checked every
     /// `compact_after` entries.
     fn maybe_compact(&mut self) -> anyhow::Result<()> {
-        let applied = self.store.applied_index()?;
+        // Raft's applied index, not the state machine's: after a crash in
+        // the middle of installing a snapshot the state machine is ahead of
+        // the log, and the log can only be compacted up to what it holds.
+        let applied = self.raw.raft.raft_log.applied;
         let first = raft::Storage::first_index(&self.storage)?;
         if applied < first + self.config.compact_after {
             return Ok(());

@@ -235,13 +235,21 @@ pub struct SendFailures {
     /// failed: call `RawNode::report_snapshot(id, SnapshotStatus::Failure)`
     /// for each, or the leader waits for that snapshot forever.
     pub snapshot_failed: Vec<u64>,
+    /// Peers that acknowledged a whole snapshot: call
+    /// `RawNode::report_snapshot(id, SnapshotStatus::Finish)` for each, so
+    /// the leader probes them again. A follower that dies before it
+    /// installs the snapshot then gets another one; left waiting for the
+    /// follower's answer, the leader would never send it anything again.
+    pub snapshot_finished: Vec<u64>,
 }
 
 impl SendFailures {
     /// True when there is nothing to report (the common case, checked on
     /// every ready loop iteration).
     pub fn is_empty(&self) -> bool {
-        self.unreachable.is_empty() && self.snapshot_failed.is_empty()
+        self.unreachable.is_empty()
+            && self.snapshot_failed.is_empty()
+            && self.snapshot_finished.is_empty()
     }
 }
 
@@ -347,6 +355,7 @@ struct Counters {
 struct FailureLog {
     unreachable: BTreeSet<u64>,
     snapshot_failed: BTreeSet<u64>,
+    snapshot_finished: BTreeSet<u64>,
 }
 
 /// Why an incoming frame was refused. Public, with [`decode_batch`] and
@@ -588,6 +597,9 @@ impl RaftTransport {
             snapshot_failed: std::mem::take(&mut log.snapshot_failed)
                 .into_iter()
                 .collect(),
+            snapshot_finished: std::mem::take(&mut log.snapshot_finished)
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -656,6 +668,10 @@ impl Shared {
 
     fn snapshot_failed(&self, peer: u64) {
         lock(&self.failures).snapshot_failed.insert(peer);
+    }
+
+    fn snapshot_finished(&self, peer: u64) {
+        lock(&self.failures).snapshot_finished.insert(peer);
     }
 }
 

@@ -182,6 +182,7 @@ impl OutgoingSnapshot {
             match send(addr, &message, &shared).await {
                 Ok(bytes) => {
                     add(&shared.counters.snapshots_sent, 1);
+                    shared.snapshot_finished(peer);
                     info!(peer, %addr, index, term, bytes, "snapshot sent");
                 }
                 Err(error) => {
@@ -878,7 +879,9 @@ mod tests {
         assert_eq!(got.snapshots_received, 1);
         assert_eq!(got.snapshot_receive_failures, 0);
         assert_eq!(got.frames_received, 0);
-        assert!(t1.take_send_failures().is_empty());
+        let reported = t1.take_send_failures();
+        assert_eq!(reported.snapshot_finished, vec![2], "raft hears it arrived");
+        assert!(reported.snapshot_failed.is_empty() && reported.unreachable.is_empty());
         stop(&[t1, t2]).await;
     }
 
@@ -1002,7 +1005,9 @@ mod tests {
         .await;
         assert_eq!(t1.stats().snapshot_send_failures, 1);
         assert!(peer.snapshot_streams.try_recv().is_err());
-        assert!(t1.take_send_failures().is_empty());
+        let reported = t1.take_send_failures();
+        assert_eq!(reported.snapshot_finished, vec![2], "the held stream finished");
+        assert!(reported.snapshot_failed.is_empty());
         stop(&[&t1]).await;
     }
 
