@@ -29,7 +29,9 @@ pub fn run(data: &[u8]) {
         let mut out = Vec::new();
         let mut writer = DumpWriter::new(&mut out).expect("a dump writes to memory");
         for (key, value) in &records {
-            writer.record(key, value).expect("a record read writes back");
+            writer
+                .record(key, value)
+                .expect("a record read writes back");
         }
         writer.finish().expect("a dump ends in memory");
         out
@@ -41,5 +43,8 @@ pub fn run(data: &[u8]) {
         }
         out
     };
-    assert_eq!(again, data, "a dump read whole writes back to the same bytes");
+    assert_eq!(
+        again, data,
+        "a dump read whole writes back to the same bytes"
+    );
 }
