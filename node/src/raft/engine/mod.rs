@@ -11,8 +11,8 @@
 
 mod driver;
 mod install;
-mod lost_log;
 mod lease;
+mod lost_log;
 mod ready;
 
 use std::{

@@ -1006,7 +1006,11 @@ mod tests {
         assert_eq!(t1.stats().snapshot_send_failures, 1);
         assert!(peer.snapshot_streams.try_recv().is_err());
         let reported = t1.take_send_failures();
-        assert_eq!(reported.snapshot_finished, vec![2], "the held stream finished");
+        assert_eq!(
+            reported.snapshot_finished,
+            vec![2],
+            "the held stream finished"
+        );
         assert!(reported.snapshot_failed.is_empty());
         stop(&[&t1]).await;
     }
