@@ -122,14 +122,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             config.data_dir.display()
         )
     })?;
-    let db = sled::Config::new()
-        .path(config.data_dir.join("state"))
-        // Run records are written many times a second: favour write
-        // throughput over compaction, and bound the page cache so memory
-        // stays flat however much history is kept.
-        .mode(sled::Mode::HighThroughput)
-        .cache_capacity(SLED_CACHE_BYTES)
-        .open()
+    let db = open_database(&config.data_dir.join("state"))
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     let store = Arc::new(StateMachine::with_db(db.clone(), config.history.clone())?);
     let (applied_tx, applied_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -584,6 +577,19 @@ async fn learn_peers(
     tracing::warn!(
         "some members' Raft addresses are still unknown; they reach this node once it catches up"
     );
+}
+
+/// Opens the sled database of a data directory (`DIR/state`) as every
+/// command that writes one does: `server`, `dev` and `restore`.
+pub fn open_database(path: &std::path::Path) -> sled::Result<sled::Db> {
+    sled::Config::new()
+        .path(path)
+        // Run records are written many times a second: favour write
+        // throughput over compaction, and bound the page cache so memory
+        // stays flat however much history is kept.
+        .mode(sled::Mode::HighThroughput)
+        .cache_capacity(SLED_CACHE_BYTES)
+        .open()
 }
 
 /// Announces this node's addresses through the log, retrying until a

@@ -29,7 +29,9 @@ pub fn restore(args: &RestoreArgs) -> anyhow::Result<Restored> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-    let store = StateMachine::open(&store_dir, HistoryPolicy::default())
+    let db = crate::node::open_database(&store_dir)
+        .with_context(|| format!("cannot create the store in {}", store_dir.display()))?;
+    let store = StateMachine::with_db(db, HistoryPolicy::default())
         .with_context(|| format!("cannot create the store in {}", store_dir.display()))?;
     let restored = store
         .restore_backup(backup)
