@@ -15,6 +15,8 @@
 mod apply;
 pub mod backup;
 pub mod dump;
+#[cfg(test)]
+mod fixtures;
 pub mod install;
 pub mod keys;
 pub mod local_log;

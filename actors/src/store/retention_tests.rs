@@ -6,13 +6,11 @@
 use std::{collections::BTreeMap, time::Duration as StdDuration};
 
 use chrono::{DateTime, Duration, Utc};
-use protocol::{
-    run::{slot_run_id, ShardInfo},
-    Job, JobKey, MetaCommand, Run, RunStatus, RunUpdate, TriggerKind,
-};
+use protocol::{JobKey, MetaCommand, Run, RunStatus, RunUpdate};
 use serde::Serialize;
 
 use super::{
+    fixtures::{job, slot_run_of},
     keys,
     records::{JobHistory, StoredRun},
     retention::HistoryPolicy,
@@ -25,42 +23,16 @@ fn t0() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn job(id: &str) -> Job {
-    protocol::validate::from_json(
-        format!(
-            r#"{{"id":"{id}","schedule":"@every 1s","target":{{"type":"shell","command":"true"}}}}"#
-        )
-        .as_bytes(),
-    )
-    .unwrap()
-}
-
 /// A run of `job` for the slot `t0 + secs`, created then, with `status`;
 /// a finished one ended a second later.
 fn run(job: &str, secs: i64, status: RunStatus) -> Run {
     let at = t0() + Duration::seconds(secs);
     Run {
-        id: slot_run_id("default", job, at, 0),
-        job_id: job.into(),
-        namespace: "default".into(),
-        scheduled_at: at,
-        trigger: TriggerKind::Schedule,
-        shard: ShardInfo {
-            index: 0,
-            count: 1,
-            param: String::new(),
-        },
-        attempt: 1,
         status,
         executor: Some("http://10.0.0.1:7080".into()),
-        created_at: at,
-        started_at: None,
         finished_at: status.is_terminal().then(|| at + Duration::seconds(1)),
-        exit_code: None,
         output: format!("output of {job} at {secs}"),
-        error: None,
-        params: String::new(),
-        retry_of: None,
+        ..slot_run_of(&JobKey::new("default", job), at)
     }
 }
 

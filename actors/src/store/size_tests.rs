@@ -15,12 +15,12 @@
 use std::{collections::BTreeMap, path::Path, time::Instant};
 
 use chrono::{DateTime, Duration, Utc};
-use protocol::{
-    run::{slot_run_id, ShardInfo},
-    Job, JobKey, MetaCommand, Run, RunStatus, RunUpdate, TriggerKind,
-};
+use protocol::{Job, JobKey, MetaCommand, Run, RunStatus, RunUpdate};
 
-use super::*;
+use super::{
+    fixtures::{job_running, slot_run_of},
+    *,
+};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -30,38 +30,13 @@ fn env_or(name: &str, default: usize) -> usize {
 }
 
 fn job(id: &str) -> Job {
-    protocol::validate::from_json(
-        format!(
-            r#"{{"id":"{id}","schedule":"*/5 * * * *","target":{{"type":"shell","command":"/usr/local/bin/report --daily"}}}}"#
-        )
-        .as_bytes(),
-    )
-    .expect("a valid job")
+    job_running(id, "*/5 * * * *", "/usr/local/bin/report --daily")
 }
 
 fn pending(key: &JobKey, at: DateTime<Utc>) -> Run {
     Run {
-        id: slot_run_id(&key.namespace, &key.id, at, 0),
-        job_id: key.id.clone(),
-        namespace: key.namespace.clone(),
-        scheduled_at: at,
-        trigger: TriggerKind::Schedule,
-        shard: ShardInfo {
-            index: 0,
-            count: 1,
-            param: String::new(),
-        },
-        attempt: 1,
-        status: RunStatus::Pending,
-        executor: None,
         created_at: at - Duration::milliseconds(487),
-        started_at: None,
-        finished_at: None,
-        exit_code: None,
-        output: String::new(),
-        error: None,
-        params: String::new(),
-        retry_of: None,
+        ..slot_run_of(key, at)
     }
 }
 

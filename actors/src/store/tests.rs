@@ -1,49 +1,17 @@
 use chrono::{DateTime, Duration, Utc};
-use protocol::{
-    run::{slot_run_id, ShardInfo},
-    Job, JobKey, MetaCommand, PutMode, Run, RunStatus, RunUpdate, TriggerKind,
-};
+use protocol::{Job, JobKey, MetaCommand, PutMode, Run, RunStatus, RunUpdate};
 
-use super::*;
+use super::{
+    fixtures::{job, slot_run_of},
+    *,
+};
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn job(id: &str) -> Job {
-    protocol::validate::from_json(
-        format!(
-            r#"{{"id":"{id}","schedule":"@every 1s","target":{{"type":"shell","command":"true"}}}}"#
-        )
-        .as_bytes(),
-    )
-    .unwrap()
-}
-
 fn slot_run(job: &Job, at: DateTime<Utc>) -> Run {
-    Run {
-        id: slot_run_id(&job.namespace, &job.id, at, 0),
-        job_id: job.id.clone(),
-        namespace: job.namespace.clone(),
-        scheduled_at: at,
-        trigger: TriggerKind::Schedule,
-        shard: ShardInfo {
-            index: 0,
-            count: 1,
-            param: String::new(),
-        },
-        attempt: 1,
-        status: RunStatus::Pending,
-        executor: None,
-        created_at: at,
-        started_at: None,
-        finished_at: None,
-        exit_code: None,
-        output: String::new(),
-        error: None,
-        params: String::new(),
-        retry_of: None,
-    }
+    slot_run_of(&job.key(), at)
 }
 
 fn all_runs(sm: &StateMachine) -> Vec<Run> {
