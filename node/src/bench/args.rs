@@ -10,7 +10,7 @@ use protocol::schedule::Schedule;
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// What to measure: `slots`, the runs of jobs fired over a window (the
-    /// flags up to --restart-leader-at), or `catch-up`, how a follower
+    /// flags up to --restart-follower-at), or `catch-up`, how a follower
     /// killed while the state grew catches up on restart (the flags from
     /// --state-mib on).
     #[arg(long, value_enum, default_value_t = Scenario::Slots)]
@@ -78,6 +78,18 @@ pub struct BenchArgs {
     /// fire again.
     #[arg(long, value_name = "SECONDS")]
     pub restart_leader_at: Option<f64>,
+
+    /// Seconds into the window to kill -9 a follower; it stays down until
+    /// --restart-follower-at (or the end). Needs --nodes 3.
+    #[arg(long, value_name = "SECONDS")]
+    pub kill_follower_at: Option<f64>,
+
+    /// Seconds into the window to restart the follower --kill-follower-at
+    /// killed, on its data directory; the report times how long it takes
+    /// to reach the leader's applied index and whether the leader's log
+    /// tail or a snapshot caught it up.
+    #[arg(long, value_name = "SECONDS")]
+    pub restart_follower_at: Option<f64>,
 
     /// The `cronmesh` binary to start; this one by default.
     #[arg(long)]
@@ -190,6 +202,8 @@ impl BenchArgs {
         for (flag, at) in [
             ("--kill-leader-at", self.kill_leader_at),
             ("--restart-leader-at", self.restart_leader_at),
+            ("--kill-follower-at", self.kill_follower_at),
+            ("--restart-follower-at", self.restart_follower_at),
         ] {
             if let Some(at) = at {
                 if !(at >= 0.0 && at < self.duration as f64) {
@@ -203,12 +217,28 @@ impl BenchArgs {
         if self.kill_leader_at.is_some() && self.nodes == 1 {
             bail!("--kill-leader-at needs --nodes 3 so another node can take over; use --restart-leader-at with one node");
         }
+        if self.kill_follower_at.is_some() && self.nodes == 1 {
+            bail!("--kill-follower-at needs --nodes 3: one node has no follower");
+        }
+        if let Some(restart) = self.restart_follower_at {
+            match self.kill_follower_at {
+                Some(kill) if kill < restart => {}
+                Some(kill) => bail!(
+                    "--restart-follower-at {restart} must come after --kill-follower-at {kill}"
+                ),
+                None => bail!("--restart-follower-at restarts the follower --kill-follower-at killed; give both"),
+            }
+        }
         if self.scenario == Scenario::CatchUp {
             if self.nodes != 3 {
                 bail!("--scenario catch-up needs --nodes 3: a follower catches up from a leader");
             }
-            if self.kill_leader_at.is_some() || self.restart_leader_at.is_some() {
-                bail!("--scenario catch-up kills a follower itself; drop --kill-leader-at and --restart-leader-at");
+            if self.kill_leader_at.is_some()
+                || self.restart_leader_at.is_some()
+                || self.kill_follower_at.is_some()
+                || self.restart_follower_at.is_some()
+            {
+                bail!("--scenario catch-up kills a follower itself; drop the --kill-*-at and --restart-*-at flags");
             }
         }
         Ok(schedule)
@@ -272,6 +302,13 @@ mod tests {
         assert!(err(&["--nodes", "1", "--restart-leader-at", "1.5"])?.is_empty());
         assert!(err(&["--scenario", "catch-up", "--nodes", "1"])?.contains("--nodes 3"));
         assert!(err(&["--scenario", "catch-up", "--kill-leader-at", "1"])?.contains("itself"));
+        assert!(err(&["--scenario", "catch-up", "--kill-follower-at", "1"])?.contains("itself"));
+        assert!(err(&["--nodes", "1", "--kill-follower-at", "1"])?.contains("--nodes 3"));
+        assert!(err(&["--restart-follower-at", "5"])?.contains("give both"));
+        let follower = ["--kill-follower-at", "10", "--restart-follower-at"];
+        assert!(err(&[&follower[..], &["10"]].concat())?.contains("after"));
+        assert!(err(&[&follower[..], &["30"]].concat())?.contains("within"));
+        assert!(err(&[&follower[..], &["20"]].concat())?.is_empty());
         Ok(())
     }
 

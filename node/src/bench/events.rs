@@ -1,5 +1,6 @@
 //! Carrying out `--kill-leader-at` and `--restart-leader-at`: kill -9 of
-//! whichever node leads at that moment, and its restart right away.
+//! whichever node leads at that moment, and its restart right away. The
+//! follower events are carried out by [`super::follower_events`].
 
 use std::{collections::HashMap, time::Duration};
 
@@ -21,6 +22,10 @@ pub fn planned(args: &BenchArgs) -> Vec<(EventKind, f64)> {
         args.kill_leader_at.map(|at| (EventKind::KillLeader, at)),
         args.restart_leader_at
             .map(|at| (EventKind::RestartLeader, at)),
+        args.kill_follower_at
+            .map(|at| (EventKind::KillFollower, at)),
+        args.restart_follower_at
+            .map(|at| (EventKind::RestartFollower, at)),
     ]
     .into_iter()
     .flatten()
@@ -62,6 +67,7 @@ pub async fn fail_leader(
             killed_at,
             restarted_at,
             leader_after,
+            catch_up: None,
         },
         figures,
     ))
@@ -80,6 +86,19 @@ mod tests {
             [
                 (EventKind::RestartLeader, 3.5),
                 (EventKind::KillLeader, 9.5)
+            ]
+        );
+        let args = super::super::args::parse(&[
+            "--restart-follower-at",
+            "20",
+            "--kill-follower-at",
+            "10",
+        ])?;
+        assert_eq!(
+            planned(&args),
+            [
+                (EventKind::KillFollower, 10.0),
+                (EventKind::RestartFollower, 20.0)
             ]
         );
         Ok(())

@@ -1,5 +1,5 @@
-//! Failover events (`--kill-leader-at`, `--restart-leader-at`) and what
-//! they cost: how long nothing was dispatched, how long until the first
+//! Failover events (`--kill-leader-at`, `--restart-leader-at`,
+//! `--kill-follower-at`, `--restart-follower-at`) and what they cost: how long nothing was dispatched, how long until the first
 //! run after them, and the slots around them that came late, were
 //! skipped, lost or doubled.
 
@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::{
     analysis::{SlotFigures, Span},
     clock::Nanos,
+    follower_catch_up::FollowerCatchUp,
 };
 
 /// Seconds of receipts before an event that the gap search looks at, and
@@ -22,6 +23,11 @@ pub enum EventKind {
     /// kill -9 of the leader and its restart; with one node nobody else
     /// can fire meanwhile.
     RestartLeader,
+    /// kill -9 of a follower, which stays down until `RestartFollower`.
+    KillFollower,
+    /// The restart of the follower `KillFollower` killed, on its data
+    /// directory; timed until it has caught up with the leader.
+    RestartFollower,
 }
 
 /// One event as it happened.
@@ -30,13 +36,18 @@ pub struct Event {
     pub kind: EventKind,
     /// Seconds into the window it was planned for.
     pub at_seconds: f64,
-    /// The leader that was killed.
+    /// The leader that was killed (the follower, for follower events).
     pub node_id: u64,
+    /// When it was killed. For `RestartFollower`, nothing is killed: the
+    /// restart's time, so its slots are counted from it.
     pub killed_at: Nanos,
-    /// When the killed node was started again.
+    /// When the killed node was started again (for `KillFollower`, which
+    /// does not restart it, the kill's time).
     pub restarted_at: Nanos,
     /// The leader the nodes agreed on afterwards, if they did in time.
     pub leader_after: Option<u64>,
+    /// For `RestartFollower`: how the follower caught up, once known.
+    pub catch_up: Option<FollowerCatchUp>,
 }
 
 /// The report of one event.
@@ -63,6 +74,8 @@ pub struct FailoverFigures {
     pub skipped_slots: u64,
     pub lost_slots: u64,
     pub duplicate_slots: u64,
+    /// For `restart_follower`: how it caught up; null otherwise.
+    pub follower_catch_up: Option<FollowerCatchUp>,
 }
 
 /// The figures of `event`; `received` holds every receipt time, sorted;
@@ -90,10 +103,10 @@ pub fn figures(
         around.windows(2).map(|w| w[1] - w[0]).max()
     });
     let restart = match event.kind {
-        EventKind::RestartLeader => {
+        EventKind::RestartLeader | EventKind::RestartFollower => {
             first_after(event.restarted_at).map(|first| ms(first - event.restarted_at))
         }
-        EventKind::KillLeader => None,
+        EventKind::KillLeader | EventKind::KillFollower => None,
     };
     let seconds = |at: Nanos| (at - window_start) as f64 / 1e9;
     FailoverFigures {
@@ -114,6 +127,7 @@ pub fn figures(
             .count() as u64,
         lost_slots: slots.lost_slots,
         duplicate_slots: slots.duplicate_slots,
+        follower_catch_up: event.catch_up.clone(),
     }
 }
 
@@ -132,6 +146,7 @@ mod tests {
             killed_at: 1_500 * MS,
             restarted_at: 1_510 * MS,
             leader_after: Some(1),
+            catch_up: None,
         };
         // Receipts every 100 ms until the kill, then the first at 3.2 s.
         let mut received: Vec<Nanos> = (0..15).map(|i| i * 100 * MS).collect();

@@ -12,6 +12,8 @@
 //! - `load`: creating the jobs, and how fast that went.
 //! - `receiver`: with `--target http`, the HTTP server the jobs call.
 //! - `events`: the kill and restart events during the window.
+//! - `follower_events`, `follower_catch_up`: a follower killed and
+//!   restarted during the window, and how it caught up.
 //! - `run_records`: the runs the cluster recorded for the window's slots.
 //! - `receipts`: the executors' receipt files (`--receipts`).
 //! - `calls`: with `--target http`, the calls matched to their runs, as
@@ -45,6 +47,8 @@ mod disk_usage;
 mod events;
 mod failover;
 mod flags;
+mod follower_catch_up;
+mod follower_events;
 mod load;
 mod memory;
 mod processes;
@@ -69,6 +73,7 @@ pub use report::Report;
 use analysis::{expected_slots, Span};
 use clock::{ceil_second, nanos, now, rfc3339, sleep_until, time, Nanos, SECOND};
 use cluster::{Cluster, Plan};
+use failover::EventKind;
 use load::JobTarget;
 use receipts::Receipts;
 use receiver::Receiver;
@@ -214,13 +219,24 @@ async fn measure(
     let term_at_start = cluster.term(leader_at_start).await;
     let mut killed = Vec::new();
     let mut happened = Vec::new();
+    let mut followers = follower_events::FollowerEvents::default();
     for (kind, at) in events::planned(args) {
         sleep_until(window.start + (at * 1e9) as Nanos).await;
-        let (event, figures) = events::fail_leader(&mut cluster, kind, at, &cpu_at_start).await?;
-        killed.push(figures);
+        let (event, figures) = match kind {
+            EventKind::KillFollower | EventKind::RestartFollower => {
+                followers.act(&mut cluster, kind, at, &cpu_at_start).await?
+            }
+            EventKind::KillLeader | EventKind::RestartLeader => {
+                let (event, figures) =
+                    events::fail_leader(&mut cluster, kind, at, &cpu_at_start).await?;
+                (event, Some(figures))
+            }
+        };
+        killed.extend(figures);
         happened.push(event);
     }
     sleep_until(window.end + i128::from(args.drain) * SECOND).await;
+    followers.finish(&mut happened).await;
 
     progress("reading the run records");
     let leader_at_end = cluster.wait_for_leader(Duration::from_secs(20)).await.ok();

@@ -10,6 +10,7 @@ use super::{
     args::Target,
     calls::CallFigures,
     failover::{EventKind, FailoverFigures},
+    follower_catch_up,
     load::Creation,
     processes::Role,
 };
@@ -203,13 +204,19 @@ impl Report {
         for f in &self.failover {
             let _ = writeln!(
                 out,
-                "\n{} at {} s (node{} killed, leader after: {})",
+                "\n{} at {} s (node{} {}, leader after: {})",
                 match f.event {
                     EventKind::KillLeader => "kill leader",
                     EventKind::RestartLeader => "restart leader",
+                    EventKind::KillFollower => "kill follower",
+                    EventKind::RestartFollower => "restart follower",
                 },
                 f.at_seconds,
                 f.killed_node,
+                match f.event {
+                    EventKind::RestartFollower => "restarted",
+                    _ => "killed",
+                },
                 f.leader_after
                     .map_or_else(|| "none agreed".to_string(), |l| format!("node{l}"))
             );
@@ -276,11 +283,15 @@ fn call_rows(calls: &CallFigures) -> Vec<(&'static str, String)> {
 
 /// The table rows of one failover event.
 fn failover_rows(f: &FailoverFigures) -> Vec<(&'static str, String)> {
-    let mut rows = vec![
-        ("time without dispatch", opt_ms(f.time_without_dispatch_ms)),
-        ("kill to first run", opt_ms(f.kill_to_first_receipt_ms)),
-    ];
-    if f.event == EventKind::RestartLeader {
+    let mut rows = vec![("time without dispatch", opt_ms(f.time_without_dispatch_ms))];
+    // A follower's restart kills nothing.
+    if f.event != EventKind::RestartFollower {
+        rows.push(("kill to first run", opt_ms(f.kill_to_first_receipt_ms)));
+    }
+    if matches!(
+        f.event,
+        EventKind::RestartLeader | EventKind::RestartFollower
+    ) {
         rows.push((
             "restart to first run",
             opt_ms(f.restart_to_first_receipt_ms),
@@ -299,6 +310,9 @@ fn failover_rows(f: &FailoverFigures) -> Vec<(&'static str, String)> {
         ("lost", f.lost_slots.to_string()),
         ("doubled", f.duplicate_slots.to_string()),
     ]);
+    if let Some(catch_up) = &f.follower_catch_up {
+        rows.extend(follower_catch_up::rows(catch_up));
+    }
     rows
 }
 
