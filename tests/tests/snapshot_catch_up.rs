@@ -377,3 +377,35 @@ async fn a_short_absence_is_served_from_the_log_tail() {
     assert_serves(&cluster, away, &expected).await;
     assert_serves(&cluster, leader, &expected).await;
 }
+
+/// Large entries fill a byte-bounded tail long before the count of
+/// entries says to compact: the leader compacts by bytes, keeping about
+/// the budget, whatever `--raft-compact-after` says.
+#[tokio::test]
+async fn a_log_of_large_entries_is_compacted_to_its_byte_budget() {
+    let cluster = Cluster::start(3, &[], &["--raft-log-tail-bytes", "2097152"]);
+    let leader = cluster.leader().await;
+    let grown = grow_state(&cluster.api(leader), "large", 24 * MIB, 7).await;
+    let status = cronmesh_tests::wait::until(
+        "the leader to compact its log by bytes",
+        Duration::from_secs(60),
+        || async {
+            let status = cluster.status(leader).await;
+            (index(&status, "log_start_index") > 1).then_some(status)
+        },
+    )
+    .await;
+    let kept = index(&status, "applied_index") + 1 - index(&status, "log_start_index");
+    println!(
+        "{:.1} MiB in {} entries: the leader's log starts at {} of {} ({kept} entries kept)",
+        mib(grown.body_bytes),
+        index(&status, "applied_index"),
+        index(&status, "log_start_index"),
+        index(&status, "applied_index"),
+    );
+    // Each entry holds about 2 MiB of jobs; a 2 MiB budget keeps a few.
+    assert!(
+        kept < index(&status, "applied_index") / 2,
+        "most of the log was compacted: {status}"
+    );
+}

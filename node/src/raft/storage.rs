@@ -153,6 +153,10 @@ struct Cache {
     last_term: u64,
     /// Whether a hard state or conf state has ever been written.
     initialized: bool,
+    /// Bytes of entries appended since [`RaftStorage::take_appended_bytes`]
+    /// was last called: large entries fill a byte-bounded tail long before
+    /// a count of entries says to compact.
+    appended_bytes: u64,
 }
 
 impl Cache {
@@ -569,7 +573,9 @@ impl RaftStorage {
         }
         let mut batch = sled::Batch::default();
         for e in entries {
-            batch.insert(&log_key(e.index), encode("log entry", e)?);
+            let bytes = encode("log entry", e)?;
+            cache.appended_bytes += bytes.len() as u64;
+            batch.insert(&log_key(e.index), bytes);
         }
         for index in last.index + 1..=cache.last_index {
             batch.remove(&log_key(index));
@@ -637,6 +643,12 @@ impl RaftStorage {
     pub fn snapshot_point(&self) -> (u64, u64) {
         let cache = self.rl();
         (cache.snapshot_index, cache.snapshot_term)
+    }
+
+    /// Bytes of entries appended since the last call (a hint for when to
+    /// look at compaction; appends that replaced entries count in full).
+    pub fn take_appended_bytes(&self) -> u64 {
+        std::mem::take(&mut self.wl().appended_bytes)
     }
 
     /// The first index of the longest run of entries ending at `last` whose

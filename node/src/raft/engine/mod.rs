@@ -245,6 +245,8 @@ struct Engine {
     snapshots: Arc<SnapshotBuilder>,
     /// Snapshots installed since the start.
     installed_snapshots: u64,
+    /// Bytes appended to the log since compaction was last looked at.
+    appended_since_compaction: u64,
     next_proposal: u64,
     /// Term of the last applied entry; a leader is ready once it applied
     /// an entry of its own term.
@@ -312,6 +314,7 @@ pub fn spawn(
         reads_term: 0,
         snapshots,
         installed_snapshots: 0,
+        appended_since_compaction: 0,
         next_proposal: 1,
         applied_term: 0,
         lease: lease.clone(),

@@ -216,16 +216,24 @@ impl Engine {
 
     /// Compacts the log up to the tail behind the applied index (at most
     /// `log_tail` entries and `log_tail_bytes` bytes), checked every
-    /// `compact_after` entries.
+    /// `compact_after` entries and every quarter of `log_tail_bytes`
+    /// appended.
     fn maybe_compact(&mut self) -> anyhow::Result<()> {
         // Raft's applied index, not the state machine's: after a crash in
         // the middle of installing a snapshot the state machine is ahead of
         // the log, and the log can only be compacted up to what it holds.
         let applied = self.raw.raft.raft_log.applied;
         let first = raft::Storage::first_index(&self.storage)?;
-        if applied < first + self.config.compact_after {
+        self.appended_since_compaction += self.storage.take_appended_bytes();
+        // Due once the log outgrew its tail by a step, or once a quarter of
+        // the byte budget was appended (large entries).
+        let by_entries =
+            applied.saturating_sub(self.config.log_tail) >= first + self.config.compact_after;
+        let by_bytes = self.appended_since_compaction >= self.config.log_tail_bytes / 4;
+        if !by_entries && !by_bytes {
             return Ok(());
         }
+        self.appended_since_compaction = 0;
         let by_count = applied.saturating_sub(self.config.log_tail);
         let by_bytes = self
             .storage
