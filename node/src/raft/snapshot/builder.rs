@@ -193,3 +193,166 @@ fn is_member(conf_state: &ConfState, id: u64) -> bool {
 fn lock(phase: &Mutex<Phase>) -> MutexGuard<'_, Phase> {
     phase.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use actors::store::retention::HistoryPolicy;
+    use protocol::{meta::NodeInfo, MetaCommand};
+
+    use super::*;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Arc<StateMachine>,
+        builder: SnapshotBuilder,
+        applied: u64,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let store = Arc::new(
+                StateMachine::open(&dir.path().join("state"), HistoryPolicy::default())
+                    .expect("a store"),
+            );
+            let snapshots = SnapshotDir::open(dir.path().join("snapshots")).expect("a dir");
+            let builder = SnapshotBuilder::new(snapshots, store.clone());
+            Self {
+                _dir: dir,
+                store,
+                builder,
+                applied: 0,
+            }
+        }
+
+        fn apply(&mut self, n: u64) {
+            for _ in 0..n {
+                self.applied += 1;
+                let node = NodeInfo {
+                    node_id: self.applied,
+                    api_url: format!("http://127.0.0.1:{}", 7000 + self.applied),
+                    raft_addr: format!("127.0.0.1:{}", 8000 + self.applied),
+                };
+                self.store
+                    .apply(self.applied, &MetaCommand::RegisterNode { node })
+                    .expect("applies");
+            }
+        }
+
+        /// Asks as raft does: every entry's term is 3, the members are 1–3.
+        fn ask(&self, to: u64, oldest: u64) -> Option<Snapshot> {
+            self.ask_with(to, oldest, &[1, 2, 3])
+        }
+
+        /// Asks with `voters` as the members now.
+        fn ask_with(&self, to: u64, oldest: u64, voters: &[u64]) -> Option<Snapshot> {
+            let conf_state = ConfState {
+                voters: voters.to_vec(),
+                ..Default::default()
+            };
+            let term_of = |_: u64| Some(3);
+            let log = LogView {
+                conf_state: &conf_state,
+                term_of: &term_of,
+            };
+            self.builder.snapshot_for(to, oldest, &log).expect("asks")
+        }
+
+        /// Asks until a snapshot is at hand (the build runs on a thread).
+        fn ask_until_built(&self, to: u64, oldest: u64) -> Snapshot {
+            self.ask_until_built_with(to, oldest, &[1, 2, 3])
+        }
+
+        fn ask_until_built_with(&self, to: u64, oldest: u64, voters: &[u64]) -> Snapshot {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(snapshot) = self.ask_with(to, oldest, voters) {
+                    return snapshot;
+                }
+                assert!(Instant::now() < deadline, "no snapshot was built");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_ask_begins_a_build_and_later_asks_reuse_its_file() {
+        let mut f = Fixture::new();
+        f.apply(5);
+        assert!(f.ask(2, 0).is_none(), "nothing at hand at first");
+        let snapshot = f.ask_until_built(2, 0);
+        let meta = snapshot.get_metadata();
+        assert_eq!((meta.index, meta.term), (5, 3));
+        assert_eq!(meta.get_conf_state().voters, vec![1, 2, 3]);
+        let descriptor = SnapshotDescriptor::decode(&snapshot.data, 5, 3).expect("a descriptor");
+        let file = f.builder.dir().file(Side::Outgoing, 5, 3);
+        assert_eq!(
+            std::fs::metadata(&file).expect("the file").len(),
+            descriptor.bytes
+        );
+
+        // More applies: the snapshot still serves a follower whose log
+        // can go on from it, and is not built again.
+        f.apply(3);
+        let again = f.ask(3, 4).expect("reused");
+        assert_eq!(again.get_metadata().index, 5);
+        assert_eq!(f.builder.builds(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_older_than_needed_or_without_the_follower_is_built_again() {
+        let mut f = Fixture::new();
+        f.apply(5);
+        f.ask_until_built(2, 0);
+        f.apply(4);
+        // The log no longer holds what follows index 5.
+        assert!(f.ask(2, 7).is_none());
+        let newer = f.ask_until_built(2, 7);
+        assert_eq!(newer.get_metadata().index, 9);
+        assert_eq!(f.builder.builds(), 2);
+        assert!(
+            !f.builder.dir().file(Side::Outgoing, 5, 3).exists(),
+            "the older file is removed"
+        );
+        // A member added since: a snapshot that does not name it is no use
+        // to it (raft-rs would refuse to restore it).
+        f.apply(1);
+        assert!(f.ask_with(4, 0, &[1, 2, 3, 4]).is_none());
+        let with_4 = f.ask_until_built_with(4, 0, &[1, 2, 3, 4]);
+        assert_eq!(
+            with_4.get_metadata().get_conf_state().voters,
+            vec![1, 2, 3, 4]
+        );
+        assert_eq!(f.builder.builds(), 3);
+    }
+
+    #[test]
+    fn a_failed_build_is_tried_again_after_a_pause_not_on_every_ask() {
+        let mut f = Fixture::new();
+        f.apply(2);
+        let dir = f.builder.dir().path().to_path_buf();
+        std::fs::remove_dir_all(&dir).expect("removes the directory");
+        assert!(f.ask(2, 0).is_none());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let retry_at = loop {
+            if let Phase::Failed { retry_at } = *f.builder.phase() {
+                break retry_at;
+            }
+            assert!(Instant::now() < deadline, "the build did not fail");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        std::fs::create_dir_all(&dir).expect("makes the directory again");
+        if Instant::now() < retry_at {
+            assert!(f.ask(2, 0).is_none());
+            assert!(
+                matches!(*f.builder.phase(), Phase::Failed { .. }),
+                "an ask before the retry time begins no build"
+            );
+        }
+        let snapshot = f.ask_until_built(2, 0);
+        assert_eq!(snapshot.get_metadata().index, 2);
+        assert_eq!(f.builder.builds(), 1);
+    }
+}
