@@ -36,7 +36,8 @@ pub enum Command {
     /// An executor agent that runs shell commands for the schedulers.
     Executor(ExecutorArgs),
     /// Start a local cluster of this binary's processes, load it with jobs
-    /// and measure what happens to every slot.
+    /// and measure what happens to every slot (or, with `--scenario
+    /// catch-up`, how a follower catches up with a large state).
     Bench(BenchArgs),
     /// Terminal status viewer: the cluster's leader and members, executors,
     /// jobs and a live stream of runs; trigger, pause, resume and kill from
