@@ -57,6 +57,10 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
     #[error("cannot encode record: {0}")]
     Encode(String),
+    /// A view kept more old values than it may while it was read (the
+    /// writes went on faster than the reading); it can begin again.
+    #[error("the state changed by more than {limit} bytes while it was read; try again")]
+    ViewOverflow { limit: u64 },
     #[error("cannot read or write a state dump: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -522,3 +522,31 @@ fn a_backup_restores_the_jobs_into_a_new_store_that_applies_from_the_start() {
 
     assert!(fresh.sm.restore_backup(b"not a backup".as_slice()).is_err());
 }
+
+#[test]
+fn a_view_that_would_keep_too_much_fails_and_the_next_one_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), 10);
+    let at = t("2026-01-01T00:00:00Z");
+    log.apply(MetaCommand::PutJob {
+        job: Box::new(job("a")),
+        mode: PutMode::Create,
+        at,
+    });
+    let view = log.sm.view_keeping_at_most(64).unwrap();
+    for id in ["b", "c", "d"] {
+        log.apply(MetaCommand::PutJob {
+            job: Box::new(job(id)),
+            mode: PutMode::Create,
+            at,
+        });
+    }
+    let mut out = Vec::new();
+    assert!(matches!(
+        view.write_dump(&mut out, |_, _| true),
+        Err(StoreError::ViewOverflow { limit: 64 })
+    ));
+    assert_eq!(log.sm.views_open(), 0);
+    let (index, _) = dump_of(&log.sm);
+    assert_eq!(index, 4, "a view begun afterwards is written whole");
+}

@@ -13,11 +13,17 @@
 //!
 //! Applies wait only for the moment a view begins (under the apply gate).
 //! What a view costs is the old values of the keys written while it is
-//! read: the writes of the seconds a snapshot takes, not the state.
+//! read: the writes of the seconds a snapshot takes, not the state. They
+//! are bounded by [`MAX_KEPT_BYTES`]: past it the view stops keeping,
+//! drops what it kept, and fails when it is written (a snapshot is then
+//! built again a moment later, a backup asked again).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
+    },
 };
 
 use super::{dump::DumpWriter, StateMachine, StoreError};
@@ -25,17 +31,46 @@ use super::{dump::DumpWriter, StateMachine, StoreError};
 /// Old values by key: the value a key had when the view began.
 type OldValues = BTreeMap<Vec<u8>, Option<sled::IVec>>;
 
+/// Most bytes of old values (keys included) one view keeps.
+pub const MAX_KEPT_BYTES: u64 = 256 * 1024 * 1024;
+
 /// What one open view shares with the writers.
 struct Kept {
     /// The tree the view reads; writes to another tree (after a switch)
     /// do not concern it.
     tree_name: sled::IVec,
     old: Mutex<OldValues>,
+    /// Bytes in `old`, keys included.
+    bytes: AtomicU64,
+    /// Set once `bytes` passed the limit: `old` is dropped and the view
+    /// fails when written.
+    overflowed: AtomicBool,
+    /// The limit on `bytes`.
+    limit: u64,
 }
 
 impl Kept {
     fn old(&self) -> MutexGuard<'_, OldValues> {
         self.old.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// Keeps `value` as `key`'s old value unless one is kept already.
+    fn keep(&self, key: &[u8], value: &Option<sled::IVec>) {
+        let mut old = self.old();
+        if self.overflowed() || old.contains_key(key) {
+            return;
+        }
+        let size = (key.len() + value.as_ref().map_or(0, |v| v.len())) as u64;
+        if self.bytes.fetch_add(size, Ordering::Relaxed) + size > self.limit {
+            self.overflowed.store(true, Ordering::Relaxed);
+            *old = BTreeMap::new();
+            return;
+        }
+        old.insert(key.to_vec(), value.clone());
     }
 }
 
@@ -59,21 +94,15 @@ impl Views {
         let open = self.open();
         let concerned: Vec<&Arc<Kept>> = open
             .iter()
-            .filter(|kept| kept.tree_name == tree.name())
+            .filter(|kept| kept.tree_name == tree.name() && !kept.overflowed())
             .collect();
         if concerned.is_empty() {
             return Ok(());
         }
         for key in keys {
-            let mut current = None;
+            let current = tree.get(key)?;
             for kept in &concerned {
-                let mut old = kept.old();
-                if !old.contains_key(key) {
-                    if current.is_none() {
-                        current = Some(tree.get(key)?);
-                    }
-                    old.insert(key.to_vec(), current.clone().flatten());
-                }
+                kept.keep(key, &current);
             }
         }
         Ok(())
@@ -104,12 +133,20 @@ impl StateMachine {
     /// Begins a view of the whole state as it is now. Applies wait only
     /// while it begins.
     pub fn view(&self) -> Result<StateView, StoreError> {
+        self.view_keeping_at_most(MAX_KEPT_BYTES)
+    }
+
+    /// [`StateMachine::view`] with another bound on the old values kept.
+    pub fn view_keeping_at_most(&self, limit: u64) -> Result<StateView, StoreError> {
         let _whole = self.gate();
         let tree = self.tree();
         let index = self.applied_index()?;
         let kept = Arc::new(Kept {
             tree_name: tree.name(),
             old: Mutex::new(BTreeMap::new()),
+            bytes: AtomicU64::new(0),
+            overflowed: AtomicBool::new(false),
+            limit,
         });
         self.views.open().push(kept.clone());
         Ok(StateView {
@@ -161,6 +198,11 @@ impl StateView {
             }
         }
         let old = std::mem::take(&mut *self.kept.old());
+        if self.kept.overflowed() {
+            return Err(StoreError::ViewOverflow {
+                limit: self.kept.limit,
+            });
+        }
         for (key, value) in old {
             if let (false, Some(value)) = (used.contains(&key), value) {
                 if keep(&key, &value) {
