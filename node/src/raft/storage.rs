@@ -716,8 +716,10 @@ impl RaftStorage {
     /// Installs a snapshot received from the leader: sets snapshot metadata,
     /// conf state, commit (`hard_state.commit = max(commit, snapshot
     /// index)`, and the term likewise), and clears the log (first index
-    /// becomes snapshot index + 1). The caller restores the state machine
-    /// from `snapshot.data` itself.
+    /// becomes snapshot index + 1). The caller installs the state machine
+    /// from the snapshot's file first (see the engine's `install`), so a
+    /// crash between the two leaves the state ahead of the log, never
+    /// behind it.
     ///
     /// A snapshot at or below the current snapshot point fails with a
     /// wrapped `raft::Error::Store(StorageError::SnapshotOutOfDate)`
