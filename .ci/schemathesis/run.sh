@@ -47,7 +47,19 @@ fi
 # Inside the sandbox.
 repo=$(pwd)
 ip link set lo up
+# A checkout under one of the directories made empty below stays where it
+# is: held on /mnt meanwhile, then bound again at its own path, so every
+# absolute path into it (the venv's scripts, the output) still works.
+held=""
+for dir in /tmp /var/tmp /dev/shm; do
+  case "$repo/" in "$dir"/*) held=yes ;; esac
+done
+[ -z "$held" ] || mount --bind "$repo" /mnt
 for dir in /tmp /var/tmp /dev/shm; do mount -t tmpfs -o size=512m tmpfs "$dir"; done
+if [ -n "$held" ]; then
+  mkdir -p "$repo"
+  mount --bind /mnt "$repo"
+fi
 data=$(mktemp -d)
 port=17070
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
