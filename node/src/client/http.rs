@@ -71,10 +71,7 @@ impl Api {
     /// transfer (a backup of GiBs takes minutes), but each chunk must come
     /// within [`REQUEST_TIMEOUT`].
     pub async fn download(&self, url: Url, out: &mut impl std::io::Write) -> Result<u64, CliError> {
-        let mut request = self.client.get(url.clone());
-        if let Some(auth) = &self.auth {
-            request = request.header(AUTHORIZATION, auth.clone());
-        }
+        let request = self.request(Method::GET, url.clone());
         let mut response = tokio::time::timeout(REQUEST_TIMEOUT, request.send())
             .await
             .map_err(|_| CliError::BadResponse {
@@ -82,13 +79,8 @@ impl Api {
                 message: format!("no answer within {REQUEST_TIMEOUT:?}"),
             })?
             .map_err(|e| transport_error(&self.base, &e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| transport_error(&self.base, &e))?;
-            return Err(api_error(status, &body));
+        if !response.status().is_success() {
+            return Err(self.refusal(response).await);
         }
         let mut written = 0u64;
         loop {
@@ -116,13 +108,7 @@ impl Api {
         json: Option<Vec<u8>>,
     ) -> Result<Bytes, CliError> {
         let typed = json.is_some() || method == Method::POST;
-        let mut request = self
-            .client
-            .request(method, url.clone())
-            .timeout(REQUEST_TIMEOUT);
-        if let Some(auth) = &self.auth {
-            request = request.header(AUTHORIZATION, auth.clone());
-        }
+        let mut request = self.request(method, url).timeout(REQUEST_TIMEOUT);
         // A POST says it is JSON even when empty: the node refuses POSTs
         // typed as a web page could type them (docs/API.md, browsers).
         if typed {
@@ -135,15 +121,30 @@ impl Api {
             .send()
             .await
             .map_err(|e| transport_error(&self.base, &e))?;
-        let status = response.status();
-        let body = response
+        if !response.status().is_success() {
+            return Err(self.refusal(response).await);
+        }
+        response
             .bytes()
             .await
-            .map_err(|e| transport_error(&self.base, &e))?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            Err(api_error(status, &body))
+            .map_err(|e| transport_error(&self.base, &e))
+    }
+
+    /// A request to `url` carrying the token, if there is one.
+    fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, url);
+        match &self.auth {
+            Some(auth) => request.header(AUTHORIZATION, auth.clone()),
+            None => request,
+        }
+    }
+
+    /// The error an answer other than 2xx stands for, from its body.
+    async fn refusal(&self, response: reqwest::Response) -> CliError {
+        let status = response.status();
+        match response.bytes().await {
+            Ok(body) => api_error(status, &body),
+            Err(e) => transport_error(&self.base, &e),
         }
     }
 
