@@ -54,6 +54,11 @@ impl Kept {
         self.old.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether `key`'s old value is kept (or no longer needed: overflowed).
+    fn has(&self, key: &[u8]) -> bool {
+        self.overflowed() || self.old().contains_key(key)
+    }
+
     fn overflowed(&self) -> bool {
         self.overflowed.load(Ordering::Relaxed)
     }
@@ -100,6 +105,10 @@ impl Views {
             return Ok(());
         }
         for key in keys {
+            // A key every view kept already needs no read.
+            if concerned.iter().all(|kept| kept.has(key)) {
+                continue;
+            }
             let current = tree.get(key)?;
             for kept in &concerned {
                 kept.keep(key, &current);
