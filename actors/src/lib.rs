@@ -5,6 +5,7 @@
 //! - [`store`]: the JobStore state machine over sled and the single-node log.
 //! - [`job_store`]: the JobStore actor: proposes writes, publishes applied commands.
 //! - [`trigger`]: fires due slots from one timer; the misfire policy.
+//! - [`backlog`]: backpressure: the trigger hands over no more fires than the log keeps up with.
 //! - [`router`]: turns fires into runs placed on executors by routing policy.
 //! - [`dispatcher`]: creates runs through the log, delivers them, tracks them to the end.
 //! - [`log_sink`]: batches run transitions into the log.
@@ -13,8 +14,9 @@
 //! - [`clock`]: injected wall-clock time.
 //! - [`lease`]: the leader lease every action with side effects confirms before it leaves.
 //! - [`http_client`]: the pooled HTTP client every component shares.
-//! - [`kill_point`]: where a crash-safety test may have the process killed.
+//! - [`kill_point`], [`fault_point`]: where a test may have the process killed, or a fault injected.
 
+pub mod backlog;
 pub mod clock;
 pub mod dispatcher;
 pub mod fire;
@@ -42,6 +44,19 @@ pub fn kill_point(name: &str) {
     }
     #[cfg(not(feature = "failpoints"))]
     let _ = name;
+}
+
+/// A place where a test may inject a fault other than a crash: true when
+/// the `failpoints` build has `name` armed (`FAILPOINTS=NAME=return`, or
+/// `NAME=10%return` for one time in ten), false otherwise.
+pub fn fault_point(name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    return fail::eval(name, |_| ()).is_some();
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        false
+    }
 }
 
 /// Reads `FAILPOINTS` once at start, when built with the `failpoints`

@@ -1,10 +1,13 @@
 //! Messages between the actors.
 
+use std::sync::Arc;
+
 use actix::Message;
 use protocol::{api::ExecutorInfo, RunUpdate};
 use tokio::sync::oneshot;
 
 use crate::{
+    backlog::Ticket,
     fire::{Fire, FireReply},
     proposer::Applied,
     router::{Assignment, ExecutorEntry},
@@ -39,6 +42,10 @@ impl Leadership {
 pub struct Fires {
     pub fires: Vec<Fire>,
     pub reply: Option<FireReply>,
+    /// The trigger's backlog ticket for these fires: held until their runs
+    /// are created (see `backlog`). `None` for fires outside the trigger's
+    /// budget (manual triggers, retries, child jobs).
+    pub ticket: Option<Arc<Ticket>>,
 }
 
 /// Runs for the Dispatcher to create and deliver.
@@ -47,6 +54,8 @@ pub struct Fires {
 pub struct Assign {
     pub assignments: Vec<Assignment>,
     pub reply: Option<FireReply>,
+    /// The ticket of the fires these runs come from (see `Fires`).
+    pub ticket: Option<Arc<Ticket>>,
 }
 
 /// Executor reports (one or many); resolves once all are recorded durably.

@@ -140,6 +140,9 @@ pub struct Timings {
     /// created, so it is committed when the slot comes and only the send
     /// is left to do on time.
     pub fire_ahead: Duration,
+    /// Most fires handed over by the trigger whose runs are not created
+    /// yet; past it, due slots wait in the trigger and fire late.
+    pub trigger_backlog: usize,
 }
 
 impl Default for Timings {
@@ -151,6 +154,7 @@ impl Default for Timings {
             run_grace: Duration::from_secs(5),
             catch_up_limit: DEFAULT_HISTORY_LIMIT,
             fire_ahead: Duration::from_millis(500),
+            trigger_backlog: actors::backlog::Backlog::DEFAULT_LIMIT,
         }
     }
 }
@@ -375,6 +379,12 @@ pub struct ServerArgs {
     /// tail is cut at whichever of the two limits comes first.
     #[arg(long, default_value_t = DEFAULT_LOG_TAIL_BYTES)]
     pub raft_log_tail_bytes: u64,
+    /// Most fires on their way into the log at once. When the cluster
+    /// cannot create runs as fast as slots come, the slots past this wait
+    /// in the trigger and run late, in order, instead of queueing without
+    /// bound.
+    #[arg(long, default_value_t = actors::backlog::Backlog::DEFAULT_LIMIT as u64, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub trigger_backlog: u64,
     #[command(flatten)]
     pub admin: AdminTokenArgs,
     #[command(flatten)]
@@ -439,6 +449,10 @@ impl ServerArgs {
                     bail!("--seeds needs --gossip ADDR for this node's gossip port")
                 }
                 None => None,
+            },
+            timings: Timings {
+                trigger_backlog: usize::try_from(self.trigger_backlog).unwrap_or(usize::MAX),
+                ..Timings::default()
             },
             ..NodeConfig::new(self.data_dir, self.http)
         })

@@ -5,6 +5,7 @@ use std::{future::Future, net::TcpListener, sync::Arc};
 
 use actix::{Actor, AsyncContext, Context};
 use actors::{
+    backlog::Backlog,
     clock::{SharedClock, TokioClock},
     dispatcher::{Dispatcher, DispatcherCore, DispatcherLinks, Transport},
     http_client::{build_client, build_client_with_token},
@@ -266,11 +267,14 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         dispatcher.clone().recipient(),
     ));
     router.do_send(SetExecutors(executors.clone()));
+    // Fires on their way into the log: the trigger hands over no more.
+    let backlog = Backlog::new(config.timings.trigger_backlog);
     let trigger = Trigger::new(
         TriggerCore::new(config.timings.catch_up_limit).with_fire_ahead(config.timings.fire_ahead),
         store.clone(),
         clock.clone(),
         router.clone().recipient(),
+        backlog.clone(),
     )
     .start();
     let events = EventFeed::new();

@@ -752,6 +752,16 @@ impl DispatcherCore {
         actions
     }
 
+    /// Takes over unfinished runs this leader created through a proposal
+    /// that went unanswered: as `resume`, for the ones not active already.
+    pub fn adopt(&mut self, runs: Vec<(Run, Arc<Job>)>) -> Vec<Action> {
+        let runs = runs
+            .into_iter()
+            .filter(|(run, _)| !run.status.is_terminal() && !self.active.contains_key(&run.id))
+            .collect();
+        self.resume(runs)
+    }
+
     /// Takes over runs left active by an earlier leader or process: each
     /// is delivered again (executors ignore a run id they already have and
     /// answer with its result), or held behind its job's active run.

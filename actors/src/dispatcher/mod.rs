@@ -3,6 +3,7 @@
 //! a terminal state (invariant 5).
 
 mod core;
+mod creation;
 mod phase;
 mod run_span;
 #[cfg(test)]
@@ -13,22 +14,24 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use protocol::{dispatch::DispatchRequest, MetaCommand, Run};
+use protocol::{dispatch::DispatchRequest, Job, MetaCommand, Run};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
+use self::creation::{AfterFailure, Chunk, CreationQueue};
 pub use self::{
     core::{Action, DispatcherCore, HttpCall, HttpResult, Planned},
     phase::{Phase, SendOutcome},
     transport::Transport,
 };
 use crate::{
+    backlog::Ticket,
     fire::FireReply,
     messages::{
         AppliedCommand, Assign, ExecutorLoad, ExecutorLost, Fires, KillError, KillRun, Leadership,
         Record, Reports, SetReportTo,
     },
-    proposer::Proposer,
+    proposer::{ProposeError, Proposer},
     store::{Outcome, StateMachine},
 };
 
@@ -42,8 +45,6 @@ pub struct DispatcherLinks {
 /// How long before a slot its waiting runs are prepared: frames built,
 /// encoded and signed, then sent the moment the slot comes.
 const SEND_PREPARATION: Duration = Duration::from_millis(40);
-/// Most runs created by one log entry.
-const CREATE_CHUNK: usize = 2048;
 
 pub struct Dispatcher {
     core: DispatcherCore,
@@ -56,6 +57,8 @@ pub struct Dispatcher {
     /// The one timer that releases runs created ahead of their slot, and
     /// the slot it is set for.
     release_timer: Option<(SpawnHandle, DateTime<Utc>)>,
+    /// Planned runs on their way into the log.
+    creation: CreationQueue,
 }
 
 impl Dispatcher {
@@ -75,6 +78,7 @@ impl Dispatcher {
             links,
             tick,
             release_timer: None,
+            creation: CreationQueue::default(),
         }
     }
 
@@ -99,7 +103,7 @@ impl Dispatcher {
     }
 
     fn execute(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
-        self.execute_with_reply(actions, None, ctx);
+        self.execute_with_reply(actions, None, None, ctx);
     }
 
     /// Carries out `actions`; `reply` learns what the first `Create` made.
@@ -109,6 +113,7 @@ impl Dispatcher {
         &mut self,
         actions: Vec<Action>,
         mut reply: Option<FireReply>,
+        mut ticket: Option<Arc<Ticket>>,
         ctx: &mut Context<Self>,
     ) {
         // Runs prepared ahead of their slot travel apart from the others
@@ -135,7 +140,7 @@ impl Dispatcher {
                         .push(request);
                 }
                 Action::Record(update) => records.push(update),
-                Action::Create(plans) => self.create(plans, reply.take(), ctx),
+                Action::Create(plans) => self.create(plans, reply.take(), ticket.take(), ctx),
                 Action::CallHttp { run_id, call } => calls
                     .entry(call.not_before)
                     .or_default()
@@ -182,7 +187,11 @@ impl Dispatcher {
                         .instrument(span),
                     );
                 }
-                Action::Fire(fires) => self.links.router.do_send(Fires { fires, reply: None }),
+                Action::Fire(fires) => self.links.router.do_send(Fires {
+                    fires,
+                    reply: None,
+                    ticket: None,
+                }),
                 Action::Acquire(endpoint) => {
                     self.links.load.do_send(ExecutorLoad::Acquire(endpoint))
                 }
@@ -234,45 +243,143 @@ impl Dispatcher {
         self.rearm(ctx);
     }
 
-    /// Proposes the creation of planned runs, in chunks of at most
-    /// `CREATE_CHUNK` so a second with thousands of due runs becomes a
-    /// pipeline of moderate log entries, the first sent while later ones
-    /// commit. `reply` (a manual trigger, never that large) gets the runs
-    /// of one chunk.
+    /// Queues planned runs for creation through the log and proposes as
+    /// many chunks as the pipeline has room for (see `creation`). `reply`
+    /// (a manual trigger, never more than a chunk) gets the runs created.
     fn create(
-        &mut self,
-        mut plans: Vec<Planned>,
-        reply: Option<FireReply>,
-        ctx: &mut Context<Self>,
-    ) {
-        while plans.len() > CREATE_CHUNK {
-            let rest = plans.split_off(CREATE_CHUNK);
-            self.create_chunk(plans, None, ctx);
-            plans = rest;
-        }
-        self.create_chunk(plans, reply, ctx);
-    }
-
-    fn create_chunk(
         &mut self,
         plans: Vec<Planned>,
         reply: Option<FireReply>,
+        ticket: Option<Arc<Ticket>>,
         ctx: &mut Context<Self>,
     ) {
-        let runs: Vec<Run> = plans.iter().map(|p| p.assignment.run.clone()).collect();
+        let Some(term) = self.core.term() else {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err("this node is not the leader".into()));
+            }
+            let actions = self
+                .core
+                .on_created(plans, Err("this node is not the leader".into()));
+            self.execute(actions, ctx);
+            return;
+        };
+        self.creation.push(plans, reply, ticket, term);
+        self.propose_chunks(ctx);
+    }
+
+    fn propose_chunks(&mut self, ctx: &mut Context<Self>) {
+        while let Some(chunk) = self.creation.next() {
+            self.propose_chunk(chunk, ctx);
+        }
+    }
+
+    fn propose_chunk(&mut self, mut chunk: Chunk, ctx: &mut Context<Self>) {
+        let runs: Vec<Run> = chunk
+            .plans
+            .iter()
+            .map(|p| p.assignment.run.clone())
+            .collect();
         let proposal = self.proposer.propose(MetaCommand::CreateRuns { runs });
-        ctx.spawn(proposal.into_actor(self).map(move |result, act, ctx| {
+        ctx.spawn(proposal.into_actor(self).map(move |mut result, act, ctx| {
+            // A test's fault: the runs were created but the answer is lost.
+            if result.is_ok() && crate::fault_point("create-runs-unanswered") {
+                result = Err(ProposeError::Timeout);
+            }
             let created = match result {
                 Ok(Outcome::RunsCreated(runs)) => Ok(runs),
                 Ok(other) => Err(format!("unexpected outcome {other:?}")),
-                Err(e) => Err(e.to_string()),
+                Err(error) => {
+                    match CreationQueue::after_failure(&mut chunk, &error, act.core.term()) {
+                        AfterFailure::Retry(wait) => {
+                            tracing::warn!(%error, runs = chunk.plans.len(), attempt = chunk.attempts, "runs were not created; proposing them again");
+                            ctx.run_later(wait, move |act, ctx| {
+                                if act.core.term() == Some(chunk.term) {
+                                    act.propose_chunk(chunk, ctx);
+                                } else {
+                                    act.creation.finished();
+                                    act.settle_chunk(chunk, Err("leadership changed".into()), ctx);
+                                    act.propose_chunks(ctx);
+                                }
+                            });
+                            return;
+                        }
+                        AfterFailure::GiveUp => Err(error.to_string()),
+                    }
+                }
             };
-            if let Some(reply) = reply {
-                let _ = reply.send(created.clone());
-            }
-            let actions = act.core.on_created(plans, created);
-            act.execute(actions, ctx);
+            act.creation.finished();
+            act.settle_chunk(chunk, created, ctx);
+            act.propose_chunks(ctx);
         }));
+    }
+
+    /// Hands a chunk's outcome to the core. Runs a failed earlier proposal
+    /// of the chunk created after all are missing from a retry's outcome:
+    /// they are adopted from the store, so none is left undispatched.
+    fn settle_chunk(
+        &mut self,
+        chunk: Chunk,
+        created: Result<Vec<Run>, String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let retried = chunk.retried();
+        let Chunk {
+            plans,
+            reply,
+            ticket,
+            term,
+            ..
+        } = chunk;
+        let created = match created {
+            Ok(_) if self.core.term() != Some(term) => Err("leadership changed".to_string()),
+            other => other,
+        };
+        if let Some(reply) = reply {
+            let _ = reply.send(created.clone());
+        }
+        let orphans = match (&created, retried) {
+            (Ok(runs), true) => self.orphans_of(&plans, runs),
+            _ => Vec::new(),
+        };
+        let mut actions = self.core.on_created(plans, created);
+        if !orphans.is_empty() {
+            tracing::info!(
+                runs = orphans.len(),
+                "adopted runs an unanswered proposal created"
+            );
+            actions.extend(self.core.adopt(orphans));
+        }
+        // The fires are created (or given up): the trigger may hand more.
+        drop(ticket);
+        self.execute(actions, ctx);
+    }
+
+    /// The planned runs a retry did not create that the store holds,
+    /// unfinished and not dispatched by anyone here.
+    fn orphans_of(&self, plans: &[Planned], created: &[Run]) -> Vec<(Run, Arc<Job>)> {
+        let made: std::collections::HashSet<&str> = created.iter().map(|r| r.id.as_str()).collect();
+        plans
+            .iter()
+            .filter(|p| !made.contains(p.assignment.run.id.as_str()))
+            .filter(|p| !self.core.is_active(&p.assignment.run.id))
+            .filter_map(|p| match self.store.run(&p.assignment.run.id) {
+                Ok(Some(run)) if !run.status.is_terminal() => Some((run, p.assignment.job.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Leadership changed: runs planned in the old term are not created.
+    fn drop_queued_creations(&mut self, ctx: &mut Context<Self>) {
+        for chunk in self.creation.clear() {
+            if let Some(reply) = chunk.reply {
+                let _ = reply.send(Err("leadership changed".into()));
+            }
+            let actions = self
+                .core
+                .on_created(chunk.plans, Err("leadership changed".into()));
+            self.execute(actions, ctx);
+        }
     }
 
     fn resume(&mut self, ctx: &mut Context<Self>) {
@@ -329,7 +436,7 @@ impl Handler<Assign> for Dispatcher {
             return;
         }
         let actions = self.core.plan(msg.assignments);
-        self.execute_with_reply(actions, msg.reply, ctx);
+        self.execute_with_reply(actions, msg.reply, msg.ticket, ctx);
     }
 }
 
@@ -418,9 +525,13 @@ impl Handler<Leadership> for Dispatcher {
         match term {
             Some(term) => {
                 self.core.lead(term);
+                self.drop_queued_creations(ctx);
                 self.resume(ctx);
             }
-            None => self.core.clear(),
+            None => {
+                self.core.clear();
+                self.drop_queued_creations(ctx);
+            }
         }
     }
 }

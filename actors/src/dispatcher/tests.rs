@@ -168,6 +168,32 @@ fn a_failed_commit_dispatches_nothing() {
 }
 
 #[test]
+fn a_run_created_by_an_unanswered_proposal_is_adopted_and_sent_once() {
+    let mut h = Harness::new(&["http://a"]);
+    let job = job("");
+    let Some(Action::Create(plans)) = h.plan(&job, 1).into_iter().next() else {
+        panic!("no create")
+    };
+    // The log created the run, but its answer never came back; the
+    // proposal of the same chunk again creates nothing.
+    let run = plans[0].assignment.run.clone();
+    let retried = h.core.on_created(plans, Ok(vec![]));
+    assert!(sends(&retried).is_empty());
+    assert_eq!(h.core.active_count(), 0);
+    let adopted = h.core.adopt(vec![(run.clone(), Arc::new(job.clone()))]);
+    assert_eq!(sends(&adopted), [(run.id.clone(), "http://a".to_string())]);
+    // Adopting it again (or a finished run) does nothing.
+    assert!(sends(&h.core.adopt(vec![(run.clone(), Arc::new(job.clone()))])).is_empty());
+    let finished = Run {
+        id: "other".into(),
+        status: RunStatus::Succeeded,
+        ..run
+    };
+    assert!(h.core.adopt(vec![(finished, Arc::new(job))]).is_empty());
+    assert_eq!(h.core.active_count(), 1);
+}
+
+#[test]
 fn a_slot_that_has_its_run_is_not_sent_again() {
     let mut h = Harness::new(&["http://a"]);
     let first = h.plan(&job(""), 1);

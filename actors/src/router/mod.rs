@@ -69,6 +69,7 @@ impl Handler<Fires> for Router {
         self.dispatcher.do_send(Assign {
             assignments,
             reply: msg.reply,
+            ticket: msg.ticket,
         });
     }
 }

@@ -129,9 +129,16 @@ impl TriggerCore {
     /// Takes every fire to be handed over at `now` (each for its slot,
     /// which may lie up to the lead ahead) and schedules each job's next one.
     pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Fire> {
+        self.due_at_most(now, usize::MAX)
+    }
+
+    /// As `due`, but takes at most `max` fires, earliest wake first. The
+    /// others stay due: a job whose fire is not taken keeps its slot and
+    /// fires later, late but not lost (the backlog had no room).
+    pub fn due_at_most(&mut self, now: DateTime<Utc>, max: usize) -> Vec<Fire> {
         let mut fires = Vec::new();
         while let Some((wake, _)) = self.queue.first() {
-            if *wake > now {
+            if *wake > now || fires.len() >= max {
                 break;
             }
             let Some((_, key)) = self.queue.pop_first() else {
@@ -352,5 +359,41 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("8 older missed slots"));
+    }
+
+    #[test]
+    fn fires_not_taken_for_want_of_room_stay_due_and_none_is_skipped() {
+        let mut core = TriggerCore::new(100);
+        let start = t("2026-01-01T00:00:00.200Z");
+        for id in ["a", "b", "c"] {
+            core.track(&job(id, "@every 1s", "fire_once"), start);
+        }
+        // Three seconds pass while the backlog has room for two fires at a time.
+        let now = t("2026-01-01T00:00:03.500Z");
+        let mut taken = Vec::new();
+        loop {
+            let fires = core.due_at_most(now, 2);
+            assert!(fires.len() <= 2);
+            if fires.is_empty() {
+                break;
+            }
+            taken.extend(
+                fires
+                    .into_iter()
+                    .map(|f| (f.scheduled_at.timestamp(), f.job.id)),
+            );
+        }
+        let base = t("2026-01-01T00:00:00Z").timestamp();
+        let mut expected: Vec<(i64, String)> = (1..=3)
+            .flat_map(|s| ["a", "b", "c"].map(|id| (base + s, id.to_string())))
+            .collect();
+        let mut sorted = taken.clone();
+        sorted.sort();
+        expected.sort();
+        assert_eq!(sorted, expected, "every slot of every job once");
+        assert!(
+            taken.windows(2).all(|w| w[0].0 <= w[1].0),
+            "earliest slots first: {taken:?}"
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! The Trigger actor: on the leader, wakes at each job's next fire time
-//! from one timer and hands due fires to the Router.
+//! from one timer and hands due fires to the Router, no more at a time
+//! than the backlog has room for (see `backlog`).
 
 mod core;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -11,7 +12,9 @@ use protocol::MetaCommand;
 
 pub use self::core::TriggerCore;
 use crate::{
+    backlog::Backlog,
     clock::SharedClock,
+    fire::Fire,
     messages::{AppliedCommand, Fires, Leadership},
     store::{Outcome, StateMachine},
 };
@@ -25,6 +28,14 @@ pub struct Trigger {
     leading_term: Option<u64>,
     /// The one pending timer and the instant it is set for.
     timer: Option<(SpawnHandle, DateTime<Utc>)>,
+    /// Fires handed over and not yet created, shared with the tickets.
+    backlog: Backlog,
+    /// Missed slots found when leadership began, handed over before any
+    /// newer fire as the backlog makes room.
+    catch_up: VecDeque<Fire>,
+    /// Fires are due but the backlog is full: the pending wait for room.
+    /// The timer is idle meanwhile; the wait hands over and re-arms.
+    room_wait: Option<SpawnHandle>,
 }
 
 impl Trigger {
@@ -33,6 +44,7 @@ impl Trigger {
         store: Arc<StateMachine>,
         clock: SharedClock,
         router: Recipient<Fires>,
+        backlog: Backlog,
     ) -> Self {
         Self {
             core,
@@ -41,18 +53,53 @@ impl Trigger {
             router,
             leading_term: None,
             timer: None,
+            backlog,
+            catch_up: VecDeque::new(),
+            room_wait: None,
         }
     }
 
-    fn send(&self, fires: Vec<crate::fire::Fire>) {
+    fn send(&self, fires: Vec<Fire>) {
         if !fires.is_empty() {
-            self.router.do_send(Fires { fires, reply: None });
+            let ticket = Arc::new(self.backlog.take(fires.len()));
+            self.router.do_send(Fires {
+                fires,
+                reply: None,
+                ticket: Some(ticket),
+            });
+        }
+    }
+
+    /// Hands over what is due (missed slots first), as much as the backlog
+    /// has room for. If fires are left due, waits for room and comes back.
+    fn hand_over(&mut self, ctx: &mut Context<Self>) {
+        if self.leading_term.is_none() {
+            return;
+        }
+        let mut room = self.backlog.room();
+        let missed = self.catch_up.len().min(room);
+        let mut fires: Vec<Fire> = self.catch_up.drain(..missed).collect();
+        room -= missed;
+        let now = self.clock.now();
+        fires.extend(self.core.due_at_most(now, room));
+        self.send(fires);
+        let behind = !self.catch_up.is_empty() || self.core.next_wake().is_some_and(|at| at <= now);
+        if behind && self.room_wait.is_none() {
+            let backlog = self.backlog.clone();
+            let wait = async move { backlog.freed().await }
+                .into_actor(self)
+                .map(|_, act, ctx| {
+                    act.room_wait = None;
+                    act.hand_over(ctx);
+                    act.rearm(ctx);
+                });
+            self.room_wait = Some(ctx.spawn(wait));
         }
     }
 
     /// Points the one timer at the earliest fire.
     fn rearm(&mut self, ctx: &mut Context<Self>) {
-        let next = if self.leading_term.is_some() {
+        let next = if self.leading_term.is_some() && self.room_wait.is_none() {
             self.core.next_wake()
         } else {
             None
@@ -73,12 +120,11 @@ impl Trigger {
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        let fires = self.core.due(self.clock.now());
-        self.send(fires);
+        self.hand_over(ctx);
         self.rearm(ctx);
     }
 
-    fn start_firing(&mut self) {
+    fn start_firing(&mut self, ctx: &mut Context<Self>) {
         let now = self.clock.now();
         let jobs = match self.store.all_jobs() {
             Ok(jobs) => jobs,
@@ -92,7 +138,8 @@ impl Trigger {
             fires.extend(self.core.catch_up(job, state.cursor, now));
         }
         tracing::info!(jobs = jobs.len(), missed = fires.len(), "trigger started");
-        self.send(fires);
+        self.catch_up = fires.into();
+        self.hand_over(ctx);
     }
 }
 
@@ -111,8 +158,12 @@ impl Handler<Leadership> for Trigger {
         }
         self.leading_term = term;
         self.core.clear();
+        self.catch_up.clear();
+        if let Some(wait) = self.room_wait.take() {
+            ctx.cancel_future(wait);
+        }
         if term.is_some() {
-            self.start_firing();
+            self.start_firing(ctx);
         }
         self.rearm(ctx);
     }

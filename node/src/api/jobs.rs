@@ -370,6 +370,7 @@ pub async fn trigger(
         .send(Fires {
             fires: vec![fire],
             reply: Some(reply),
+            ticket: None,
         })
         .await?;
     let runs = tokio::time::timeout(TRIGGER_WAIT, runs)
