@@ -143,6 +143,12 @@ pub struct Timings {
     /// Most fires handed over by the trigger whose runs are not created
     /// yet; past it, due slots wait in the trigger and fire late.
     pub trigger_backlog: usize,
+    /// Runs a second the cluster is counted on to create when a large
+    /// slot (the top of the minute, of the hour) is handed over early
+    /// enough for all its runs to exist before it.
+    pub burst_rate: usize,
+    /// The earliest a large slot is handed over.
+    pub max_fire_ahead: Duration,
 }
 
 impl Default for Timings {
@@ -155,6 +161,8 @@ impl Default for Timings {
             catch_up_limit: DEFAULT_HISTORY_LIMIT,
             fire_ahead: Duration::from_millis(500),
             trigger_backlog: actors::backlog::Backlog::DEFAULT_LIMIT,
+            burst_rate: 5_000,
+            max_fire_ahead: Duration::from_secs(30),
         }
     }
 }

@@ -270,7 +270,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     // Fires on their way into the log: the trigger hands over no more.
     let backlog = Backlog::new(config.timings.trigger_backlog);
     let trigger = Trigger::new(
-        TriggerCore::new(config.timings.catch_up_limit).with_fire_ahead(config.timings.fire_ahead),
+        TriggerCore::new(config.timings.catch_up_limit)
+            .with_fire_ahead(config.timings.fire_ahead)
+            .with_bursts(config.timings.burst_rate, config.timings.max_fire_ahead),
         store.clone(),
         clock.clone(),
         router.clone().recipient(),

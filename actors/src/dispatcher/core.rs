@@ -203,6 +203,14 @@ impl DispatcherCore {
         self.waiting.first().map(|(at, _)| *at)
     }
 
+    /// Runs waiting for the slot `at`.
+    pub fn waiting_at(&self, at: DateTime<Utc>) -> usize {
+        self.waiting
+            .range((at, String::new())..)
+            .take_while(|(slot, _)| *slot == at)
+            .count()
+    }
+
     /// Sends every waiting run whose slot has come.
     pub fn release_due(&mut self) -> Vec<Action> {
         self.release_until(self.clock.now())

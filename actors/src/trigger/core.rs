@@ -1,7 +1,7 @@
 //! Which slots are due: one ordered set of (next fire time, job) for all
 //! jobs, and the misfire policy for slots missed while nobody fired.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -18,6 +18,8 @@ struct Entry {
     tz: Tz,
     /// The next slot.
     next: Option<DateTime<Utc>>,
+    /// The slot after it, computed once (a burst needs the gap).
+    following: Option<DateTime<Utc>>,
     /// How long before its slot a fire is handed over.
     lead: Duration,
 }
@@ -41,6 +43,16 @@ pub struct TriggerCore {
     /// dispatcher sends it on time. Jobs under another concurrency policy
     /// fire at the slot: their policy must see the runs active then.
     fire_ahead: Duration,
+    /// How many `concurrency = allow` jobs have their next slot at each
+    /// instant: a slot too large to be created within `fire_ahead` is
+    /// handed over earlier (see [`TriggerCore::with_bursts`]).
+    slot_fires: BTreeMap<DateTime<Utc>, usize>,
+    /// Runs a second the log is counted on to create: a slot of `n` fires
+    /// is handed over `n / burst_rate` seconds before it, if that is more
+    /// than `fire_ahead`. Zero turns this off.
+    burst_rate: usize,
+    /// The earliest a slot is ever handed over.
+    max_lead: Duration,
 }
 
 impl TriggerCore {
@@ -50,7 +62,21 @@ impl TriggerCore {
             entries: HashMap::new(),
             catch_up_limit: catch_up_limit.max(1),
             fire_ahead: Duration::zero(),
+            slot_fires: BTreeMap::new(),
+            burst_rate: 0,
+            max_lead: Duration::zero(),
         }
+    }
+
+    /// Hands the fires of a large slot over early enough for the log to
+    /// create all its runs before it: `fires / rate` seconds ahead, at
+    /// most `max_lead` (the top of the minute when every job of a company
+    /// fires at once). Only `concurrency = allow` jobs: others fire at the
+    /// slot. Their runs wait in the dispatcher and leave at the slot.
+    pub fn with_bursts(mut self, rate: usize, max_lead: std::time::Duration) -> Self {
+        self.burst_rate = rate;
+        self.max_lead = Duration::from_std(max_lead).unwrap_or_else(|_| Duration::zero());
+        self
     }
 
     /// Hands fires of `concurrency = allow` jobs over `fire_ahead` before
@@ -71,6 +97,75 @@ impl TriggerCore {
     pub fn clear(&mut self) {
         self.queue.clear();
         self.entries.clear();
+        self.slot_fires.clear();
+    }
+
+    /// Puts a tracked job's next fire in the queue (and its slot's count).
+    fn enqueue(&mut self, key: &JobKey) {
+        let Some(entry) = self.entries.get(key) else {
+            return;
+        };
+        if let Some(wake) = entry.wake_at() {
+            self.queue.insert((wake, key.clone()));
+        }
+        if let (Some(slot), true) = (entry.next, self.bursty(entry)) {
+            *self.slot_fires.entry(slot).or_default() += 1;
+        }
+    }
+
+    /// Whether the job's next fire may be handed over as part of a burst:
+    /// a `concurrency = allow` job whose slots lie at least `max_lead`
+    /// apart, so a fire handed early never runs into the job's next one.
+    /// Jobs that fire more often are a steady load, not a burst.
+    fn bursty(&self, entry: &Entry) -> bool {
+        let gap_ok = match (entry.next, entry.following) {
+            (Some(next), Some(following)) => following - next >= self.max_lead,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        self.burst_rate > 0 && entry.lead > Duration::zero() && gap_ok
+    }
+
+    /// Takes a tracked job's next fire out of the queue (and its count).
+    fn dequeue(&mut self, key: &JobKey) {
+        let Some(entry) = self.entries.get(key) else {
+            return;
+        };
+        if let Some(wake) = entry.wake_at() {
+            self.queue.remove(&(wake, key.clone()));
+        }
+        if let (Some(slot), true) = (entry.next, self.bursty(entry)) {
+            if let Some(count) = self.slot_fires.get_mut(&slot) {
+                *count -= 1;
+                if *count == 0 {
+                    self.slot_fires.remove(&slot);
+                }
+            }
+        }
+    }
+
+    /// How long before a slot of `fires` fires it is handed over.
+    fn burst_lead(&self, fires: usize) -> Duration {
+        if self.burst_rate == 0 {
+            return self.fire_ahead;
+        }
+        let rate = i64::try_from(self.burst_rate).unwrap_or(i64::MAX);
+        let fires = i64::try_from(fires).unwrap_or(i64::MAX);
+        let needed = Duration::milliseconds(fires.saturating_mul(1000) / rate);
+        needed.min(self.max_lead).max(self.fire_ahead)
+    }
+
+    /// The job's fire for its next slot; schedules the one after.
+    fn take_fire(&mut self, key: JobKey) -> Option<Fire> {
+        self.dequeue(&key);
+        let entry = self.entries.get_mut(&key)?;
+        let slot = entry.next?;
+        entry.next = entry.following;
+        entry.following = entry
+            .next
+            .and_then(|next| entry.schedule.next_after(next, entry.tz));
+        self.enqueue(&key);
+        Some(Fire::new(key, slot, TriggerKind::Schedule))
     }
 
     /// Tracks (or re-tracks after a change) a job from `now` on. A fire
@@ -103,27 +198,32 @@ impl TriggerCore {
             Duration::zero()
         };
         let next = pending.or_else(|| schedule.next_after(now, tz));
+        let following = next.and_then(|next| schedule.next_after(next, tz));
         let entry = Entry {
             schedule,
             tz,
             next,
+            following,
             lead,
         };
-        if let Some(wake) = entry.wake_at() {
-            self.queue.insert((wake, key.clone()));
-        }
-        self.entries.insert(key, entry);
+        self.entries.insert(key.clone(), entry);
+        self.enqueue(&key);
     }
 
     pub fn untrack(&mut self, key: &JobKey) {
-        if let Some(wake) = self.entries.remove(key).and_then(|e| e.wake_at()) {
-            self.queue.remove(&(wake, key.clone()));
-        }
+        self.dequeue(key);
+        self.entries.remove(key);
     }
 
     /// When the earliest fire is to be handed over.
     pub fn next_wake(&self) -> Option<DateTime<Utc>> {
-        self.queue.first().map(|(t, _)| *t)
+        let first = self.queue.first().map(|(t, _)| *t)?;
+        let burst = self
+            .slot_fires
+            .range(..=first + self.max_lead + self.fire_ahead)
+            .map(|(slot, fires)| *slot - self.burst_lead(*fires))
+            .min();
+        Some(burst.map_or(first, |burst| burst.min(first)))
     }
 
     /// Takes every fire to be handed over at `now` (each for its slot,
@@ -134,27 +234,52 @@ impl TriggerCore {
 
     /// As `due`, but takes at most `max` fires, earliest wake first. The
     /// others stay due: a job whose fire is not taken keeps its slot and
-    /// fires later, late but not lost (the backlog had no room).
+    /// fires later, late but not lost (the backlog had no room). Then, room
+    /// left, the fires of large slots whose burst lead has come.
     pub fn due_at_most(&mut self, now: DateTime<Utc>, max: usize) -> Vec<Fire> {
         let mut fires = Vec::new();
-        while let Some((wake, _)) = self.queue.first() {
+        while let Some((wake, key)) = self.queue.first() {
             if *wake > now || fires.len() >= max {
                 break;
             }
-            let Some((_, key)) = self.queue.pop_first() else {
-                break;
-            };
-            let Some(entry) = self.entries.get_mut(&key) else {
-                continue;
-            };
-            let Some(slot) = entry.next else {
-                continue;
-            };
-            entry.next = entry.schedule.next_after(slot, entry.tz);
-            if let Some(wake) = entry.wake_at() {
-                self.queue.insert((wake, key.clone()));
+            let (wake, key) = (*wake, key.clone());
+            match self.take_fire(key.clone()) {
+                Some(fire) => fires.push(fire),
+                // A queue entry of no tracked slot: nothing to take.
+                None => {
+                    self.queue.remove(&(wake, key));
+                }
             }
-            fires.push(Fire::new(key, slot, TriggerKind::Schedule));
+        }
+        if self.burst_rate == 0 || fires.len() >= max {
+            return fires;
+        }
+        let large: Vec<DateTime<Utc>> = self
+            .slot_fires
+            .range(..=now + self.max_lead)
+            .filter(|(slot, count)| **slot - self.burst_lead(**count) <= now)
+            .map(|(slot, _)| *slot)
+            .collect();
+        for slot in large {
+            // A slot's `allow` jobs all wake `fire_ahead` before it.
+            let wake = slot - self.fire_ahead;
+            let keys: Vec<JobKey> = self
+                .queue
+                .range((wake, JobKey::new("", ""))..)
+                .take_while(|(at, _)| *at == wake)
+                .map(|(_, key)| key)
+                .filter(|key| {
+                    self.entries
+                        .get(*key)
+                        .is_some_and(|e| e.next == Some(slot) && self.bursty(e))
+                })
+                .take(max - fires.len())
+                .cloned()
+                .collect();
+            fires.extend(keys.into_iter().filter_map(|key| self.take_fire(key)));
+            if fires.len() >= max {
+                break;
+            }
         }
         fires
     }
@@ -394,6 +519,67 @@ mod tests {
         assert!(
             taken.windows(2).all(|w| w[0].0 <= w[1].0),
             "earliest slots first: {taken:?}"
+        );
+    }
+
+    #[test]
+    fn a_large_slot_is_handed_over_early_enough_to_be_created_before_it() {
+        // The log creates 1,000 runs a second; fires go 500 ms ahead.
+        let mut core = TriggerCore::new(100)
+            .with_fire_ahead(std::time::Duration::from_millis(500))
+            .with_bursts(1000, std::time::Duration::from_secs(30));
+        let start = t("2026-01-01T00:00:00.100Z");
+        for i in 0..3000 {
+            core.track(&job(&format!("m{i}"), "0 * * * * *", "fire_once"), start);
+        }
+        let mut forbid = job("at-slot", "0 * * * * *", "fire_once");
+        forbid.concurrency = Concurrency::Forbid;
+        core.track(&forbid, start);
+        let mut steady = job("steady", "@every 1s", "fire_once");
+        steady.concurrency = Concurrency::Allow;
+        core.track(&steady, start);
+        let minute = t("2026-01-01T00:01:00Z");
+        // 3,000 fires need 3 s: the burst is handed over from 00:00:57 on.
+        let early = core.next_wake().expect("a wake");
+        assert!(
+            early <= t("2026-01-01T00:00:01Z"),
+            "the steady job wakes first"
+        );
+        let mut now = t("2026-01-01T00:00:56.900Z");
+        let before: Vec<Fire> = core.due(now);
+        assert!(
+            before.iter().all(|f| f.job.id == "steady"),
+            "nothing of the burst before its lead"
+        );
+        now = t("2026-01-01T00:00:57Z");
+        let burst = core.due_at_most(now, 2500);
+        let of_minute = burst.iter().filter(|f| f.scheduled_at == minute).count();
+        assert_eq!(of_minute, 2500, "as much of the burst as there is room for");
+        // What is left needs only 0.5 s: it goes with the usual lead.
+        assert!(core.due(now).iter().all(|f| f.scheduled_at != minute));
+        let rest = core.due(t("2026-01-01T00:00:59.500Z"));
+        let of_minute_rest = rest
+            .iter()
+            .filter(|f| f.scheduled_at == minute && f.job.id.starts_with('m'))
+            .count();
+        assert_eq!(of_minute_rest, 500);
+        assert!(
+            rest.iter()
+                .chain(burst.iter())
+                .all(|f| f.job.id != "at-slot"),
+            "a job under another concurrency policy fires at its slot"
+        );
+        now = t("2026-01-01T00:00:59.500Z");
+        // The next minute's burst is not handed over before its own lead.
+        assert!(core.next_wake().is_some_and(|w| w > now));
+        let at_slot = core.due(minute);
+        assert!(at_slot.iter().any(|f| f.job.id == "at-slot"));
+        assert!(at_slot
+            .iter()
+            .all(|f| f.job.id == "at-slot" || f.job.id == "steady"));
+        assert_eq!(
+            core.next_wake().map(|w| w >= t("2026-01-01T00:01:00.500Z")),
+            Some(true)
         );
     }
 }
