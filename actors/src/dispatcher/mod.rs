@@ -99,8 +99,8 @@ impl Dispatcher {
         let Some(at) = next else { return };
         // A large slot takes longer to prepare: start it earlier.
         let runs = u32::try_from(self.core.waiting_at(at)).unwrap_or(u32::MAX);
-        let preparation = (SEND_PREPARATION + PREPARATION_PER_RUN.saturating_mul(runs))
-            .min(MAX_PREPARATION);
+        let preparation =
+            (SEND_PREPARATION + PREPARATION_PER_RUN.saturating_mul(runs)).min(MAX_PREPARATION);
         let wake = at - chrono::Duration::from_std(preparation).unwrap_or_default();
         let wait = (wake - self.core.now()).to_std().unwrap_or(Duration::ZERO);
         let handle = ctx.run_later(wait, move |act, ctx| {

@@ -1,7 +1,10 @@
 //! Which slots are due: one ordered set of (next fire time, job) for all
 //! jobs, and the misfire policy for slots missed while nobody fired.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -14,7 +17,8 @@ use protocol::{
 use crate::fire::Fire;
 
 struct Entry {
-    schedule: Schedule,
+    /// Shared by every job with the same expression (see `schedules`).
+    schedule: Arc<Schedule>,
     tz: Tz,
     /// The next slot.
     next: Option<DateTime<Utc>>,
@@ -47,6 +51,10 @@ pub struct TriggerCore {
     /// instant: a slot too large to be created within `fire_ahead` is
     /// handed over earlier (see [`TriggerCore::with_bursts`]).
     slot_fires: BTreeMap<DateTime<Utc>, usize>,
+    /// Parsed schedules by expression. A parsed cron expression takes
+    /// about 5 KB, and most jobs of a cluster share a few expressions
+    /// (`0 * * * *`), so 100,000 jobs hold a handful, not 500 MB.
+    schedules: HashMap<String, Arc<Schedule>>,
     /// Runs a second the log is counted on to create: a slot of `n` fires
     /// is handed over `n / burst_rate` seconds before it, if that is more
     /// than `fire_ahead`. Zero turns this off.
@@ -63,6 +71,7 @@ impl TriggerCore {
             catch_up_limit: catch_up_limit.max(1),
             fire_ahead: Duration::zero(),
             slot_fires: BTreeMap::new(),
+            schedules: HashMap::new(),
             burst_rate: 0,
             max_lead: Duration::zero(),
         }
@@ -98,6 +107,18 @@ impl TriggerCore {
         self.queue.clear();
         self.entries.clear();
         self.slot_fires.clear();
+        self.schedules.clear();
+    }
+
+    /// The parsed `expression`, shared with the jobs that have it.
+    fn parse_schedule(&mut self, expression: &str) -> Result<Arc<Schedule>, String> {
+        if let Some(schedule) = self.schedules.get(expression) {
+            return Ok(schedule.clone());
+        }
+        let schedule = Arc::new(Schedule::parse(expression).map_err(|e| e.to_string())?);
+        self.schedules
+            .insert(expression.to_string(), schedule.clone());
+        Ok(schedule)
     }
 
     /// Puts a tracked job's next fire in the queue (and its slot's count).
@@ -183,8 +204,8 @@ impl TriggerCore {
             return;
         }
         let (schedule, tz) = match (
-            Schedule::parse(&job.schedule),
-            parse_timezone(&job.timezone),
+            self.parse_schedule(&job.schedule),
+            parse_timezone(&job.timezone).map_err(|e| e.to_string()),
         ) {
             (Ok(s), Ok(tz)) => (s, tz),
             (Err(e), _) | (_, Err(e)) => {
@@ -212,7 +233,13 @@ impl TriggerCore {
 
     pub fn untrack(&mut self, key: &JobKey) {
         self.dequeue(key);
-        self.entries.remove(key);
+        if let Some(entry) = self.entries.remove(key) {
+            // The last job with this expression is gone: so is its parse.
+            if Arc::strong_count(&entry.schedule) == 2 {
+                self.schedules
+                    .retain(|_, s| !Arc::ptr_eq(s, &entry.schedule));
+            }
+        }
     }
 
     /// When the earliest fire is to be handed over.
@@ -581,5 +608,26 @@ mod tests {
             core.next_wake().map(|w| w >= t("2026-01-01T00:01:00.500Z")),
             Some(true)
         );
+    }
+
+    #[test]
+    fn jobs_with_one_expression_share_one_parsed_schedule_while_any_is_tracked() {
+        let mut core = TriggerCore::new(100);
+        let now = t("2026-01-01T00:00:00.200Z");
+        core.track(&job("a", "0 * * * * *", "fire_once"), now);
+        core.track(&job("b", "0 * * * * *", "fire_once"), now);
+        core.track(&job("c", "@every 1s", "fire_once"), now);
+        assert_eq!(core.schedules.len(), 2);
+        let a = &core.entries[&JobKey::new("default", "a")].schedule;
+        let b = &core.entries[&JobKey::new("default", "b")].schedule;
+        assert!(Arc::ptr_eq(a, b));
+        core.untrack(&JobKey::new("default", "a"));
+        assert_eq!(core.schedules.len(), 2, "b still has it");
+        core.untrack(&JobKey::new("default", "b"));
+        assert_eq!(core.schedules.len(), 1);
+        // A changed job parses its new expression and lets go of the old.
+        core.track(&job("c", "*/5 * * * * *", "fire_once"), now);
+        assert_eq!(core.schedules.len(), 1);
+        assert!(core.schedules.contains_key("*/5 * * * * *"));
     }
 }
