@@ -51,6 +51,10 @@ pub struct TriggerCore {
     /// instant: a slot too large to be created within `fire_ahead` is
     /// handed over earlier (see [`TriggerCore::with_bursts`]).
     slot_fires: BTreeMap<DateTime<Utc>, usize>,
+    /// Large slots whose handing over began, and when: the rest of such a
+    /// slot goes as soon as there is room, not when its smaller remainder
+    /// would have been due on its own.
+    bursts_begun: BTreeMap<DateTime<Utc>, DateTime<Utc>>,
     /// Parsed schedules by expression. A parsed cron expression takes
     /// about 5 KB, and most jobs of a cluster share a few expressions
     /// (`0 * * * *`), so 100,000 jobs hold a handful, not 500 MB.
@@ -71,6 +75,7 @@ impl TriggerCore {
             catch_up_limit: catch_up_limit.max(1),
             fire_ahead: Duration::zero(),
             slot_fires: BTreeMap::new(),
+            bursts_begun: BTreeMap::new(),
             schedules: HashMap::new(),
             burst_rate: 0,
             max_lead: Duration::zero(),
@@ -107,6 +112,7 @@ impl TriggerCore {
         self.queue.clear();
         self.entries.clear();
         self.slot_fires.clear();
+        self.bursts_begun.clear();
         self.schedules.clear();
     }
 
@@ -160,6 +166,7 @@ impl TriggerCore {
                 *count -= 1;
                 if *count == 0 {
                     self.slot_fires.remove(&slot);
+                    self.bursts_begun.remove(&slot);
                 }
             }
         }
@@ -249,6 +256,7 @@ impl TriggerCore {
             .slot_fires
             .range(..=first + self.max_lead + self.fire_ahead)
             .map(|(slot, fires)| *slot - self.burst_lead(*fires))
+            .chain(self.bursts_begun.values().copied())
             .min();
         Some(burst.map_or(first, |burst| burst.min(first)))
     }
@@ -284,7 +292,9 @@ impl TriggerCore {
         let large: Vec<DateTime<Utc>> = self
             .slot_fires
             .range(..=now + self.max_lead)
-            .filter(|(slot, count)| **slot - self.burst_lead(**count) <= now)
+            .filter(|(slot, count)| {
+                self.bursts_begun.contains_key(*slot) || **slot - self.burst_lead(**count) <= now
+            })
             .map(|(slot, _)| *slot)
             .collect();
         for slot in large {
@@ -303,6 +313,9 @@ impl TriggerCore {
                 .take(max - fires.len())
                 .cloned()
                 .collect();
+            if !keys.is_empty() {
+                self.bursts_begun.entry(slot).or_insert(now);
+            }
             fires.extend(keys.into_iter().filter_map(|key| self.take_fire(key)));
             if fires.len() >= max {
                 break;
@@ -582,9 +595,9 @@ mod tests {
         let burst = core.due_at_most(now, 2500);
         let of_minute = burst.iter().filter(|f| f.scheduled_at == minute).count();
         assert_eq!(of_minute, 2500, "as much of the burst as there is room for");
-        // What is left needs only 0.5 s: it goes with the usual lead.
-        assert!(core.due(now).iter().all(|f| f.scheduled_at != minute));
-        let rest = core.due(t("2026-01-01T00:00:59.500Z"));
+        // The rest of a burst that began goes as soon as there is room.
+        assert!(core.next_wake().is_some_and(|w| w <= now));
+        let rest = core.due(t("2026-01-01T00:00:57.300Z"));
         let of_minute_rest = rest
             .iter()
             .filter(|f| f.scheduled_at == minute && f.job.id.starts_with('m'))
@@ -597,6 +610,7 @@ mod tests {
             "a job under another concurrency policy fires at its slot"
         );
         now = t("2026-01-01T00:00:59.500Z");
+        assert!(core.due(now).iter().all(|f| f.job.id == "steady"));
         // The next minute's burst is not handed over before its own lead.
         assert!(core.next_wake().is_some_and(|w| w > now));
         let at_slot = core.due(minute);
