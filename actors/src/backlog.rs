@@ -11,10 +11,11 @@
 //! instead of piling up in mailboxes, proposals and memory.
 
 use std::sync::{
-    atomic::{AtomicUsize, Ordering},
+    atomic::{AtomicI64, AtomicUsize, Ordering},
     Arc,
 };
 
+use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 /// Fires handed over and not yet created, shared by the trigger (which
@@ -31,6 +32,9 @@ struct Inner {
     limit: usize,
     /// Woken when a ticket gives fires back.
     freed: Notify,
+    /// Since when (Unix milliseconds) the earliest fire still in the
+    /// trigger has been due; 0 while the trigger is not behind.
+    behind_since_ms: AtomicI64,
 }
 
 impl Backlog {
@@ -45,6 +49,7 @@ impl Backlog {
                 outstanding: AtomicUsize::new(0),
                 limit: limit.max(1),
                 freed: Notify::new(),
+                behind_since_ms: AtomicI64::new(0),
             }),
         }
     }
@@ -71,6 +76,23 @@ impl Backlog {
         Ticket {
             inner: self.inner.clone(),
             fires,
+        }
+    }
+
+    /// The trigger notes the earliest fire it holds back for want of room
+    /// (`None`: it holds none back).
+    pub fn set_behind_since(&self, since: Option<DateTime<Utc>>) {
+        let ms = since.map_or(0, |t| t.timestamp_millis().max(1));
+        self.inner.behind_since_ms.store(ms, Ordering::Release);
+    }
+
+    /// How long the earliest fire held back has been due, at `now`.
+    pub fn behind(&self, now: DateTime<Utc>) -> std::time::Duration {
+        match self.inner.behind_since_ms.load(Ordering::Acquire) {
+            0 => std::time::Duration::ZERO,
+            ms => u64::try_from(now.timestamp_millis().saturating_sub(ms))
+                .map(std::time::Duration::from_millis)
+                .unwrap_or_default(),
         }
     }
 

@@ -415,6 +415,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         rate_limit: std::num::NonZeroU32::new(config.rate_limit)
             .map(|n| Arc::new(api::RateLimit::per_second(n))),
         metrics,
+        backlog,
         tokens: (!config.tokens.is_empty()).then(|| Arc::new(api::Tokens::new(&config.tokens))),
         api_url: api_url.clone(),
     };

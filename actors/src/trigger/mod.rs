@@ -83,7 +83,12 @@ impl Trigger {
         let now = self.clock.now();
         fires.extend(self.core.due_at_most(now, room));
         self.send(fires);
-        let behind = !self.catch_up.is_empty() || self.core.next_wake().is_some_and(|at| at <= now);
+        let held_back = match self.catch_up.front() {
+            Some(missed) => Some(missed.scheduled_at),
+            None => self.core.next_wake().filter(|at| *at <= now),
+        };
+        self.backlog.set_behind_since(held_back);
+        let behind = held_back.is_some();
         if behind && self.room_wait.is_none() {
             let backlog = self.backlog.clone();
             let wait = async move { backlog.freed().await }
@@ -159,6 +164,7 @@ impl Handler<Leadership> for Trigger {
         self.leading_term = term;
         self.core.clear();
         self.catch_up.clear();
+        self.backlog.set_behind_since(None);
         if let Some(wait) = self.room_wait.take() {
             ctx.cancel_future(wait);
         }

@@ -70,6 +70,8 @@ pub struct AppState {
     pub stats: Arc<stats::StatsCache>,
     /// What `/metrics` reports.
     pub metrics: crate::metrics::Metrics,
+    /// The trigger's backlog, for `/metrics`.
+    pub backlog: actors::backlog::Backlog,
     /// Requests per second each client address may make; unlimited if None.
     pub rate_limit: Option<Arc<rate_limit::RateLimit>>,
     /// This node's API URL as others reach it: a loopback listener also

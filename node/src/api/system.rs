@@ -50,9 +50,10 @@ pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let executors =
         crate::discovery::executor_list(&state.router, state.membership.as_ref()).await?;
     let alive = executors.iter().filter(|e| e.alive).count();
+    let pipeline = crate::metrics::PipelineGauges::of(&state.backlog, state.clock.now());
     let body = state
         .metrics
-        .render(&cluster, alive, executors.len() - alive);
+        .render(&cluster, &pipeline, alive, executors.len() - alive);
     Ok(HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(body))

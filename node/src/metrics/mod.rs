@@ -84,6 +84,27 @@ struct Families {
     /// send_failures, received, installed).
     raft_snapshots: Family<EventLabel, Gauge>,
     requests: Family<RequestLabels, Counter>,
+    /// Fires handed over by the trigger whose runs are not created yet.
+    trigger_backlog: Gauge,
+    /// How long the earliest fire the trigger holds back (the backlog
+    /// being full) has been due: how late the cluster is running.
+    trigger_behind: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+/// The gauges of the path from the trigger to the log, read at a scrape.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PipelineGauges {
+    pub backlog_fires: u64,
+    pub behind: std::time::Duration,
+}
+
+impl PipelineGauges {
+    pub fn of(backlog: &actors::backlog::Backlog, now: DateTime<Utc>) -> Self {
+        Self {
+            backlog_fires: u64::try_from(backlog.outstanding()).unwrap_or(u64::MAX),
+            behind: backlog.behind(now),
+        }
+    }
 }
 
 /// The node's metrics; cheap to clone, shared by everything that counts.
@@ -116,6 +137,8 @@ impl Metrics {
             executors: Family::default(),
             raft_snapshots: Family::default(),
             requests: Family::default(),
+            trigger_backlog: Gauge::default(),
+            trigger_behind: Gauge::default(),
         };
         let mut registry = Registry::with_prefix("cronmesh");
         let f = &families;
@@ -179,6 +202,16 @@ impl Metrics {
             "executors",
             "Executors this node knows, by state (alive, dead)",
             f.executors.clone(),
+        );
+        registry.register(
+            "trigger_backlog_fires",
+            "Fires the trigger handed over whose runs are not created yet (bounded by --trigger-backlog)",
+            f.trigger_backlog.clone(),
+        );
+        registry.register(
+            "trigger_behind_seconds",
+            "How long the earliest slot the trigger holds back has been due: above 0, runs start late because the cluster cannot create them as fast as slots come",
+            f.trigger_behind.clone(),
         );
         registry.register(
             "http_requests",
@@ -251,9 +284,17 @@ impl Metrics {
     }
 
     /// The text a scrape gets, with the gauges read at this moment.
-    pub fn render(&self, cluster: &ClusterStatus, alive: usize, dead: usize) -> String {
+    pub fn render(
+        &self,
+        cluster: &ClusterStatus,
+        pipeline: &PipelineGauges,
+        alive: usize,
+        dead: usize,
+    ) -> String {
         let f = &self.families;
         let as_gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        f.trigger_backlog.set(as_gauge(pipeline.backlog_fires));
+        f.trigger_behind.set(pipeline.behind.as_secs_f64());
         f.raft_term.set(as_gauge(cluster.term));
         f.raft_commit_index.set(as_gauge(cluster.commit_index));
         f.raft_applied_index.set(as_gauge(cluster.applied_index));
@@ -329,11 +370,35 @@ mod tests {
             run("schedule", "pending", 1),
             run("misfire", "skipped", 0),
         ]));
-        let text = metrics.render(&cluster(), 0, 0);
+        let text = metrics.render(&cluster(), &PipelineGauges::default(), 0, 0);
         assert!(text.contains("cronmesh_fires_total 1\n"), "{text}");
         assert!(text.contains("cronmesh_runs_created_total{trigger=\"schedule\"} 2\n"));
         assert!(text.contains("cronmesh_runs_created_total{trigger=\"misfire\"} 1\n"));
         assert!(text.contains("cronmesh_runs_finished_total{status=\"skipped\"} 1\n"));
         assert!(text.contains("cronmesh_raft_term 3\n"));
+    }
+
+    #[test]
+    fn a_trigger_held_back_by_a_full_backlog_shows_how_late_it_runs() {
+        let metrics = Metrics::new();
+        let backlog = actors::backlog::Backlog::new(10);
+        let _ticket = backlog.take(10);
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 10).unwrap();
+        backlog.set_behind_since(Some(now - chrono::Duration::milliseconds(2500)));
+        let text = metrics.render(&cluster(), &PipelineGauges::of(&backlog, now), 0, 0);
+        assert!(
+            text.contains("cronmesh_trigger_backlog_fires 10\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cronmesh_trigger_behind_seconds 2.5\n"),
+            "{text}"
+        );
+        backlog.set_behind_since(None);
+        let text = metrics.render(&cluster(), &PipelineGauges::of(&backlog, now), 0, 0);
+        assert!(
+            text.contains("cronmesh_trigger_behind_seconds 0.0\n"),
+            "{text}"
+        );
     }
 }
