@@ -14,6 +14,8 @@
 
 mod apply;
 pub mod backup;
+#[cfg(test)]
+mod cost_tests;
 pub mod dump;
 #[cfg(test)]
 mod fixtures;
@@ -35,7 +37,10 @@ mod view;
 
 use std::{
     path::Path,
-    sync::{Mutex, MutexGuard, PoisonError, RwLock},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex, MutexGuard, PoisonError, RwLock,
+    },
 };
 
 use protocol::{Job, JobKey, Run};
@@ -119,6 +124,9 @@ pub struct StateMachine {
     /// Views being read (snapshots, backups): a write first keeps there the
     /// old values of the keys it changes.
     views: view::Views,
+    /// Keys inserted or removed by applies since open: what the state
+    /// machine costs sled, for `cronmesh_store_writes_total`.
+    writes: AtomicU64,
 }
 
 /// Tree of the store's own bookkeeping (which tree is current).
@@ -149,6 +157,7 @@ impl StateMachine {
             history,
             apply_gate: Mutex::new(()),
             views: view::Views::default(),
+            writes: AtomicU64::new(0),
         })
     }
 
@@ -165,8 +174,15 @@ impl StateMachine {
     /// values for the views being read first.
     fn write(&self, tree: &sled::Tree, txn: txn::Txn) -> Result<(), StoreError> {
         self.views.keep_old_values(tree, txn.keys())?;
+        let keys = txn.changed_keys() as u64;
         tree.apply_batch(txn.into_batch())?;
+        self.writes.fetch_add(keys, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Keys inserted or removed by applies since the store was opened.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 
     /// Excludes applies while held (see `apply_gate`). A panic while it was

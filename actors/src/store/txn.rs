@@ -101,6 +101,11 @@ impl<'a> Txn<'a> {
         self.writes.keys().map(Vec::as_slice)
     }
 
+    /// How many keys this command writes or deletes.
+    pub fn changed_keys(&self) -> usize {
+        self.writes.len()
+    }
+
     pub fn into_batch(self) -> sled::Batch {
         let mut batch = sled::Batch::default();
         for (key, value) in self.writes {
