@@ -228,8 +228,10 @@ fn create_runs(
             "" => Cow::Owned(logged_run_id(&run.namespace, &run.job_id, index, position)),
             id => Cow::Borrowed(id),
         };
+        // Its job's history is trimmed even if the run existed already.
+        touched.insert(job);
         // One slot, one run: an id that exists is never created twice.
-        if book.index.contains(&id) {
+        if book.index.may_contain(&id) && txn.exists(&keys::run(&id))? {
             continue;
         }
         let mut run = run.clone();
@@ -245,7 +247,6 @@ fn create_runs(
         };
         newest = Some(seq);
         book.insert(txn, job, seq, &run)?;
-        touched.insert(job);
         created.push(run);
     }
     let now = runs.iter().map(|run| run.created_at).max();

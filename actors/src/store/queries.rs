@@ -3,11 +3,9 @@
 use chrono::{DateTime, Utc};
 use protocol::{Job, JobKey, Run, RunStatus};
 
-use std::sync::Arc;
-
 use super::{
     decode, keys, run_book,
-    run_index::{RunIndex, Source},
+    run_index::{nanos, RunIndex, Source},
     JobState, StateMachine, StoreError, StoredRun,
 };
 
@@ -168,8 +166,8 @@ impl StateMachine {
             };
             from = *oldest;
             let exhausted = page.len() < PAGE;
-            for (seq, id) in page {
-                let Some(run) = read_run(&tree, &id)? else {
+            for (seq, key) in page {
+                let Some(run) = read_run(&tree, &key)? else {
                     continue;
                 };
                 if !filter.matches(&run) {
@@ -192,21 +190,22 @@ impl StateMachine {
     /// older run, so its cost is the window's, not the history's.
     pub fn recent_runs(&self, since: DateTime<Utc>, max: usize) -> Result<Vec<Run>, StoreError> {
         let tree = self.tree();
-        let ids: Vec<Arc<str>> = self
+        let since = nanos(since);
+        let keys: Vec<Vec<u8>> = self
             .index()
             .all()
             .rev()
             .take_while(|(_, meta)| meta.created_at >= since)
             .take(max)
-            .map(|(_, meta)| meta.id.clone())
+            .map(|(_, meta)| meta.id.record_key())
             .collect();
-        read_runs(&tree, &ids)
+        read_runs(&tree, &keys)
     }
 
     /// Runs that are pending, dispatched or running.
     pub fn active_runs(&self) -> Result<Vec<Run>, StoreError> {
         let tree = self.tree();
-        let ids: Vec<Arc<str>> = {
+        let keys: Vec<Vec<u8>> = {
             let index = self.index();
             [
                 RunStatus::Pending,
@@ -214,11 +213,11 @@ impl StateMachine {
                 RunStatus::Running,
             ]
             .into_iter()
-            .flat_map(|status| index.with_status(status).iter())
-            .filter_map(|seq| index.meta(*seq).map(|meta| meta.id.clone()))
+            .flat_map(|status| index.active(status))
+            .filter_map(|seq| index.meta(seq).map(|meta| meta.id.record_key()))
             .collect()
         };
-        read_runs(&tree, &ids)
+        read_runs(&tree, &keys)
     }
 
     /// Scheduler nodes that announced themselves, by id.
@@ -235,16 +234,16 @@ impl StateMachine {
     /// The most recently created run of a job.
     pub fn last_run(&self, key: &JobKey) -> Result<Option<Run>, StoreError> {
         let tree = self.tree();
-        let id = {
+        let record = {
             let index = self.index();
             index
                 .job_by_key(key)
-                .and_then(|job| job.seqs.last())
+                .and_then(|job| job.seqs.back())
                 .and_then(|seq| index.meta(*seq))
-                .map(|meta| meta.id.clone())
+                .map(|meta| meta.id.record_key())
         };
-        match id {
-            Some(id) => read_run(&tree, &id),
+        match record {
+            Some(record) => read_run(&tree, &record),
             None => Ok(None),
         }
     }
@@ -254,20 +253,20 @@ impl StateMachine {
     }
 }
 
-/// The run `id` of `tree`.
-fn read_run(tree: &sled::Tree, id: &str) -> Result<Option<Run>, StoreError> {
-    let key = keys::run(id);
-    Ok(match tree.get(&key)? {
-        Some(bytes) => Some(decode::<StoredRun>(&key, &bytes)?.run),
+/// The run whose record is at `key` in `tree`.
+fn read_run(tree: &sled::Tree, key: &[u8]) -> Result<Option<Run>, StoreError> {
+    Ok(match tree.get(key)? {
+        Some(bytes) => Some(decode::<StoredRun>(key, &bytes)?.run),
         None => None,
     })
 }
 
-/// The runs `ids` of `tree` that are still stored, in that order.
-fn read_runs(tree: &sled::Tree, ids: &[Arc<str>]) -> Result<Vec<Run>, StoreError> {
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(run) = read_run(tree, id)? {
+/// The runs whose records are at `keys` in `tree` and still stored, in
+/// that order.
+fn read_runs(tree: &sled::Tree, keys: &[Vec<u8>]) -> Result<Vec<Run>, StoreError> {
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Some(run) = read_run(tree, key)? {
             out.push(run);
         }
     }

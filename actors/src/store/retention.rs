@@ -35,7 +35,12 @@ use std::{collections::BTreeSet, time::Duration};
 use chrono::{DateTime, Utc};
 use protocol::RunStatus;
 
-use super::{run_book::Book, run_index::JobNo, txn::Txn, StoreError, DEFAULT_HISTORY_LIMIT};
+use super::{
+    run_book::Book,
+    run_index::{nanos, JobNo},
+    txn::Txn,
+    StoreError, DEFAULT_HISTORY_LIMIT,
+};
 
 /// Most runs one command removes, all rules together.
 pub const TRIM_BUDGET: usize = 10_000;
@@ -159,6 +164,7 @@ fn trim_older(
     cut: DateTime<Utc>,
     budget: &mut usize,
 ) -> Result<(), StoreError> {
+    let cut = nanos(cut);
     let mut doomed = Vec::new();
     for seq in &book.index.job(job).seqs {
         if doomed.len() >= *budget {
@@ -220,7 +226,7 @@ fn trim_to_bytes(
         }
         if meta.status.is_terminal() {
             total = total.saturating_sub(u64::from(meta.footprint));
-            doomed.push(*seq);
+            doomed.push(seq);
         }
     }
     remove_all(txn, book, &doomed, budget)

@@ -76,6 +76,7 @@ impl<'i> Book<'i> {
     pub fn commit(&mut self) {
         self.committed = true;
         self.undo.clear();
+        self.index.settle();
     }
 
     /// The byte total of the stored runs, counted from the index if no
@@ -139,7 +140,7 @@ impl<'i> Book<'i> {
             return Ok(());
         };
         self.add_bytes(txn, 0, u64::from(meta.footprint))?;
-        txn.delete(keys::run(&meta.id));
+        txn.delete(meta.id.record_key());
         let job = self.index.job(meta.job);
         if let Some((slot, _)) = job.slot.filter(|(_, s)| *s == seq) {
             let key = job.key.clone();

@@ -1,6 +1,6 @@
-//! The in-memory index of the stored runs: by id, by creation order
-//! (`seq`), by job and by status, with each job's counts by outcome and its
-//! newest scheduled slot.
+//! The in-memory index of the stored runs: by creation order (`seq`), by
+//! job, active ones by status, with each job's runs by outcome and its
+//! newest scheduled slot, and which run ids are stored.
 //!
 //! sled holds one record per run (`r\0{id}`); everything here is derived
 //! from those records (and the job states' keys), built by one scan when
@@ -8,14 +8,18 @@
 //! An apply changes the index as it goes and keeps an [`Undo`] log: if its
 //! batch is not written, the log puts the index back as it was.
 //!
-//! Nothing here is persisted, so nothing here may decide a write on its
-//! own in a way a freshly built index would decide otherwise: job numbers
-//! are local (callers order jobs by key), and the newest slot of a job is
-//! only a lower bound of its cursor (see `Book::remove`).
+//! Nothing here is persisted, so nothing here may decide a write in a way
+//! a freshly built index would decide otherwise: job numbers are local
+//! (callers order jobs by key), and the newest slot of a job is only a
+//! lower bound of its cursor (see `Book::remove`).
+//!
+//! Kept small, for a million runs and more: about 60 bytes per run in
+//! creation order (its id as 12 bytes when it is a digest, as run ids
+//! are), 8 per job and outcome queue, 16 for the hash of its id.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
-    sync::Arc,
+    collections::{hash_map::DefaultHasher, BTreeSet, HashMap, VecDeque},
+    hash::{Hash, Hasher},
 };
 
 use chrono::{DateTime, Utc};
@@ -26,48 +30,103 @@ use super::{decode, keys, StoreError, StoredRun};
 /// A job's number in the index: its key is kept once.
 pub(super) type JobNo = u32;
 
-/// What the index keeps of one run (about 48 bytes, plus its id once).
+/// A run id as kept: the 24 lowercase hex digits of a digest as their 12
+/// bytes, any other id as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum RunId {
+    Digest([u8; 12]),
+    Text(Box<str>),
+}
+
+impl RunId {
+    pub fn new(id: &str) -> Self {
+        let lower_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+        let mut digest = [0u8; 12];
+        if id.len() == 24
+            && id.bytes().all(|b| lower_hex(&b))
+            && hex::decode_to_slice(id, &mut digest).is_ok()
+        {
+            return RunId::Digest(digest);
+        }
+        RunId::Text(id.into())
+    }
+
+    /// The id as the run carries it.
+    pub fn text(&self) -> String {
+        match self {
+            RunId::Digest(digest) => hex::encode(digest),
+            RunId::Text(text) => text.to_string(),
+        }
+    }
+
+    /// The key of the run's record.
+    pub fn record_key(&self) -> Vec<u8> {
+        keys::run(&self.text())
+    }
+}
+
+/// A time as kept: nanoseconds since 1970 (saturated past 1677 and 2262),
+/// which compares as the time does.
+pub(super) fn nanos(time: DateTime<Utc>) -> i64 {
+    time.timestamp_nanos_opt()
+        .unwrap_or(if time.timestamp() < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        })
+}
+
+/// What the index keeps of one run.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Meta {
-    /// The run's id, shared with `by_id`: the key of its record.
-    pub id: Arc<str>,
-    pub job: JobNo,
-    pub status: RunStatus,
-    /// For `recent_runs` and the age rule, which walk in creation order.
-    pub created_at: DateTime<Utc>,
+    /// The key of its record.
+    pub id: RunId,
+    /// When it was created ([`nanos`]): `recent_runs` and the age rule
+    /// walk in creation order and stop at a time.
+    pub created_at: i64,
     /// Its end, or its creation if it has none: what the age rule compares.
-    pub ended_at: DateTime<Utc>,
+    pub ended_at: i64,
+    pub job: JobNo,
     /// Bytes of its record, key included (`keys::run_footprint`): what the
     /// byte rule takes off the total when the run goes.
     pub footprint: u32,
+    pub status: RunStatus,
 }
 
 impl Meta {
-    pub fn of(run: &Run, id: Arc<str>, job: JobNo, footprint: u64) -> Self {
+    fn of(run: &Run, id: RunId, job: JobNo, footprint: u64) -> Self {
         Self {
             id,
+            created_at: nanos(run.created_at),
+            ended_at: nanos(run.finished_at.unwrap_or(run.created_at)),
             job,
-            status: run.status,
-            created_at: run.created_at,
-            ended_at: run.finished_at.unwrap_or(run.created_at),
             footprint: u32::try_from(footprint).unwrap_or(u32::MAX),
+            status: run.status,
         }
     }
 }
 
-/// The runs of one job.
+/// One place in creation order; `None` once its run is removed, until the
+/// order is compacted (between applies, see [`RunIndex::settle`]).
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    meta: Option<Meta>,
+}
+
+/// The runs of one job, each queue oldest first.
 #[derive(Debug)]
 pub(super) struct JobRuns {
     pub key: JobKey,
     /// Whether the job's state is stored: runs of other jobs are not
     /// created.
     pub exists: bool,
-    /// Every run of the job, oldest first.
-    pub seqs: BTreeSet<u64>,
-    /// The succeeded ones, oldest first (the count rule trims from here).
-    pub succeeded: BTreeSet<u64>,
+    /// Every run of the job.
+    pub seqs: VecDeque<u64>,
+    /// The succeeded ones (the count rule trims from the front).
+    pub succeeded: VecDeque<u64>,
     /// The ones that ended otherwise.
-    pub failed: BTreeSet<u64>,
+    pub failed: VecDeque<u64>,
     /// The greatest (scheduled_at, seq) of the job's runs triggered by its
     /// schedule or a misfire since the index was built: the cursor is at
     /// least its time while that run is stored.
@@ -75,7 +134,18 @@ pub(super) struct JobRuns {
 }
 
 impl JobRuns {
-    fn ended(&mut self, status: RunStatus) -> Option<&mut BTreeSet<u64>> {
+    fn new(key: JobKey) -> Self {
+        Self {
+            key,
+            exists: false,
+            seqs: VecDeque::new(),
+            succeeded: VecDeque::new(),
+            failed: VecDeque::new(),
+            slot: None,
+        }
+    }
+
+    fn ended(&mut self, status: RunStatus) -> Option<&mut VecDeque<u64>> {
         match status {
             RunStatus::Pending | RunStatus::Dispatched | RunStatus::Running => None,
             RunStatus::Succeeded => Some(&mut self.succeeded),
@@ -84,6 +154,43 @@ impl JobRuns {
             }
         }
     }
+}
+
+/// Puts `seq` in its place in an ordered queue (at the back but after a
+/// restore, see `create_runs`).
+fn enqueue(queue: &mut VecDeque<u64>, seq: u64) {
+    match queue.back() {
+        Some(last) if *last >= seq => {
+            if let Err(at) = queue.binary_search(&seq) {
+                queue.insert(at, seq);
+            }
+        }
+        _ => queue.push_back(seq),
+    }
+}
+
+fn dequeue(queue: &mut VecDeque<u64>, seq: u64) {
+    if let Ok(at) = queue.binary_search(&seq) {
+        queue.remove(at);
+    }
+}
+
+/// The index of `status` among the active statuses.
+fn active(status: RunStatus) -> Option<usize> {
+    match status {
+        RunStatus::Pending => Some(0),
+        RunStatus::Dispatched => Some(1),
+        RunStatus::Running => Some(2),
+        _ => None,
+    }
+}
+
+/// The hash an id is known by in [`RunIndex::ids`]; the same in every
+/// process (SipHash with fixed keys).
+fn id_hash(id: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// One change to take back if the apply that made it fails.
@@ -118,10 +225,16 @@ pub(super) enum Source {
 
 #[derive(Debug, Default)]
 pub(super) struct RunIndex {
-    by_id: HashMap<Arc<str>, u64>,
-    by_seq: BTreeMap<u64, Meta>,
-    /// By `RunStatus as usize`.
-    by_status: [BTreeSet<u64>; 8],
+    /// Every run in creation order, with the places of removed ones.
+    order: Vec<Entry>,
+    /// Places in `order` whose run was removed.
+    removed: usize,
+    /// Active runs by status (pending, dispatched, running).
+    active: [BTreeSet<u64>; 3],
+    /// How many stored runs have an id of each hash: a run whose id is
+    /// not here is not stored (one slot, one run); one whose id is, is
+    /// looked up in the tree.
+    ids: HashMap<u64, u32>,
     jobs: Vec<JobRuns>,
     job_numbers: HashMap<JobKey, JobNo>,
 }
@@ -131,8 +244,7 @@ impl RunIndex {
     /// record.
     pub fn build(tree: &sled::Tree) -> Result<Self, StoreError> {
         let mut index = Self::default();
-        let states = keys::job_state_prefix();
-        for key in tree.scan_prefix(&states).keys() {
+        for key in tree.scan_prefix(keys::job_state_prefix()).keys() {
             let key = key?;
             let Some(job) = keys::job_of_state(&key) else {
                 return Err(StoreError::Corrupt {
@@ -143,14 +255,32 @@ impl RunIndex {
             let no = index.intern(&job.namespace, &job.id);
             index.jobs[no as usize].exists = true;
         }
-        let mut undo = Vec::new();
+        // Records come in the order of their ids: gathered, then filed in
+        // creation order, so that every queue is filled at its back.
+        let mut runs = Vec::new();
         for entry in tree.scan_prefix(keys::run("")) {
             let (key, value) = entry?;
             let stored: StoredRun = decode(&key, &value)?;
+            let run = &stored.run;
+            let job = index.intern(&run.namespace, &run.job_id);
             let footprint = (key.len() + value.len()) as u64;
-            let job = index.intern(&stored.run.namespace, &stored.run.job_id);
-            index.insert(stored.seq, &stored.run, job, footprint, &mut undo);
-            undo.clear();
+            let slot = matches!(run.trigger, TriggerKind::Schedule | TriggerKind::Misfire)
+                .then_some(run.scheduled_at);
+            index.count_id(&run.id, true);
+            runs.push((
+                stored.seq,
+                Meta::of(run, RunId::new(&run.id), job, footprint),
+                slot,
+            ));
+        }
+        runs.sort_unstable_by_key(|(seq, _, _)| *seq);
+        index.order.reserve_exact(runs.len());
+        for (seq, meta, slot) in runs {
+            let job = &mut index.jobs[meta.job as usize];
+            if let Some(slot) = slot {
+                job.slot = job.slot.max(Some((slot, seq)));
+            }
+            index.link(seq, meta);
         }
         Ok(index)
     }
@@ -158,7 +288,7 @@ impl RunIndex {
     /// The number of the job `namespace`/`id`, if the index knows it.
     pub fn job_no(&self, namespace: &str, id: &str) -> Option<JobNo> {
         // A borrowed lookup would need a key type of two `&str`s; a job
-        // key is short and this is not on the path of every run.
+        // key is short, and built once per run created.
         self.job_numbers.get(&JobKey::new(namespace, id)).copied()
     }
 
@@ -169,14 +299,7 @@ impl RunIndex {
         }
         let no = self.jobs.len() as JobNo;
         let key = JobKey::new(namespace, id);
-        self.jobs.push(JobRuns {
-            key: key.clone(),
-            exists: false,
-            seqs: BTreeSet::new(),
-            succeeded: BTreeSet::new(),
-            failed: BTreeSet::new(),
-            slot: None,
-        });
+        self.jobs.push(JobRuns::new(key.clone()));
         self.job_numbers.insert(key, no);
         no
     }
@@ -212,59 +335,103 @@ impl RunIndex {
         }
     }
 
-    pub fn contains(&self, id: &str) -> bool {
-        self.by_id.contains_key(id)
+    /// Whether a run `id` may be stored: when not, it is not.
+    pub fn may_contain(&self, id: &str) -> bool {
+        self.ids.contains_key(&id_hash(id))
+    }
+
+    fn count_id(&mut self, id: &str, add: bool) {
+        let hash = id_hash(id);
+        if add {
+            *self.ids.entry(hash).or_default() += 1;
+        } else if let Some(count) = self.ids.get_mut(&hash) {
+            *count -= 1;
+            if *count == 0 {
+                self.ids.remove(&hash);
+            }
+        }
+    }
+
+    fn place(&self, seq: u64) -> Option<usize> {
+        self.order.binary_search_by_key(&seq, |e| e.seq).ok()
     }
 
     pub fn meta(&self, seq: u64) -> Option<&Meta> {
-        self.by_seq.get(&seq)
+        self.order.get(self.place(seq)?)?.meta.as_ref()
     }
 
     /// The newest `seq` stored.
     pub fn newest_seq(&self) -> Option<u64> {
-        self.by_seq.last_key_value().map(|(seq, _)| *seq)
+        self.order
+            .iter()
+            .rev()
+            .find(|e| e.meta.is_some())
+            .map(|e| e.seq)
     }
 
     /// Every run, oldest first.
-    pub fn all(&self) -> impl DoubleEndedIterator<Item = (&u64, &Meta)> {
-        self.by_seq.iter()
+    pub fn all(&self) -> impl DoubleEndedIterator<Item = (u64, &Meta)> {
+        self.order
+            .iter()
+            .filter_map(|e| e.meta.as_ref().map(|m| (e.seq, m)))
     }
 
-    /// The runs with `status`, oldest first.
-    pub fn with_status(&self, status: RunStatus) -> &BTreeSet<u64> {
-        &self.by_status[status as usize]
+    /// The active runs with `status`, oldest first (none for an end).
+    pub fn active(&self, status: RunStatus) -> impl Iterator<Item = u64> + '_ {
+        active(status)
+            .map(|at| self.active[at].iter().copied())
+            .into_iter()
+            .flatten()
     }
 
     /// The bytes of every stored run (`keys::run_footprint`).
     pub fn footprint(&self) -> u64 {
-        self.by_seq.values().map(|m| u64::from(m.footprint)).sum()
+        self.all().map(|(_, m)| u64::from(m.footprint)).sum()
     }
 
     /// Up to `n` runs of `source` older than `before`, newest first, as
-    /// (seq, id).
-    pub fn page(&self, source: Source, before: u64, n: usize) -> Vec<(u64, Arc<str>)> {
-        let ids = |seqs: &mut dyn Iterator<Item = u64>| {
-            seqs.filter_map(|seq| self.by_seq.get(&seq).map(|m| (seq, m.id.clone())))
-                .take(n)
-                .collect()
+    /// (seq, record key).
+    pub fn page(&self, source: Source, before: u64, n: usize) -> Vec<(u64, Vec<u8>)> {
+        let key_of = |seq: u64| self.meta(seq).map(|m| (seq, m.id.record_key()));
+        let older = || {
+            let end = self.order.partition_point(|e| e.seq < before);
+            self.order[..end]
+                .iter()
+                .rev()
+                .filter_map(|e| e.meta.as_ref().map(|m| (e.seq, m)))
         };
         match source {
-            Source::All => self
-                .by_seq
-                .range(..before)
-                .rev()
+            Source::All => older()
                 .take(n)
-                .map(|(seq, m)| (*seq, m.id.clone()))
+                .map(|(seq, m)| (seq, m.id.record_key()))
                 .collect(),
+            Source::Status(status) => match active(status) {
+                Some(at) => self.active[at]
+                    .range(..before)
+                    .rev()
+                    .filter_map(|seq| key_of(*seq))
+                    .take(n)
+                    .collect(),
+                None => older()
+                    .filter(|(_, m)| m.status == status)
+                    .take(n)
+                    .map(|(seq, m)| (seq, m.id.record_key()))
+                    .collect(),
+            },
             // A number of an index since replaced (a dump was installed
             // between two pages) may name no job here.
             Source::Job(no) => match self.jobs.get(no as usize) {
-                Some(job) => ids(&mut job.seqs.range(..before).rev().copied()),
+                Some(job) => {
+                    let end = job.seqs.partition_point(|seq| *seq < before);
+                    job.seqs
+                        .range(..end)
+                        .rev()
+                        .filter_map(|seq| key_of(*seq))
+                        .take(n)
+                        .collect()
+                }
                 None => Vec::new(),
             },
-            Source::Status(status) => {
-                ids(&mut self.with_status(status).range(..before).rev().copied())
-            }
         }
     }
 
@@ -277,15 +444,14 @@ impl RunIndex {
         footprint: u64,
         undo: &mut Vec<Undo>,
     ) {
-        let id: Arc<str> = Arc::from(run.id.as_str());
-        let meta = Meta::of(run, id.clone(), job, footprint);
+        let meta = Meta::of(run, RunId::new(&run.id), job, footprint);
         let entry = &mut self.jobs[job as usize];
         let slot_before = entry.slot;
         if matches!(run.trigger, TriggerKind::Schedule | TriggerKind::Misfire) {
             entry.slot = entry.slot.max(Some((run.scheduled_at, seq)));
         }
         undo.push(Undo::Inserted { seq, slot_before });
-        self.by_id.insert(id, seq);
+        self.count_id(&run.id, true);
         self.link(seq, meta);
     }
 
@@ -303,7 +469,7 @@ impl RunIndex {
     /// Takes the run at `seq` out; answers what the index had of it.
     pub fn remove(&mut self, seq: u64, undo: &mut Vec<Undo>) -> Option<Meta> {
         let meta = self.unlink(seq)?;
-        self.by_id.remove(&meta.id);
+        self.count_id(&meta.id.text(), false);
         undo.push(Undo::Removed {
             seq,
             meta: meta.clone(),
@@ -317,7 +483,7 @@ impl RunIndex {
             match change {
                 Undo::Inserted { seq, slot_before } => {
                     if let Some(meta) = self.unlink(seq) {
-                        self.by_id.remove(&meta.id);
+                        self.count_id(&meta.id.text(), false);
                         self.jobs[meta.job as usize].slot = slot_before;
                     }
                 }
@@ -326,7 +492,7 @@ impl RunIndex {
                     self.link(seq, before);
                 }
                 Undo::Removed { seq, meta } => {
-                    self.by_id.insert(meta.id.clone(), seq);
+                    self.count_id(&meta.id.text(), true);
                     self.link(seq, meta);
                 }
                 Undo::Job { job, exists, slot } => {
@@ -338,41 +504,112 @@ impl RunIndex {
         }
     }
 
-    /// Files `meta` under `seq` everywhere but `by_id`.
-    fn link(&mut self, seq: u64, meta: Meta) {
-        let job = &mut self.jobs[meta.job as usize];
-        job.seqs.insert(seq);
-        if let Some(ended) = job.ended(meta.status) {
-            ended.insert(seq);
+    /// Drops the places of removed runs once they are many; between
+    /// applies only, so that an undo finds the places it refers to.
+    pub fn settle(&mut self) {
+        if self.removed > 1024 && self.removed * 2 > self.order.len() {
+            self.order.retain(|e| e.meta.is_some());
+            self.order
+                .shrink_to(self.order.len() + self.order.len() / 8);
+            self.removed = 0;
         }
-        self.by_status[meta.status as usize].insert(seq);
-        self.by_seq.insert(seq, meta);
     }
 
-    /// Takes `seq` out of everything but `by_id`.
-    fn unlink(&mut self, seq: u64) -> Option<Meta> {
-        let meta = self.by_seq.remove(&seq)?;
+    /// Files `meta` under `seq` everywhere but `ids`.
+    fn link(&mut self, seq: u64, meta: Meta) {
         let job = &mut self.jobs[meta.job as usize];
-        job.seqs.remove(&seq);
+        enqueue(&mut job.seqs, seq);
         if let Some(ended) = job.ended(meta.status) {
-            ended.remove(&seq);
+            enqueue(ended, seq);
         }
-        self.by_status[meta.status as usize].remove(&seq);
+        if let Some(at) = active(meta.status) {
+            self.active[at].insert(seq);
+        }
+        match self.order.last() {
+            Some(last) if last.seq >= seq => {
+                match self.order.binary_search_by_key(&seq, |e| e.seq) {
+                    Ok(at) => {
+                        if self.order[at].meta.is_none() {
+                            self.removed -= 1;
+                        }
+                        self.order[at].meta = Some(meta);
+                    }
+                    Err(at) => self.order.insert(
+                        at,
+                        Entry {
+                            seq,
+                            meta: Some(meta),
+                        },
+                    ),
+                }
+            }
+            _ => self.order.push(Entry {
+                seq,
+                meta: Some(meta),
+            }),
+        }
+    }
+
+    /// Takes `seq` out of everything but `ids`.
+    fn unlink(&mut self, seq: u64) -> Option<Meta> {
+        let at = self.place(seq)?;
+        let meta = self.order[at].meta.take()?;
+        self.removed += 1;
+        let job = &mut self.jobs[meta.job as usize];
+        dequeue(&mut job.seqs, seq);
+        if let Some(ended) = job.ended(meta.status) {
+            dequeue(ended, seq);
+        }
+        if let Some(at) = active(meta.status) {
+            self.active[at].remove(&seq);
+        }
         Some(meta)
     }
 }
 
 #[cfg(test)]
+impl RunIndex {
+    /// The bytes the index allocates, by the capacities of its parts (the
+    /// allocator's own overhead aside): (for the runs, for the jobs).
+    pub fn heap_bytes(&self) -> (usize, usize) {
+        use std::mem::size_of;
+        let texts: usize = self
+            .all()
+            .map(|(_, m)| match &m.id {
+                RunId::Text(text) => text.len(),
+                RunId::Digest(_) => 0,
+            })
+            .sum();
+        let runs = self.order.capacity() * size_of::<Entry>()
+            + self.ids.capacity() * (size_of::<(u64, u32)>() + 1)
+            + self.active.iter().map(|set| set.len() * 16).sum::<usize>()
+            + self
+                .jobs
+                .iter()
+                .map(|j| (j.seqs.capacity() + j.succeeded.capacity() + j.failed.capacity()) * 8)
+                .sum::<usize>()
+            + texts;
+        let jobs = self.jobs.capacity() * size_of::<JobRuns>()
+            + self.job_numbers.capacity() * (size_of::<(JobKey, JobNo)>() + 1)
+            + self
+                .jobs
+                .iter()
+                .map(|j| 2 * (j.key.namespace.len() + j.key.id.len()))
+                .sum::<usize>();
+        (runs, jobs)
+    }
+}
+
+#[cfg(test)]
 impl PartialEq for RunIndex {
-    /// The same runs with the same metadata, jobs compared by key.
+    /// The same runs with the same metadata and ids, jobs compared by key.
     fn eq(&self, other: &Self) -> bool {
         let runs = |index: &Self| -> Vec<(u64, Meta, JobKey)> {
             index
-                .by_seq
-                .iter()
+                .all()
                 .map(|(seq, m)| {
                     (
-                        *seq,
+                        seq,
                         Meta {
                             job: 0,
                             ..m.clone()
@@ -382,6 +619,22 @@ impl PartialEq for RunIndex {
                 })
                 .collect()
         };
-        runs(self) == runs(other) && self.by_id == other.by_id
+        runs(self) == runs(other) && self.ids == other.ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digest_id_is_kept_in_twelve_bytes_and_any_other_as_it_is() {
+        let digest = "0123456789abcdef01234567";
+        assert!(matches!(RunId::new(digest), RunId::Digest(_)));
+        assert_eq!(RunId::new(digest).text(), digest);
+        for other in ["0123456789ABCDEF01234567", "r1", "0123456789abcdef0123456g"] {
+            assert_eq!(RunId::new(other), RunId::Text(other.into()));
+            assert_eq!(RunId::new(other).text(), other);
+        }
     }
 }
