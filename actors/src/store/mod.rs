@@ -21,6 +21,8 @@ mod cost_tests;
 pub mod dump;
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod index_tests;
 pub mod install;
 pub mod keys;
 pub mod local_log;
