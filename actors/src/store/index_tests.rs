@@ -61,10 +61,14 @@ fn pages(sm: &StateMachine, filter: &RunFilter, size: usize) -> Vec<Vec<String>>
     }
 }
 
-/// What every query of the runs answers, and the index itself.
+/// What the queries about one job answer: its id, the pages of its runs,
+/// its last run and its state.
+type JobAnswers = (String, Vec<Vec<String>>, Option<Run>, Option<JobState>);
+
+/// What every query of the runs answers.
 #[derive(Debug, PartialEq)]
 struct Answers {
-    by_job: Vec<(String, Vec<Vec<String>>, Option<Run>, Option<JobState>)>,
+    by_job: Vec<JobAnswers>,
     by_status: Vec<(RunStatus, Vec<Vec<String>>)>,
     all: Vec<Vec<String>>,
     in_time: Vec<Run>,
@@ -383,5 +387,46 @@ fn a_second_create_of_a_stored_run_is_refused_and_its_job_still_trimmed() {
     assert_eq!(
         sm.runs(&RunFilter::default(), None, 10).unwrap().0,
         vec![first]
+    );
+}
+
+#[test]
+fn a_missing_byte_total_is_counted_before_the_command_changes_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = StateMachine::open(dir.path(), HistoryPolicy::keeping(10)).unwrap();
+    apply_all(
+        &sm,
+        0,
+        &[
+            MetaCommand::CreateJobs {
+                jobs: vec![job("a"), job("b")],
+                at: t0(),
+            },
+            MetaCommand::CreateRuns {
+                runs: vec![
+                    run("a", 1, RunStatus::Succeeded),
+                    run("b", 2, RunStatus::Failed),
+                ],
+            },
+        ],
+    );
+    sm.tree().remove(super::keys::HISTORY_BYTES).unwrap();
+    apply_all(
+        &sm,
+        2,
+        &[MetaCommand::DeleteJob {
+            key: JobKey::new("default", "a"),
+        }],
+    );
+    let records: u64 = sm
+        .tree()
+        .scan_prefix(super::keys::run(""))
+        .map(|e| e.map(|(k, v)| (k.len() + v.len()) as u64).unwrap())
+        .sum();
+    let total = sm.tree().get(super::keys::HISTORY_BYTES).unwrap().unwrap();
+    assert!(records > 0);
+    assert_eq!(
+        u64::from_be_bytes(total.as_ref().try_into().unwrap()),
+        records
     );
 }

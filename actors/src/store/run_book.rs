@@ -136,6 +136,8 @@ impl<'i> Book<'i> {
     /// stored there in the same batch: the cursor read is never behind a
     /// slot that had a run, before or after a restart.
     pub fn remove(&mut self, txn: &mut Txn, seq: u64) -> Result<(), StoreError> {
+        // Counted (if it must be) before the index loses the run.
+        self.bytes(txn)?;
         let Some(meta) = self.index.remove(seq, &mut self.undo) else {
             return Ok(());
         };
