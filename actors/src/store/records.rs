@@ -31,7 +31,8 @@ pub struct JobState {
     pub history: Option<JobHistory>,
 }
 
-/// A job's finished runs by outcome, and where trimming each starts.
+/// A job's finished runs by outcome, as `StateMachine::job_state` counts
+/// them from the run index (stored by earlier versions, now ignored).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobHistory {
     /// Succeeded runs stored.
