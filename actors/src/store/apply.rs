@@ -1,18 +1,20 @@
 //! The one function that applies a `MetaCommand` to the state machine.
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    borrow::Cow,
+    collections::{BTreeSet, HashMap},
+};
 
 use chrono::{DateTime, Utc};
 use protocol::{
     run::{logged_run_id, tail, OUTPUT_LIMIT},
-    Job, JobKey, MetaCommand, PutMode, Run, RunUpdate, TriggerKind,
+    Job, JobKey, MetaCommand, PutMode, Run, RunUpdate,
 };
 
 use super::{
     keys,
-    records::JobHistory,
     retention::{self, HistoryPolicy},
-    run_book::{self, find_indexed, Book},
+    run_book::{self, Book},
     txn::Txn,
     JobState, Outcome, Rejection, StateMachine, StoreError,
 };
@@ -21,33 +23,56 @@ impl StateMachine {
     /// Applies the command at log `index` atomically. Commands at or below
     /// the applied index are ignored, so replaying the log is harmless.
     /// Deterministic: the same log gives the same state on every node.
+    ///
+    /// The run index changes as the command goes, under its lock (readers
+    /// wait for one command at most); unless the batch is written, the
+    /// index is put back as it was (see `Book`).
     pub fn apply(&self, index: u64, cmd: &MetaCommand) -> Result<Outcome, StoreError> {
         let _whole = self.gate();
         if index <= self.applied_index()? {
             return Ok(Outcome::AlreadyApplied);
         }
         let tree = self.tree();
+        let mut runs = self.index_mut();
+        let mut book = Book::new(&mut runs);
         let mut txn = Txn::new(&tree);
-        let outcome = match cmd {
-            MetaCommand::PutJob { job, mode, at } => put_job(&mut txn, job, *mode, *at)?,
-            MetaCommand::CreateJobs { jobs, at } => create_jobs(&mut txn, jobs, *at)?,
-            MetaCommand::DeleteJob { key } => delete_job(&mut txn, key)?,
+        let applied = self
+            .apply_to(&mut txn, &mut book, index, cmd)
+            .and_then(|outcome| {
+                txn.put_raw(keys::APPLIED.to_vec(), index.to_be_bytes().to_vec());
+                self.write(&tree, txn)?;
+                Ok(outcome)
+            });
+        if applied.is_ok() {
+            book.commit();
+        }
+        applied
+    }
+
+    fn apply_to(
+        &self,
+        txn: &mut Txn,
+        book: &mut Book,
+        index: u64,
+        cmd: &MetaCommand,
+    ) -> Result<Outcome, StoreError> {
+        Ok(match cmd {
+            MetaCommand::PutJob { job, mode, at } => put_job(txn, book, job, *mode, *at)?,
+            MetaCommand::CreateJobs { jobs, at } => create_jobs(txn, book, jobs, *at)?,
+            MetaCommand::DeleteJob { key } => delete_job(txn, book, key)?,
             MetaCommand::SetJobEnabled { key, enabled, at } => {
-                set_enabled(&mut txn, key, *enabled, *at)?
+                set_enabled(txn, key, *enabled, *at)?
             }
-            MetaCommand::CreateRuns { runs } => create_runs(&mut txn, index, runs, &self.history)?,
-            MetaCommand::RecordRuns { updates } => record_runs(&mut txn, updates, &self.history)?,
+            MetaCommand::CreateRuns { runs } => create_runs(txn, book, index, runs, &self.history)?,
+            MetaCommand::RecordRuns { updates } => record_runs(txn, book, updates, &self.history)?,
             MetaCommand::MoveRun { run_id, from, to } => {
-                move_run(&mut txn, run_id, from, to, &self.history)?
+                move_run(txn, book, run_id, from, to, &self.history)?
             }
             MetaCommand::RegisterNode { node } => {
                 txn.put(keys::node(node.node_id), node)?;
                 Outcome::NodeRegistered(node.clone())
             }
-        };
-        txn.put_raw(keys::APPLIED.to_vec(), index.to_be_bytes().to_vec());
-        self.write(&tree, txn)?;
-        Ok(outcome)
+        })
     }
 }
 
@@ -69,6 +94,7 @@ impl StateMachine {
 
 fn put_job(
     txn: &mut Txn,
+    book: &mut Book,
     job: &Job,
     mode: PutMode,
     at: DateTime<Utc>,
@@ -83,7 +109,7 @@ fn put_job(
             updated_at: at,
             cursor: at,
             run_count: 0,
-            history: Some(JobHistory::default()),
+            history: None,
         },
         (PutMode::Replace, Some(state)) => {
             // Slots before the new definition are not owed by it.
@@ -95,7 +121,8 @@ fn put_job(
         }
     };
     txn.put(keys::job(&key), job)?;
-    txn.put(keys::job_state(&key), &state)?;
+    txn.put(keys::job_state(&key), &run_book::stored(state))?;
+    book.index.set_job(&key, true, &mut book.undo);
     Ok(Outcome::JobPut {
         job: Box::new(job.clone()),
         created: mode == PutMode::Create,
@@ -104,7 +131,12 @@ fn put_job(
 
 /// Every job or none: the existence of any one (or an id twice) rejects
 /// the command before anything is written.
-fn create_jobs(txn: &mut Txn, jobs: &[Job], at: DateTime<Utc>) -> Result<Outcome, StoreError> {
+fn create_jobs(
+    txn: &mut Txn,
+    book: &mut Book,
+    jobs: &[Job],
+    at: DateTime<Utc>,
+) -> Result<Outcome, StoreError> {
     let mut seen = std::collections::HashSet::new();
     for job in jobs {
         let key = job.key();
@@ -113,7 +145,7 @@ fn create_jobs(txn: &mut Txn, jobs: &[Job], at: DateTime<Utc>) -> Result<Outcome
         }
     }
     for job in jobs {
-        put_job(txn, job, PutMode::Create, at)?;
+        put_job(txn, book, job, PutMode::Create, at)?;
     }
     Ok(Outcome::JobsCreated(jobs.to_vec()))
 }
@@ -137,31 +169,31 @@ fn set_enabled(
     job.enabled = enabled;
     state.updated_at = at;
     txn.put(keys::job(key), &job)?;
-    txn.put(keys::job_state(key), &state)?;
+    txn.put(keys::job_state(key), &run_book::stored(state))?;
     Ok(Outcome::JobPut {
         job: Box::new(job),
         created: false,
     })
 }
 
-fn delete_job(txn: &mut Txn, key: &JobKey) -> Result<Outcome, StoreError> {
+fn delete_job(txn: &mut Txn, book: &mut Book, key: &JobKey) -> Result<Outcome, StoreError> {
     if !txn.exists(&keys::job(key))? {
         return Ok(Outcome::JobDeleted {
             key: key.clone(),
             existed: false,
         });
     }
-    let mut book = Book::default();
-    book.drop_job(key);
-    let prefix = keys::runs_of_job_prefix(key);
-    let index_entries: Vec<(Vec<u8>, Vec<u8>)> =
-        txn.scan(&prefix, &prefix).collect::<Result<_, _>>()?;
-    for (index_key, value) in index_entries {
-        match find_indexed(txn, &index_key, &value)? {
-            Some(found) => book.remove(txn, &found)?,
-            None => txn.delete(index_key),
-        }
+    // Forgotten first: the runs go with the job, its cursor with its state.
+    book.index.set_job(key, false, &mut book.undo);
+    let seqs: Vec<u64> = book
+        .index
+        .job_by_key(key)
+        .map(|job| job.seqs.iter().copied().collect())
+        .unwrap_or_default();
+    for seq in seqs {
+        book.remove(txn, seq)?;
     }
+    book.forget_state(key);
     txn.delete(keys::job(key));
     txn.delete(keys::job_state(key));
     book.finish(txn)?;
@@ -175,51 +207,50 @@ fn delete_job(txn: &mut Txn, key: &JobKey) -> Result<Outcome, StoreError> {
 /// rule measures from the newest `created_at` among the runs.
 fn create_runs(
     txn: &mut Txn,
+    book: &mut Book,
     index: u64,
     runs: &[Run],
     policy: &HistoryPolicy,
 ) -> Result<Outcome, StoreError> {
-    let mut book = Book::default();
     let mut touched = BTreeSet::new();
-    let mut created = Vec::new();
+    let mut created = Vec::with_capacity(runs.len());
     // Runs are ordered by `seq`, which grows with the log index. A store
     // restored from a backup starts its log again, below the runs it
     // holds: a new run goes after the newest stored one all the same, so
-    // it sorts as new and never takes the index entries of another run.
-    let mut newest = txn
-        .last_key(keys::ALL_RUNS_PREFIX)?
-        .and_then(|k| keys::seq_of(&k));
+    // it sorts as new and never takes the place of another run.
+    let mut newest = book.index.newest_seq();
     for (position, run) in runs.iter().enumerate() {
-        let key = JobKey::new(run.namespace.clone(), run.job_id.clone());
         // The job was deleted after the fire was planned.
-        if book.job(txn, &key)?.is_none() {
+        let Some(job) = book.index.existing_job(&run.namespace, &run.job_id) else {
             continue;
-        }
-        touched.insert(key.clone());
-        let mut run = run.clone();
-        if run.id.is_empty() {
-            run.id = logged_run_id(&run.namespace, &run.job_id, index, position);
-        }
+        };
+        let id = match run.id.as_str() {
+            "" => Cow::Owned(logged_run_id(&run.namespace, &run.job_id, index, position)),
+            id => Cow::Borrowed(id),
+        };
+        // Its job's history is trimmed even if the run existed already.
+        touched.insert(job);
         // One slot, one run: an id that exists is never created twice.
-        if txn.exists(&keys::run(&run.id))? {
+        if book.index.may_contain(&id) && txn.exists(&keys::run(&id))? {
             continue;
         }
-        run.output = tail(&run.output, OUTPUT_LIMIT).to_string();
+        let mut run = run.clone();
+        if let Cow::Owned(id) = id {
+            run.id = id;
+        }
+        if run.output.len() > OUTPUT_LIMIT {
+            run.output = tail(&run.output, OUTPUT_LIMIT).to_string();
+        }
         let seq = match newest {
             Some(newest) => keys::seq(index, position).max(newest.saturating_add(1)),
             None => keys::seq(index, position),
         };
         newest = Some(seq);
-        book.insert(txn, &key, seq, &run)?;
-        if matches!(run.trigger, TriggerKind::Schedule | TriggerKind::Misfire) {
-            if let Some(state) = book.job(txn, &key)? {
-                state.cursor = state.cursor.max(run.scheduled_at);
-            }
-        }
+        book.insert(txn, job, seq, &run)?;
         created.push(run);
     }
     let now = runs.iter().map(|run| run.created_at).max();
-    retention::trim(txn, &mut book, policy, &touched, now)?;
+    retention::trim(txn, book, policy, &touched, now)?;
     book.finish(txn)?;
     Ok(Outcome::RunsCreated(created))
 }
@@ -228,10 +259,10 @@ fn create_runs(
 /// age rule measures from the newest start or end the updates carry.
 fn record_runs(
     txn: &mut Txn,
+    book: &mut Book,
     updates: &[RunUpdate],
     policy: &HistoryPolicy,
 ) -> Result<Outcome, StoreError> {
-    let mut book = Book::default();
     let mut touched = BTreeSet::new();
     let mut changed: Vec<Run> = Vec::new();
     // Where each run's latest change sits in `changed`.
@@ -243,7 +274,9 @@ fn record_runs(
         let mut run = found.stored.run.clone();
         merge(&mut run, update);
         book.rewrite(txn, &found, &run)?;
-        touched.insert(found.job());
+        if let Some(meta) = book.index.meta(found.stored.seq) {
+            touched.insert(meta.job);
+        }
         if run.status != found.stored.run.status {
             match position.get(&run.id) {
                 Some(&at) => changed[at] = run,
@@ -259,19 +292,19 @@ fn record_runs(
         .flat_map(|u| [u.started_at, u.finished_at])
         .flatten()
         .max();
-    retention::trim(txn, &mut book, policy, &touched, now)?;
+    retention::trim(txn, book, policy, &touched, now)?;
     book.finish(txn)?;
     Ok(Outcome::RunsChanged(changed))
 }
 
 fn move_run(
     txn: &mut Txn,
+    book: &mut Book,
     run_id: &str,
     from: &str,
     to: &str,
     policy: &HistoryPolicy,
 ) -> Result<Outcome, StoreError> {
-    let mut book = Book::default();
     let moved = match run_book::find(txn, run_id)? {
         Some(found)
             if !found.stored.run.status.is_terminal()
@@ -286,7 +319,7 @@ fn move_run(
     };
     if moved {
         // A longer executor name may take the runs past the byte budget.
-        retention::trim(txn, &mut book, policy, &BTreeSet::new(), None)?;
+        retention::trim(txn, book, policy, &BTreeSet::new(), None)?;
         book.finish(txn)?;
     }
     Ok(Outcome::RunMoved {

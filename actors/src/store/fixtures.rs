@@ -1,5 +1,5 @@
-//! What the store's tests build again and again: a job from its id and a
-//! pending run of one slot.
+//! What the store's tests build again and again: a job from its id, a
+//! pending run of one slot, a store opened again.
 
 use chrono::{DateTime, Utc};
 use protocol::{
@@ -48,5 +48,25 @@ pub fn slot_run_of(key: &JobKey, at: DateTime<Utc>) -> Run {
         error: None,
         params: String::new(),
         retry_of: None,
+    }
+}
+
+/// The store in `dir`, opened again right after it was dropped: sled's
+/// flusher thread may hold the directory's lock a moment longer.
+pub fn open_store(
+    dir: &std::path::Path,
+    policy: super::retention::HistoryPolicy,
+) -> super::StateMachine {
+    let mut tries = 0;
+    loop {
+        match super::StateMachine::open(dir, policy.clone()) {
+            Ok(store) => return store,
+            Err(e) if tries < 100 => {
+                tries += 1;
+                tracing::debug!(error = %e, "the store is still locked");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("the store does not open: {e}"),
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! crash-safely and in flat memory.
 //!
 //! The dump is loaded into a new tree beside the current one, a batch of
-//! records at a time; the new tree is flushed; then one write to
+//! records at a time; the run index is built from it (after dropping the
+//! index entries a dump of an earlier version holds); the new tree is
+//! flushed; then one write to
 //! `store-meta` names it current, and the handle readers take is switched.
 //! A crash before that write leaves the old state (the half-loaded tree is
 //! dropped at the next start), a crash after it the new one. Applies wait
@@ -10,7 +12,10 @@
 
 use std::io::Read;
 
-use super::{dump::DumpReader, StateMachine, StoreError, ACTIVE_KEY, FIRST_TREE};
+use super::{
+    dump::DumpReader, migrate, run_index::RunIndex, StateMachine, StoreError, ACTIVE_KEY,
+    FIRST_TREE,
+};
 
 /// Bytes of records gathered into one batch while a dump is loaded.
 const LOAD_BATCH_BYTES: usize = 4 * 1024 * 1024;
@@ -65,11 +70,13 @@ impl StateMachine {
                 }
             }
             fresh.apply_batch(batch)?;
+            migrate::drop_old_indexes(&fresh)?;
+            let runs = RunIndex::build(&fresh)?;
             self.db.flush()?;
-            Ok::<_, StoreError>(records)
+            Ok::<_, StoreError>((records, runs))
         })();
-        let records = match loaded {
-            Ok(records) => records,
+        let (records, runs) = match loaded {
+            Ok(loaded) => loaded,
             Err(e) => {
                 drop(fresh);
                 let _ = self.db.drop_tree(name.as_bytes());
@@ -81,6 +88,9 @@ impl StateMachine {
             let _whole = self.gate();
             self.meta.insert(ACTIVE_KEY, name.as_bytes())?;
             self.db.flush()?;
+            // Readers see the new tree with its index: both are switched
+            // while the index is held.
+            let mut held = self.index_mut();
             let old = std::mem::replace(
                 &mut *self
                     .tree
@@ -88,6 +98,8 @@ impl StateMachine {
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
                 fresh,
             );
+            *held = runs;
+            drop(held);
             crate::kill_point(steps::SWITCHED);
             // The old tree stays until the next start or install drops it:
             // a reader may still hold it.

@@ -1,5 +1,5 @@
-//! The JobStore state machine: jobs, runs and their indexes in one sled
-//! tree, changed only by applying `MetaCommand`s in log order.
+//! The JobStore state machine: jobs and runs in one sled tree, the runs'
+//! indexes in memory, changed only by applying `MetaCommand`s in log order.
 //!
 //! - `apply`: the one `match` that turns a command into writes.
 //! - `queries`: reads for the API and the actors.
@@ -9,23 +9,31 @@
 //! - `install`: replacing the whole state with a dump's, crash-safely.
 //! - `backup`: backups written from a view and restored into a new node.
 //! - `retention`: the history policy: which finished runs are dropped, when.
-//! - `run_book`: writes of runs, with the totals retention reads.
+//! - `run_book`: writes of runs, with the byte total retention reads.
+//! - `run_index`: the runs by id, creation order, job and status, in memory.
+//! - `migrate`: dropping what earlier versions stored and this one derives.
 //! - `keys`, `records`, `txn`: key layout, stored records, write overlay.
 
 mod apply;
 pub mod backup;
+#[cfg(test)]
+mod cost_tests;
 pub mod dump;
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod index_tests;
 pub mod install;
 pub mod keys;
 pub mod local_log;
+mod migrate;
 mod queries;
 pub mod records;
 pub mod retention;
 #[cfg(test)]
 mod retention_tests;
 mod run_book;
+mod run_index;
 #[cfg(test)]
 mod size_tests;
 #[cfg(test)]
@@ -35,7 +43,10 @@ mod view;
 
 use std::{
     path::Path,
-    sync::{Mutex, MutexGuard, PoisonError, RwLock},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex, MutexGuard, PoisonError, RwLock,
+    },
 };
 
 use protocol::{Job, JobKey, Run};
@@ -119,6 +130,12 @@ pub struct StateMachine {
     /// Views being read (snapshots, backups): a write first keeps there the
     /// old values of the keys it changes.
     views: view::Views,
+    /// The runs by id, creation order, job and status, built from the
+    /// tree (see `run_index`). Taken after `apply_gate` and `tree`.
+    runs: RwLock<run_index::RunIndex>,
+    /// Keys inserted or removed by applies since open: what the state
+    /// machine costs sled, for `cronmesh_store_writes_total`.
+    writes: AtomicU64,
 }
 
 /// Tree of the store's own bookkeeping (which tree is current).
@@ -142,13 +159,17 @@ impl StateMachine {
         };
         install::drop_stale_trees(&db, &active)?;
         let tree = db.open_tree(&active)?;
+        migrate::drop_old_indexes(&tree)?;
+        let runs = run_index::RunIndex::build(&tree)?;
         Ok(Self {
             db,
             tree: RwLock::new(tree),
+            runs: RwLock::new(runs),
             meta,
             history,
             apply_gate: Mutex::new(()),
             views: view::Views::default(),
+            writes: AtomicU64::new(0),
         })
     }
 
@@ -161,12 +182,31 @@ impl StateMachine {
             .clone()
     }
 
+    /// The run index, for a read.
+    fn index(&self) -> std::sync::RwLockReadGuard<'_, run_index::RunIndex> {
+        self.runs.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The run index, for an apply (under the gate) or a switch of trees.
+    /// An apply that panics while it holds it rolls its changes back
+    /// (`Book`'s drop), so a poisoned lock is taken all the same.
+    fn index_mut(&self) -> std::sync::RwLockWriteGuard<'_, run_index::RunIndex> {
+        self.runs.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Writes one command's changes in one atomic batch, keeping the old
     /// values for the views being read first.
     fn write(&self, tree: &sled::Tree, txn: txn::Txn) -> Result<(), StoreError> {
         self.views.keep_old_values(tree, txn.keys())?;
+        let keys = txn.changed_keys() as u64;
         tree.apply_batch(txn.into_batch())?;
+        self.writes.fetch_add(keys, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Keys inserted or removed by applies since the store was opened.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 
     /// Excludes applies while held (see `apply_gate`). A panic while it was

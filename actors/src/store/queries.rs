@@ -3,7 +3,14 @@
 use chrono::{DateTime, Utc};
 use protocol::{Job, JobKey, Run, RunStatus};
 
-use super::{decode, keys, keys::IndexTarget, JobState, StateMachine, StoreError, StoredRun};
+use super::{
+    decode, keys, run_book,
+    run_index::{nanos, RunIndex, Source},
+    JobState, StateMachine, StoreError, StoredRun,
+};
+
+/// Runs of the index read per taking of its lock, in a list of runs.
+const PAGE: usize = 256;
 
 /// Which jobs a list returns.
 #[derive(Clone, Debug, Default)]
@@ -51,8 +58,14 @@ impl StateMachine {
         self.get(&keys::job(key))
     }
 
+    /// The job's state as the trigger and the API read it: the cursor
+    /// moved up to its newest slot that has a run, and the counts of its
+    /// runs (see `JobState`).
     pub fn job_state(&self, key: &JobKey) -> Result<Option<JobState>, StoreError> {
-        self.get(&keys::job_state(key))
+        let Some(state) = self.get::<JobState>(&keys::job_state(key))? else {
+            return Ok(None);
+        };
+        Ok(Some(as_read(&self.index(), key, state)))
     }
 
     /// Jobs in key order after `after`, at most `limit`; the second value is
@@ -99,15 +112,25 @@ impl StateMachine {
 
     /// Every job with its state, for the trigger.
     pub fn all_jobs(&self) -> Result<Vec<(Job, JobState)>, StoreError> {
+        let tree = self.tree();
         let mut out = Vec::new();
-        for entry in self.tree().scan_prefix(keys::job_prefix(None)) {
+        for entry in tree.scan_prefix(keys::job_prefix(None)) {
             let (k, v) = entry?;
             let job: Job = decode(&k, &v)?;
-            if let Some(state) = self.job_state(&job.key())? {
+            let key = keys::job_state(&job.key());
+            if let Some(state) = tree.get(&key)? {
+                let state: JobState = decode(&key, &state)?;
                 out.push((job, state));
             }
         }
-        Ok(out)
+        let index = self.index();
+        Ok(out
+            .into_iter()
+            .map(|(job, state)| {
+                let state = as_read(&index, &job.key(), state);
+                (job, state)
+            })
+            .collect())
     }
 
     pub fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
@@ -122,66 +145,79 @@ impl StateMachine {
         before: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<Run>, Option<u64>), StoreError> {
-        let prefix = match (&filter.job, filter.status) {
-            (Some(job), _) => keys::runs_of_job_prefix(job),
-            (None, Some(status)) => keys::runs_by_status_prefix(status),
-            (None, None) => keys::ALL_RUNS_PREFIX.to_vec(),
+        let tree = self.tree();
+        let source = match (&filter.job, filter.status) {
+            (Some(job), _) => match self.index().job_no(&job.namespace, &job.id) {
+                Some(no) => Source::Job(no),
+                None => return Ok((Vec::new(), None)),
+            },
+            (None, Some(status)) => Source::Status(status),
+            (None, None) => Source::All,
         };
-        let mut end = prefix.clone();
-        end.extend_from_slice(&before.unwrap_or(u64::MAX).to_be_bytes());
         let mut items: Vec<Run> = Vec::new();
         let mut last_seq = None;
-        for entry in self.tree().range(prefix.clone()..end).rev() {
-            let (k, value) = entry?;
-            let Some(run) = self.indexed(&k, &value)? else {
-                continue;
+        let mut from = before.unwrap_or(u64::MAX);
+        loop {
+            // A page of the index at a time: applies wait for one page of
+            // index at most, never for the reads of the records.
+            let page = self.index().page(source, from, PAGE);
+            let Some((oldest, _)) = page.last() else {
+                return Ok((items, None));
             };
-            if !filter.matches(&run) {
-                continue;
+            from = *oldest;
+            let exhausted = page.len() < PAGE;
+            for (seq, key) in page {
+                let Some(run) = read_run(&tree, &key)? else {
+                    continue;
+                };
+                if !filter.matches(&run) {
+                    continue;
+                }
+                if items.len() == limit {
+                    return Ok((items, last_seq));
+                }
+                last_seq = Some(seq);
+                items.push(run);
             }
-            if items.len() == limit {
-                return Ok((items, last_seq));
+            if exhausted {
+                return Ok((items, None));
             }
-            last_seq = keys::seq_of(&k);
-            items.push(run);
         }
-        Ok((items, None))
     }
 
     /// Runs created at or after `since`, newest first, at most `max`: the
-    /// scan walks back through creation order and stops at the first
+    /// walk goes back through creation order and stops at the first
     /// older run, so its cost is the window's, not the history's.
     pub fn recent_runs(&self, since: DateTime<Utc>, max: usize) -> Result<Vec<Run>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.tree().scan_prefix(keys::ALL_RUNS_PREFIX).rev() {
-            let (k, value) = entry?;
-            let Some(run) = self.indexed(&k, &value)? else {
-                continue;
-            };
-            if run.created_at < since || out.len() == max {
-                break;
-            }
-            out.push(run);
-        }
-        Ok(out)
+        let tree = self.tree();
+        let since = nanos(since);
+        let keys: Vec<Vec<u8>> = self
+            .index()
+            .all()
+            .rev()
+            .take_while(|(_, meta)| meta.created_at >= since)
+            .take(max)
+            .map(|(_, meta)| meta.id.record_key())
+            .collect();
+        read_runs(&tree, &keys)
     }
 
     /// Runs that are pending, dispatched or running.
     pub fn active_runs(&self) -> Result<Vec<Run>, StoreError> {
-        let mut out = Vec::new();
-        for status in [
-            RunStatus::Pending,
-            RunStatus::Dispatched,
-            RunStatus::Running,
-        ] {
-            for entry in self.tree().scan_prefix(keys::runs_by_status_prefix(status)) {
-                let (k, value) = entry?;
-                if let Some(run) = self.indexed(&k, &value)? {
-                    out.push(run);
-                }
-            }
-        }
-        Ok(out)
+        let tree = self.tree();
+        let keys: Vec<Vec<u8>> = {
+            let index = self.index();
+            [
+                RunStatus::Pending,
+                RunStatus::Dispatched,
+                RunStatus::Running,
+            ]
+            .into_iter()
+            .flat_map(|status| index.active(status))
+            .filter_map(|seq| index.meta(seq).map(|meta| meta.id.record_key()))
+            .collect()
+        };
+        read_runs(&tree, &keys)
     }
 
     /// Scheduler nodes that announced themselves, by id.
@@ -197,34 +233,58 @@ impl StateMachine {
 
     /// The most recently created run of a job.
     pub fn last_run(&self, key: &JobKey) -> Result<Option<Run>, StoreError> {
-        match self
-            .tree()
-            .scan_prefix(keys::runs_of_job_prefix(key))
-            .next_back()
-        {
-            Some(entry) => {
-                let (k, value) = entry?;
-                self.indexed(&k, &value)
-            }
+        let tree = self.tree();
+        let record = {
+            let index = self.index();
+            index
+                .job_by_key(key)
+                .and_then(|job| job.seqs.back())
+                .and_then(|seq| index.meta(*seq))
+                .map(|meta| meta.id.record_key())
+        };
+        match record {
+            Some(record) => read_run(&tree, &record),
             None => Ok(None),
         }
     }
 
-    /// The run an `rj`, `rs` or `ra` entry points at: by the id it holds,
-    /// or through the `ra` entry of its `seq` (see `keys`).
-    fn indexed(&self, key: &[u8], value: &[u8]) -> Result<Option<Run>, StoreError> {
-        let run_id = match keys::index_target(key, value) {
-            IndexTarget::Id(id) => id,
-            IndexTarget::All(seq) => match self.tree().get(keys::run_in_all(seq))? {
-                Some(id) => String::from_utf8_lossy(&id).into_owned(),
-                None => return Ok(None),
-            },
-            IndexTarget::Unknown => return Ok(None),
-        };
-        self.run(&run_id)
-    }
-
     fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
         self.tree().get(key)?.map(|v| decode(key, &v)).transpose()
+    }
+}
+
+/// The run whose record is at `key` in `tree`.
+fn read_run(tree: &sled::Tree, key: &[u8]) -> Result<Option<Run>, StoreError> {
+    Ok(match tree.get(key)? {
+        Some(bytes) => Some(decode::<StoredRun>(key, &bytes)?.run),
+        None => None,
+    })
+}
+
+/// The runs whose records are at `keys` in `tree` and still stored, in
+/// that order.
+fn read_runs(tree: &sled::Tree, keys: &[Vec<u8>]) -> Result<Vec<Run>, StoreError> {
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Some(run) = read_run(tree, key)? {
+            out.push(run);
+        }
+    }
+    Ok(out)
+}
+
+/// `state` of `key` as callers read it (see `run_book::as_read`).
+fn as_read(index: &RunIndex, key: &JobKey, state: JobState) -> JobState {
+    match index.job_by_key(key) {
+        Some(job) => run_book::as_read(
+            state,
+            job.slot.map(|(slot, _)| slot),
+            (
+                job.seqs.len() as u64,
+                job.succeeded.len() as u64,
+                job.failed.len() as u64,
+            ),
+        ),
+        None => run_book::as_read(state, None, (0, 0, 0)),
     }
 }

@@ -14,31 +14,37 @@ pub struct JobState {
     /// Every slot at or before this instant is accounted for (fired, skipped
     /// or not owed because the job did not exist or was paused). Slots after
     /// it and before now were missed and go through the misfire policy.
+    /// As read: the stored cursor or the newest slot among the job's stored
+    /// runs of its schedule (and misfires), the later of the two. The
+    /// stored one moves when the job is put or resumed, and when the run
+    /// of the newest slot is dropped (so the cursor never goes back).
     pub cursor: DateTime<Utc>,
-    /// Runs stored for the job, active and finished.
+    /// Runs stored for the job, active and finished. Counted from the runs
+    /// (`run_index`) when read; stored as 0 (earlier versions kept a
+    /// count here, which is ignored).
+    #[serde(default)]
     pub run_count: u64,
     /// The job's finished runs by outcome, which bound its history (see
-    /// `retention`). `None` in the records of versions before it: counted
-    /// again from the job's runs the first time a command touches the job
-    /// (a scan of that one job's runs, once), never taken as zero, so a
-    /// limit holds from that command on.
+    /// `retention`). Counted from the runs when read; stored as `None`
+    /// (earlier versions kept counts here, which are ignored).
     #[serde(default)]
     pub history: Option<JobHistory>,
 }
 
-/// A job's finished runs by outcome, and where trimming each starts.
+/// A job's finished runs by outcome, as `StateMachine::job_state` counts
+/// them from the run index (stored by earlier versions, now ignored).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobHistory {
     /// Succeeded runs stored.
     pub succeeded: u64,
     /// Runs stored that ended otherwise: failed, timed out, killed, skipped.
     pub failed: u64,
-    /// Before this `seq` the job has no succeeded and no active run: only
-    /// runs that ended otherwise, which trimming succeeded ones skips. The
-    /// scan starts here, so each such run is passed over once, not once
-    /// per command.
+    /// Where earlier versions resumed trimming succeeded runs; the index
+    /// keeps each outcome's runs apart now, and this is 0.
+    #[serde(default)]
     pub succeeded_from: u64,
     /// The same for the runs that ended otherwise.
+    #[serde(default)]
     pub failed_from: u64,
 }
 

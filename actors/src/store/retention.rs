@@ -20,24 +20,24 @@
 //! runs, so every node applying the same log with the same policy drops
 //! the same runs. The totals these rules read are kept by `run_book`.
 //!
-//! Each rule walks runs oldest first and stops once it has removed what it
-//! must. What it passes over without removing is bounded: for the age,
-//! the job's runs created before the cut that are kept (active or ended
-//! after it); for the count, runs of the other outcome, each passed over
-//! once (the job state keeps where the walk resumes); for the bytes,
-//! active runs. A command removes at most [`TRIM_BUDGET`] runs; a
-//! lowered limit takes effect over the following commands instead of in
-//! one long apply.
+//! Each rule walks the in-memory index (`run_index`) oldest first and
+//! stops once it has removed what it must. What it passes over without
+//! removing is bounded: for the age, the job's runs created before the
+//! cut that are kept (active or ended after it); for the count, nothing
+//! (the index keeps each outcome's runs apart); for the bytes, active
+//! runs. A command removes at most [`TRIM_BUDGET`] runs; a lowered limit
+//! takes effect over the following commands instead of in one long apply.
+//! Jobs are trimmed in the order of their keys, so that where the budget
+//! runs out is the same on every node.
 
 use std::{collections::BTreeSet, time::Duration};
 
 use chrono::{DateTime, Utc};
-use protocol::{JobKey, RunStatus};
+use protocol::RunStatus;
 
 use super::{
-    keys,
-    records::JobHistory,
-    run_book::{find_indexed, Book, Found},
+    run_book::Book,
+    run_index::{nanos, JobNo},
     txn::Txn,
     StoreError, DEFAULT_HISTORY_LIMIT,
 };
@@ -58,7 +58,7 @@ pub struct HistoryPolicy {
     /// of the command that touches their job, are dropped.
     pub max_age: Option<Duration>,
     /// The stored runs of all jobs take at most this many bytes, counted
-    /// by `keys::run_footprint` (records and index entries).
+    /// by `keys::run_footprint` (the run records).
     pub max_bytes: Option<u64>,
 }
 
@@ -100,22 +100,6 @@ impl Ending {
         }
     }
 
-    /// The job's count of runs that ended so.
-    pub fn count(self, history: &mut JobHistory) -> &mut u64 {
-        match self {
-            Ending::Succeeded => &mut history.succeeded,
-            Ending::Failed => &mut history.failed,
-        }
-    }
-
-    /// Where the walk for runs that ended so resumes.
-    fn from(self, history: &mut JobHistory) -> &mut u64 {
-        match self {
-            Ending::Succeeded => &mut history.succeeded_from,
-            Ending::Failed => &mut history.failed_from,
-        }
-    }
-
     fn limit(self, policy: &HistoryPolicy) -> u64 {
         let limit = match self {
             Ending::Succeeded => policy.succeeded_limit,
@@ -131,7 +115,7 @@ pub(super) fn trim(
     txn: &mut Txn,
     book: &mut Book,
     policy: &HistoryPolicy,
-    jobs: &BTreeSet<JobKey>,
+    jobs: &BTreeSet<JobNo>,
     now: Option<DateTime<Utc>>,
 ) -> Result<(), StoreError> {
     let mut budget = TRIM_BUDGET;
@@ -139,12 +123,14 @@ pub(super) fn trim(
         .max_age
         .zip(now)
         .and_then(|(age, now)| now.checked_sub_signed(chrono::TimeDelta::from_std(age).ok()?));
-    for key in jobs {
+    let mut jobs: Vec<JobNo> = jobs.iter().copied().collect();
+    jobs.sort_by(|a, b| book.index.job(*a).key.cmp(&book.index.job(*b).key));
+    for job in jobs {
         if let Some(cut) = cut {
-            trim_older(txn, book, key, cut, &mut budget)?;
+            trim_older(txn, book, job, cut, &mut budget)?;
         }
         for ending in [Ending::Succeeded, Ending::Failed] {
-            trim_ending(txn, book, key, ending, ending.limit(policy), &mut budget)?;
+            trim_ending(txn, book, job, ending, ending.limit(policy), &mut budget)?;
         }
     }
     if let Some(max) = policy.max_bytes {
@@ -153,15 +139,15 @@ pub(super) fn trim(
     Ok(())
 }
 
-/// Removes `doomed` and charges them to the budget.
+/// Removes the runs at `doomed` and charges them to the budget.
 fn remove_all(
     txn: &mut Txn,
     book: &mut Book,
-    doomed: &[Found],
+    doomed: &[u64],
     budget: &mut usize,
 ) -> Result<(), StoreError> {
-    for found in doomed {
-        book.remove(txn, found)?;
+    for seq in doomed {
+        book.remove(txn, *seq)?;
     }
     *budget = budget.saturating_sub(doomed.len());
     Ok(())
@@ -174,96 +160,55 @@ fn remove_all(
 fn trim_older(
     txn: &mut Txn,
     book: &mut Book,
-    key: &JobKey,
+    job: JobNo,
     cut: DateTime<Utc>,
     budget: &mut usize,
 ) -> Result<(), StoreError> {
-    let prefix = keys::runs_of_job_prefix(key);
+    let cut = nanos(cut);
     let mut doomed = Vec::new();
-    for entry in txn.scan(&prefix, &prefix) {
+    for seq in &book.index.job(job).seqs {
         if doomed.len() >= *budget {
             break;
         }
-        let (index_key, value) = entry?;
-        let Some(found) = find_indexed(txn, &index_key, &value)? else {
+        let Some(meta) = book.index.meta(*seq) else {
             continue;
         };
-        let run = &found.stored.run;
-        if run.created_at >= cut {
+        if meta.created_at >= cut {
             break;
         }
-        if run.status.is_terminal() && run.finished_at.unwrap_or(run.created_at) < cut {
-            doomed.push(found);
+        if meta.status.is_terminal() && meta.ended_at < cut {
+            doomed.push(*seq);
         }
     }
     remove_all(txn, book, &doomed, budget)
 }
 
-/// The count rule for the runs of one job that ended as `ending`. The
-/// walk starts where the last one stopped: before that, the job has only
-/// runs of the other outcome. It stops at an active run for the next walk
-/// (the run may still end as `ending`), and walks on past it.
+/// The count rule for the runs of one job that ended as `ending`: the
+/// oldest beyond `limit` go.
 fn trim_ending(
     txn: &mut Txn,
     book: &mut Book,
-    key: &JobKey,
+    job: JobNo,
     ending: Ending,
     limit: u64,
     budget: &mut usize,
 ) -> Result<(), StoreError> {
-    let Some(mut history) = book.job(txn, key)?.and_then(|s| s.history.clone()) else {
-        return Ok(());
+    let runs = book.index.job(job);
+    let ended = match ending {
+        Ending::Succeeded => &runs.succeeded,
+        Ending::Failed => &runs.failed,
     };
-    let excess = ending.count(&mut history).saturating_sub(limit);
-    if excess == 0 || *budget == 0 {
+    let excess = (ended.len() as u64).saturating_sub(limit);
+    let wanted = excess.min(*budget as u64) as usize;
+    if wanted == 0 {
         return Ok(());
     }
-    let from = *ending.from(&mut history);
-    let prefix = keys::runs_of_job_prefix(key);
-    let mut wanted = excess.min(*budget as u64);
-    let mut doomed = Vec::new();
-    let mut resume = from;
-    let mut active = None;
-    let mut walked_all = true;
-    for entry in txn.scan(&prefix, &keys::run_of_job(key, from)) {
-        if wanted == 0 {
-            walked_all = false;
-            break;
-        }
-        let (index_key, value) = entry?;
-        let Some(seq) = keys::seq_of(&index_key) else {
-            continue;
-        };
-        resume = seq.saturating_add(1);
-        let Some(found) = find_indexed(txn, &index_key, &value)? else {
-            continue;
-        };
-        match Ending::of(found.stored.run.status) {
-            Some(e) if e == ending => {
-                doomed.push(found);
-                wanted -= 1;
-            }
-            Some(_) => {}
-            None => {
-                active.get_or_insert(seq);
-            }
-        }
-    }
-    remove_all(txn, book, &doomed, budget)?;
-    if let Some(history) = book.job(txn, key)?.and_then(|s| s.history.as_mut()) {
-        *ending.from(history) = active.unwrap_or(resume);
-        if walked_all && wanted > 0 {
-            // Fewer such runs than counted: every one left was walked and
-            // removed, so there are none (a count is corrected, never
-            // trusted past the runs themselves).
-            *ending.count(history) = 0;
-        }
-    }
-    Ok(())
+    let doomed: Vec<u64> = ended.iter().take(wanted).copied().collect();
+    remove_all(txn, book, &doomed, budget)
 }
 
-/// The byte rule: the oldest finished runs of all jobs, by the global
-/// index, until the stored runs fit in `max`.
+/// The byte rule: the oldest finished runs of all jobs, in creation
+/// order, until the stored runs fit in `max`.
 fn trim_to_bytes(
     txn: &mut Txn,
     book: &mut Book,
@@ -275,17 +220,13 @@ fn trim_to_bytes(
         return Ok(());
     }
     let mut doomed = Vec::new();
-    for entry in txn.scan(keys::ALL_RUNS_PREFIX, keys::ALL_RUNS_PREFIX) {
+    for (seq, meta) in book.index.all() {
         if total <= max || doomed.len() >= *budget {
             break;
         }
-        let (index_key, value) = entry?;
-        let Some(found) = find_indexed(txn, &index_key, &value)? else {
-            continue;
-        };
-        if found.stored.run.status.is_terminal() {
-            total = total.saturating_sub(found.footprint());
-            doomed.push(found);
+        if meta.status.is_terminal() {
+            total = total.saturating_sub(u64::from(meta.footprint));
+            doomed.push(seq);
         }
     }
     remove_all(txn, book, &doomed, budget)

@@ -10,14 +10,14 @@ use protocol::{JobKey, MetaCommand, Run, RunStatus, RunUpdate};
 use serde::Serialize;
 
 use super::{
-    fixtures::{job, slot_run_of},
+    fixtures::{job, open_store, slot_run_of},
     keys,
     records::{JobHistory, StoredRun},
     retention::HistoryPolicy,
     JobState, RunFilter, StateMachine,
 };
 
-fn t0() -> DateTime<Utc> {
+pub(super) fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .unwrap()
         .with_timezone(&Utc)
@@ -25,7 +25,7 @@ fn t0() -> DateTime<Utc> {
 
 /// A run of `job` for the slot `t0 + secs`, created then, with `status`;
 /// a finished one ended a second later.
-fn run(job: &str, secs: i64, status: RunStatus) -> Run {
+pub(super) fn run(job: &str, secs: i64, status: RunStatus) -> Run {
     let at = t0() + Duration::seconds(secs);
     Run {
         status,
@@ -107,11 +107,12 @@ impl Log {
         let mut bytes = 0;
         let mut counts: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
         for entry in self.sm.tree().scan_prefix(keys::run("")) {
-            let (_, value) = entry.unwrap();
+            let (key, value) = entry.unwrap();
             let stored: StoredRun = protocol::wire::decode(&value).unwrap();
             let run = &stored.run;
-            let job = JobKey::new(run.namespace.clone(), run.job_id.clone());
-            bytes += keys::run_footprint(&job, &run.id, run.status, value.len());
+            // What a run takes is its record, key and value: nothing else
+            // is written for it.
+            bytes += (key.len() + value.len()) as u64;
             let c = counts.entry(run.job_id.clone()).or_default();
             c.0 += 1;
             c.1 += u64::from(run.status == RunStatus::Succeeded);
@@ -134,7 +135,7 @@ impl Log {
     }
 }
 
-fn update(run: &Run, status: RunStatus, finished: DateTime<Utc>) -> RunUpdate {
+pub(super) fn update(run: &Run, status: RunStatus, finished: DateTime<Utc>) -> RunUpdate {
     RunUpdate {
         run_id: run.id.clone(),
         status: Some(status),
@@ -330,7 +331,7 @@ fn the_byte_budget_drops_the_oldest_finished_runs_of_all_jobs() {
 }
 
 #[test]
-fn trimming_one_outcome_walks_past_the_other_once() {
+fn trimming_one_outcome_leaves_the_runs_of_the_other() {
     let mut log = Log::new(HistoryPolicy {
         succeeded_limit: 2,
         failed_limit: 5,
@@ -343,20 +344,21 @@ fn trimming_one_outcome_walks_past_the_other_once() {
     for i in 5..10 {
         log.create(vec![run("a", i, RunStatus::Succeeded)]);
     }
+    use RunStatus::*;
+    assert_eq!(
+        log.kept(Some("a")),
+        vec![
+            (0, Failed),
+            (1, Failed),
+            (2, Failed),
+            (3, Failed),
+            (4, Failed),
+            (8, Succeeded),
+            (9, Succeeded)
+        ]
+    );
     let history = log.history("a");
-    let first_kept_succeeded = log
-        .sm
-        .tree()
-        .scan_prefix(keys::runs_of_job_prefix(&JobKey::new("default", "a")));
-    let seqs: Vec<u64> = first_kept_succeeded
-        .map(|e| keys::seq_of(&e.unwrap().0).unwrap())
-        .collect();
-    // Five failed runs, then the two newest succeeded; the walk for
-    // succeeded runs resumes after the last one it removed.
-    assert_eq!(seqs.len(), 7);
-    assert!(history.succeeded_from > seqs[4], "{history:?}");
-    assert!(history.succeeded_from <= seqs[5], "{history:?}");
-    assert_eq!(history.failed_from, 0, "nothing failed was trimmed");
+    assert_eq!((history.succeeded, history.failed), (2, 5));
     log.assert_books_balance();
 }
 
@@ -369,18 +371,33 @@ struct OldJobState {
     run_count: u64,
 }
 
+/// The keys of the run indexes of earlier versions, each holding the id.
+fn old_index_keys(key: &JobKey, status: RunStatus, seq: u64) -> [Vec<u8>; 3] {
+    let seq = seq.to_be_bytes();
+    let of_job = [
+        b"rj\0".as_slice(),
+        key.namespace.as_bytes(),
+        b"\0",
+        key.id.as_bytes(),
+        b"\0",
+        &seq,
+    ]
+    .concat();
+    let by_status = [b"rs\0".as_slice(), status.as_str().as_bytes(), b"\0", &seq].concat();
+    let all = [b"ra\0".as_slice(), &seq].concat();
+    [of_job, by_status, all]
+}
+
 #[test]
 fn a_store_of_an_earlier_version_is_read_counted_and_trimmed() {
-    let mut log = Log::new(HistoryPolicy {
-        succeeded_limit: 3,
-        failed_limit: 3,
-        ..HistoryPolicy::keeping(0)
-    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new().path(dir.path()).open().unwrap();
     let key = JobKey::new("default", "a");
     let job = job("a");
     // Written as an earlier version did: records by name, the run id in
-    // every index entry, no history counts and no byte total.
-    let tree = log.sm.tree();
+    // every index entry, counts in the job state and a byte total that
+    // counted the index entries.
+    let tree = db.open_tree("state").unwrap();
     let old_state = protocol::wire::encode(&OldJobState {
         created_at: t0(),
         updated_at: t0(),
@@ -403,17 +420,41 @@ fn a_store_of_an_earlier_version_is_read_counted_and_trimmed() {
             protocol::wire::encode(&stored).unwrap(),
         )
         .unwrap();
-        tree.insert(keys::run_of_job(&key, seq), id.clone())
-            .unwrap();
-        tree.insert(keys::run_by_status(RunStatus::Succeeded, seq), id.clone())
-            .unwrap();
-        tree.insert(keys::run_in_all(seq), id).unwrap();
+        for index_key in old_index_keys(&key, RunStatus::Succeeded, seq) {
+            tree.insert(index_key, id.clone()).unwrap();
+        }
     }
-    log.index = 5;
     tree.insert(keys::APPLIED, 5u64.to_be_bytes().to_vec())
         .unwrap();
+    tree.insert(keys::HISTORY_BYTES, 999_999u64.to_be_bytes().to_vec())
+        .unwrap();
+    let mut log = Log {
+        sm: StateMachine::with_db(
+            db,
+            HistoryPolicy {
+                succeeded_limit: 3,
+                failed_limit: 3,
+                ..HistoryPolicy::keeping(0)
+            },
+        )
+        .unwrap(),
+        index: 5,
+        _dir: dir,
+    };
+    for prefix in keys::OLD_INDEX_PREFIXES {
+        assert_eq!(
+            log.sm.tree().scan_prefix(prefix).count(),
+            0,
+            "old index entries are dropped when the store opens"
+        );
+    }
     use RunStatus::*;
-    assert_eq!(log.kept(Some("a")).len(), 5, "old index entries are read");
+    assert_eq!(log.kept(Some("a")).len(), 5, "the records are indexed");
+    assert_eq!(
+        log.sm.job_state(&key).unwrap().unwrap().run_count,
+        5,
+        "the count comes from the runs"
+    );
 
     log.create(vec![run("a", 5, Succeeded), run("a", 6, Failed)]);
     assert_eq!(
@@ -423,15 +464,11 @@ fn a_store_of_an_earlier_version_is_read_counted_and_trimmed() {
     let history = log.history("a");
     assert_eq!((history.succeeded, history.failed), (3, 1));
     log.assert_books_balance();
-    assert_eq!(
-        log.sm.active_runs().unwrap(),
-        Vec::new(),
-        "the status index of both versions is read"
-    );
+    assert_eq!(log.sm.active_runs().unwrap(), Vec::new());
 }
 
 /// A deterministic mix of commands touching every rule.
-fn workload() -> Vec<MetaCommand> {
+pub(super) fn workload() -> Vec<MetaCommand> {
     let jobs = ["a", "b", "c", "d"];
     let mut cmds = vec![MetaCommand::CreateJobs {
         jobs: jobs.iter().map(|id| job(id)).collect(),
@@ -497,7 +534,7 @@ fn a_lowered_limit_takes_effect_over_the_following_commands() {
     let dir = tempfile::tempdir().unwrap();
     let many = TRIM_BUDGET as i64 + 50;
     {
-        let sm = StateMachine::open(dir.path(), HistoryPolicy::keeping(2 * TRIM_BUDGET)).unwrap();
+        let sm = open_store(dir.path(), HistoryPolicy::keeping(2 * TRIM_BUDGET));
         sm.apply(
             1,
             &MetaCommand::CreateJobs {
@@ -512,7 +549,7 @@ fn a_lowered_limit_takes_effect_over_the_following_commands() {
         sm.apply(2, &MetaCommand::CreateRuns { runs }).unwrap();
     }
     let mut log = Log {
-        sm: StateMachine::open(dir.path(), HistoryPolicy::keeping(10)).unwrap(),
+        sm: open_store(dir.path(), HistoryPolicy::keeping(10)),
         index: 2,
         _dir: dir,
     };

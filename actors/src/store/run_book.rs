@@ -1,23 +1,22 @@
-//! Every write and deletion of a run during one command, with what it
-//! changes in the bookkeeping that retention reads: the bytes of all stored
-//! runs (`m\0history_bytes`) and each job's counts of finished runs.
+//! Every write and deletion of a run during one command: the record in the
+//! tree, the run in the index (with what undoes it), and the bytes of all
+//! stored runs (`m\0history_bytes`), which retention reads.
 //!
-//! Both are kept as running totals so that no command scans the history.
-//! A store written by an earlier version has neither: the byte total is
-//! counted once, from every run, by the first command that writes a run;
-//! a job's counts once, from that job's runs, by the first command that
-//! touches the job. Each is done before the command writes any run, so it
+//! The byte total is a running total so that no command scans the
+//! history. A store without one (written by an earlier version, or whose
+//! total counted the index entries of earlier versions: see `migrate`) is
+//! counted once from the index, before the command changes any run, so it
 //! counts the state the command found, the same on every node.
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use protocol::{JobKey, Run};
 
 use super::{
     decode, keys,
-    keys::IndexTarget,
-    records::{JobHistory, StoredRunRef},
-    retention::Ending,
+    records::StoredRunRef,
+    run_index::{JobNo, RunIndex, Undo},
     txn::Txn,
     JobState, StoreError, StoredRun,
 };
@@ -29,16 +28,8 @@ pub(super) struct Found {
 }
 
 impl Found {
-    pub fn job(&self) -> JobKey {
-        JobKey::new(
-            self.stored.run.namespace.clone(),
-            self.stored.run.job_id.clone(),
-        )
-    }
-
     pub fn footprint(&self) -> u64 {
-        let run = &self.stored.run;
-        keys::run_footprint(&self.job(), &run.id, run.status, self.len)
+        keys::run_footprint(&self.stored.run.id, self.len)
     }
 }
 
@@ -54,55 +45,41 @@ pub(super) fn find(txn: &Txn, run_id: &str) -> Result<Option<Found>, StoreError>
     }))
 }
 
-/// The run an `rj`, `rs` or `ra` entry points at, if it is stored.
-pub(super) fn find_indexed(
-    txn: &Txn,
-    index_key: &[u8],
-    value: &[u8],
-) -> Result<Option<Found>, StoreError> {
-    let run_id = match keys::index_target(index_key, value) {
-        IndexTarget::Id(id) => id,
-        IndexTarget::All(seq) => match txn.get_raw(&keys::run_in_all(seq))? {
-            Some(id) => String::from_utf8_lossy(&id).into_owned(),
-            None => return Ok(None),
-        },
-        IndexTarget::Unknown => return Ok(None),
-    };
-    find(txn, &run_id)
-}
-
-/// One command's bookkeeping of runs; [`Book::finish`] writes it.
-#[derive(Default)]
-pub(super) struct Book {
+/// One command's changes to the runs and their index. Dropped without
+/// [`Book::commit`] (the batch failed, or the apply panicked), it takes
+/// the index back to where the command found it.
+pub(super) struct Book<'i> {
+    pub index: &'i mut RunIndex,
+    /// What takes the index back if the command's batch is not written.
+    pub undo: Vec<Undo>,
+    /// Whether the batch was written: the changes stay.
+    committed: bool,
     /// The byte total as this command leaves it, once a run was written.
     bytes: Option<u64>,
-    /// The states of the jobs this command touched: as found, and as the
-    /// command leaves them (`None`: no such job, or deleted).
-    jobs: BTreeMap<JobKey, (Option<JobState>, Option<JobState>)>,
+    /// Job states this command moves the cursor of (see [`Book::remove`]):
+    /// as found, and as the command leaves them.
+    states: BTreeMap<JobKey, (Option<JobState>, Option<JobState>)>,
 }
 
-impl Book {
-    /// The state of `key`, read once per command, with its history counts
-    /// (counted from its runs if an earlier version wrote the state).
-    pub fn job(&mut self, txn: &Txn, key: &JobKey) -> Result<Option<&mut JobState>, StoreError> {
-        if !self.jobs.contains_key(key) {
-            let found: Option<JobState> = txn.get(&keys::job_state(key))?;
-            let mut current = found.clone();
-            if let Some(state) = current.as_mut().filter(|s| s.history.is_none()) {
-                recount_job(txn, key, state)?;
-            }
-            self.jobs.insert(key.clone(), (found, current));
+impl<'i> Book<'i> {
+    pub fn new(index: &'i mut RunIndex) -> Self {
+        Self {
+            index,
+            undo: Vec::new(),
+            committed: false,
+            bytes: None,
+            states: BTreeMap::new(),
         }
-        Ok(self.jobs.get_mut(key).and_then(|(_, now)| now.as_mut()))
     }
 
-    /// The job is being deleted: its runs are removed without counting,
-    /// and its state is not written back.
-    pub fn drop_job(&mut self, key: &JobKey) {
-        self.jobs.insert(key.clone(), (None, None));
+    /// The command's batch was written: its changes to the index stay.
+    pub fn commit(&mut self) {
+        self.committed = true;
+        self.undo.clear();
+        self.index.settle();
     }
 
-    /// The byte total of the stored runs, counted from every run if no
+    /// The byte total of the stored runs, counted from the index if no
     /// total was kept yet. Read before this command changes any run.
     pub fn bytes(&mut self, txn: &Txn) -> Result<u64, StoreError> {
         if let Some(bytes) = self.bytes {
@@ -115,7 +92,7 @@ impl Book {
                     reason: "not 8 bytes".into(),
                 })?)
             }
-            None => recount_bytes(txn)?,
+            None => self.index.footprint(),
         };
         self.bytes = Some(bytes);
         Ok(bytes)
@@ -127,35 +104,19 @@ impl Book {
         Ok(())
     }
 
-    /// Stores a new run of `key` at `seq`.
+    /// Stores a new run of the job `job` at `seq`.
     pub fn insert(
         &mut self,
         txn: &mut Txn,
-        key: &JobKey,
+        job: JobNo,
         seq: u64,
         run: &Run,
     ) -> Result<(), StoreError> {
         let value = StoredRunRef { seq, run }.encode()?;
-        self.add_bytes(
-            txn,
-            keys::run_footprint(key, &run.id, run.status, value.len()),
-            0,
-        )?;
-        if let Some(state) = self.job(txn, key)? {
-            state.run_count += 1;
-            let history = state.history.get_or_insert_with(JobHistory::default);
-            // `seq`s only grow (see `create_runs`); were one ever lower,
-            // the walks of trimming must still not start past it.
-            history.succeeded_from = history.succeeded_from.min(seq);
-            history.failed_from = history.failed_from.min(seq);
-            if let Some(ending) = Ending::of(run.status) {
-                *ending.count(history) += 1;
-            }
-        }
+        let footprint = keys::run_footprint(&run.id, value.len());
+        self.add_bytes(txn, footprint, 0)?;
+        self.index.insert(seq, run, job, footprint, &mut self.undo);
         txn.put_raw(keys::run(&run.id), value);
-        txn.put_raw(keys::run_of_job(key, seq), Vec::new());
-        txn.put_raw(keys::run_by_status(run.status, seq), Vec::new());
-        txn.put_raw(keys::run_in_all(seq), run.id.clone().into_bytes());
         Ok(())
     }
 
@@ -163,48 +124,51 @@ impl Book {
     pub fn rewrite(&mut self, txn: &mut Txn, was: &Found, now: &Run) -> Result<(), StoreError> {
         let seq = was.stored.seq;
         let value = StoredRunRef { seq, run: now }.encode()?;
-        let job = was.job();
-        let footprint = keys::run_footprint(&job, &now.id, now.status, value.len());
+        let footprint = keys::run_footprint(&now.id, value.len());
         self.add_bytes(txn, footprint, was.footprint())?;
-        let before = was.stored.run.status;
-        if now.status != before {
-            if let (None, Some(ending)) = (Ending::of(before), Ending::of(now.status)) {
-                if let Some(history) = self.job(txn, &job)?.and_then(|s| s.history.as_mut()) {
-                    *ending.count(history) += 1;
-                }
-            }
-            txn.delete(keys::run_by_status(before, seq));
-            txn.put_raw(keys::run_by_status(now.status, seq), Vec::new());
-        }
+        self.index.update(seq, now, footprint, &mut self.undo);
         txn.put_raw(keys::run(&now.id), value);
         Ok(())
     }
 
-    /// Deletes a run and its three index entries.
-    pub fn remove(&mut self, txn: &mut Txn, found: &Found) -> Result<(), StoreError> {
-        let run = &found.stored.run;
-        let job = found.job();
-        self.add_bytes(txn, 0, found.footprint())?;
-        if let Some(state) = self.job(txn, &job)? {
-            state.run_count = state.run_count.saturating_sub(1);
-            if let (Some(ending), Some(history)) = (Ending::of(run.status), &mut state.history) {
-                let count = ending.count(history);
-                *count = count.saturating_sub(1);
+    /// Deletes the run at `seq`. When it is the run of its job's newest
+    /// slot and the stored cursor is behind that slot, the cursor is
+    /// stored there in the same batch: the cursor read is never behind a
+    /// slot that had a run, before or after a restart.
+    pub fn remove(&mut self, txn: &mut Txn, seq: u64) -> Result<(), StoreError> {
+        // Counted (if it must be) before the index loses the run.
+        self.bytes(txn)?;
+        let Some(meta) = self.index.remove(seq, &mut self.undo) else {
+            return Ok(());
+        };
+        self.add_bytes(txn, 0, u64::from(meta.footprint))?;
+        txn.delete(meta.id.record_key());
+        let job = self.index.job(meta.job);
+        if let Some((slot, _)) = job.slot.filter(|(_, s)| *s == seq) {
+            let key = job.key.clone();
+            if !self.states.contains_key(&key) {
+                let found: Option<JobState> = txn.get(&keys::job_state(&key))?;
+                self.states.insert(key.clone(), (found.clone(), found));
+            }
+            if let Some((_, Some(state))) = self.states.get_mut(&key) {
+                if state.cursor < slot {
+                    state.cursor = slot;
+                }
             }
         }
-        let seq = found.stored.seq;
-        txn.delete(keys::run(&run.id));
-        txn.delete(keys::run_of_job(&job, seq));
-        txn.delete(keys::run_by_status(run.status, seq));
-        txn.delete(keys::run_in_all(seq));
         Ok(())
     }
 
-    /// Writes the job states that changed and the byte total.
-    pub fn finish(self, txn: &mut Txn) -> Result<(), StoreError> {
-        for (key, (found, now)) in self.jobs {
+    /// The job is deleted in this command: its state is not written back.
+    pub fn forget_state(&mut self, key: &JobKey) {
+        self.states.remove(key);
+    }
+
+    /// Writes the job states whose cursor moved and the byte total.
+    pub fn finish(&mut self, txn: &mut Txn) -> Result<(), StoreError> {
+        for (key, (found, now)) in std::mem::take(&mut self.states) {
             if let Some(state) = now.filter(|now| found.as_ref() != Some(now)) {
-                txn.put(keys::job_state(&key), &state)?;
+                txn.put(keys::job_state(&key), &stored(state))?;
             }
         }
         if let Some(bytes) = self.bytes {
@@ -214,39 +178,42 @@ impl Book {
     }
 }
 
-/// Counts a job's finished runs by outcome from its runs, for a state an
-/// earlier version wrote. The scans of trimming start at the first run.
-fn recount_job(txn: &Txn, key: &JobKey, state: &mut JobState) -> Result<(), StoreError> {
-    let mut history = JobHistory::default();
-    let mut runs = 0;
-    let prefix = keys::runs_of_job_prefix(key);
-    for entry in txn.scan(&prefix, &prefix) {
-        let (index_key, value) = entry?;
-        let Some(found) = find_indexed(txn, &index_key, &value)? else {
-            continue;
-        };
-        runs += 1;
-        if let Some(ending) = Ending::of(found.stored.run.status) {
-            *ending.count(&mut history) += 1;
+impl Drop for Book<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            let undo = std::mem::take(&mut self.undo);
+            self.index.roll_back(undo);
         }
     }
-    state.run_count = runs;
-    state.history = Some(history);
-    Ok(())
 }
 
-/// The bytes of every stored run, for a store an earlier version wrote.
-fn recount_bytes(txn: &Txn) -> Result<u64, StoreError> {
-    let prefix = keys::run("");
-    let mut total = 0u64;
-    for entry in txn.scan(&prefix, &prefix) {
-        let (key, value) = entry?;
-        let stored: StoredRun = decode(&key, &value)?;
-        let found = Found {
-            stored,
-            len: value.len(),
-        };
-        total = total.saturating_add(found.footprint());
+/// A job state as callers read it: the stored one with the cursor moved
+/// up to `slot` (the job's newest slot that has a run) and the counts of
+/// its runs.
+pub(super) fn as_read(
+    mut state: JobState,
+    slot: Option<DateTime<Utc>>,
+    counts: (u64, u64, u64),
+) -> JobState {
+    if let Some(slot) = slot {
+        state.cursor = state.cursor.max(slot);
     }
-    Ok(total)
+    let (runs, succeeded, failed) = counts;
+    state.run_count = runs;
+    state.history = Some(super::records::JobHistory {
+        succeeded,
+        failed,
+        succeeded_from: 0,
+        failed_from: 0,
+    });
+    state
+}
+
+/// A job state as stored: without the counts, which come from the runs.
+pub(super) fn stored(state: JobState) -> JobState {
+    JobState {
+        run_count: 0,
+        history: None,
+        ..state
+    }
 }

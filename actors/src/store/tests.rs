@@ -2,7 +2,7 @@ use chrono::{DateTime, Duration, Utc};
 use protocol::{Job, JobKey, MetaCommand, PutMode, Run, RunStatus, RunUpdate};
 
 use super::{
-    fixtures::{job, slot_run_of},
+    fixtures::{job, open_store, slot_run_of},
     *,
 };
 
@@ -31,7 +31,7 @@ impl Log {
 }
 
 fn open(dir: &std::path::Path, limit: usize) -> Log {
-    let sm = StateMachine::open(dir, retention::HistoryPolicy::keeping(limit)).unwrap();
+    let sm = open_store(dir, retention::HistoryPolicy::keeping(limit));
     let index = sm.applied_index().unwrap();
     Log { sm, index }
 }
@@ -360,7 +360,7 @@ fn a_dump_installs_the_same_state_elsewhere() {
     );
     // The installed state is what a restart opens.
     drop(target);
-    let reopened = StateMachine::open(b.path(), retention::HistoryPolicy::keeping(10)).unwrap();
+    let reopened = open_store(b.path(), retention::HistoryPolicy::keeping(10));
     assert_eq!(reopened.applied_index().unwrap(), 2);
     assert_eq!(reopened.job(&j.key()).unwrap(), Some(j));
     assert_eq!(all_runs(&reopened), all_runs(&source.sm));
