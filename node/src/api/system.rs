@@ -50,7 +50,8 @@ pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let executors =
         crate::discovery::executor_list(&state.router, state.membership.as_ref()).await?;
     let alive = executors.iter().filter(|e| e.alive).count();
-    let pipeline = crate::metrics::PipelineGauges::of(&state.backlog, state.clock.now());
+    let pipeline =
+        crate::metrics::PipelineGauges::of(&state.backlog, &state.store, state.clock.now());
     let body = state
         .metrics
         .render(&cluster, &pipeline, alive, executors.len() - alive);

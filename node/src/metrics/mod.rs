@@ -89,6 +89,11 @@ struct Families {
     /// How long the earliest fire the trigger holds back (the backlog
     /// being full) has been due: how late the cluster is running.
     trigger_behind: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Keys the state machine's applies inserted or removed in sled since
+    /// the process started: per run, creation and end.
+    store_writes: Counter,
+    /// The store's count when it was last read into `store_writes`.
+    store_writes_seen: std::sync::atomic::AtomicU64,
 }
 
 /// The gauges of the path from the trigger to the log, read at a scrape.
@@ -96,13 +101,27 @@ struct Families {
 pub struct PipelineGauges {
     pub backlog_fires: u64,
     pub behind: std::time::Duration,
+    /// `StateMachine::writes` now.
+    pub store_writes: u64,
 }
 
 impl PipelineGauges {
-    pub fn of(backlog: &actors::backlog::Backlog, now: DateTime<Utc>) -> Self {
+    pub fn of(
+        backlog: &actors::backlog::Backlog,
+        store: &actors::store::StateMachine,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            store_writes: store.writes(),
+            ..Self::of_backlog(backlog, now)
+        }
+    }
+
+    fn of_backlog(backlog: &actors::backlog::Backlog, now: DateTime<Utc>) -> Self {
         Self {
             backlog_fires: u64::try_from(backlog.outstanding()).unwrap_or(u64::MAX),
             behind: backlog.behind(now),
+            store_writes: 0,
         }
     }
 }
@@ -139,6 +158,8 @@ impl Metrics {
             requests: Family::default(),
             trigger_backlog: Gauge::default(),
             trigger_behind: Gauge::default(),
+            store_writes: Counter::default(),
+            store_writes_seen: Default::default(),
         };
         let mut registry = Registry::with_prefix("cronmesh");
         let f = &families;
@@ -212,6 +233,11 @@ impl Metrics {
             "trigger_behind_seconds",
             "How long the earliest slot the trigger holds back has been due: above 0, runs start late because the cluster cannot create them as fast as slots come",
             f.trigger_behind.clone(),
+        );
+        registry.register(
+            "store_writes",
+            "Keys the state machine's applies inserted or removed in sled (a run takes two: its creation and its end)",
+            f.store_writes.clone(),
         );
         registry.register(
             "http_requests",
@@ -295,6 +321,11 @@ impl Metrics {
         let as_gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         f.trigger_backlog.set(as_gauge(pipeline.backlog_fires));
         f.trigger_behind.set(pipeline.behind.as_secs_f64());
+        let seen = f
+            .store_writes_seen
+            .fetch_max(pipeline.store_writes, std::sync::atomic::Ordering::AcqRel);
+        f.store_writes
+            .inc_by(pipeline.store_writes.saturating_sub(seen));
         f.raft_term.set(as_gauge(cluster.term));
         f.raft_commit_index.set(as_gauge(cluster.commit_index));
         f.raft_applied_index.set(as_gauge(cluster.applied_index));
@@ -385,20 +416,29 @@ mod tests {
         let _ticket = backlog.take(10);
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 10).unwrap();
         backlog.set_behind_since(Some(now - chrono::Duration::milliseconds(2500)));
-        let text = metrics.render(&cluster(), &PipelineGauges::of(&backlog, now), 0, 0);
-        assert!(
-            text.contains("cronmesh_trigger_backlog_fires 10\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("cronmesh_trigger_behind_seconds 2.5\n"),
-            "{text}"
-        );
+        let pipeline = PipelineGauges {
+            store_writes: 7,
+            ..PipelineGauges::of_backlog(&backlog, now)
+        };
+        let text = metrics.render(&cluster(), &pipeline, 0, 0);
+        for line in [
+            "cronmesh_trigger_backlog_fires 10\n",
+            "cronmesh_trigger_behind_seconds 2.5\n",
+            "cronmesh_store_writes_total 7\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         backlog.set_behind_since(None);
-        let text = metrics.render(&cluster(), &PipelineGauges::of(&backlog, now), 0, 0);
-        assert!(
-            text.contains("cronmesh_trigger_behind_seconds 0.0\n"),
-            "{text}"
-        );
+        let pipeline = PipelineGauges {
+            store_writes: 9,
+            ..PipelineGauges::of_backlog(&backlog, now)
+        };
+        let text = metrics.render(&cluster(), &pipeline, 0, 0);
+        for line in [
+            "cronmesh_trigger_behind_seconds 0.0\n",
+            "cronmesh_store_writes_total 9\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }
