@@ -91,6 +91,13 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECONDS")]
     pub restart_follower_at: Option<f64>,
 
+    /// Do not probe the admin API during the window. By default the bench
+    /// calls the leader about 20 times a second (health, a list of 10
+    /// jobs, a creation of a disabled `probe-N` job) and reports the
+    /// latency of each; its writes are in the store-writes figure.
+    #[arg(long)]
+    pub no_api_probe: bool,
+
     /// The `cronmesh` binary to start; this one by default.
     #[arg(long)]
     pub binary: Option<PathBuf>,
