@@ -127,6 +127,47 @@ mod tests {
         assert_eq!(parse(text, METRIC), Some(35.0));
     }
 
+    /// Serves one HTTP answer of `status` with `body` on a loopback port.
+    async fn serve_once(status: &str, body: &'static [u8]) -> anyhow::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/metrics", listener.local_addr()?);
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        tokio::spawn(async move {
+            if let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body).await;
+            }
+        });
+        Ok(url)
+    }
+
+    #[tokio::test]
+    async fn reads_a_node_and_gives_nothing_on_a_bad_answer() -> anyhow::Result<()> {
+        let admin = Admin::new();
+        let good = serve_once("200 OK", b"cronmesh_store_writes_total 42\n# EOF\n").await?;
+        assert_eq!(read(&admin, &good).await, Some(42.0));
+        let refused = serve_once(
+            "500 Internal Server Error",
+            b"cronmesh_store_writes_total 1\n",
+        )
+        .await?;
+        assert_eq!(read(&admin, &refused).await, None);
+        let binary = serve_once("200 OK", b"\xff\xfe\x00cronmesh_store_writes_total{\n").await?;
+        assert_eq!(read(&admin, &binary).await, None);
+        // Nobody listening.
+        let gone = serve_once("200 OK", b"").await?;
+        let _ = read(&admin, &gone).await;
+        assert_eq!(read(&admin, &gone).await, None);
+        Ok(())
+    }
+
     #[test]
     fn hostile_text_never_panics() {
         let hostile = [
