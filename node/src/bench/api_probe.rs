@@ -241,13 +241,19 @@ async fn timed(request: reqwest::RequestBuilder) -> Result<Duration, String> {
     }
 }
 
-/// A request's failure in words.
+/// A request's failure in words, with its causes (reqwest's own text
+/// names the URL but not what went wrong).
 fn describe(error: reqwest::Error) -> String {
     if error.is_timeout() {
-        format!("no answer within {} s", TIMEOUT.as_secs())
-    } else {
-        cut(&error.to_string())
+        return format!("no answer within {} s", TIMEOUT.as_secs());
     }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    cut(&text)
 }
 
 /// `text` cut to [`ERROR_TEXT`] bytes, on a character boundary.
@@ -300,6 +306,22 @@ mod tests {
         assert!(figures
             .text()
             .ends_with("(first error: connection refused)"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_says_why() -> anyhow::Result<()> {
+        // A port just freed: nobody listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let client = actors::http_client::build_client(&[]).map_err(anyhow::Error::msg)?;
+        let request = client.get(format!("http://127.0.0.1:{port}/healthz"));
+        let error = timed(request).await.err().unwrap_or_default();
+        assert!(
+            error.contains("127.0.0.1") && error.matches(": ").count() >= 1,
+            "{error}"
+        );
+        Ok(())
     }
 
     #[test]
