@@ -286,6 +286,8 @@ mod tests {
         assert_eq!((args.duration, args.drain), (30, 5));
         assert_eq!(args.schedule, "@every 1s");
         assert_eq!(args.target, Target::Executor);
+        assert!(!args.no_api_probe);
+        assert!(parse(&["--no-api-probe"])?.no_api_probe);
         assert!(args.validate().is_ok());
         assert_eq!(parse(&["--target", "http"])?.target, Target::Http);
         assert!(parse(&["--target", "shell"]).is_err());
