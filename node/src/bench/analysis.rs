@@ -116,7 +116,7 @@ pub fn slot_figures(jobs: u32, slots: &[Nanos], receipts: &[Receipt], span: Span
 }
 
 /// p50, p99 and max of sorted nanoseconds, in milliseconds (nearest rank).
-fn percentiles(sorted: &[Nanos]) -> Option<Lateness> {
+pub fn percentiles(sorted: &[Nanos]) -> Option<Lateness> {
     let max = *sorted.last()?;
     let rank = |p: f64| {
         let index = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;

@@ -51,6 +51,26 @@ impl Admin {
         serde_json::from_slice(&body).with_context(|| format!("GET {url}: unexpected answer"))
     }
 
+    /// `GET url` as text, within `timeout`; any status but 2xx is an error.
+    pub async fn get_text(&self, url: &str, timeout: Duration) -> anyhow::Result<String> {
+        let response = self
+            .client
+            .get(url)
+            .timeout(timeout)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .with_context(|| format!("GET {url}: reading the answer"))?;
+        if !status.is_success() {
+            anyhow::bail!("GET {url}: {status}");
+        }
+        Ok(text)
+    }
+
     /// `GET url`: its status, or `None` when the node does not answer.
     pub async fn status(&self, url: &str) -> Option<StatusCode> {
         let response = self

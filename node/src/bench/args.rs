@@ -91,6 +91,13 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECONDS")]
     pub restart_follower_at: Option<f64>,
 
+    /// Do not probe the admin API during the window. By default the bench
+    /// calls the leader about 20 times a second (health, a list of 10
+    /// jobs, a creation of a disabled `probe-N` job) and reports the
+    /// latency of each; its writes are in the store-writes figure.
+    #[arg(long)]
+    pub no_api_probe: bool,
+
     /// The `cronmesh` binary to start; this one by default.
     #[arg(long)]
     pub binary: Option<PathBuf>,
@@ -279,6 +286,8 @@ mod tests {
         assert_eq!((args.duration, args.drain), (30, 5));
         assert_eq!(args.schedule, "@every 1s");
         assert_eq!(args.target, Target::Executor);
+        assert!(!args.no_api_probe);
+        assert!(parse(&["--no-api-probe"])?.no_api_probe);
         assert!(args.validate().is_ok());
         assert_eq!(parse(&["--target", "http"])?.target, Target::Http);
         assert!(parse(&["--target", "shell"]).is_err());

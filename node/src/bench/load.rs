@@ -56,11 +56,19 @@ pub enum JobTarget<'a> {
 impl JobTarget<'_> {
     /// The job's `target` field.
     fn json(&self, id: &str) -> serde_json::Value {
-        match self {
-            JobTarget::Noop => json!({"type": "executor", "group": GROUP, "handler": "noop"}),
-            JobTarget::Http(receiver) => {
-                json!({"type": "http", "method": "GET", "url": receiver.call_url(id)})
-            }
+        self.of_id()(id)
+    }
+
+    /// The `target` field of any job id, apart from the receiver: what
+    /// the API probe gives its own jobs from its own task.
+    pub fn of_id(&self) -> impl Fn(&str) -> serde_json::Value + Send + 'static {
+        let call_base = match self {
+            JobTarget::Noop => None,
+            JobTarget::Http(receiver) => Some(receiver.call_url("")),
+        };
+        move |id| match &call_base {
+            None => json!({"type": "executor", "group": GROUP, "handler": "noop"}),
+            Some(base) => json!({"type": "http", "method": "GET", "url": format!("{base}{id}")}),
         }
     }
 }

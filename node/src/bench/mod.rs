@@ -19,7 +19,11 @@
 //! - `calls`: with `--target http`, the calls matched to their runs, as
 //!   receipts.
 //! - `procstat`, `usage`: CPU and peak memory of each process.
+//! - `api_probe`: the admin API's latency on the leader during the window.
+//! - `store_writes`: each node's store-writes counter from `/metrics`.
+//! - `per_run`: CPU and store writes per run received, per node.
 //! - `analysis`: expected, lost, doubled and late slots; lateness.
+//! - `bursts`: the same per slot, for jobs that fire together.
 //! - `failover`: what each event cost.
 //! - `summary`: the report from what was observed.
 //! - `report`: the JSON object and the table.
@@ -36,8 +40,10 @@
 
 mod analysis;
 mod api;
+mod api_probe;
 mod args;
 mod bulk_state;
+mod bursts;
 mod calls;
 mod catch_up;
 mod catch_up_report;
@@ -51,12 +57,14 @@ mod follower_catch_up;
 mod follower_events;
 mod load;
 mod memory;
+mod per_run;
 mod processes;
 mod procstat;
 mod receipts;
 mod receiver;
 mod report;
 mod run_records;
+mod store_writes;
 mod summary;
 mod timed_command;
 mod usage;
@@ -185,14 +193,12 @@ async fn measure(
     ));
     // No run of a bench job is scheduled before this.
     let first_created = now();
+    let target = receiver.as_ref().map_or(JobTarget::Noop, JobTarget::Http);
     let (creation, last_created) = load::create_jobs(
         cluster.admin(),
         cluster.api_url(leader),
         (args.jobs, load::job_id),
-        (
-            &args.schedule,
-            receiver.as_ref().map_or(JobTarget::Noop, JobTarget::Http),
-        ),
+        (&args.schedule, target),
         (args.create_concurrency(), args.create_batch()),
     )
     .await?;
@@ -217,6 +223,16 @@ async fn measure(
         .await
         .unwrap_or(leader);
     let term_at_start = cluster.term(leader_at_start).await;
+    let probe = if args.no_api_probe {
+        None
+    } else {
+        Some(api_probe::Probe::start(
+            cluster.api_url(leader_at_start),
+            target.of_id(),
+            window.end,
+        )?)
+    };
+    let writes_at_start = store_writes::read_all(&cluster).await;
     let mut killed = Vec::new();
     let mut happened = Vec::new();
     let mut followers = follower_events::FollowerEvents::default();
@@ -235,6 +251,20 @@ async fn measure(
         killed.extend(figures);
         happened.push(event);
     }
+    // The cost of the window's runs: from its start to its end.
+    sleep_until(window.end).await;
+    let cpu_at_end = usage::cpu_of_running(&cluster);
+    let writes_at_end = store_writes::read_all(&cluster).await;
+    let nodes = per_run::node_windows(
+        &cluster,
+        (&cpu_at_start, &cpu_at_end),
+        &killed,
+        (&writes_at_start, &writes_at_end),
+    );
+    let api_latency = match probe {
+        Some(probe) => probe.finish().await,
+        None => None,
+    };
     sleep_until(window.end + i128::from(args.drain) * SECOND).await;
     followers.finish(&mut happened).await;
 
@@ -309,6 +339,8 @@ async fn measure(
         receipts,
         calls,
         events: happened,
+        api_latency,
+        nodes,
     };
     Ok(summary::summarise(args, schedule, workdir, observed))
 }

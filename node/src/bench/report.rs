@@ -7,11 +7,14 @@ use serde::Serialize;
 
 use super::{
     analysis::SlotFigures,
+    api_probe::ApiLatency,
     args::Target,
+    bursts::{self, Burst},
     calls::CallFigures,
     failover::{EventKind, FailoverFigures},
     follower_catch_up,
     load::Creation,
+    per_run::{self, PerRun},
     processes::Role,
 };
 
@@ -45,6 +48,15 @@ pub struct Report {
     /// With `--target http`: the calls and how they matched their runs
     /// (the slot figures above are then the calls'); null otherwise.
     pub http_calls: Option<CallFigures>,
+    /// Each slot of the window with at least two runs expected: how the
+    /// burst of runs it fires arrived.
+    pub bursts: Vec<Burst>,
+    /// The admin API's latency on the leader during the window; null with
+    /// `--no-api-probe` (or if the probe failed).
+    pub api_latency: Option<ApiLatency>,
+    /// Per scheduler node, the CPU and store writes a run received cost
+    /// over the window.
+    pub per_run: Vec<PerRun>,
 }
 
 /// What was measured: the flags that shape the load.
@@ -195,6 +207,13 @@ impl Report {
         if let Some(calls) = &self.http_calls {
             rows.extend(call_rows(calls));
         }
+        if let Some(api) = &self.api_latency {
+            rows.extend([
+                ("api health", api.health.text()),
+                ("api list", api.list.text()),
+                ("api create", api.create.text()),
+            ]);
+        }
         if self.malformed_receipts > 0 {
             rows.push(("malformed receipts", self.malformed_receipts.to_string()));
         }
@@ -224,6 +243,7 @@ impl Report {
                 let _ = writeln!(out, "  {name:<22}{value}");
             }
         }
+        out.push_str(&bursts::table(&self.bursts));
         let _ = writeln!(
             out,
             "\n{:<14}{:>8}  {:>8}  {:>14}  {:>10}",
@@ -250,6 +270,7 @@ impl Report {
             );
         }
         let _ = writeln!(out, "(* leader, † killed by the bench)");
+        out.push_str(&per_run::table(&self.per_run, self.leader_at_end));
         out
     }
 }

@@ -5,11 +5,14 @@ use protocol::schedule::Schedule;
 
 use super::{
     analysis::{expected_slots, slot_figures, Span},
+    api_probe::ApiLatency,
     args::BenchArgs,
+    bursts::bursts,
     calls::CallFigures,
     clock::{rfc3339, Nanos, SECOND},
     failover::{self, Event},
     load::{job_index, Creation},
+    per_run::{per_run, NodeWindow},
     receipts::Receipts,
     report::{ProcessFigures, Report, Setup, Window},
     run_records::RunRecords,
@@ -30,6 +33,10 @@ pub struct Observed {
     pub receipts: Receipts,
     pub calls: Option<CallFigures>,
     pub events: Vec<Event>,
+    /// The API probe's figures, if it ran.
+    pub api_latency: Option<ApiLatency>,
+    /// Each scheduler node's CPU and store writes over the window.
+    pub nodes: Vec<NodeWindow>,
 }
 
 pub fn summarise(
@@ -49,6 +56,8 @@ pub fn summarise(
         receipts,
         calls,
         events,
+        api_latency,
+        nodes,
     } = observed;
     let slots = expected_slots(schedule, window);
     let figures = slot_figures(args.jobs, &slots, &receipts.receipts, window);
@@ -80,6 +89,8 @@ pub fn summarise(
             )
         })
         .collect();
+    let bursts = bursts(args.jobs, &slots, &receipts.receipts, window);
+    let per_run = per_run(&nodes, figures.runs_received);
     Report {
         setup: Setup {
             nodes: args.nodes,
@@ -110,5 +121,8 @@ pub fn summarise(
         processes,
         failover,
         http_calls: calls,
+        bursts,
+        api_latency,
+        per_run,
     }
 }
