@@ -20,7 +20,7 @@ pub const CHUNK_RUNS: usize = 1024;
 /// again). Enough to keep the log busy while one chunk commits and the
 /// next replicates; more would only lengthen the queue in front of
 /// everything else the log carries.
-pub const MAX_IN_FLIGHT: usize = 4;
+pub const MAX_IN_FLIGHT: usize = 2;
 /// The first wait before a failed chunk is proposed again; it doubles up
 /// to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
