@@ -19,7 +19,7 @@ use nix::time::{clock_gettime, ClockId};
 use protocol::{JobKey, MetaCommand, Run, RunStatus, RunUpdate};
 
 use super::{
-    fixtures::{job_running, slot_run_of},
+    fixtures::{job_running, node_like_db, slot_run_of},
     run_index::RunIndex,
     *,
 };
@@ -38,12 +38,7 @@ fn cpu_time() -> std::time::Duration {
 #[ignore = "a measurement: run in release with --ignored --nocapture"]
 fn apply_cost_per_run() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let db = sled::Config::new()
-        .path(dir.path())
-        .mode(sled::Mode::HighThroughput)
-        .cache_capacity(128 * 1024 * 1024)
-        .open()
-        .expect("sled opens");
+    let db = node_like_db(dir.path());
     let sm = StateMachine::with_db(db, retention::HistoryPolicy::default()).expect("opens");
     let mut index = 0;
     let mut apply = |cmd: &MetaCommand| {

@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use protocol::{Job, JobKey, MetaCommand, Run, RunStatus, RunUpdate};
 
 use super::{
-    fixtures::{job_running, slot_run_of},
+    fixtures::{job_running, node_like_db, open_store, slot_run_of},
     *,
 };
 
@@ -97,12 +97,7 @@ fn state_size_per_run() {
     let (jobs, rounds) = (env_or("SIZE_JOBS", 1000), env_or("SIZE_RUNS", 1000));
     let runs_total = (jobs * rounds) as f64;
     let dir = tempfile::tempdir().expect("a temp dir");
-    let db = sled::Config::new()
-        .path(dir.path())
-        .mode(sled::Mode::HighThroughput)
-        .cache_capacity(128 * 1024 * 1024)
-        .open()
-        .expect("sled opens");
+    let db = node_like_db(dir.path());
     let sm = StateMachine::with_db(db, retention::HistoryPolicy::keeping(rounds + 1))
         .expect("the store opens");
     let mut index = 0;
@@ -183,4 +178,15 @@ fn state_size_per_run() {
         per_run(allocated),
         per_million(allocated)
     );
+
+    // A restart builds the run index from every stored record.
+    drop(sm);
+    let reopened = Instant::now();
+    let sm = open_store(dir.path(), retention::HistoryPolicy::default());
+    println!(
+        "opening the store again (the run index built from {} runs): {:.1?}",
+        runs_total,
+        reopened.elapsed()
+    );
+    assert!(sm.applied_index().expect("reads") > 0);
 }

@@ -33,10 +33,23 @@ impl Admin {
 
     /// `GET url`, decoded from JSON; any status but 2xx is an error.
     pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> anyhow::Result<T> {
+        let body = self.get_ok(url, REQUEST_TIMEOUT).await?;
+        serde_json::from_slice(&body).with_context(|| format!("GET {url}: unexpected answer"))
+    }
+
+    /// `GET url` as text, within `timeout`; any status but 2xx is an error.
+    pub async fn get_text(&self, url: &str, timeout: Duration) -> anyhow::Result<String> {
+        let body = self.get_ok(url, timeout).await?;
+        String::from_utf8(body.to_vec()).with_context(|| format!("GET {url}: not UTF-8"))
+    }
+
+    /// The body of `GET url` within `timeout`; any status but 2xx is an
+    /// error that quotes the body.
+    async fn get_ok(&self, url: &str, timeout: Duration) -> anyhow::Result<bytes::Bytes> {
         let response = self
             .client
             .get(url)
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .send()
             .await
             .with_context(|| format!("GET {url}"))?;
@@ -48,27 +61,7 @@ impl Admin {
         if !status.is_success() {
             anyhow::bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&body));
         }
-        serde_json::from_slice(&body).with_context(|| format!("GET {url}: unexpected answer"))
-    }
-
-    /// `GET url` as text, within `timeout`; any status but 2xx is an error.
-    pub async fn get_text(&self, url: &str, timeout: Duration) -> anyhow::Result<String> {
-        let response = self
-            .client
-            .get(url)
-            .timeout(timeout)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .with_context(|| format!("GET {url}: reading the answer"))?;
-        if !status.is_success() {
-            anyhow::bail!("GET {url}: {status}");
-        }
-        Ok(text)
+        Ok(body)
     }
 
     /// `GET url`: its status, or `None` when the node does not answer.
