@@ -108,7 +108,15 @@ pub struct Transport {
     pub peers: Arc<Peers>,
     /// Confirmed immediately before anything leaves.
     pub lease: Arc<Lease>,
+    /// Kill requests and alert webhooks on their way at once. They go one
+    /// request per run: a burst of runs timed out or replaced must not
+    /// open a connection each and run the process out of descriptors,
+    /// which the log's own files need.
+    pub side_requests: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most kill requests and alert webhooks in flight at once.
+const MAX_SIDE_REQUESTS: usize = 32;
 
 /// What the transport learned about each executor endpoint.
 #[derive(Default)]
@@ -167,7 +175,16 @@ impl Transport {
             secret: secret.map(Arc::new),
             peers: Arc::default(),
             lease,
+            side_requests: Arc::new(tokio::sync::Semaphore::new(MAX_SIDE_REQUESTS)),
         }
+    }
+
+    /// A place among the side requests in flight (see `side_requests`).
+    async fn side_request_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, String> {
+        self.side_requests
+            .acquire()
+            .await
+            .map_err(|_| "the transport is shut down".to_string())
     }
 
     /// Confirms the lease of `term` right before a request leaves.
@@ -356,6 +373,7 @@ impl Transport {
     pub async fn kill(&self, endpoint: &str, run_id: &str, term: u64) -> Result<(), String> {
         let url = format!("{}/v1/runs/{run_id}/kill", endpoint.trim_end_matches('/'));
         let body = protocol::wire::encode(&KillRequest { term }).map_err(|e| e.to_string())?;
+        let _slot = self.side_request_slot().await?;
         self.post(&url, Some(MSGPACK), body, term)
             .await
             .map_err(|e| e.to_string())
@@ -366,6 +384,7 @@ impl Transport {
     pub async fn alert(&self, webhook: &str, run: &Run, term: u64) -> Result<(), String> {
         let event = serde_json::json!({"event": format!("run.{}", run.status), "run": run});
         let body = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
+        let _slot = self.side_request_slot().await?;
         self.post(webhook, Some("application/json"), body, term)
             .await
             .map_err(|e| e.to_string())
@@ -549,5 +568,63 @@ mod tests {
         let borrowed = protocol::wire::encode(&FrameRef { runs: &runs }).unwrap();
         let owned = protocol::wire::encode(&DispatchBatch { runs }).unwrap();
         assert_eq!(borrowed, owned);
+    }
+
+    /// An executor that answers every request after `hold`, noting how
+    /// many it had open at once.
+    async fn slow_executor(
+        hold: std::time::Duration,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (open, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let seen = most.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let (open, most) = (open.clone(), most.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(hold).await;
+                        open.fetch_sub(1, Ordering::SeqCst);
+                        let answer = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_kills_keeps_a_bounded_number_of_requests_open() {
+        let (url, most) = slow_executor(std::time::Duration::from_millis(20)).await;
+        let client = crate::http_client::build_client(&[]).expect("a client");
+        let transport = Transport::new(client, None, Arc::new(Lease::unbounded(1)));
+        let kills = (0..200).map(|i| {
+            let (transport, url) = (transport.clone(), url.clone());
+            tokio::spawn(async move { transport.kill(&url, &format!("run-{i}"), 1).await })
+        });
+        for kill in futures::future::join_all(kills).await {
+            kill.expect("joined")
+                .expect("every kill is answered in the end");
+        }
+        let most = most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            (1..=MAX_SIDE_REQUESTS).contains(&most),
+            "{most} kill requests were open at once"
+        );
     }
 }
