@@ -56,6 +56,23 @@ impl LogSinkCore {
             std::mem::take(&mut self.waiters),
         )
     }
+
+    /// Everything queued, cut into commands of at most `max_batch`
+    /// updates (a burst's reports must not become one command that holds
+    /// every node's log for a second), and who waits for all of them.
+    pub fn take_batches(&mut self) -> (Vec<Vec<RunUpdate>>, Vec<Waiter>) {
+        let (mut updates, waiters) = self.take();
+        let mut batches = Vec::with_capacity(updates.len().div_ceil(self.max_batch));
+        while updates.len() > self.max_batch {
+            let rest = updates.split_off(self.max_batch);
+            batches.push(updates);
+            updates = rest;
+        }
+        if !updates.is_empty() {
+            batches.push(updates);
+        }
+        (batches, waiters)
+    }
 }
 
 #[cfg(test)]
@@ -114,5 +131,31 @@ mod tests {
         assert_eq!(updates[0].status, Some(RunStatus::Failed));
         assert_eq!(updates[0].executor.as_deref(), Some("http://e"));
         assert_eq!(updates[0].error.as_deref(), Some("exit 1"));
+    }
+
+    #[test]
+    fn a_burst_of_reports_becomes_commands_of_at_most_a_batch_each() {
+        let mut core = LogSinkCore::new(100);
+        let updates: Vec<RunUpdate> = (0..250)
+            .map(|i| RunUpdate {
+                run_id: format!("r{i}"),
+                status: Some(RunStatus::Succeeded),
+                ..Default::default()
+            })
+            .collect();
+        let (tx, _rx) = oneshot::channel();
+        core.push(updates, Some(tx));
+        let (batches, waiters) = core.take_batches();
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(waiters.len(), 1);
+        let ids: Vec<&str> = batches
+            .iter()
+            .flatten()
+            .map(|u| u.run_id.as_str())
+            .collect();
+        assert_eq!(ids.len(), 250);
+        assert_eq!((ids[0], ids[249]), ("r0", "r249"), "in order");
+        assert!(core.is_empty());
     }
 }

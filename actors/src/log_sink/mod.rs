@@ -33,10 +33,20 @@ impl LogSink {
         if self.core.is_empty() {
             return;
         }
-        let (updates, waiters) = self.core.take();
-        let proposal = self.proposer.propose(MetaCommand::RecordRuns { updates });
+        let (batches, waiters) = self.core.take_batches();
+        let proposals: Vec<_> = batches
+            .into_iter()
+            .map(|updates| self.proposer.propose(MetaCommand::RecordRuns { updates }))
+            .collect();
         actix::spawn(async move {
-            let result = proposal.await.map(|_| ()).map_err(|e| e.to_string());
+            // A waiter's updates may lie in any of the batches: it hears
+            // success only when every one was recorded.
+            let result = futures::future::join_all(proposals)
+                .await
+                .into_iter()
+                .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+                .find(Result::is_err)
+                .unwrap_or(Ok(()));
             if let Err(e) = &result {
                 tracing::warn!(error = %e, "run transitions were not recorded");
             }

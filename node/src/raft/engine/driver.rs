@@ -17,7 +17,13 @@ impl Engine {
     pub(super) fn run(mut self, rx: mpsc::Receiver<Input>) {
         let mut last_tick = Instant::now();
         loop {
-            let wait = self.config.tick.saturating_sub(last_tick.elapsed());
+            // Committed entries left over from the last Ready (see
+            // `MAX_APPLY_PER_READY`) are applied without waiting for input.
+            let wait = if self.raw.has_ready() {
+                std::time::Duration::ZERO
+            } else {
+                self.config.tick.saturating_sub(last_tick.elapsed())
+            };
             match rx.recv_timeout(wait) {
                 Ok(input) => {
                     self.handle(input);

@@ -219,6 +219,9 @@ struct Pending {
     term: u64,
 }
 
+/// Most bytes of committed entries one Ready hands over to apply (about
+/// three chunks of created runs).
+const MAX_APPLY_PER_READY: u64 = 1024 * 1024;
 /// Pending proposals older than this are answered with a timeout.
 const PROPOSAL_TTL: Duration = Duration::from_secs(30);
 
@@ -279,6 +282,10 @@ pub fn spawn(
         applied: applied_index,
         max_size_per_msg: 1024 * 1024,
         max_inflight_msgs: 256,
+        // Applying is done on this thread: a Ready hands over at most this
+        // much to apply, so ticks, heartbeats and the lease go on between
+        // the parts of a large backlog instead of after all of it.
+        max_committed_size_per_ready: MAX_APPLY_PER_READY,
         check_quorum: true,
         pre_vote: true,
         ..Default::default()
