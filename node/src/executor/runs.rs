@@ -111,8 +111,13 @@ enum Output {
 }
 
 enum Delivery {
+    /// No final report was sent yet (the run is active, or just ended).
     Idle,
+    /// A loop is delivering the final report.
     Active(Arc<Notify>),
+    /// The final report was delivered, refused or given up on: the run
+    /// may be forgotten.
+    Settled,
 }
 
 struct RunEntry {
@@ -129,7 +134,10 @@ struct RunEntry {
     delivery: Delivery,
 }
 
-/// Runs by id, with finished runs retained in a bounded window.
+/// Runs by id, with finished runs retained in a bounded window. A
+/// finished run is forgotten only once its final report is settled: a
+/// burst of runs ending together must not push out runs whose reports
+/// are still on their way (the scheduler would time them out).
 pub struct RunTable {
     runs: HashMap<String, RunEntry>,
     /// Finished run ids, oldest first.
@@ -257,6 +265,15 @@ impl RunTable {
 
     fn enforce_retention(&mut self) {
         while self.finished.len() > self.retain_finished {
+            let settled = self.finished.front().is_some_and(|id| {
+                self.runs
+                    .get(id)
+                    .is_none_or(|e| matches!(e.delivery, Delivery::Settled))
+            });
+            if !settled {
+                // The oldest still reports; `end_delivery` comes back.
+                break;
+            }
             let Some(id) = self.finished.pop_front() else {
                 break;
             };
@@ -366,7 +383,7 @@ impl RunTable {
                 wake.notify_one();
                 DeliveryStart::AlreadyActive
             }
-            Delivery::Idle => {
+            Delivery::Idle | Delivery::Settled => {
                 let wake = Arc::new(Notify::new());
                 entry.delivery = Delivery::Active(wake.clone());
                 DeliveryStart::Start(wake)
@@ -377,8 +394,9 @@ impl RunTable {
     /// The delivery loop ended (delivered, refused or abandoned).
     pub fn end_delivery(&mut self, run_id: &str) {
         if let Some(entry) = self.runs.get_mut(run_id) {
-            entry.delivery = Delivery::Idle;
+            entry.delivery = Delivery::Settled;
         }
+        self.enforce_retention();
     }
 }
 
@@ -441,16 +459,44 @@ mod tests {
         ));
     }
 
+    /// Finishes `id` and settles its final report, as the agent does.
+    fn finish_and_report(table: &mut RunTable, id: &str) {
+        table.admit(id, &targets());
+        table.finish(id, Outcome::succeeded(Some(0)), Utc::now());
+        assert!(matches!(table.begin_delivery(id), DeliveryStart::Start(_)));
+        table.end_delivery(id);
+    }
+
     #[test]
     fn oldest_finished_runs_are_forgotten_first() {
         let mut table = RunTable::new(2, 1 << 20);
         for id in ["a", "b", "c"] {
-            table.admit(id, &targets());
-            table.finish(id, Outcome::succeeded(Some(0)), Utc::now());
+            finish_and_report(&mut table, id);
         }
         assert!(table.report("a", "me").is_none());
         assert!(table.report("b", "me").is_some());
         assert!(table.report("c", "me").is_some());
+    }
+
+    #[test]
+    fn a_finished_run_whose_report_is_on_its_way_is_not_forgotten() {
+        let mut table = RunTable::new(2, 1 << 20);
+        // A burst: five runs end before any final report is delivered.
+        for id in ["a", "b", "c", "d", "e"] {
+            table.admit(id, &targets());
+            table.finish(id, Outcome::succeeded(Some(0)), Utc::now());
+            assert!(matches!(table.begin_delivery(id), DeliveryStart::Start(_)));
+        }
+        for id in ["a", "b", "c", "d", "e"] {
+            assert!(table.report(id, "me").is_some(), "{id} still reports");
+        }
+        // Delivered in turn, the oldest are forgotten down to the window.
+        for id in ["a", "b", "c", "d", "e"] {
+            table.end_delivery(id);
+        }
+        assert!(table.report("c", "me").is_none());
+        assert!(table.report("d", "me").is_some());
+        assert!(table.report("e", "me").is_some());
     }
 
     #[test]
@@ -461,6 +507,8 @@ mod tests {
                 output.push(b"123456");
             }
             table.finish(id, Outcome::succeeded(Some(0)), Utc::now());
+            table.begin_delivery(id);
+            table.end_delivery(id);
         }
         assert_eq!(table.output("a").as_deref(), Some(""));
         assert_eq!(table.output("b").as_deref(), Some("123456"));
