@@ -66,10 +66,6 @@ impl Backlog {
         self.inner.outstanding.load(Ordering::Acquire)
     }
 
-    pub fn limit(&self) -> usize {
-        self.inner.limit
-    }
-
     /// Counts `fires` as handed over until the ticket is dropped.
     pub fn take(&self, fires: usize) -> Ticket {
         self.inner.outstanding.fetch_add(fires, Ordering::AcqRel);
@@ -107,12 +103,6 @@ impl Backlog {
 pub struct Ticket {
     inner: Arc<Inner>,
     fires: usize,
-}
-
-impl Ticket {
-    pub fn fires(&self) -> usize {
-        self.fires
-    }
 }
 
 impl std::fmt::Debug for Ticket {

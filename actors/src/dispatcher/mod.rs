@@ -305,9 +305,7 @@ impl Dispatcher {
                                 if act.core.term() == Some(chunk.term) {
                                     act.propose_chunk(chunk, ctx);
                                 } else {
-                                    act.creation.finished();
-                                    act.settle_chunk(chunk, Err("leadership changed".into()), ctx);
-                                    act.propose_chunks(ctx);
+                                    act.chunk_done(chunk, Err("leadership changed".into()), ctx);
                                 }
                             });
                             return;
@@ -316,10 +314,21 @@ impl Dispatcher {
                     }
                 }
             };
-            act.creation.finished();
-            act.settle_chunk(chunk, created, ctx);
-            act.propose_chunks(ctx);
+            act.chunk_done(chunk, created, ctx);
         }));
+    }
+
+    /// A chunk in flight is answered (or given up): its place goes to the
+    /// next one.
+    fn chunk_done(
+        &mut self,
+        chunk: Chunk,
+        created: Result<Vec<Run>, String>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.creation.finished();
+        self.settle_chunk(chunk, created, ctx);
+        self.propose_chunks(ctx);
     }
 
     /// Hands a chunk's outcome to the core. Runs a failed earlier proposal
@@ -363,8 +372,9 @@ impl Dispatcher {
         self.execute(actions, ctx);
     }
 
-    /// The planned runs a retry did not create that the store holds,
-    /// unfinished and not dispatched by anyone here.
+    /// The planned runs a retry did not create that the store holds and
+    /// nobody here dispatches (`DispatcherCore::adopt` takes the unfinished
+    /// ones).
     fn orphans_of(&self, plans: &[Planned], created: &[Run]) -> Vec<(Run, Arc<Job>)> {
         let made: std::collections::HashSet<&str> = created.iter().map(|r| r.id.as_str()).collect();
         plans
@@ -372,7 +382,7 @@ impl Dispatcher {
             .filter(|p| !made.contains(p.assignment.run.id.as_str()))
             .filter(|p| !self.core.is_active(&p.assignment.run.id))
             .filter_map(|p| match self.store.run(&p.assignment.run.id) {
-                Ok(Some(run)) if !run.status.is_terminal() => Some((run, p.assignment.job.clone())),
+                Ok(Some(run)) => Some((run, p.assignment.job.clone())),
                 _ => None,
             })
             .collect()
@@ -381,13 +391,7 @@ impl Dispatcher {
     /// Leadership changed: runs planned in the old term are not created.
     fn drop_queued_creations(&mut self, ctx: &mut Context<Self>) {
         for chunk in self.creation.clear() {
-            if let Some(reply) = chunk.reply {
-                let _ = reply.send(Err("leadership changed".into()));
-            }
-            let actions = self
-                .core
-                .on_created(chunk.plans, Err("leadership changed".into()));
-            self.execute(actions, ctx);
+            self.settle_chunk(chunk, Err("leadership changed".into()), ctx);
         }
     }
 
