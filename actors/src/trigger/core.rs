@@ -261,6 +261,17 @@ impl TriggerCore {
         Some(burst.map_or(first, |burst| burst.min(first)))
     }
 
+    /// The slot of the earliest fire due at `now` but not taken, once that
+    /// slot has passed: since when the trigger runs late. A fire handed over
+    /// ahead of its slot (or a burst begun early) is not late yet.
+    pub fn overdue_since(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let (wake, key) = self.queue.first()?;
+        if *wake > now {
+            return None;
+        }
+        self.entries.get(key)?.next.filter(|slot| *slot <= now)
+    }
+
     /// Takes every fire to be handed over at `now` (each for its slot,
     /// which may lie up to the lead ahead) and schedules each job's next one.
     pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Fire> {
@@ -643,5 +654,24 @@ mod tests {
         core.track(&job("c", "*/5 * * * * *", "fire_once"), now);
         assert_eq!(core.schedules.len(), 1);
         assert!(core.schedules.contains_key("*/5 * * * * *"));
+    }
+
+    #[test]
+    fn a_fire_held_back_is_late_only_once_its_slot_has_passed() {
+        let mut core = TriggerCore::new(100).with_fire_ahead(std::time::Duration::from_millis(500));
+        core.track(
+            &job("a", "@every 1s", "fire_once"),
+            t("2026-01-01T00:00:00.100Z"),
+        );
+        // Its wake (500 ms ahead) has come, its slot not: held back, not late.
+        assert_eq!(core.overdue_since(t("2026-01-01T00:00:00.700Z")), None);
+        assert_eq!(core.overdue_since(t("2026-01-01T00:00:00.300Z")), None);
+        // Still not taken two seconds after its slot.
+        assert_eq!(
+            core.overdue_since(t("2026-01-01T00:00:03Z")),
+            Some(t("2026-01-01T00:00:01Z"))
+        );
+        core.due(t("2026-01-01T00:00:03Z"));
+        assert_eq!(core.overdue_since(t("2026-01-01T00:00:03Z")), None);
     }
 }

@@ -83,12 +83,12 @@ impl Trigger {
         let now = self.clock.now();
         fires.extend(self.core.due_at_most(now, room));
         self.send(fires);
-        let held_back = match self.catch_up.front() {
+        let overdue = match self.catch_up.front() {
             Some(missed) => Some(missed.scheduled_at),
-            None => self.core.next_wake().filter(|at| *at <= now),
+            None => self.core.overdue_since(now),
         };
-        self.backlog.set_behind_since(held_back);
-        let behind = held_back.is_some();
+        self.backlog.set_behind_since(overdue);
+        let behind = !self.catch_up.is_empty() || self.core.next_wake().is_some_and(|at| at <= now);
         if behind && self.room_wait.is_none() {
             let backlog = self.backlog.clone();
             let wait = async move { backlog.freed().await }
