@@ -10,7 +10,7 @@ use crate::{
     backlog::Ticket,
     fire::{Fire, FireReply},
     proposer::Applied,
-    router::{Assignment, ExecutorEntry},
+    router::{Assignment, ExecutorEntry, PlaceRequest, Route},
 };
 
 /// A command was applied to this node's state machine.
@@ -85,12 +85,20 @@ pub struct Record {
     pub done: Option<oneshot::Sender<Result<(), String>>>,
 }
 
-/// A change of the Router's in-flight count for an endpoint.
+/// A change of the Router's in-flight count for an endpoint, or a request
+/// to place runs that waited for room (one channel, so a release and the
+/// placement it allows arrive in order).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub enum ExecutorLoad {
     Acquire(String),
     Release(String),
+    /// Place these runs where there is room; `reply` gets each run's
+    /// route (counted in flight there) or `None`, in order.
+    Place {
+        requests: Vec<PlaceRequest>,
+        reply: oneshot::Sender<Vec<(String, Option<Route>)>>,
+    },
 }
 
 /// Replace the executors the Router knows.

@@ -6,7 +6,7 @@
 //! - scheduler: `node_id`, `api_url`, `raft_addr`, `leader` (`true`/`false`),
 //!   `term` (its Raft term; absent from older schedulers, read as 0);
 //! - executor: `group`, `endpoint`, `handlers` (comma-separated), `weight`,
-//!   `labels` (a JSON object of strings), `running`.
+//!   `labels` (a JSON object of strings), `running`, `max_concurrent`.
 //!
 //! Decoding is total: whatever arrives from the network, a missing or
 //! malformed key is a [`KeyError`], never a panic. Unknown keys are ignored,
@@ -35,6 +35,8 @@ pub const HANDLERS: &str = "handlers";
 pub const WEIGHT: &str = "weight";
 pub const LABELS: &str = "labels";
 pub const RUNNING: &str = "running";
+/// Most runs an executor holds at once; absent or 0 means no limit.
+pub const MAX_CONCURRENT: &str = "max_concurrent";
 
 /// Longest value quoted back in an error: values come from the network.
 const QUOTED_MAX: usize = 64;
@@ -87,6 +89,7 @@ pub fn encode(member: &Member) -> Vec<(String, String)> {
             let labels = serde_json::to_string(&e.labels).unwrap_or_else(|_| "{}".into());
             kv.push((LABELS, labels));
             kv.push((RUNNING, e.running.to_string()));
+            kv.push((MAX_CONCURRENT, e.max_concurrent.to_string()));
         }
     }
     kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
@@ -145,6 +148,10 @@ pub fn decode(keys: &BTreeMap<String, String>) -> Result<Member, KeyError> {
                 weight: number(WEIGHT, get(WEIGHT)?)?,
                 labels: labels(get(LABELS)?)?,
                 running: number(RUNNING, get(RUNNING)?)?,
+                // An executor older than the key takes any number of runs.
+                max_concurrent: keys
+                    .get(MAX_CONCURRENT)
+                    .map_or(Ok(0), |value| number(MAX_CONCURRENT, value))?,
             }))
         }
         other => Err(KeyError::UnknownRole(
@@ -225,6 +232,7 @@ mod tests {
         e.labels.insert("zone".into(), "eu-west-1a".into());
         e.labels.insert("note".into(), "a \"quoted\", comma".into());
         e.running = 4;
+        e.max_concurrent = 2;
         Member::Executor(e)
     }
 
@@ -253,6 +261,7 @@ mod tests {
         assert_eq!(kv["handlers"], "report,cleanup.v2");
         assert_eq!(kv["weight"], "7");
         assert_eq!(kv["running"], "4");
+        assert_eq!(kv["max_concurrent"], "2");
         let labels: serde_json::Value = serde_json::from_str(&kv["labels"]).unwrap();
         assert_eq!(labels["zone"], "eu-west-1a");
         let kv = map(&scheduler());
@@ -273,7 +282,8 @@ mod tests {
     fn every_missing_key_is_an_error() {
         for member in [scheduler(), executor()] {
             let full = map(&member);
-            for key in full.keys().filter(|k| k.as_str() != TERM) {
+            let optional = [TERM, MAX_CONCURRENT];
+            for key in full.keys().filter(|k| !optional.contains(&k.as_str())) {
                 let mut kv = full.clone();
                 kv.remove(key);
                 match decode(&kv) {
@@ -295,6 +305,16 @@ mod tests {
     }
 
     #[test]
+    fn an_executor_without_max_concurrent_is_an_older_one_without_a_limit() {
+        let mut kv = map(&executor());
+        kv.remove(MAX_CONCURRENT);
+        match decode(&kv) {
+            Ok(Member::Executor(e)) => assert_eq!(e.max_concurrent, 0),
+            other => panic!("without max_concurrent: {other:?}"),
+        }
+    }
+
+    #[test]
     fn malformed_values_are_errors() {
         let cases: &[(&Member, &str, &str)] = &[
             (&scheduler(), "node_id", "-1"),
@@ -312,6 +332,8 @@ mod tests {
             (&executor(), "weight", "1.5"),
             (&executor(), "weight", "4294967296"),
             (&executor(), "running", ""),
+            (&executor(), "max_concurrent", "-1"),
+            (&executor(), "max_concurrent", "many"),
             (&executor(), "labels", "not json"),
             (&executor(), "labels", "[1,2]"),
             (&executor(), "labels", "{\"a\": 1}"),

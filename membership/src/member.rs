@@ -80,6 +80,10 @@ pub struct ExecutorInfo {
     pub labels: BTreeMap<String, String>,
     /// Runs it has in progress, as it reports itself (for `least_busy`).
     pub running: u32,
+    /// Most runs it holds at once (`--max-concurrent`); 0 means no limit.
+    /// The leader never sends it more than this, so a burst waits at the
+    /// scheduler instead of piling onto one machine.
+    pub max_concurrent: u32,
 }
 
 impl ExecutorInfo {
@@ -95,6 +99,7 @@ impl ExecutorInfo {
             weight: 1,
             labels: BTreeMap::new(),
             running: 0,
+            max_concurrent: 0,
         }
     }
 }

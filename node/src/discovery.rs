@@ -86,6 +86,7 @@ pub fn live_executors(statics: &[ExecutorEntry], members: &[MemberState]) -> Vec
                     weight: e.weight,
                     labels: e.labels.clone(),
                     handlers: e.handlers.clone(),
+                    max_concurrent: e.max_concurrent,
                 },
             );
         }
@@ -161,6 +162,7 @@ pub async fn executor_list(
                 running: e.running,
                 alive: member.alive,
                 last_seen: member.last_seen,
+                max_concurrent: e.max_concurrent,
             }),
         }
     }

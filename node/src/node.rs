@@ -624,5 +624,6 @@ fn entry(group: &str, endpoint: &str) -> ExecutorEntry {
         weight: 1,
         labels: Default::default(),
         handlers: Vec::new(),
+        max_concurrent: 0,
     }
 }

@@ -175,6 +175,9 @@ pub struct ExecutorInfo {
     pub running: u32,
     pub alive: bool,
     pub last_seen: Option<DateTime<Utc>>,
+    /// Most runs it takes at once (`--max-concurrent`); 0: no limit.
+    #[serde(default)]
+    pub max_concurrent: u32,
 }
 
 fn utc() -> String {

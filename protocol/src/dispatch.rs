@@ -133,6 +133,9 @@ pub enum DispatchResult {
     /// Not started, for `reason` (a malformed entry, or the executor is
     /// shutting down); the scheduler fails over or fails the run.
     Refused { run_id: String, reason: String },
+    /// Not started because the executor is running its `max_concurrent`
+    /// runs; the scheduler asks again once it has room, never elsewhere.
+    Busy { run_id: String, reason: String },
 }
 
 /// `POST {scheduler}/v1/internal/reports`: many run reports in one request,

@@ -103,6 +103,11 @@ pub struct Job {
     pub labels: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "object_only::object")]
     pub alerts: Alerts,
+    /// How long after its slot a run may wait at the scheduler for room on
+    /// an executor (`--max-concurrent`) before it ends `skipped`. Absent:
+    /// the misfire threshold.
+    #[serde(default)]
+    pub start_deadline: Option<HumanDuration>,
 }
 
 impl Job {
@@ -117,6 +122,13 @@ impl Job {
             Target::Shell { group, .. } | Target::Executor { group, .. } => Some(group),
             Target::Http { .. } => None,
         }
+    }
+
+    /// How long after its slot a run may wait for room on an executor.
+    pub fn start_deadline(&self) -> std::time::Duration {
+        self.start_deadline
+            .as_ref()
+            .map_or(self.misfire.threshold.0, |d| d.0)
     }
 
     /// Parameter given to shard `index`.

@@ -57,6 +57,13 @@ pub enum MetaCommand {
         from: String,
         to: String,
     },
+    /// Give a run that waited for room (`pending_reason` set) the executor
+    /// `to`, which has room now. Applies only while the run is still
+    /// pending and waiting, so a deposed leader's placement changes nothing.
+    PlaceRun {
+        run_id: String,
+        to: String,
+    },
 }
 
 impl MetaCommand {
@@ -71,6 +78,7 @@ impl MetaCommand {
             MetaCommand::RecordRuns { .. } => "record_runs",
             MetaCommand::RegisterNode { .. } => "register_node",
             MetaCommand::MoveRun { .. } => "move_run",
+            MetaCommand::PlaceRun { .. } => "place_run",
         }
     }
 }

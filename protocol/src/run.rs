@@ -158,6 +158,12 @@ pub struct Run {
     /// The run this one retries or fails over from.
     #[serde(default)]
     pub retry_of: Option<String>,
+    /// Why a `pending` run has not gone to an executor yet: every executor
+    /// that may take it is running its `max_concurrent`. It waits at the
+    /// scheduler, in order, until one has room or its `start_deadline`
+    /// passes. `None` once placed.
+    #[serde(default)]
+    pub pending_reason: Option<String>,
 }
 
 impl Run {

@@ -155,6 +155,14 @@ pub fn validate_job(job: &Job) -> Result<(), FieldError> {
         Duration::ZERO,
         MAX_MISFIRE_THRESHOLD,
     )?;
+    if let Some(deadline) = &job.start_deadline {
+        check_duration(
+            "start_deadline",
+            deadline.0,
+            Duration::ZERO,
+            MAX_MISFIRE_THRESHOLD,
+        )?;
+    }
     check_count("children", job.children.len(), MAX_CHILDREN)?;
     for (i, child) in job.children.iter().enumerate() {
         check_name(&format!("children[{i}].job"), &child.job)?;

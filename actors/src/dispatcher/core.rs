@@ -23,7 +23,7 @@ use super::{
 use crate::{
     clock::SharedClock,
     fire::{Fire, RetryOf},
-    router::Assignment,
+    router::{Assignment, PlaceRequest, Route},
 };
 
 /// Something the actor must do.
@@ -66,6 +66,12 @@ pub enum Action {
     /// The router's in-flight count for an endpoint changes.
     Acquire(String),
     Release(String),
+    /// Ask the router to place runs waiting for room; report with
+    /// `on_placed`.
+    Place(Vec<PlaceRequest>),
+    /// Propose that a run that waited for room goes to `to`; report with
+    /// `on_place_committed`. Nothing is sent to `to` before that commits.
+    PlaceRun { run_id: String, to: String },
 }
 
 /// An assignment after the concurrency policy looked at it.
@@ -126,6 +132,9 @@ const CLOCK_MARGIN: chrono::Duration = chrono::Duration::milliseconds(500);
 /// the same executor again.
 const RESEND_AFTER: chrono::Duration = chrono::Duration::seconds(1);
 
+/// Most runs waiting for room the router is asked to place at once.
+const PLACE_BATCH: usize = 256;
+
 pub struct DispatcherCore {
     clock: SharedClock,
     /// Scheduler URLs executors report to.
@@ -145,6 +154,20 @@ pub struct DispatcherCore {
     /// The Raft term this node leads in; every request it sends carries
     /// it, so executors can refuse a deposed leader.
     term: Option<u64>,
+    /// Runs waiting for room on an executor (`Phase::AwaitingRoom`), in the
+    /// order they get it: by slot, then shard.
+    room_queue: BTreeSet<RoomKey>,
+    /// A `Place` is with the router; `place_again` notes that room may
+    /// have freed meanwhile, so the next one goes when it answers.
+    placing: bool,
+    place_again: bool,
+}
+
+/// A run's place in the queue for room.
+type RoomKey = (DateTime<Utc>, u32, String);
+
+fn room_key(run: &Run) -> RoomKey {
+    (run.scheduled_at, run.shard.index, run.id.clone())
 }
 
 impl DispatcherCore {
@@ -159,6 +182,9 @@ impl DispatcherCore {
             dispatched_record_delay: chrono::Duration::milliseconds(500),
             waiting: BTreeSet::new(),
             term: None,
+            room_queue: BTreeSet::new(),
+            placing: false,
+            place_again: false,
         }
     }
 
@@ -192,6 +218,9 @@ impl DispatcherCore {
         self.by_job.clear();
         self.retries.clear();
         self.waiting.clear();
+        self.room_queue.clear();
+        self.placing = false;
+        self.place_again = false;
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -281,8 +310,15 @@ impl DispatcherCore {
         actions
     }
 
+    /// The job's runs that have not gone anywhere yet: waiting for their
+    /// slot, or for room on an executor.
     fn waiting_ids(&self, key: &JobKey) -> Vec<String> {
-        self.ids_of(key, |a| a.phase == Phase::Waiting)
+        self.ids_of(key, |a| {
+            matches!(
+                a.phase,
+                Phase::Waiting | Phase::AwaitingRoom { asked: false, .. }
+            )
+        })
     }
 
     /// Applies each job's concurrency policy to new assignments.
@@ -464,6 +500,15 @@ impl DispatcherCore {
                 };
                 Vec::new()
             }
+            SendOutcome::Busy(e) => {
+                run_span(&active.run).in_scope(|| {
+                    tracing::info!(endpoint, reason = %e, "the executor has no room for the run yet; asking it again")
+                });
+                active.phase = Phase::Unconfirmed {
+                    resend_at: now + RESEND_AFTER,
+                };
+                Vec::new()
+            }
             SendOutcome::Refused(e) if active.may_have_reached => {
                 run_span(&active.run).in_scope(|| {
                     tracing::warn!(endpoint, error = %e, "the executor refused the run now, but an earlier send may have reached it; asking it again, never another executor")
@@ -558,7 +603,11 @@ impl DispatcherCore {
                             record_dispatched_at: None,
                         };
                     }
-                    Phase::Waiting | Phase::Held | Phase::Moving { .. } => {}
+                    Phase::Waiting
+                    | Phase::Held
+                    | Phase::AwaitingRoom { .. }
+                    | Phase::Placing { .. }
+                    | Phase::Moving { .. } => {}
                 }
                 active.run.status = active.run.status.max(status);
             }
@@ -757,7 +806,183 @@ impl DispatcherCore {
                 format!("no result within the timeout of {timeout}"),
             ));
         }
+        actions.extend(self.skip_past_start_deadline(now));
+        actions.extend(self.place_waiting());
         actions
+    }
+
+    /// Runs that waited for room past their job's `start_deadline` (from
+    /// their slot) end `skipped`, saying why.
+    fn skip_past_start_deadline(&mut self, now: DateTime<Utc>) -> Vec<Action> {
+        let late: Vec<(String, String)> = self
+            .room_queue
+            .iter()
+            .take_while(|(slot, _, _)| *slot <= now)
+            .filter_map(|(slot, _, id)| {
+                let active = self.active.get(id)?;
+                let deadline = active.job.start_deadline();
+                let waited_out = *slot + chrono::Duration::from_std(deadline).ok()? <= now;
+                let idle = matches!(active.phase, Phase::AwaitingRoom { asked: false, .. });
+                (waited_out && idle).then(|| {
+                    let why = active.run.pending_reason.as_deref().unwrap_or("no room");
+                    let reason = format!(
+                        "not started within its start_deadline of {}: {why}",
+                        protocol::duration::HumanDuration(deadline)
+                    );
+                    (id.clone(), reason)
+                })
+            })
+            .collect();
+        let mut actions = Vec::new();
+        for (id, reason) in late {
+            actions.extend(self.end(&id, RunStatus::Skipped, reason));
+        }
+        actions
+    }
+
+    /// Asks the router to place the oldest runs waiting for room (one
+    /// request at a time; room freed meanwhile is asked about once it
+    /// answers).
+    fn place_waiting(&mut self) -> Vec<Action> {
+        if self.room_queue.is_empty() {
+            return Vec::new();
+        }
+        if self.placing {
+            self.place_again = true;
+            return Vec::new();
+        }
+        let mut requests = Vec::new();
+        for (_, _, id) in &self.room_queue {
+            if requests.len() == PLACE_BATCH {
+                break;
+            }
+            let Some(active) = self.active.get_mut(id) else {
+                continue;
+            };
+            if let Phase::AwaitingRoom { pinned, asked } = &mut active.phase {
+                if *asked {
+                    continue;
+                }
+                *asked = true;
+                requests.push(PlaceRequest {
+                    run_id: id.clone(),
+                    job: active.job.clone(),
+                    shard: active.run.shard.index,
+                    pinned: pinned.clone(),
+                });
+            }
+        }
+        if requests.is_empty() {
+            return Vec::new();
+        }
+        self.placing = true;
+        vec![Action::Place(requests)]
+    }
+
+    /// The router answered a `Place`: each run that found room is proposed
+    /// there; the others wait on. Room found for a run that ended
+    /// meanwhile is given back.
+    pub fn on_placed(&mut self, placed: Vec<(String, Option<Route>)>) -> Vec<Action> {
+        self.placing = false;
+        let mut actions = Vec::new();
+        for (id, route) in placed {
+            let Some(active) = self
+                .active
+                .get_mut(&id)
+                .filter(|a| matches!(a.phase, Phase::AwaitingRoom { asked: true, .. }))
+            else {
+                actions.extend(route.map(|r| Action::Release(r.primary)));
+                continue;
+            };
+            let pinned = match &active.phase {
+                Phase::AwaitingRoom { pinned, .. } => pinned.clone(),
+                _ => None,
+            };
+            match route {
+                Some(route) => {
+                    self.room_queue.remove(&room_key(&active.run));
+                    active.fallbacks = if active.job.failover {
+                        route.fallbacks
+                    } else {
+                        Vec::new()
+                    };
+                    active.phase = Phase::Placing {
+                        to: route.primary.clone(),
+                        pinned,
+                    };
+                    actions.push(Action::PlaceRun {
+                        run_id: id,
+                        to: route.primary,
+                    });
+                }
+                None => {
+                    active.phase = Phase::AwaitingRoom {
+                        pinned,
+                        asked: false,
+                    }
+                }
+            }
+        }
+        if std::mem::take(&mut self.place_again) {
+            actions.extend(self.place_waiting());
+        }
+        actions
+    }
+
+    /// The log answered a `PlaceRun`: `Ok(true)` the run is on `to` now
+    /// and goes there (at its slot); `Ok(false)` it was no longer waiting
+    /// (it ended, or another leader placed it); `Err` it was not
+    /// committed, and the run waits again.
+    pub fn on_place_committed(
+        &mut self,
+        run_id: &str,
+        to: &str,
+        result: Result<bool, String>,
+    ) -> Vec<Action> {
+        let now = self.clock.now();
+        let release = vec![Action::Release(to.to_string())];
+        let timeout = self.active.get(run_id).map(|a| self.timeout_of(&a.job));
+        let Some(active) = self.active.get_mut(run_id) else {
+            return release;
+        };
+        let pinned = match &active.phase {
+            Phase::Placing { to: placing, pinned } if placing == to => pinned.clone(),
+            _ => return release,
+        };
+        match result {
+            Ok(true) => {
+                active.run.executor = Some(to.to_string());
+                active.run.pending_reason = None;
+                if active.run.scheduled_at > now {
+                    active.phase = Phase::Waiting;
+                    self.waiting
+                        .insert((active.run.scheduled_at, run_id.to_string()));
+                    Vec::new()
+                } else {
+                    active.phase = Phase::Sending;
+                    self.start(run_id)
+                }
+            }
+            Ok(false) => {
+                // Someone else has it now; its deadline still holds.
+                active.phase = Phase::Delivered {
+                    record_dispatched_at: None,
+                };
+                active.deadline = now + timeout.unwrap_or_default();
+                release
+            }
+            Err(e) => {
+                run_span(&active.run).in_scope(|| {
+                    tracing::warn!(%to, error = %e, "placing the run was not committed; it waits again")
+                });
+                active.phase = Phase::AwaitingRoom {
+                    pinned,
+                    asked: false,
+                };
+                self.room_queue.insert(room_key(&active.run));
+                release
+            }
+        }
     }
 
     /// Takes over unfinished runs this leader created through a proposal
@@ -792,11 +1017,11 @@ impl DispatcherCore {
             };
             let run_slot = run.scheduled_at;
             let id = run.id.clone();
-            if let Some(executor) = run
-                .executor
-                .clone()
-                .filter(|_| !matches!(job.target, Target::Http { .. }))
-            {
+            // A run waiting for room holds none (a broadcast run names the
+            // executor it waits for).
+            if let Some(executor) = run.executor.clone().filter(|_| {
+                !matches!(job.target, Target::Http { .. }) && run.pending_reason.is_none()
+            }) {
                 actions.push(Action::Acquire(executor));
             }
             self.by_job.entry(key).or_default().insert(id.clone());
@@ -855,6 +1080,18 @@ impl DispatcherCore {
     /// Starts an active run: arms its deadline and sends (or calls) it.
     fn start(&mut self, run_id: &str) -> Vec<Action> {
         let now = self.clock.now();
+        if let Some(active) = self.active.get_mut(run_id) {
+            if active.run.pending_reason.is_some() {
+                // No executor had room when it was routed: it waits here.
+                let pinned = active.run.executor.take();
+                active.phase = Phase::AwaitingRoom {
+                    pinned,
+                    asked: false,
+                };
+                self.room_queue.insert(room_key(&active.run));
+                return self.place_waiting();
+            }
+        }
         let Some(timeout) = self.active.get(run_id).map(|a| self.timeout_of(&a.job)) else {
             return Vec::new();
         };
@@ -973,6 +1210,7 @@ impl DispatcherCore {
         let Active { job, run, .. } = active;
         log_ended(&run);
         let key = job.key();
+        self.room_queue.remove(&room_key(&run));
         let mut actions = release_of(&job, &run);
         if let Some(ids) = self.by_job.get_mut(&key) {
             ids.remove(&run.id);
@@ -1003,6 +1241,8 @@ impl DispatcherCore {
                 actions.extend(self.start(&id));
             }
         }
+        // Its executor has room again.
+        actions.extend(self.place_waiting());
         if retrying {
             return actions;
         }

@@ -5,6 +5,8 @@
 mod core;
 mod creation;
 mod phase;
+#[cfg(test)]
+mod room_tests;
 mod run_span;
 #[cfg(test)]
 mod tests;
@@ -206,6 +208,32 @@ impl Dispatcher {
                 }
                 Action::Release(endpoint) => {
                     self.links.load.do_send(ExecutorLoad::Release(endpoint))
+                }
+                Action::Place(requests) => {
+                    let (reply, placed) = oneshot::channel();
+                    self.links
+                        .load
+                        .do_send(ExecutorLoad::Place { requests, reply });
+                    ctx.spawn(placed.into_actor(self).map(|placed, act, ctx| {
+                        // No answer (the router stopped): nothing was placed.
+                        let actions = act.core.on_placed(placed.unwrap_or_default());
+                        act.execute(actions, ctx);
+                    }));
+                }
+                Action::PlaceRun { run_id, to } => {
+                    let proposal = self.proposer.propose(MetaCommand::PlaceRun {
+                        run_id: run_id.clone(),
+                        to: to.clone(),
+                    });
+                    ctx.spawn(proposal.into_actor(self).map(move |result, act, ctx| {
+                        let placed = match result {
+                            Ok(Outcome::RunPlaced { placed, .. }) => Ok(placed),
+                            Ok(other) => Err(format!("unexpected outcome {other:?}")),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        let actions = act.core.on_place_committed(&run_id, &to, placed);
+                        act.execute(actions, ctx);
+                    }));
                 }
             }
         }

@@ -12,6 +12,19 @@ pub enum Phase {
     Waiting,
     /// Queued behind the job's active run (`concurrency = queue`).
     Held,
+    /// Every executor that may take it is running its `max_concurrent`
+    /// (the run's `pending_reason` says so): it waits at the scheduler, in
+    /// slot order, until the router finds room (`asked` while it is being
+    /// asked) or its start deadline passes. `pinned`: the one executor it
+    /// must go to (a broadcast run).
+    AwaitingRoom {
+        pinned: Option<String>,
+        asked: bool,
+    },
+    /// The router found room on `to`; it goes there once the log records
+    /// the placement (a deposed leader's proposal fails, so it places
+    /// nothing).
+    Placing { to: String, pinned: Option<String> },
     /// Sent to its executor; the answer has not come back.
     Sending,
     /// Tried without an answer that settles it: this node's lease lapsed,
@@ -55,13 +68,20 @@ impl Phase {
             | Phase::Unconfirmed { .. }
             | Phase::Delivered { .. }
             | Phase::Lost { .. } => true,
-            Phase::Waiting | Phase::Held | Phase::Moving { .. } => false,
+            Phase::Waiting
+            | Phase::Held
+            | Phase::AwaitingRoom { .. }
+            | Phase::Placing { .. }
+            | Phase::Moving { .. } => false,
         }
     }
 
     /// Whether its timeout runs: from the moment it is first sent.
     pub fn has_deadline(&self) -> bool {
-        !matches!(self, Phase::Waiting | Phase::Held)
+        !matches!(
+            self,
+            Phase::Waiting | Phase::Held | Phase::AwaitingRoom { .. } | Phase::Placing { .. }
+        )
     }
 }
 
@@ -76,6 +96,10 @@ pub enum SendOutcome {
     /// The executor certainly does not have it: the connection was never
     /// made, or the executor answered that it would not take it.
     Refused(String),
+    /// The executor did not take it because it is running its
+    /// `max_concurrent` (its count and this leader's disagreed, e.g. a
+    /// killed process still ending there): asked again after a while.
+    Busy(String),
     /// The request may have reached the executor: the connection broke or
     /// timed out after it was made, or the answer could not be read.
     Unknown(String),

@@ -49,6 +49,7 @@ impl Harness {
                     weight: 1,
                     labels: Default::default(),
                     handlers: vec![],
+                    max_concurrent: 0,
                 })
                 .collect(),
         );

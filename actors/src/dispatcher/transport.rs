@@ -527,6 +527,7 @@ fn match_results(frame: &[DispatchRequest], results: Vec<DispatchResult>) -> Vec
         .map(|result| match result {
             DispatchResult::Accepted { run_id, .. } => (run_id, SendOutcome::Accepted),
             DispatchResult::Refused { run_id, reason } => (run_id, SendOutcome::Refused(reason)),
+            DispatchResult::Busy { run_id, reason } => (run_id, SendOutcome::Busy(reason)),
         })
         .collect();
     frame

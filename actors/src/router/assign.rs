@@ -68,7 +68,14 @@ pub fn assign(
             .enumerate()
             .map(|(i, endpoint)| {
                 let mut run = new_run(job, fire, shard(job, i as u32, count), &params, now);
-                core.acquire(&endpoint);
+                if core.has_room_at(&endpoint) {
+                    core.acquire(&endpoint);
+                } else {
+                    // Its own executor is full: it waits for room there.
+                    run.pending_reason = Some(format!(
+                        "waiting for room: executor {endpoint} is running its max_concurrent"
+                    ));
+                }
                 run.executor = Some(endpoint);
                 plan(run, vec![])
             })
@@ -129,6 +136,12 @@ fn place(
                 Vec::new()
             }
         }
+        // Executors may take it but none has room: it is created pending
+        // and waits at the scheduler (see the dispatcher).
+        None if core.waiting_reason(job).is_some() => {
+            run.pending_reason = core.waiting_reason(job);
+            Vec::new()
+        }
         None => {
             run.status = RunStatus::Failed;
             run.error = Some(format!(
@@ -168,5 +181,6 @@ fn new_run(job: &Job, fire: &Fire, shard: ShardInfo, params: &str, now: DateTime
         error: None,
         params: params.to_string(),
         retry_of: None,
+        pending_reason: None,
     }
 }

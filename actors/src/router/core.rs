@@ -21,6 +21,21 @@ pub struct ExecutorEntry {
     pub weight: u32,
     pub labels: BTreeMap<String, String>,
     pub handlers: Vec<String>,
+    /// Most runs it takes at once (`--max-concurrent`); 0: no limit. The
+    /// router never places more runs on it than that, counting the runs
+    /// this leader has on it (`inflight`).
+    pub max_concurrent: u32,
+}
+
+impl ExecutorEntry {
+    /// Runs it can take on top of `inflight`; `u32::MAX - inflight` when
+    /// unlimited, so the executors with a limit rank as busier.
+    fn room(&self, inflight: u32) -> u32 {
+        match self.max_concurrent {
+            0 => u32::MAX - inflight.min(u32::MAX - 1),
+            max => max.saturating_sub(inflight),
+        }
+    }
 }
 
 /// Where a run goes first, and where it fails over to, in order.
@@ -76,6 +91,36 @@ impl RouterCore {
         }
     }
 
+    /// Runs `entry` can take now.
+    fn room_of(&self, entry: &ExecutorEntry) -> u32 {
+        entry.room(self.inflight(&entry.endpoint))
+    }
+
+    /// Whether the executor at `endpoint` can take one more run now (an
+    /// executor this node does not know has no room).
+    pub fn has_room_at(&self, endpoint: &str) -> bool {
+        self.executors
+            .iter()
+            .find(|e| e.endpoint == endpoint)
+            .is_some_and(|e| self.room_of(e) > 0)
+    }
+
+    /// Why a run of `job` that found no route waits instead of failing:
+    /// executors may take it, so none of them had room (routing skips only
+    /// executors without room). `None` when no executor may take it.
+    pub fn waiting_reason(&self, job: &Job) -> Option<String> {
+        let candidates = self.candidates(job);
+        if candidates.is_empty() {
+            return None;
+        }
+        let limit: u64 = candidates.iter().map(|e| u64::from(e.max_concurrent)).sum();
+        Some(format!(
+            "waiting for room: the {} executor(s) of group {:?} that may take it are running their max_concurrent ({limit} runs in all)",
+            candidates.len(),
+            job.group().unwrap_or_default(),
+        ))
+    }
+
     /// Executors of the job's group, in id order.
     pub fn candidates(&self, job: &Job) -> Vec<&ExecutorEntry> {
         match job.group() {
@@ -98,13 +143,20 @@ impl RouterCore {
         let group = job.group()?;
         // Borrowed, not cloned: routing runs once per run, thousands a second.
         let all: Vec<&ExecutorEntry> = self.executors.iter().filter(|e| e.group == group).collect();
+        // Only executors with room take the run; failover goes through the
+        // whole group (an executor that is full then refuses it).
+        let open: Vec<&ExecutorEntry> = all
+            .iter()
+            .copied()
+            .filter(|e| self.room_of(e) > 0)
+            .collect();
         let preferred: Vec<&ExecutorEntry> = match avoid {
-            Some(avoid) if all.len() > 1 => all
+            Some(avoid) if open.len() > 1 => open
                 .iter()
                 .copied()
                 .filter(|e| e.endpoint != avoid)
                 .collect(),
-            _ => all.clone(),
+            _ => open,
         };
         if preferred.is_empty() {
             return None;
@@ -141,10 +193,11 @@ impl RouterCore {
                     .unwrap_or(0)
             }
             Routing::ConsistentHash => rendezvous(&key, shard, &preferred),
+            // The most free room wins; ties go to the first in id order.
             Routing::LeastBusy => preferred
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, e)| self.inflight.get(&e.endpoint).copied().unwrap_or(0))
+                .max_by_key(|(i, e)| (self.room_of(e), std::cmp::Reverse(*i)))
                 .map(|(i, _)| i)
                 .unwrap_or(0),
             Routing::First => 0,
@@ -164,12 +217,24 @@ impl RouterCore {
     /// that rank it highest). The same executors keep the same shards while
     /// the group is unchanged, a change moves few, and a new executor gets
     /// its share from the next fire.
+    ///
+    /// Executors with a `max_concurrent` get no more shards than they have
+    /// room for; shards nobody has room for are `None` (they wait).
     pub fn assign_shards(&mut self, job: &Job) -> Vec<Option<Route>> {
-        let all: Vec<ExecutorEntry> = self.candidates(job).into_iter().cloned().collect();
+        let all: Vec<ExecutorEntry> = self
+            .candidates(job)
+            .into_iter()
+            .filter(|e| self.room_of(e) > 0)
+            .cloned()
+            .collect();
         let shards = job.shards as usize;
         if all.is_empty() {
             return vec![None; shards];
         }
+        let room: Vec<usize> = all
+            .iter()
+            .map(|e| usize::try_from(self.room_of(e)).unwrap_or(usize::MAX))
+            .collect();
         let key = job.key();
         let ranks: Vec<Vec<u64>> = (0..job.shards)
             .map(|s| all.iter().map(|e| rank(&key, s, &e.id)).collect())
@@ -182,17 +247,24 @@ impl RouterCore {
         let mut owner: Vec<Option<usize>> = vec![None; shards];
         let mut load = vec![0usize; all.len()];
         for &(s, e) in &pairs {
-            if owner[s].is_none() && load[e] < base {
+            if owner[s].is_none() && load[e] < base.min(room[e]) {
                 owner[s] = Some(e);
                 load[e] += 1;
             }
         }
         let mut over = 0;
         for &(s, e) in &pairs {
-            if owner[s].is_none() && load[e] == base && over < extra {
+            if owner[s].is_none() && load[e] == base && load[e] < room[e] && over < extra {
                 owner[s] = Some(e);
                 load[e] += 1;
                 over += 1;
+            }
+        }
+        // What executors without room left over goes to those with room.
+        for &(s, e) in &pairs {
+            if owner[s].is_none() && load[e] < room[e] {
+                owner[s] = Some(e);
+                load[e] += 1;
             }
         }
         owner
@@ -268,6 +340,7 @@ mod tests {
             weight,
             labels: BTreeMap::new(),
             handlers: vec![],
+            max_concurrent: 0,
         }
     }
 
@@ -431,5 +504,87 @@ mod tests {
             "http://a"
         );
         assert!(router(&[]).route(&job("first"), 0, None).is_none());
+    }
+
+    fn limited(limits: &[(&str, u32)]) -> RouterCore {
+        let mut core = RouterCore::new(7);
+        core.set_executors(
+            limits
+                .iter()
+                .map(|(id, max)| ExecutorEntry {
+                    max_concurrent: *max,
+                    ..executor(id, 1)
+                })
+                .collect(),
+        );
+        core
+    }
+
+    #[test]
+    fn no_policy_picks_an_executor_without_room() {
+        for routing in [
+            "round_robin",
+            "random",
+            "weighted_round_robin",
+            "weighted_random",
+            "consistent_hash",
+            "least_busy",
+            "first",
+        ] {
+            let mut core = limited(&[("a", 1), ("b", 2), ("c", 0)]);
+            core.acquire("http://a");
+            core.acquire("http://b");
+            core.acquire("http://b");
+            let job = job(routing);
+            for shard in 0..20 {
+                let route = core.route(&job, shard, None).unwrap();
+                assert_eq!(route.primary, "http://c", "{routing} picked a full executor");
+            }
+            core.acquire("http://c");
+            let mut full = limited(&[("a", 1), ("b", 1)]);
+            full.acquire("http://a");
+            full.acquire("http://b");
+            assert!(full.route(&job, 0, None).is_none(), "{routing}");
+            assert!(full.waiting_reason(&job).unwrap().contains("max_concurrent"));
+        }
+    }
+
+    #[test]
+    fn least_busy_goes_where_the_most_room_is() {
+        let mut core = limited(&[("a", 4), ("b", 10), ("c", 3)]);
+        core.acquire("http://b");
+        core.acquire("http://b");
+        // Room: a 4, b 8, c 3.
+        assert_eq!(picks(&mut core, "least_busy", 1), ["b"]);
+        for _ in 0..5 {
+            core.acquire("http://b");
+        }
+        // Room: a 4, b 3, c 3.
+        assert_eq!(picks(&mut core, "least_busy", 1), ["a"]);
+    }
+
+    #[test]
+    fn shards_go_only_where_there_is_room() {
+        let mut sharded = job("round_robin");
+        sharded.shards = 10;
+        let mut core = limited(&[("a", 2), ("b", 3), ("c", 0)]);
+        core.acquire("http://c");
+        let routes = core.assign_shards(&sharded);
+        let count = |id: &str| {
+            routes
+                .iter()
+                .flatten()
+                .filter(|r| r.primary == format!("http://{id}"))
+                .count()
+        };
+        assert_eq!((count("a"), count("b"), count("c")), (2, 3, 5));
+        let mut tight = limited(&[("a", 2), ("b", 1)]);
+        tight.acquire("http://b");
+        let routes = tight.assign_shards(&sharded);
+        assert_eq!(routes.iter().flatten().count(), 2, "room for two only");
+        assert!(routes
+            .iter()
+            .flatten()
+            .all(|r| r.primary == "http://a"));
     }
 }

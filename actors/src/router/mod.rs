@@ -1,7 +1,12 @@
 //! The Router actor: turns fires into runs placed on executors.
+//!
+//! - `core`: the routing policies, the executors and their room.
+//! - `assign`: a fire becomes runs, each on its executor (or waiting).
+//! - `place`: a run that waited for room goes to an executor that has it.
 
 mod assign;
 mod core;
+mod place;
 
 use std::sync::Arc;
 
@@ -11,6 +16,7 @@ use protocol::api::ExecutorInfo;
 pub use self::{
     assign::{assign, Assignment},
     core::{ExecutorEntry, Route, RouterCore},
+    place::{place, PlaceRequest},
 };
 use crate::{
     clock::SharedClock,
@@ -81,6 +87,13 @@ impl Handler<ExecutorLoad> for Router {
         match msg {
             ExecutorLoad::Acquire(endpoint) => self.core.acquire(&endpoint),
             ExecutorLoad::Release(endpoint) => self.core.release(&endpoint),
+            ExecutorLoad::Place { requests, reply } => {
+                let placed = requests
+                    .iter()
+                    .map(|request| (request.run_id.clone(), place(&mut self.core, request)))
+                    .collect();
+                let _ = reply.send(placed);
+            }
         }
     }
 }
@@ -111,6 +124,7 @@ impl Handler<ListExecutors> for Router {
                 running: self.core.inflight(&e.endpoint),
                 alive: true,
                 last_seen: None,
+                max_concurrent: e.max_concurrent,
             })
             .collect();
         MessageResult(list)

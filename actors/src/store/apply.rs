@@ -8,7 +8,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use protocol::{
     run::{logged_run_id, tail, OUTPUT_LIMIT},
-    Job, JobKey, MetaCommand, PutMode, Run, RunUpdate,
+    Job, JobKey, MetaCommand, PutMode, Run, RunStatus, RunUpdate,
 };
 
 use super::{
@@ -67,6 +67,9 @@ impl StateMachine {
             MetaCommand::RecordRuns { updates } => record_runs(txn, book, updates, &self.history)?,
             MetaCommand::MoveRun { run_id, from, to } => {
                 move_run(txn, book, run_id, from, to, &self.history)?
+            }
+            MetaCommand::PlaceRun { run_id, to } => {
+                place_run(txn, book, run_id, to, &self.history)?
             }
             MetaCommand::RegisterNode { node } => {
                 txn.put(keys::node(node.node_id), node)?;
@@ -328,6 +331,36 @@ fn move_run(
     })
 }
 
+fn place_run(
+    txn: &mut Txn,
+    book: &mut Book,
+    run_id: &str,
+    to: &str,
+    policy: &HistoryPolicy,
+) -> Result<Outcome, StoreError> {
+    let placed = match run_book::find(txn, run_id)? {
+        Some(found)
+            if found.stored.run.status == RunStatus::Pending
+                && found.stored.run.pending_reason.is_some() =>
+        {
+            let mut run = found.stored.run.clone();
+            run.executor = Some(to.to_string());
+            run.pending_reason = None;
+            book.rewrite(txn, &found, &run)?;
+            true
+        }
+        _ => false,
+    };
+    if placed {
+        retention::trim(txn, book, policy, &BTreeSet::new(), None)?;
+        book.finish(txn)?;
+    }
+    Ok(Outcome::RunPlaced {
+        run_id: run_id.to_string(),
+        placed,
+    })
+}
+
 /// Folds an update into a run. A terminal status is final: later updates
 /// may only fill in what it lacked (output, exit code, times), and a run
 /// never moves back (running never returns to dispatched).
@@ -347,6 +380,10 @@ fn merge(run: &mut Run, update: &RunUpdate) {
         if status.progress() >= run.status.progress() {
             run.status = status;
         }
+    }
+    if run.status != RunStatus::Pending {
+        // It is on its way or over: no longer waiting for room.
+        run.pending_reason = None;
     }
     if let Some(executor) = &update.executor {
         run.executor = Some(executor.clone());

@@ -103,6 +103,12 @@ pub enum Outcome {
         run_id: String,
         moved: bool,
     },
+    /// `PlaceRun` applied (`placed`), or found the run no longer waiting
+    /// for room (it ended, or another leader placed it).
+    RunPlaced {
+        run_id: String,
+        placed: bool,
+    },
     Rejected(Rejection),
 }
 

@@ -550,3 +550,73 @@ fn a_view_that_would_keep_too_much_fails_and_the_next_one_works() {
     let (index, _) = dump_of(&log.sm);
     assert_eq!(index, 4, "a view begun afterwards is written whole");
 }
+
+#[test]
+fn a_run_waiting_for_room_is_placed_once_and_only_while_it_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), 10);
+    let at = t("2026-01-01T00:00:00Z");
+    let a = job("a");
+    log.apply(MetaCommand::PutJob {
+        job: Box::new(a.clone()),
+        mode: PutMode::Create,
+        at,
+    });
+    let mut waiting = slot_run(&a, at);
+    waiting.pending_reason = Some("waiting for room".into());
+    let placed_elsewhere = Run {
+        id: "on-b".into(),
+        executor: Some("http://b".into()),
+        pending_reason: None,
+        ..waiting.clone()
+    };
+    log.apply(MetaCommand::CreateRuns {
+        runs: vec![waiting.clone(), placed_elsewhere],
+    });
+    let place = |run_id: &str| MetaCommand::PlaceRun {
+        run_id: run_id.into(),
+        to: "http://a".into(),
+    };
+    assert_eq!(
+        log.apply(place(&waiting.id)),
+        Outcome::RunPlaced {
+            run_id: waiting.id.clone(),
+            placed: true
+        }
+    );
+    let run = log.sm.run(&waiting.id).unwrap().unwrap();
+    assert_eq!(run.executor.as_deref(), Some("http://a"));
+    assert_eq!(run.pending_reason, None);
+    assert_eq!(run.status, RunStatus::Pending);
+    // Placed already, or never waiting: nothing changes.
+    for id in [waiting.id.as_str(), "on-b", "no-such-run"] {
+        assert!(matches!(
+            log.apply(place(id)),
+            Outcome::RunPlaced { placed: false, .. }
+        ));
+    }
+    assert_eq!(
+        log.sm.run("on-b").unwrap().unwrap().executor.as_deref(),
+        Some("http://b")
+    );
+    // A waiting run that ended (skipped) is no longer waiting.
+    let mut late = slot_run(&a, at + Duration::seconds(1));
+    late.pending_reason = Some("waiting for room".into());
+    log.apply(MetaCommand::CreateRuns {
+        runs: vec![late.clone()],
+    });
+    log.apply(MetaCommand::RecordRuns {
+        updates: vec![RunUpdate {
+            run_id: late.id.clone(),
+            status: Some(RunStatus::Skipped),
+            error: Some("not started within its start_deadline".into()),
+            ..Default::default()
+        }],
+    });
+    let ended = log.sm.run(&late.id).unwrap().unwrap();
+    assert_eq!(ended.pending_reason, None);
+    assert!(matches!(
+        log.apply(place(&late.id)),
+        Outcome::RunPlaced { placed: false, .. }
+    ));
+}

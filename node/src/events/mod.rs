@@ -114,6 +114,7 @@ pub fn events_of(outcome: &Outcome) -> Vec<Event> {
         | Outcome::AlreadyApplied
         | Outcome::NodeRegistered(_)
         | Outcome::RunMoved { .. }
+        | Outcome::RunPlaced { .. }
         | Outcome::Rejected(_) => Vec::new(),
     }
 }
@@ -187,6 +188,7 @@ mod tests {
             running: 0,
             alive: true,
             last_seen: None,
+            max_concurrent: 0,
         });
         assert!(executor.is_about(&key));
     }

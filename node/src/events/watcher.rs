@@ -87,6 +87,7 @@ mod tests {
             running,
             alive,
             last_seen: None,
+            max_concurrent: 0,
         }
     }
 

@@ -50,6 +50,8 @@ pub enum DispatchError {
     ShuttingDown,
     /// The sender was deposed: a newer leader has been seen.
     StaleTerm(StaleTerm),
+    /// A new run while `max_concurrent` runs are running here.
+    Busy { running: usize, max: u32 },
     /// A new run whose `expires_at` had passed on this executor's clock
     /// when it was about to start: the scheduler may have given its slot
     /// to another executor meanwhile, so it does not start.
@@ -67,6 +69,26 @@ impl DispatchError {
             "{EXPIRED_REASON} at {}, {late_ms} ms ago on this executor's clock; it was not started",
             expires_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         )
+    }
+}
+
+impl std::fmt::Display for DispatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DispatchError::Invalid { field, message } => write!(f, "{field} {message}"),
+            DispatchError::ShuttingDown => {
+                f.write_str("this executor is shutting down and starts no new runs")
+            }
+            DispatchError::StaleTerm(stale) => write!(f, "{stale}"),
+            DispatchError::Busy { running, max } => write!(
+                f,
+                "this executor is running {running} runs, its max_concurrent of {max}; it starts no more until one ends"
+            ),
+            DispatchError::Expired {
+                expires_at,
+                late_ms,
+            } => f.write_str(&Self::expired_reason(*expires_at, *late_ms)),
+        }
     }
 }
 
@@ -95,6 +117,8 @@ pub struct Info {
     pub labels: BTreeMap<String, String>,
     pub handlers: Vec<String>,
     pub running: usize,
+    /// Most runs held at once; 0: no limit.
+    pub max_concurrent: u32,
     /// The newest leader term seen (see `fence`).
     pub term: u64,
     /// Stopping: new dispatches are refused while the runs here finish.
@@ -196,6 +220,10 @@ impl Agent {
                     run_id,
                     reason: stale.to_string(),
                 },
+                Err(e @ DispatchError::Busy { .. }) => DispatchResult::Busy {
+                    run_id,
+                    reason: e.to_string(),
+                },
                 Err(DispatchError::Expired {
                     expires_at,
                     late_ms,
@@ -294,6 +322,17 @@ impl Agent {
                             expires_at,
                             late_ms,
                         }));
+                        continue;
+                    }
+                }
+                // A limit is a safety net: the scheduler counts the runs it
+                // sends and keeps the rest waiting, so this refuses only
+                // when the two counts disagree for a moment.
+                let max = self.config.max_concurrent;
+                if max > 0 && !table.contains(&run_id) {
+                    let running = table.active_count();
+                    if running >= max as usize {
+                        results.push(Err(DispatchError::Busy { running, max }));
                         continue;
                     }
                 }
@@ -678,6 +717,7 @@ impl Agent {
             labels: self.config.labels.clone(),
             handlers: self.config.handlers.names(),
             running: self.running_count(),
+            max_concurrent: self.config.max_concurrent,
             term: self.term(),
             draining: self.stopping.load(Ordering::SeqCst),
         }

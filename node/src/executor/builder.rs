@@ -113,6 +113,13 @@ impl ExecutorBuilder {
         self
     }
 
+    /// Most runs held at once (default 0: no limit). Schedulers keep
+    /// further runs waiting until one of these ends.
+    pub fn max_concurrent(mut self, max: u32) -> Self {
+        self.config.max_concurrent = max;
+        self
+    }
+
     /// Relative share of work for weighted routing (default 1).
     pub fn weight(mut self, weight: u32) -> Self {
         self.config.weight = weight;

@@ -52,6 +52,11 @@ pub struct ExecutorArgs {
     #[arg(long, default_value_t = 1)]
     pub weight: u32,
 
+    /// Most runs this agent holds at once; 0 for no limit. Announced to
+    /// schedulers, which keep further runs waiting until it has room.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_concurrent: u32,
+
     /// A `key=value` label for routing and display; repeat for more.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -119,6 +124,9 @@ pub struct ExecutorConfig {
     pub advertise: Option<String>,
     /// Relative share of work for weighted routing, announced to schedulers.
     pub weight: u32,
+    /// Most runs held at once (0: no limit), announced to schedulers, which
+    /// never send more; a dispatch beyond it is answered `busy`.
+    pub max_concurrent: u32,
     /// Free-form labels announced to schedulers for routing and display.
     pub labels: BTreeMap<String, String>,
     /// Base URL of the local service handler tasks are forwarded to when
@@ -193,6 +201,7 @@ impl ExecutorConfig {
             listen,
             advertise: None,
             weight: 1,
+            max_concurrent: 0,
             labels: BTreeMap::new(),
             forward: None,
             handlers: HandlerRegistry::new(),
@@ -248,6 +257,7 @@ impl fmt::Debug for ExecutorConfig {
             .field("listen", &self.listen)
             .field("advertise", &self.advertise)
             .field("weight", &self.weight)
+            .field("max_concurrent", &self.max_concurrent)
             .field("labels", &self.labels)
             .field("forward", &self.forward)
             .field("handlers", &self.handlers)
@@ -272,6 +282,7 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
         let mut config = ExecutorConfig::new(args.group, args.listen);
         config.advertise = args.advertise;
         config.weight = args.weight;
+        config.max_concurrent = args.max_concurrent;
         config.labels = args.labels.into_iter().collect();
         config.forward = args.forward;
         // Always there, for smoke tests and benchmarks of the dispatch path.

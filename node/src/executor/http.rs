@@ -224,6 +224,11 @@ async fn dispatch(
             "this executor is shutting down and starts no new runs",
         )),
         Err(DispatchError::StaleTerm(stale)) => Err(ApiError::stale_term(stale)),
+        Err(e @ DispatchError::Busy { .. }) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            e.to_string(),
+        )),
         // A 4xx other than the 409 of stale terms: the scheduler takes it
         // as a refusal of this run (it fails it over), not as "step down".
         Err(DispatchError::Expired {

@@ -189,6 +189,7 @@ pub async fn start(config: ExecutorConfig) -> anyhow::Result<RunningExecutor> {
                 membership::ExecutorInfo::new(agent.config().group.clone(), endpoint.clone());
             me.handlers = handlers.clone();
             me.weight = agent.config().weight;
+            me.max_concurrent = agent.config().max_concurrent;
             me.labels = agent.config().labels.clone();
             Some(gossip::join(&settings.clone(), agent.clone(), me).await?)
         }
