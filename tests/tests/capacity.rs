@@ -61,7 +61,7 @@ fn ended(runs: &[Value]) -> bool {
 #[tokio::test]
 async fn an_executor_with_max_concurrent_2_never_holds_more_than_2_and_every_run_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let (api, _node, exec) = start(dir.path(), "2").await;
+    let (api, node, exec) = start(dir.path(), "2").await;
     // Each run counts the runs running beside it (itself included) as it
     // starts: a third run started beside two would count 3.
     let marks = dir.path().join("marks");
@@ -78,15 +78,27 @@ async fn an_executor_with_max_concurrent_2_never_holds_more_than_2_and_every_run
     .await;
     let (status, _) = api.post("/v1/jobs/burst/trigger", json!({})).await;
     assert!(status.is_success(), "{status}");
-    // The runs beyond the limit wait as `pending`, saying why.
-    let reason = wait::until("a run waiting for room", Duration::from_secs(20), || async {
+    // The runs beyond the limit wait as `pending`, saying why, in the API
+    // and on the console's run page.
+    let (id, reason) = wait::until("a run waiting for room", Duration::from_secs(20), || async {
         let runs = api.runs_of("burst").await;
-        runs.iter()
-            .filter(|r| r["status"] == "pending")
-            .find_map(|r| r["pending_reason"].as_str().map(str::to_string))
+        runs.iter().filter(|r| r["status"] == "pending").find_map(|r| {
+            let reason = r["pending_reason"].as_str()?;
+            Some((r["id"].as_str()?.to_string(), reason.to_string()))
+        })
     })
     .await;
     assert!(reason.contains("max_concurrent"), "{reason}");
+    let page = reqwest::get(format!("{}/runs/{id}", node.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("pending-reason") || !page.contains("status-pending"),
+        "a waiting run's page shows why it waits"
+    );
     let runs = wait::until("all 20 runs ended", Duration::from_secs(120), || async {
         let runs = api.runs_of("burst").await;
         (runs.len() == 20 && ended(&runs)).then_some(runs)

@@ -134,7 +134,10 @@ pub fn runs_table(runs: &[Run], now: chrono::DateTime<chrono::Utc>, with_job: bo
                     tr data-run=(run.id) {
                         td { a.mono href=(run_path(&run.id)) { (run.id.get(..10).unwrap_or(&run.id)) } }
                         @if with_job { td { a href=(job_path(&run.namespace, &run.job_id)) { (run.job_id) } } }
-                        td { (format::status(run.status)) @if run.attempt > 1 { span.attempt { " #" (run.attempt) } } }
+                        td title=[run.pending_reason.as_deref()] {
+                            (format::status(run.status)) @if run.attempt > 1 { span.attempt { " #" (run.attempt) } }
+                            @if run.pending_reason.is_some() { span.small.muted.waiting { " waiting for room" } }
+                        }
                         td { (format::when(now, Some(run.scheduled_at))) }
                         td { (run.trigger.to_string()) }
                         td { (format::duration(run.started_at, run.finished_at, now)) }

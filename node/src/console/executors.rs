@@ -30,7 +30,7 @@ pub async fn page(state: web::Data<AppState>) -> PageResult {
                         td.mono { (e.id) @if e.id != e.endpoint { br; span.small { (e.endpoint) } } }
                         td { (e.group) }
                         td { @if e.alive { span.badge.status-alive { "alive" } } @else { span.badge.status-dead { "dead" } } }
-                        td { (e.running) }
+                        td { (e.running) @if e.max_concurrent > 0 { " of " (e.max_concurrent) } }
                         td { (e.weight) }
                         td { @if e.handlers.is_empty() { "—" } @else { (e.handlers.join(", ")) } }
                         td.small { @for (k, v) in &e.labels { span.label { (k) "=" (v) } " " } }

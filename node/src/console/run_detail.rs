@@ -55,6 +55,7 @@ pub async fn page(state: web::Data<AppState>, id: web::Path<String>) -> PageResu
                     }
                 }
                 @if let Some(error) = &run.error { p.error-message #run-error { (error) } }
+                @if let Some(reason) = &run.pending_reason { p.muted #pending-reason { (reason) } }
             }
             section.panel {
                 h2 { "Where" }
