@@ -393,6 +393,15 @@ mod tests {
             )),
             "retry.backoff"
         );
+        for deadline in [r#""-1s""#, r#""31d""#, r#""soon""#, "5"] {
+            assert_eq!(
+                field_of(&format!(
+                    r#"{{"id":"a","schedule":"@daily","start_deadline":{deadline},{SHELL}}}"#
+                )),
+                "start_deadline",
+                "{deadline}"
+            );
+        }
         assert_eq!(
             field_of(&format!(r#"{{"id":"a b","schedule":"@daily",{SHELL}}}"#)),
             "id"
