@@ -13,17 +13,42 @@ use cronmesh_tests::{
 };
 use serde_json::{json, Value};
 
+/// Where a scheduler listens and gossips, kept across its restarts.
+struct Addresses {
+    http: String,
+    gossip: String,
+    cluster: String,
+}
+
+impl Addresses {
+    fn new() -> Self {
+        Self {
+            http: format!("127.0.0.1:{}", free_port()),
+            gossip: format!("127.0.0.1:{}", free_port()),
+            cluster: format!("test-{}", free_port()),
+        }
+    }
+
+    fn scheduler(&self, dir: &Path) -> Proc {
+        server_with(
+            &dir.join("data"),
+            &self.http,
+            &[],
+            &["--gossip", &self.gossip, "--gossip-cluster", &self.cluster],
+        )
+    }
+}
+
 /// A scheduler with a gossip port and one executor that joins it with
 /// `--max-concurrent max` (the limit travels by gossip).
 async fn start(dir: &Path, max: &str) -> (Api, Proc, Proc) {
-    let gossip = format!("127.0.0.1:{}", free_port());
-    let cluster = format!("test-{}", free_port());
-    let node = server_with(
-        &dir.join("data"),
-        "127.0.0.1:0",
-        &[],
-        &["--gossip", &gossip, "--gossip-cluster", &cluster],
-    );
+    let (api, node, exec, _) = start_at(dir, max, Addresses::new()).await;
+    (api, node, exec)
+}
+
+async fn start_at(dir: &Path, max: &str, at: Addresses) -> (Api, Proc, Proc, Addresses) {
+    let node = at.scheduler(dir);
+    let (gossip, cluster) = (at.gossip.clone(), at.cluster.clone());
     let exec = executor_with(
         "default",
         &[
@@ -36,6 +61,12 @@ async fn start(dir: &Path, max: &str) -> (Api, Proc, Proc) {
         ],
     );
     let api = Api::new(node.url.clone());
+    executor_known(&api, max).await;
+    (api, node, exec, at)
+}
+
+/// Waits until the scheduler sees the executor alive with its limit.
+async fn executor_known(api: &Api, max: &str) {
     let want: u64 = max.parse().unwrap();
     wait::until(
         "the executor and its limit known",
@@ -49,7 +80,6 @@ async fn start(dir: &Path, max: &str) -> (Api, Proc, Proc) {
         },
     )
     .await;
-    (api, node, exec)
 }
 
 fn ended(runs: &[Value]) -> bool {
@@ -66,10 +96,7 @@ async fn an_executor_with_max_concurrent_2_never_holds_more_than_2_and_every_run
     // starts: a third run started beside two would count 3.
     let marks = dir.path().join("marks");
     std::fs::create_dir(&marks).unwrap();
-    let command = format!(
-        "d={}; touch \"$d/run.$CRONMESH_RUN_ID\"; ls \"$d\" | grep -c '^run\\.' >> \"$d/counts\"; sleep 0.4; rm \"$d/run.$CRONMESH_RUN_ID\"",
-        marks.display()
-    );
+    let command = counting_command(&marks, "0.4");
     api.create_job(json!({
         "id": "burst", "schedule": "@manual", "shards": 20, "timeout": "5m",
         "start_deadline": "10m",
@@ -80,13 +107,19 @@ async fn an_executor_with_max_concurrent_2_never_holds_more_than_2_and_every_run
     assert!(status.is_success(), "{status}");
     // The runs beyond the limit wait as `pending`, saying why, in the API
     // and on the console's run page.
-    let (id, reason) = wait::until("a run waiting for room", Duration::from_secs(20), || async {
-        let runs = api.runs_of("burst").await;
-        runs.iter().filter(|r| r["status"] == "pending").find_map(|r| {
-            let reason = r["pending_reason"].as_str()?;
-            Some((r["id"].as_str()?.to_string(), reason.to_string()))
-        })
-    })
+    let (id, reason) = wait::until(
+        "a run waiting for room",
+        Duration::from_secs(20),
+        || async {
+            let runs = api.runs_of("burst").await;
+            runs.iter()
+                .filter(|r| r["status"] == "pending")
+                .find_map(|r| {
+                    let reason = r["pending_reason"].as_str()?;
+                    Some((r["id"].as_str()?.to_string(), reason.to_string()))
+                })
+        },
+    )
     .await;
     assert!(reason.contains("max_concurrent"), "{reason}");
     let page = reqwest::get(format!("{}/runs/{id}", node.url))
@@ -104,7 +137,11 @@ async fn an_executor_with_max_concurrent_2_never_holds_more_than_2_and_every_run
         (runs.len() == 20 && ended(&runs)).then_some(runs)
     })
     .await;
-    assert_eq!(with_status(&runs, "succeeded").len(), 20, "none lost: {runs:?}");
+    assert_eq!(
+        with_status(&runs, "succeeded").len(),
+        20,
+        "none lost: {runs:?}"
+    );
     for run in &runs {
         assert_eq!(run["executor"], exec.url.as_str());
         assert!(run["pending_reason"].is_null(), "{run}");
@@ -113,7 +150,10 @@ async fn an_executor_with_max_concurrent_2_never_holds_more_than_2_and_every_run
     let counts: Vec<u32> = counts.lines().map(|l| l.trim().parse().unwrap()).collect();
     assert_eq!(counts.len(), 20, "each run started once");
     let most = counts.iter().max().copied().unwrap_or_default();
-    assert!(most <= 2, "the executor held {most} runs at once: {counts:?}");
+    assert!(
+        most <= 2,
+        "the executor held {most} runs at once: {counts:?}"
+    );
 }
 
 #[tokio::test]
@@ -143,4 +183,57 @@ async fn a_run_that_finds_no_room_within_its_start_deadline_is_skipped_with_the_
         );
         assert!(run["executor"].is_null(), "it never went anywhere: {run}");
     }
+}
+
+/// A file-based count of the runs running at once, kept by the runs.
+fn counting_command(marks: &Path, seconds: &str) -> String {
+    format!(
+        "d={}; touch \"$d/run.$CRONMESH_RUN_ID\"; ls \"$d\" | grep -c '^run\\.' >> \"$d/counts\"; sleep {seconds}; rm \"$d/run.$CRONMESH_RUN_ID\"",
+        marks.display()
+    )
+}
+
+#[tokio::test]
+async fn a_scheduler_killed_while_runs_wait_for_room_places_them_after_its_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, node, _exec, at) = start_at(dir.path(), "1", Addresses::new()).await;
+    let marks = dir.path().join("marks");
+    std::fs::create_dir(&marks).unwrap();
+    api.create_job(json!({
+        "id": "queue", "schedule": "@manual", "shards": 6, "timeout": "5m",
+        "start_deadline": "10m",
+        "target": {"type": "shell", "command": counting_command(&marks, "1")}
+    }))
+    .await;
+    api.post("/v1/jobs/queue/trigger", json!({})).await;
+    wait::until("runs waiting for room", Duration::from_secs(20), || async {
+        let runs = api.runs_of("queue").await;
+        let waiting = runs
+            .iter()
+            .filter(|r| r["pending_reason"].is_string())
+            .count();
+        (waiting >= 4).then_some(())
+    })
+    .await;
+    node.kill9();
+    let node = at.scheduler(dir.path());
+    let api = Api::new(node.url.clone());
+    executor_known(&api, "1").await;
+    let runs = wait::until("all 6 runs ended", Duration::from_secs(120), || async {
+        let runs = api.runs_of("queue").await;
+        (runs.len() == 6 && ended(&runs)).then_some(runs)
+    })
+    .await;
+    assert_eq!(
+        with_status(&runs, "succeeded").len(),
+        6,
+        "none lost: {runs:?}"
+    );
+    let counts = std::fs::read_to_string(marks.join("counts")).unwrap();
+    let counts: Vec<u32> = counts.lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(counts.len(), 6, "each run started once: {counts:?}");
+    assert!(
+        counts.iter().all(|c| *c == 1),
+        "never two at once: {counts:?}"
+    );
 }

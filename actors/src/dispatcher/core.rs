@@ -71,7 +71,10 @@ pub enum Action {
     Place(Vec<PlaceRequest>),
     /// Propose that a run that waited for room goes to `to`; report with
     /// `on_place_committed`. Nothing is sent to `to` before that commits.
-    PlaceRun { run_id: String, to: String },
+    PlaceRun {
+        run_id: String,
+        to: String,
+    },
 }
 
 /// An assignment after the concurrency policy looked at it.
@@ -946,7 +949,10 @@ impl DispatcherCore {
             return release;
         };
         let pinned = match &active.phase {
-            Phase::Placing { to: placing, pinned } if placing == to => pinned.clone(),
+            Phase::Placing {
+                to: placing,
+                pinned,
+            } if placing == to => pinned.clone(),
             _ => return release,
         };
         match result {

@@ -17,10 +17,7 @@ pub enum Phase {
     /// slot order, until the router finds room (`asked` while it is being
     /// asked) or its start deadline passes. `pinned`: the one executor it
     /// must go to (a broadcast run).
-    AwaitingRoom {
-        pinned: Option<String>,
-        asked: bool,
-    },
+    AwaitingRoom { pinned: Option<String>, asked: bool },
     /// The router found room on `to`; it goes there once the log records
     /// the placement (a deposed leader's proposal fails, so it places
     /// nothing).

@@ -538,14 +538,20 @@ mod tests {
             let job = job(routing);
             for shard in 0..20 {
                 let route = core.route(&job, shard, None).unwrap();
-                assert_eq!(route.primary, "http://c", "{routing} picked a full executor");
+                assert_eq!(
+                    route.primary, "http://c",
+                    "{routing} picked a full executor"
+                );
             }
             core.acquire("http://c");
             let mut full = limited(&[("a", 1), ("b", 1)]);
             full.acquire("http://a");
             full.acquire("http://b");
             assert!(full.route(&job, 0, None).is_none(), "{routing}");
-            assert!(full.waiting_reason(&job).unwrap().contains("max_concurrent"));
+            assert!(full
+                .waiting_reason(&job)
+                .unwrap()
+                .contains("max_concurrent"));
         }
     }
 
@@ -582,9 +588,6 @@ mod tests {
         tight.acquire("http://b");
         let routes = tight.assign_shards(&sharded);
         assert_eq!(routes.iter().flatten().count(), 2, "room for two only");
-        assert!(routes
-            .iter()
-            .flatten()
-            .all(|r| r.primary == "http://a"));
+        assert!(routes.iter().flatten().all(|r| r.primary == "http://a"));
     }
 }
