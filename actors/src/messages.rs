@@ -93,6 +93,9 @@ pub struct Record {
 pub enum ExecutorLoad {
     Acquire(String),
     Release(String),
+    /// Forget every count: leadership changed, and the new leader counts
+    /// its active runs afresh (`Acquire` each).
+    Forget,
     /// Place these runs where there is room; `reply` gets each run's
     /// route (counted in flight there) or `None`, in order.
     Place {

@@ -563,6 +563,10 @@ impl Handler<Leadership> for Dispatcher {
         if term == self.core.term() {
             return;
         }
+        // The counts of runs on executors start again from what this term
+        // takes over (a stale count would leave an executor's room taken
+        // for good).
+        self.links.load.do_send(ExecutorLoad::Forget);
         match term {
             Some(term) => {
                 self.core.lead(term);

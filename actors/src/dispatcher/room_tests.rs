@@ -386,3 +386,36 @@ fn a_busy_answer_keeps_the_run_on_its_executor_and_asks_again() {
     assert_eq!(c.sent[1].1, endpoint, "at the same executor, no failover");
     assert_eq!(c.holding(&endpoint), 1);
 }
+
+#[test]
+fn a_new_term_on_the_same_node_counts_its_runs_afresh() {
+    let mut c = Cluster::new(&[("http://a", 1)]);
+    let j = job(r#","shards":2"#);
+    c.fire(&j);
+    assert_eq!(c.router.inflight("http://a"), 1);
+    // Leadership lost and won back: the actor has the router forget its
+    // counts, then the new term takes over the active runs.
+    c.core.clear();
+    c.router.forget_load();
+    c.core.lead(2);
+    let runs: Vec<(Run, Arc<Job>)> = c
+        .log
+        .values()
+        .map(|r| (r.clone(), Arc::new(j.clone())))
+        .collect();
+    let actions = c.core.resume(runs);
+    c.run(actions);
+    assert_eq!(
+        c.router.inflight("http://a"),
+        1,
+        "one run is on `a`, counted once"
+    );
+    c.finish_one("http://a");
+    assert_eq!(
+        c.router.inflight("http://a"),
+        1,
+        "the waiting run took the room"
+    );
+    c.finish_one("http://a");
+    assert_eq!(c.router.inflight("http://a"), 0);
+}

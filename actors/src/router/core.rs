@@ -85,6 +85,12 @@ impl RouterCore {
         *self.inflight.entry(endpoint.to_string()).or_default() += 1;
     }
 
+    /// Forgets every in-flight count (a change of leadership: the runs a
+    /// leader counts are the active runs it takes over).
+    pub fn forget_load(&mut self) {
+        self.inflight.clear();
+    }
+
     pub fn release(&mut self, endpoint: &str) {
         if let Some(n) = self.inflight.get_mut(endpoint) {
             *n = n.saturating_sub(1);

@@ -87,6 +87,7 @@ impl Handler<ExecutorLoad> for Router {
         match msg {
             ExecutorLoad::Acquire(endpoint) => self.core.acquire(&endpoint),
             ExecutorLoad::Release(endpoint) => self.core.release(&endpoint),
+            ExecutorLoad::Forget => self.core.forget_load(),
             ExecutorLoad::Place { requests, reply } => {
                 let placed = requests
                     .iter()
