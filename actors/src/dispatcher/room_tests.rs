@@ -15,20 +15,13 @@ use protocol::{Job, Run, RunStatus, RunUpdate, TriggerKind};
 use super::{
     core::{Action, DispatcherCore},
     phase::SendOutcome,
+    tests::{entry, FixedClock},
 };
 use crate::{
     clock::Clock,
     fire::Fire,
-    router::{assign, place, ExecutorEntry, RouterCore},
+    router::{assign, place, RouterCore},
 };
-
-struct FixedClock(Mutex<DateTime<Utc>>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 fn start() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
@@ -60,20 +53,7 @@ impl Cluster {
     fn new(executors: &[(&str, u32)]) -> Self {
         let clock = Arc::new(FixedClock(Mutex::new(start())));
         let mut router = RouterCore::new(1);
-        router.set_executors(
-            executors
-                .iter()
-                .map(|(e, max)| ExecutorEntry {
-                    id: e.to_string(),
-                    group: "default".into(),
-                    endpoint: e.to_string(),
-                    weight: 1,
-                    labels: Default::default(),
-                    handlers: vec![],
-                    max_concurrent: *max,
-                })
-                .collect(),
-        );
+        router.set_executors(executors.iter().map(|(e, max)| entry(e, *max)).collect());
         let mut core = DispatcherCore::new(
             clock.clone(),
             vec!["http://scheduler".into()],

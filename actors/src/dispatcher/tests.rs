@@ -15,7 +15,8 @@ use crate::{
     router::{assign, ExecutorEntry, RouterCore},
 };
 
-struct FixedClock(Mutex<DateTime<Utc>>);
+/// A clock the test moves by hand.
+pub(super) struct FixedClock(pub(super) Mutex<DateTime<Utc>>);
 
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
@@ -39,20 +40,7 @@ impl Harness {
                 .to_utc(),
         )));
         let mut router = RouterCore::new(1);
-        router.set_executors(
-            executors
-                .iter()
-                .map(|e| ExecutorEntry {
-                    id: e.to_string(),
-                    group: "default".into(),
-                    endpoint: e.to_string(),
-                    weight: 1,
-                    labels: Default::default(),
-                    handlers: vec![],
-                    max_concurrent: 0,
-                })
-                .collect(),
-        );
+        router.set_executors(executors.iter().map(|e| entry(e, 0)).collect());
         let core = DispatcherCore::new(
             clock.clone(),
             vec!["http://scheduler".into()],
@@ -109,6 +97,19 @@ impl Harness {
             }
         }
         next
+    }
+}
+
+/// An executor of group `default` whose id and endpoint are `endpoint`.
+pub(super) fn entry(endpoint: &str, max_concurrent: u32) -> ExecutorEntry {
+    ExecutorEntry {
+        id: endpoint.to_string(),
+        group: "default".into(),
+        endpoint: endpoint.to_string(),
+        weight: 1,
+        labels: Default::default(),
+        handlers: vec![],
+        max_concurrent,
     }
 }
 
