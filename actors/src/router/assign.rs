@@ -10,7 +10,7 @@ use protocol::{
     Job, Run, RunStatus, Target, TriggerKind,
 };
 
-use super::core::RouterCore;
+use super::{core::RouterCore, selector::NoMatch};
 use crate::fire::Fire;
 
 /// A run ready to be created, with what the dispatcher needs to deliver it.
@@ -107,8 +107,9 @@ fn shard(job: &Job, index: u32, count: u32) -> ShardInfo {
     }
 }
 
-/// Puts the run on its route's executor (or fails the run when the group
-/// has none; HTTP targets go to their URL) and returns its failover order.
+/// Puts the run on its route's executor (or fails the run, saying why,
+/// when no executor of the group may take it; HTTP targets go to their
+/// URL) and returns its failover order.
 fn place(
     core: &mut RouterCore,
     job: &Job,
@@ -130,11 +131,12 @@ fn place(
             }
         }
         None => {
+            let why =
+                NoMatch::diagnose(core.executors(), job).unwrap_or_else(|| NoMatch::EmptyGroup {
+                    group: job.group().unwrap_or_default().to_string(),
+                });
             run.status = RunStatus::Failed;
-            run.error = Some(format!(
-                "no executor in group {:?} can take the run",
-                job.group().unwrap_or_default()
-            ));
+            run.error = Some(why.to_string());
             run.finished_at = Some(run.created_at);
             Vec::new()
         }

@@ -1,7 +1,13 @@
 //! The Router actor: turns fires into runs placed on executors.
+//!
+//! - `core`: the routing policies over the executors this node knows.
+//! - `selector`: which executors may take a job's runs (group, labels,
+//!   handler), and why none may.
+//! - `assign`: a fire into runs, one per shard, each placed or failed.
 
 mod assign;
 mod core;
+mod selector;
 
 use std::sync::Arc;
 
@@ -11,6 +17,7 @@ use protocol::api::ExecutorInfo;
 pub use self::{
     assign::{assign, Assignment},
     core::{ExecutorEntry, Route, RouterCore},
+    selector::{eligible, NoMatch},
 };
 use crate::{
     clock::SharedClock,

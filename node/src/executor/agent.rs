@@ -536,7 +536,7 @@ impl Agent {
     }
 
     /// A handler task with no in-process handler: forwarded to `--forward`
-    /// (or failed with "no handler named X" without one).
+    /// when it serves that name (or failed with "no handler named X").
     async fn forward_handler(
         &self,
         handler: &str,
@@ -547,7 +547,7 @@ impl Agent {
     ) -> Outcome {
         let call = forward::call_handler(
             &self.client,
-            self.config.forward.as_deref(),
+            self.config.forward_for(handler),
             self.config.secret.as_deref(),
             handler,
             req,
@@ -676,7 +676,7 @@ impl Agent {
             endpoint: self.endpoint.clone(),
             weight: self.config.weight,
             labels: self.config.labels.clone(),
-            handlers: self.config.handlers.names(),
+            handlers: self.config.announced_handlers(),
             running: self.running_count(),
             term: self.term(),
             draining: self.stopping.load(Ordering::SeqCst),

@@ -61,6 +61,12 @@ pub struct ExecutorArgs {
     #[arg(long)]
     pub forward: Option<String>,
 
+    /// A handler name `--forward` serves, announced to schedulers so only
+    /// its tasks come here; repeat for more. Without any, every handler
+    /// task is forwarded and the agent announces `*` (any handler).
+    #[arg(long = "handler", value_name = "NAME", requires = "forward")]
+    pub forward_handlers: Vec<String>,
+
     /// File holding the shared HMAC secret that signs executor-protocol
     /// requests. Without it requests are not signed or checked.
     #[arg(long, env = "CRONMESH_SECRET_FILE")]
@@ -125,6 +131,10 @@ pub struct ExecutorConfig {
     /// no in-process handler of that name is registered; `None` fails such
     /// tasks with "no handler named X".
     pub forward: Option<String>,
+    /// The handlers `forward` serves; empty: any name. A task for a
+    /// handler neither listed nor in-process fails with "no handler named
+    /// X" (schedulers send none: the list is announced).
+    pub forward_handlers: Vec<String>,
     /// In-process handlers by name (see [`super::Executor::builder`]); they
     /// win over `forward`. Their names are the `handlers` of `/v1/info`.
     pub handlers: HandlerRegistry,
@@ -195,6 +205,7 @@ impl ExecutorConfig {
             weight: 1,
             labels: BTreeMap::new(),
             forward: None,
+            forward_handlers: Vec::new(),
             handlers: HandlerRegistry::new(),
             secret: None,
             replay_window_secs: DEFAULT_REPLAY_WINDOW_SECS,
@@ -222,6 +233,13 @@ impl ExecutorConfig {
             check_http_url("--forward", url)?;
         }
         self.handlers.validate()?;
+        for name in &self.forward_handlers {
+            protocol::validate::check_name("--handler", name)
+                .map_err(|e| anyhow::anyhow!("--handler {name:?} {}", e.message))?;
+        }
+        if !self.forward_handlers.is_empty() && self.forward.is_none() {
+            bail!("--handler names handlers --forward serves; give --forward too");
+        }
         if matches!(&self.secret, Some(secret) if secret.is_empty()) {
             bail!("the shared secret must not be empty");
         }
@@ -229,6 +247,33 @@ impl ExecutorConfig {
             bail!("the replay window must be positive");
         }
         Ok(())
+    }
+}
+
+impl ExecutorConfig {
+    /// The handler names announced to schedulers (`/v1/info`, gossip),
+    /// sorted: the in-process ones, and those `forward` serves (`*` when it
+    /// serves any).
+    pub fn announced_handlers(&self) -> Vec<String> {
+        let mut names = self.handlers.names();
+        if self.forward.is_some() {
+            if self.forward_handlers.is_empty() {
+                names.push(protocol::dispatch::ANY_HANDLER.to_string());
+            } else {
+                names.extend(self.forward_handlers.iter().cloned());
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Where a task for `handler` with no in-process handler is forwarded:
+    /// `forward`, if it serves that name.
+    pub fn forward_for(&self, handler: &str) -> Option<&str> {
+        let serves =
+            self.forward_handlers.is_empty() || self.forward_handlers.iter().any(|h| h == handler);
+        self.forward.as_deref().filter(|_| serves)
     }
 }
 
@@ -250,6 +295,7 @@ impl fmt::Debug for ExecutorConfig {
             .field("weight", &self.weight)
             .field("labels", &self.labels)
             .field("forward", &self.forward)
+            .field("forward_handlers", &self.forward_handlers)
             .field("handlers", &self.handlers)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("replay_window_secs", &self.replay_window_secs)
@@ -274,6 +320,7 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
         config.weight = args.weight;
         config.labels = args.labels.into_iter().collect();
         config.forward = args.forward;
+        config.forward_handlers = args.forward_handlers;
         // Always there, for smoke tests and benchmarks of the dispatch path.
         config
             .handlers
@@ -355,6 +402,46 @@ mod tests {
         assert_eq!(config.labels.len(), 2);
         assert_eq!(config.weight, 3);
         assert_eq!(config.data_dir, Some(PathBuf::from("/var/lib/cronmesh")));
+        assert_eq!(config.announced_handlers(), ["*", handlers::NOOP_HANDLER]);
+        assert_eq!(config.forward_for("anything"), config.forward.as_deref());
+        Ok(())
+    }
+
+    #[test]
+    fn forward_handlers_are_announced_and_only_they_forwarded() -> anyhow::Result<()> {
+        let config = ExecutorConfig::try_from(parse(&[
+            "--forward",
+            "http://127.0.0.1:9000",
+            "--handler",
+            "resize",
+            "--handler",
+            "crop",
+            "--unsigned",
+        ])?)?;
+        assert_eq!(
+            config.announced_handlers(),
+            ["crop", handlers::NOOP_HANDLER, "resize"]
+        );
+        assert_eq!(config.forward_for("crop"), Some("http://127.0.0.1:9000"));
+        assert_eq!(config.forward_for("rotate"), None);
+        let plain = ExecutorConfig::try_from(parse(&["--unsigned"])?)?;
+        assert_eq!(plain.announced_handlers(), [handlers::NOOP_HANDLER]);
+        assert_eq!(plain.forward_for("crop"), None);
+        assert!(
+            parse(&["--handler", "crop", "--unsigned"]).is_err(),
+            "needs --forward"
+        );
+        let err = ExecutorConfig::try_from(parse(&[
+            "--forward",
+            "http://127.0.0.1:9000",
+            "--handler",
+            "a,b",
+            "--unsigned",
+        ])?)
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+        assert!(err.contains("--handler"), "{err}");
         Ok(())
     }
 
