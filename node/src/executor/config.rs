@@ -52,7 +52,8 @@ pub struct ExecutorArgs {
     #[arg(long, default_value_t = 1)]
     pub weight: u32,
 
-    /// A `key=value` label for routing and display; repeat for more.
+    /// A `key=value` label, announced to schedulers: a job whose `selector`
+    /// it does not meet never runs here. Repeat for more.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
 
