@@ -172,3 +172,79 @@ fn new_run(job: &Job, fire: &Fire, shard: ShardInfo, params: &str, now: DateTime
         retry_of: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::router::ExecutorEntry;
+
+    fn router() -> RouterCore {
+        let mut core = RouterCore::new(1);
+        core.set_executors(
+            [("a", "eu-1"), ("b", "us-1")]
+                .iter()
+                .map(|(id, zone)| ExecutorEntry {
+                    id: id.to_string(),
+                    group: "default".into(),
+                    endpoint: format!("http://{id}"),
+                    weight: 1,
+                    labels: BTreeMap::from([("zone".to_string(), zone.to_string())]),
+                    handlers: vec![],
+                })
+                .collect(),
+        );
+        core
+    }
+
+    fn job(routing: &str, selector: &str) -> Arc<Job> {
+        Arc::new(
+            protocol::validate::from_json(
+                format!(r#"{{"id":"j","schedule":"@daily","routing":"{routing}","shards":3,"target":{{"type":"shell","command":"true"}},"selector":{selector}}}"#)
+                    .as_bytes(),
+            )
+            .unwrap(),
+        )
+    }
+
+    fn fire(job: &Job, now: DateTime<Utc>) -> Fire {
+        Fire::new(job.key(), now, TriggerKind::Manual)
+    }
+
+    #[test]
+    fn runs_nothing_matches_fail_at_once_saying_why() {
+        let now = Utc::now();
+        for routing in ["round_robin", "broadcast"] {
+            let mut core = router();
+            let job = job(routing, r#"{"zone":"ap-1"}"#);
+            let planned = assign(&mut core, &fire(&job, now), &job, now);
+            assert!(!planned.is_empty());
+            for a in &planned {
+                assert_eq!(a.run.status, RunStatus::Failed, "{routing}");
+                assert_eq!(a.run.executor, None);
+                assert_eq!(a.run.finished_at, Some(now));
+                assert_eq!(
+                    a.run.error.as_deref(),
+                    Some(r#"no live executor in group "default" matches selector {zone=ap-1}"#)
+                );
+            }
+            assert_eq!(core.inflight("http://a") + core.inflight("http://b"), 0);
+        }
+    }
+
+    #[test]
+    fn every_shard_lands_on_a_matching_executor() {
+        let now = Utc::now();
+        for routing in ["round_robin", "broadcast"] {
+            let mut core = router();
+            let job = job(routing, r#"{"zone":{"in":["eu-1"]}}"#);
+            let planned = assign(&mut core, &fire(&job, now), &job, now);
+            for a in &planned {
+                assert_eq!(a.run.status, RunStatus::Pending, "{routing}");
+                assert_eq!(a.run.executor.as_deref(), Some("http://a"), "{routing}");
+                assert!(a.fallbacks.is_empty(), "no other executor matches");
+            }
+        }
+    }
+}
