@@ -6,7 +6,8 @@
 //! - [`job_store`]: the JobStore actor: proposes writes, publishes applied commands.
 //! - [`trigger`]: fires due slots from one timer; the misfire policy.
 //! - [`backlog`]: backpressure: the trigger hands over no more fires than the log keeps up with.
-//! - [`router`]: turns fires into runs placed on executors by routing policy.
+//! - [`router`]: turns fires into runs placed on executors by routing policy,
+//!   among the executors whose labels and handlers the job asks for.
 //! - [`dispatcher`]: creates runs through the log, delivers them, tracks them to the end.
 //! - [`log_sink`]: batches run transitions into the log.
 //! - [`proposer`]: the interface through which every metadata change goes.

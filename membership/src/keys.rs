@@ -5,8 +5,9 @@
 //! role:
 //! - scheduler: `node_id`, `api_url`, `raft_addr`, `leader` (`true`/`false`),
 //!   `term` (its Raft term; absent from older schedulers, read as 0);
-//! - executor: `group`, `endpoint`, `handlers` (comma-separated), `weight`,
-//!   `labels` (a JSON object of strings), `running`, `max_concurrent`.
+//! - executor: `group`, `endpoint`, `handlers` (comma-separated; `*` for
+//!   any name), `weight`, `labels` (a JSON object of strings), `running`,
+//!   `max_concurrent`.
 //!
 //! Decoding is total: whatever arrives from the network, a missing or
 //! malformed key is a [`KeyError`], never a panic. Unknown keys are ignored,

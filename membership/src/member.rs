@@ -71,12 +71,14 @@ pub struct ExecutorInfo {
     pub group: String,
     /// Base URL of its executor-protocol API (`POST {endpoint}/v1/dispatch`).
     pub endpoint: String,
-    /// Handler names it serves for `target.type = executor` jobs. Names
+    /// Handler names it serves for `target.type = executor` jobs; only
+    /// jobs naming one of them (or any, with `*`) are routed to it. Names
     /// cannot contain commas (the gossip encoding is comma-separated).
     pub handlers: Vec<String>,
     /// Share of runs under the weighted routing policies; 0 drains it.
     pub weight: u32,
-    /// Free-form labels, for operators and label-aware routing.
+    /// Free-form labels, shown to operators; a job's `selector` routes
+    /// only to executors whose labels meet it.
     pub labels: BTreeMap<String, String>,
     /// Runs it has in progress, as it reports itself (for `least_busy`).
     pub running: u32,

@@ -1,5 +1,6 @@
 //! Executors found by gossip: the live ones become the Router's executor
-//! set, and those declared dead have their runs failed over.
+//! set, and those declared dead have their runs failed over. Also which of
+//! them a job's runs may go to now (`placement`).
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -9,11 +10,12 @@ use actix::Addr;
 use actors::{
     dispatcher::Dispatcher,
     messages::{ExecutorLost, ListExecutors, SetExecutors},
-    router::{ExecutorEntry, Router},
+    router::{eligible, ExecutorEntry, NoMatch, Router},
 };
 use futures::StreamExt;
 use membership::{Member, MemberState, Membership, MembershipChange};
-use protocol::api::ExecutorInfo;
+use protocol::{api::ExecutorInfo, Job};
+use serde::Serialize;
 
 use crate::consensus::Consensus;
 
@@ -167,4 +169,42 @@ pub async fn executor_list(
         }
     }
     Ok(listed)
+}
+
+/// `GET /v1/jobs/{id}/placement`: the live executors a run of the job may
+/// go to now, by group, selector and handler, as the Router would choose.
+#[derive(Clone, Debug, Serialize)]
+pub struct Placement {
+    /// Endpoints of the executors that may take its runs, in id order;
+    /// empty for an HTTP target, which the scheduler calls itself.
+    pub executors: Vec<String>,
+    /// Why none may (the error a run placed now would fail with); `null`
+    /// when one may, or for an HTTP target.
+    pub problem: Option<String>,
+}
+
+/// Where the job's runs may go, checked against the Router's executors.
+pub async fn placement(router: &Addr<Router>, job: &Job) -> Result<Placement, actix::MailboxError> {
+    let entries: Vec<ExecutorEntry> = router
+        .send(ListExecutors)
+        .await?
+        .into_iter()
+        .map(|e| ExecutorEntry {
+            id: e.id,
+            group: e.group,
+            endpoint: e.endpoint,
+            weight: e.weight,
+            labels: e.labels,
+            handlers: e.handlers,
+            max_concurrent: e.max_concurrent,
+        })
+        .collect();
+    Ok(Placement {
+        executors: entries
+            .iter()
+            .filter(|e| eligible(e, job))
+            .map(|e| e.endpoint.clone())
+            .collect(),
+        problem: NoMatch::diagnose(&entries, job).map(|why| why.to_string()),
+    })
 }

@@ -212,19 +212,36 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         // Its run records live beside the node's, so a crashed `dev`
         // leaves no job process running unknown after it restarts.
         exec_config.data_dir = Some(config.data_dir.join("executor"));
+        let handlers = exec_config.handlers.names();
         let started = executor::start(exec_config).await;
-        Some(started.context("cannot start the built-in executor")?)
+        Some((
+            started.context("cannot start the built-in executor")?,
+            handlers,
+        ))
     } else {
         None
     };
+    // An executor given by URL does not say which handlers it has: it is
+    // taken to have any (a task for one it lacks fails there).
     let mut executors: Vec<ExecutorEntry> = config
         .executors
         .iter()
-        .map(|e| entry(&e.group, &e.endpoint))
+        .map(|e| {
+            entry(
+                &e.group,
+                &e.endpoint,
+                vec![protocol::dispatch::ANY_HANDLER.to_string()],
+            )
+        })
         .collect();
-    if let Some(builtin) = &builtin_executor {
-        executors.push(entry(protocol::job::DEFAULT_GROUP, &builtin.endpoint));
-    }
+    let builtin_executor = builtin_executor.map(|(builtin, handlers)| {
+        executors.push(entry(
+            protocol::job::DEFAULT_GROUP,
+            &builtin.endpoint,
+            handlers,
+        ));
+        builtin
+    });
 
     // The actors. Router and Dispatcher talk both ways, so the Router's
     // address exists before it starts.
@@ -616,14 +633,14 @@ async fn register_node(proposer: Arc<dyn Proposer>, node: NodeInfo) {
     }
 }
 
-fn entry(group: &str, endpoint: &str) -> ExecutorEntry {
+fn entry(group: &str, endpoint: &str, handlers: Vec<String>) -> ExecutorEntry {
     ExecutorEntry {
         id: endpoint.to_string(),
         group: group.to_string(),
         endpoint: endpoint.to_string(),
         weight: 1,
         labels: Default::default(),
-        handlers: Vec::new(),
+        handlers,
         max_concurrent: 0,
     }
 }

@@ -410,10 +410,14 @@ async fn info_lists_the_handlers_and_in_process_wins_over_forward() -> anyhow::R
         )
         .start()
         .await?;
-    assert_eq!(exec.handlers, ["audit", "reconcile"]);
+    // `*`: forwarding takes any other name.
+    assert_eq!(exec.handlers, ["*", "audit", "reconcile"]);
     let (code, info) = get_json(format!("{}/v1/info", exec.endpoint)).await?;
     assert_eq!(code, 200);
-    assert_eq!(info["handlers"], serde_json::json!(["audit", "reconcile"]));
+    assert_eq!(
+        info["handlers"],
+        serde_json::json!(["*", "audit", "reconcile"])
+    );
     assert_eq!(info["group"], "billing");
     assert_eq!(info["weight"], 2);
     assert_eq!(info["labels"], serde_json::json!({"zone": "eu"}));

@@ -519,6 +519,21 @@ async fn handler_tasks_are_forwarded_to_the_local_service() -> anyhow::Result<()
     assert_eq!(report.status, RunStatus::Failed);
     assert_eq!(report.output, "boom");
 
+    // Given the handlers it forwards, it forwards no other.
+    let listed = start_executor(|c| {
+        c.forward = Some(service_url.clone());
+        c.forward_handlers = vec!["greet".into()];
+    })
+    .await;
+    req.run_id = "handler-unlisted".into();
+    dispatch(&listed, &req).await?;
+    let report = receiver.final_report("handler-unlisted").await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(
+        report.error.as_deref(),
+        Some("no handler named explode on this executor")
+    );
+
     let plain = start_executor(|_| {}).await;
     req.run_id = "handler-none".into();
     req.task = Task::Handler {

@@ -21,6 +21,17 @@ pub const STALE_TERM_STATUS: u16 = 409;
 /// The error code in the body of that refusal.
 pub const STALE_TERM_CODE: &str = "stale_term";
 
+/// In an executor's announced `handlers`: it takes a task for any handler
+/// name (a `--forward` agent given no `--handler`, or an executor given to
+/// a scheduler by URL, whose handlers the scheduler cannot know). Never a
+/// handler's own name: names do not hold `*`.
+pub const ANY_HANDLER: &str = "*";
+
+/// Whether an executor announcing `handlers` takes tasks for `handler`.
+pub fn serves_handler(handlers: &[String], handler: &str) -> bool {
+    handlers.iter().any(|h| h == handler || h == ANY_HANDLER)
+}
+
 /// `POST {endpoint}/v1/dispatch`: run this, once per `run_id`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DispatchRequest {

@@ -103,6 +103,14 @@ pub struct Job {
     pub labels: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "object_only::object")]
     pub alerts: Alerts,
+    /// Executor labels a run's executor must have: label key to a value
+    /// (equal), `{"in": [..]}`, `{"not_in": [..]}` or `{"exists": bool}`.
+    /// Every entry must hold; runs go only to live executors of the group
+    /// that match, and fail at once when none does. At most 16 keys of 1 to
+    /// 128 bytes. Not for HTTP targets.
+    #[serde(default)]
+    #[schemars(extend("maxProperties" = crate::validate::MAX_SELECTOR_KEYS, "propertyNames" = {"minLength": 1, "maxLength": 128}))]
+    pub selector: crate::selector::Selector,
     /// How long after its slot a run may wait at the scheduler for room on
     /// an executor (`--max-concurrent`) before it ends `skipped`. Absent:
     /// the misfire threshold.

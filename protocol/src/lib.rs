@@ -1,6 +1,8 @@
 //! The shared vocabulary of cronmesh, used by every other crate.
 //!
 //! - [`job`]: the Job definition users write, with its defaults.
+//! - [`selector`]: a job's `selector` of executor labels, and whether
+//!   labels meet it.
 //! - [`schedule`]: schedule expressions and their fire times in a time zone.
 //! - [`run`]: run records, statuses, the derivation of run ids, and the
 //!   tail kept of a run's output.
@@ -20,6 +22,7 @@ pub mod job;
 pub mod meta;
 pub mod run;
 pub mod schedule;
+pub mod selector;
 pub mod signature;
 pub mod validate;
 mod vixie;

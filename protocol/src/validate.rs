@@ -48,6 +48,13 @@ pub const MAX_HEADER_VALUE_LEN: usize = 8 * 1024;
 pub const MAX_URL_LEN: usize = 8 * 1024;
 /// Longest e-mail address (RFC 5321's path limit).
 pub const MAX_EMAIL_LEN: usize = 254;
+/// A selector is checked against every live executor of the group on
+/// every run placed: its keys and the values of each `in` / `not_in` are
+/// few.
+pub const MAX_SELECTOR_KEYS: usize = 16;
+pub const MAX_SELECTOR_VALUES: usize = 64;
+/// Longest label value, of a job's labels and of a selector's values.
+pub const MAX_LABEL_VALUE_LEN: usize = 1024;
 
 /// Parses a JSON body into `T`, naming the field that failed.
 pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
@@ -188,7 +195,60 @@ pub fn validate_job(job: &Job) -> Result<(), FieldError> {
             ));
         }
     }
+    check_selector(job)?;
     check_alerts(&job.alerts)
+}
+
+fn check_selector(job: &Job) -> Result<(), FieldError> {
+    use crate::selector::{Op, Requirement};
+    if job.selector.is_empty() {
+        return Ok(());
+    }
+    if matches!(job.target, Target::Http { .. }) {
+        return Err(FieldError::new(
+            "selector",
+            "only shell and handler targets run on executors; an HTTP target is called by the scheduler itself",
+        ));
+    }
+    check_count("selector", job.selector.len(), MAX_SELECTOR_KEYS)?;
+    for (key, req) in &job.selector {
+        if key.is_empty() || key.len() > MAX_NAME_LEN {
+            // A key too long to quote is reported against the map.
+            return Err(FieldError::new(
+                "selector",
+                format!("label keys are 1-{MAX_NAME_LEN} bytes"),
+            ));
+        }
+        let field = format!("selector.{key}");
+        let too_long = || {
+            FieldError::new(
+                field.clone(),
+                format!("a label value is at most {MAX_LABEL_VALUE_LEN} bytes"),
+            )
+        };
+        let (op, values) = match req {
+            Requirement::Equals(value) if value.len() > MAX_LABEL_VALUE_LEN => {
+                return Err(too_long())
+            }
+            Requirement::Equals(_) | Requirement::Op(Op::Exists(_)) => continue,
+            Requirement::Op(Op::In(values)) => ("in", values),
+            Requirement::Op(Op::NotIn(values)) => ("not_in", values),
+        };
+        if values.is_empty() {
+            return Err(FieldError::new(
+                format!("{field}.{op}"),
+                "must list at least one value",
+            ));
+        }
+        check_count(&format!("{field}.{op}"), values.len(), MAX_SELECTOR_VALUES)?;
+        if let Some(i) = values.iter().position(|v| v.len() > MAX_LABEL_VALUE_LEN) {
+            return Err(FieldError::new(
+                format!("{field}.{op}[{i}]"),
+                format!("a label value is at most {MAX_LABEL_VALUE_LEN} bytes"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_alerts(alerts: &crate::job::Alerts) -> Result<(), FieldError> {
@@ -496,6 +556,57 @@ mod tests {
         .and_then(|j| validate_job(&j))
         .unwrap_err();
         assert_eq!(e.field, "labels", "a long key is not quoted back");
+    }
+
+    #[test]
+    fn a_selector_is_bounded_and_names_the_field() {
+        let with = |selector: &str| {
+            format!(r#"{{"id":"a","schedule":"@daily",{SHELL},"selector":{selector}}}"#)
+        };
+        let long = "v".repeat(1025);
+        assert_eq!(
+            field_of(&with(&format!(r#"{{"zone":"{long}"}}"#))),
+            "selector.zone"
+        );
+        assert_eq!(
+            field_of(&with(&format!(r#"{{"tier":{{"in":["a","b","{long}"]}}}}"#))),
+            "selector.tier.in[2]"
+        );
+        assert_eq!(field_of(&with(r#"{"tier":{"in":[]}}"#)), "selector.tier.in");
+        let many: Vec<String> = (0..65).map(|i| format!(r#""v{i}""#)).collect();
+        assert_eq!(
+            field_of(&with(&format!(
+                r#"{{"tier":{{"not_in":[{}]}}}}"#,
+                many.join(",")
+            ))),
+            "selector.tier.not_in"
+        );
+        let keys: Vec<String> = (0..17).map(|i| format!(r#""k{i}":"v""#)).collect();
+        assert_eq!(
+            field_of(&with(&format!("{{{}}}", keys.join(",")))),
+            "selector"
+        );
+        assert_eq!(field_of(&with(r#"{"":"v"}"#)), "selector");
+        assert_eq!(
+            field_of(&with(&format!(r#"{{"{}":"v"}}"#, "k".repeat(129)))),
+            "selector",
+            "a long key is not quoted back"
+        );
+        assert_eq!(
+            field_of(&with(r#"{"tier":{"is":"a"}}"#)),
+            "selector.tier.is"
+        );
+        assert_eq!(
+            field_of(
+                r#"{"id":"a","schedule":"@daily","target":{"type":"http","url":"http://x/"},"selector":{"zone":"eu-1"}}"#
+            ),
+            "selector"
+        );
+        let job: Job = from_json(
+            with(r#"{"zone":"eu-1","tier":{"in":["a","b"]},"gpu":{"exists":true}}"#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(validate_job(&job), Ok(()));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use protocol::{
     Job, Run, RunStatus, Target, TriggerKind,
 };
 
-use super::core::RouterCore;
+use super::{core::RouterCore, selector::NoMatch};
 use crate::fire::Fire;
 
 /// A run ready to be created, with what the dispatcher needs to deliver it.
@@ -114,8 +114,9 @@ fn shard(job: &Job, index: u32, count: u32) -> ShardInfo {
     }
 }
 
-/// Puts the run on its route's executor (or fails the run when the group
-/// has none; HTTP targets go to their URL) and returns its failover order.
+/// Puts the run on its route's executor (or fails the run, saying why,
+/// when no executor of the group may take it; HTTP targets go to their
+/// URL) and returns its failover order.
 fn place(
     core: &mut RouterCore,
     job: &Job,
@@ -136,21 +137,25 @@ fn place(
                 Vec::new()
             }
         }
-        // Executors may take it but none has room: it is created pending
-        // and waits at the scheduler (see the dispatcher).
-        None if core.waiting_reason(job).is_some() => {
-            run.pending_reason = core.waiting_reason(job);
-            Vec::new()
-        }
-        None => {
-            run.status = RunStatus::Failed;
-            run.error = Some(format!(
-                "no executor in group {:?} can take the run",
-                job.group().unwrap_or_default()
-            ));
-            run.finished_at = Some(run.created_at);
-            Vec::new()
-        }
+        None => match core.waiting_reason(job) {
+            // Executors may take it but none has room: it is created
+            // pending and waits at the scheduler (see the dispatcher).
+            Some(reason) => {
+                run.pending_reason = Some(reason);
+                Vec::new()
+            }
+            None => {
+                let why = NoMatch::diagnose(core.executors(), job).unwrap_or_else(|| {
+                    NoMatch::EmptyGroup {
+                        group: job.group().unwrap_or_default().to_string(),
+                    }
+                });
+                run.status = RunStatus::Failed;
+                run.error = Some(why.to_string());
+                run.finished_at = Some(run.created_at);
+                Vec::new()
+            }
+        },
     }
 }
 
@@ -182,5 +187,82 @@ fn new_run(job: &Job, fire: &Fire, shard: ShardInfo, params: &str, now: DateTime
         params: params.to_string(),
         retry_of: None,
         pending_reason: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::router::ExecutorEntry;
+
+    fn router() -> RouterCore {
+        let mut core = RouterCore::new(1);
+        core.set_executors(
+            [("a", "eu-1"), ("b", "us-1")]
+                .iter()
+                .map(|(id, zone)| ExecutorEntry {
+                    id: id.to_string(),
+                    group: "default".into(),
+                    endpoint: format!("http://{id}"),
+                    weight: 1,
+                    labels: BTreeMap::from([("zone".to_string(), zone.to_string())]),
+                    handlers: vec![],
+                    max_concurrent: 0,
+                })
+                .collect(),
+        );
+        core
+    }
+
+    fn job(routing: &str, selector: &str) -> Arc<Job> {
+        Arc::new(
+            protocol::validate::from_json(
+                format!(r#"{{"id":"j","schedule":"@daily","routing":"{routing}","shards":3,"target":{{"type":"shell","command":"true"}},"selector":{selector}}}"#)
+                    .as_bytes(),
+            )
+            .unwrap(),
+        )
+    }
+
+    fn fire(job: &Job, now: DateTime<Utc>) -> Fire {
+        Fire::new(job.key(), now, TriggerKind::Manual)
+    }
+
+    #[test]
+    fn runs_nothing_matches_fail_at_once_saying_why() {
+        let now = Utc::now();
+        for routing in ["round_robin", "broadcast"] {
+            let mut core = router();
+            let job = job(routing, r#"{"zone":"ap-1"}"#);
+            let planned = assign(&mut core, &fire(&job, now), &job, now);
+            assert!(!planned.is_empty());
+            for a in &planned {
+                assert_eq!(a.run.status, RunStatus::Failed, "{routing}");
+                assert_eq!(a.run.executor, None);
+                assert_eq!(a.run.finished_at, Some(now));
+                assert_eq!(
+                    a.run.error.as_deref(),
+                    Some(r#"no live executor in group "default" matches selector {zone=ap-1}"#)
+                );
+            }
+            assert_eq!(core.inflight("http://a") + core.inflight("http://b"), 0);
+        }
+    }
+
+    #[test]
+    fn every_shard_lands_on_a_matching_executor() {
+        let now = Utc::now();
+        for routing in ["round_robin", "broadcast"] {
+            let mut core = router();
+            let job = job(routing, r#"{"zone":{"in":["eu-1"]}}"#);
+            let planned = assign(&mut core, &fire(&job, now), &job, now);
+            for a in &planned {
+                assert_eq!(a.run.status, RunStatus::Pending, "{routing}");
+                assert_eq!(a.run.executor.as_deref(), Some("http://a"), "{routing}");
+                assert!(a.fallbacks.is_empty(), "no other executor matches");
+            }
+        }
     }
 }

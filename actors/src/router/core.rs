@@ -9,6 +9,8 @@ use std::{
 use protocol::{job::Routing, Job, JobKey};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
+use super::selector::eligible;
+
 /// An executor the router may send runs to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExecutorEntry {
@@ -127,12 +129,10 @@ impl RouterCore {
         ))
     }
 
-    /// Executors of the job's group, in id order.
+    /// Executors of the job's group that may take its runs (labels meeting
+    /// its selector, its handler announced), in id order.
     pub fn candidates(&self, job: &Job) -> Vec<&ExecutorEntry> {
-        match job.group() {
-            Some(group) => self.executors.iter().filter(|e| e.group == group).collect(),
-            None => Vec::new(),
-        }
+        matching(&self.executors, job)
     }
 
     /// Endpoints of every executor of the group (`broadcast`).
@@ -146,11 +146,10 @@ impl RouterCore {
     /// Picks the executor for one shard of a job by its routing policy,
     /// avoiding `avoid` (a previous attempt's executor) when another exists.
     pub fn route(&mut self, job: &Job, shard: u32, avoid: Option<&str>) -> Option<Route> {
-        let group = job.group()?;
         // Borrowed, not cloned: routing runs once per run, thousands a second.
-        let all: Vec<&ExecutorEntry> = self.executors.iter().filter(|e| e.group == group).collect();
-        // Only executors with room take the run; failover goes through the
-        // whole group (an executor that is full then refuses it).
+        let all = matching(&self.executors, job);
+        // Only executors with room take the run; failover goes through all
+        // that match (an executor that is full then answers busy).
         let open: Vec<&ExecutorEntry> = all
             .iter()
             .copied()
@@ -291,6 +290,13 @@ impl RouterCore {
             })
             .collect()
     }
+}
+
+/// The executors that may take the job's runs, in id order: every policy,
+/// sharding and failover choose among these only. Takes the list, not the
+/// core, so the policies' state stays free to change while it is held.
+fn matching<'a>(executors: &'a [ExecutorEntry], job: &Job) -> Vec<&'a ExecutorEntry> {
+    executors.iter().filter(|e| eligible(e, job)).collect()
 }
 
 /// Smooth weighted round robin (nginx's): each executor's current weight
@@ -490,6 +496,105 @@ mod tests {
         let route = core.route(&job("least_busy"), 0, None).unwrap();
         assert_eq!(route.primary, "http://c");
         assert_eq!(route.fallbacks, ["http://a", "http://b"]);
+    }
+
+    /// a and b are in zone eu-1, c in us-1; only c has the handler.
+    fn zoned() -> RouterCore {
+        let mut core = RouterCore::new(7);
+        let mut entries: Vec<ExecutorEntry> = ["a", "b", "c"]
+            .iter()
+            .map(|id| executor(id, 1 + u32::from(*id == "b")))
+            .collect();
+        for e in &mut entries[..2] {
+            e.labels.insert("zone".into(), "eu-1".into());
+        }
+        entries[2].labels.insert("zone".into(), "us-1".into());
+        entries[2].handlers = vec!["report".into()];
+        core.set_executors(entries);
+        core
+    }
+
+    fn selected(routing: &str, selector: &str) -> Job {
+        protocol::validate::from_json(
+            format!(r#"{{"id":"j","schedule":"@daily","routing":"{routing}","shards":4,"target":{{"type":"shell","command":"true"}},"selector":{selector}}}"#)
+                .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_policy_routes_among_matching_executors_only() {
+        let matching = ["http://a", "http://b"];
+        for routing in [
+            "round_robin",
+            "random",
+            "weighted_round_robin",
+            "weighted_random",
+            "consistent_hash",
+            "least_busy",
+            "first",
+            "broadcast",
+        ] {
+            for selector in [r#"{"zone":"eu-1"}"#, r#"{"zone":{"in":["eu-1","ap-1"]}}"#] {
+                let mut core = zoned();
+                let job = selected(routing, selector);
+                let mut seen = std::collections::BTreeSet::new();
+                for i in 0..50 {
+                    let route = core.route(&job, i % 4, None).unwrap();
+                    core.acquire(&route.primary);
+                    assert!(matching.contains(&route.primary.as_str()), "{routing}");
+                    let mut fallbacks = route.fallbacks.clone();
+                    fallbacks.sort();
+                    let other: Vec<&str> = matching
+                        .iter()
+                        .copied()
+                        .filter(|e| *e != route.primary)
+                        .collect();
+                    assert_eq!(fallbacks, other, "{routing}: fails over among matching");
+                    seen.insert(route.primary);
+                }
+                let retry = core.route(&job, 0, Some("http://a")).unwrap();
+                assert_eq!(
+                    retry.primary, "http://b",
+                    "{routing}: avoids among matching"
+                );
+                if !matches!(routing, "first" | "consistent_hash" | "broadcast") {
+                    assert_eq!(seen.len(), 2, "{routing} uses both matching executors");
+                }
+                for route in core.assign_shards(&job) {
+                    let route = route.unwrap();
+                    assert!(matching.contains(&route.primary.as_str()), "{routing}");
+                    assert!(route
+                        .fallbacks
+                        .iter()
+                        .all(|e| matching.contains(&e.as_str())));
+                }
+                assert_eq!(core.broadcast(&job), matching, "{routing}");
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_matching_routes_nowhere() {
+        let mut core = zoned();
+        let job = selected("round_robin", r#"{"zone":"ap-1"}"#);
+        assert!(core.route(&job, 0, None).is_none());
+        assert!(core.assign_shards(&job).iter().all(Option::is_none));
+        assert!(core.broadcast(&job).is_empty());
+    }
+
+    #[test]
+    fn a_handler_job_goes_only_where_the_handler_is() {
+        let mut core = zoned();
+        let job: Job = protocol::validate::from_json(
+            br#"{"id":"h","schedule":"@daily","target":{"type":"executor","handler":"report"}}"#,
+        )
+        .unwrap();
+        for _ in 0..10 {
+            let route = core.route(&job, 0, Some("http://c")).unwrap();
+            assert_eq!(route.primary, "http://c");
+            assert!(route.fallbacks.is_empty());
+        }
     }
 
     #[test]

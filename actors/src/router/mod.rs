@@ -1,12 +1,17 @@
 //! The Router actor: turns fires into runs placed on executors.
 //!
-//! - `core`: the routing policies, the executors and their room.
-//! - `assign`: a fire becomes runs, each on its executor (or waiting).
+//! - `core`: the routing policies over the executors this node knows,
+//!   and their room.
+//! - `selector`: which executors may take a job's runs (group, labels,
+//!   handler), and why none may.
+//! - `assign`: a fire into runs, one per shard, each placed, waiting for
+//!   room, or failed.
 //! - `place`: a run that waited for room goes to an executor that has it.
 
 mod assign;
 mod core;
 mod place;
+mod selector;
 
 use std::sync::Arc;
 
@@ -17,6 +22,7 @@ pub use self::{
     assign::{assign, Assignment},
     core::{ExecutorEntry, Route, RouterCore},
     place::{place, PlaceRequest},
+    selector::{eligible, NoMatch},
 };
 use crate::{
     clock::SharedClock,

@@ -67,6 +67,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint!(POST "/v1/jobs/{id}/trigger", Admin, "Run a job now (202, with its runs); optional {\"params\"}", jobs::trigger),
         endpoint!(POST "/v1/jobs/{id}/pause", Admin, "Stop firing a job's schedule", jobs::pause),
         endpoint!(POST "/v1/jobs/{id}/resume", Admin, "Fire a paused job's schedule again", jobs::resume),
+        endpoint!(GET "/v1/jobs/{id}/placement", Read, "The live executors a job's runs may go to now, or why none may", jobs::placement),
         endpoint!(GET "/v1/jobs/{id}/runs", Read, "A job's runs, newest first", runs::of_job),
         endpoint!(GET "/v1/runs", Read, "Runs, newest first (?job=&status=&since=&until=)", runs::list),
         endpoint!(GET "/v1/runs/{id}", Read, "One run", runs::get),

@@ -252,6 +252,21 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(view(&state, job)?))
 }
 
+/// `GET /v1/jobs/{id}/placement`.
+pub async fn placement(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let key = job_key(&req, id.into_inner())?;
+    let job = state
+        .store
+        .job(&key)?
+        .ok_or_else(|| ApiError::not_found(format!("job {key} does not exist")))?;
+    let placement = crate::discovery::placement(&state.router, &job).await?;
+    Ok(HttpResponse::Ok().json(placement))
+}
+
 pub async fn replace(
     state: web::Data<AppState>,
     req: HttpRequest,

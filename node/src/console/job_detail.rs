@@ -5,7 +5,7 @@
 use actix_web::{web, HttpRequest};
 use actors::store::RunFilter;
 use maud::{html, Markup, PreEscaped};
-use protocol::{JobKey, Run, RunStatus, Target};
+use protocol::{selector::Shown, JobKey, Run, RunStatus, Target};
 use serde::Deserialize;
 
 use super::{
@@ -40,6 +40,10 @@ pub async fn page(
         .ok_or_else(|| ApiError::not_found(format!("job {key} does not exist")))?;
     let v = view(&state, job)?;
     let job = &v.job;
+    // Checked now, against the executors the Router would choose among:
+    // a job nothing can take has its next fire fail, which is worth saying
+    // before it does.
+    let placement = crate::discovery::placement(&state.router, job).await?;
     let filter = RunFilter {
         job: Some(key.clone()),
         ..RunFilter::default()
@@ -76,6 +80,13 @@ pub async fn page(
             }
         }
         @if !job.description.is_empty() { p.muted { (job.description) } }
+        @if let Some(problem) = &placement.problem {
+            p.error-message #placement-warning {
+                strong { "No executor can take this job's runs: " } (problem) ". "
+                @if job.enabled && !v.next_fire_times.is_empty() { "Its next fire will fail unless one that matches joins." }
+                @else { "A run started now would fail." }
+            }
+        }
         section.cards {
             div.card { div.card-title { "Schedule" } div.card-value { code { (job.schedule) } } div.card-note { (job.timezone) } }
             div.card { div.card-title { "Next fire" } div.card-value { (format::when(now, v.next_fire_times.first().copied())) } div.card-note { @if !job.enabled { "paused" } } }
@@ -103,6 +114,10 @@ pub async fn page(
                     dt { "Concurrency" } dd { (plain(&job.concurrency)) }
                     dt { "Misfire" } dd { (plain(&job.misfire.policy)) " after " (job.misfire.threshold) }
                     dt { "Failover" } dd { (if job.failover { "yes" } else { "no" }) }
+                    @if job.group().is_some() {
+                        dt { "Selector" } dd #selector { @if job.selector.is_empty() { "— (any executor of the group)" } @else { code { (Shown(&job.selector)) } } }
+                        dt { "Executors" } dd #placement { (placement.executors.len()) " live executor" (if placement.executors.len() == 1 { "" } else { "s" }) " can take its runs" }
+                    }
                     dt { "Labels" } dd { @if job.labels.is_empty() { "—" } @for (k, val) in &job.labels { span.label { (k) "=" (val) } " " } }
                 }
                 details { summary { "JSON" } pre.json { (json) } }

@@ -575,7 +575,7 @@ impl Agent {
     }
 
     /// A handler task with no in-process handler: forwarded to `--forward`
-    /// (or failed with "no handler named X" without one).
+    /// when it serves that name (or failed with "no handler named X").
     async fn forward_handler(
         &self,
         handler: &str,
@@ -586,7 +586,7 @@ impl Agent {
     ) -> Outcome {
         let call = forward::call_handler(
             &self.client,
-            self.config.forward.as_deref(),
+            self.config.forward_for(handler),
             self.config.secret.as_deref(),
             handler,
             req,
@@ -715,7 +715,7 @@ impl Agent {
             endpoint: self.endpoint.clone(),
             weight: self.config.weight,
             labels: self.config.labels.clone(),
-            handlers: self.config.handlers.names(),
+            handlers: self.config.announced_handlers(),
             running: self.running_count(),
             max_concurrent: self.config.max_concurrent,
             term: self.term(),

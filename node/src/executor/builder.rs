@@ -133,6 +133,14 @@ impl ExecutorBuilder {
         self
     }
 
+    /// A handler name the `forward` service serves, as `--handler` does:
+    /// once any is given, only those are forwarded and announced (without
+    /// any, every name is, announced as `*`).
+    pub fn forward_handler(mut self, name: impl Into<String>) -> Self {
+        self.config.forward_handlers.push(name.into());
+        self
+    }
+
     /// On stop, how long runs already here get to finish while new ones are
     /// refused, as `--drain-timeout` does (default: none, killed at once).
     pub fn drain_timeout(mut self, limit: Duration) -> Self {

@@ -57,7 +57,8 @@ pub struct ExecutorArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub max_concurrent: u32,
 
-    /// A `key=value` label for routing and display; repeat for more.
+    /// A `key=value` label, announced to schedulers: a job whose `selector`
+    /// it does not meet never runs here. Repeat for more.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
 
@@ -65,6 +66,12 @@ pub struct ExecutorArgs {
     /// for handler `X` is POSTed as JSON to `{forward}/X`.
     #[arg(long)]
     pub forward: Option<String>,
+
+    /// A handler name `--forward` serves, announced to schedulers so only
+    /// its tasks come here; repeat for more. Without any, every handler
+    /// task is forwarded and the agent announces `*` (any handler).
+    #[arg(long = "handler", value_name = "NAME", requires = "forward")]
+    pub forward_handlers: Vec<String>,
 
     /// File holding the shared HMAC secret that signs executor-protocol
     /// requests. Without it requests are not signed or checked.
@@ -133,6 +140,10 @@ pub struct ExecutorConfig {
     /// no in-process handler of that name is registered; `None` fails such
     /// tasks with "no handler named X".
     pub forward: Option<String>,
+    /// The handlers `forward` serves; empty: any name. A task for a
+    /// handler neither listed nor in-process fails with "no handler named
+    /// X" (schedulers send none: the list is announced).
+    pub forward_handlers: Vec<String>,
     /// In-process handlers by name (see [`super::Executor::builder`]); they
     /// win over `forward`. Their names are the `handlers` of `/v1/info`.
     pub handlers: HandlerRegistry,
@@ -204,6 +215,7 @@ impl ExecutorConfig {
             max_concurrent: 0,
             labels: BTreeMap::new(),
             forward: None,
+            forward_handlers: Vec::new(),
             handlers: HandlerRegistry::new(),
             secret: None,
             replay_window_secs: DEFAULT_REPLAY_WINDOW_SECS,
@@ -231,6 +243,13 @@ impl ExecutorConfig {
             check_http_url("--forward", url)?;
         }
         self.handlers.validate()?;
+        for name in &self.forward_handlers {
+            protocol::validate::check_name("--handler", name)
+                .map_err(|e| anyhow::anyhow!("--handler {name:?} {}", e.message))?;
+        }
+        if !self.forward_handlers.is_empty() && self.forward.is_none() {
+            bail!("--handler names handlers --forward serves; give --forward too");
+        }
         if matches!(&self.secret, Some(secret) if secret.is_empty()) {
             bail!("the shared secret must not be empty");
         }
@@ -238,6 +257,33 @@ impl ExecutorConfig {
             bail!("the replay window must be positive");
         }
         Ok(())
+    }
+}
+
+impl ExecutorConfig {
+    /// The handler names announced to schedulers (`/v1/info`, gossip),
+    /// sorted: the in-process ones, and those `forward` serves (`*` when it
+    /// serves any).
+    pub fn announced_handlers(&self) -> Vec<String> {
+        let mut names = self.handlers.names();
+        if self.forward.is_some() {
+            if self.forward_handlers.is_empty() {
+                names.push(protocol::dispatch::ANY_HANDLER.to_string());
+            } else {
+                names.extend(self.forward_handlers.iter().cloned());
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Where a task for `handler` with no in-process handler is forwarded:
+    /// `forward`, if it serves that name.
+    pub fn forward_for(&self, handler: &str) -> Option<&str> {
+        let serves =
+            self.forward_handlers.is_empty() || self.forward_handlers.iter().any(|h| h == handler);
+        self.forward.as_deref().filter(|_| serves)
     }
 }
 
@@ -260,6 +306,7 @@ impl fmt::Debug for ExecutorConfig {
             .field("max_concurrent", &self.max_concurrent)
             .field("labels", &self.labels)
             .field("forward", &self.forward)
+            .field("forward_handlers", &self.forward_handlers)
             .field("handlers", &self.handlers)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("replay_window_secs", &self.replay_window_secs)
@@ -285,6 +332,7 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
         config.max_concurrent = args.max_concurrent;
         config.labels = args.labels.into_iter().collect();
         config.forward = args.forward;
+        config.forward_handlers = args.forward_handlers;
         // Always there, for smoke tests and benchmarks of the dispatch path.
         config
             .handlers
@@ -366,6 +414,46 @@ mod tests {
         assert_eq!(config.labels.len(), 2);
         assert_eq!(config.weight, 3);
         assert_eq!(config.data_dir, Some(PathBuf::from("/var/lib/cronmesh")));
+        assert_eq!(config.announced_handlers(), ["*", handlers::NOOP_HANDLER]);
+        assert_eq!(config.forward_for("anything"), config.forward.as_deref());
+        Ok(())
+    }
+
+    #[test]
+    fn forward_handlers_are_announced_and_only_they_forwarded() -> anyhow::Result<()> {
+        let config = ExecutorConfig::try_from(parse(&[
+            "--forward",
+            "http://127.0.0.1:9000",
+            "--handler",
+            "resize",
+            "--handler",
+            "crop",
+            "--unsigned",
+        ])?)?;
+        assert_eq!(
+            config.announced_handlers(),
+            ["crop", handlers::NOOP_HANDLER, "resize"]
+        );
+        assert_eq!(config.forward_for("crop"), Some("http://127.0.0.1:9000"));
+        assert_eq!(config.forward_for("rotate"), None);
+        let plain = ExecutorConfig::try_from(parse(&["--unsigned"])?)?;
+        assert_eq!(plain.announced_handlers(), [handlers::NOOP_HANDLER]);
+        assert_eq!(plain.forward_for("crop"), None);
+        assert!(
+            parse(&["--handler", "crop", "--unsigned"]).is_err(),
+            "needs --forward"
+        );
+        let err = ExecutorConfig::try_from(parse(&[
+            "--forward",
+            "http://127.0.0.1:9000",
+            "--handler",
+            "a,b",
+            "--unsigned",
+        ])?)
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+        assert!(err.contains("--handler"), "{err}");
         Ok(())
     }
 

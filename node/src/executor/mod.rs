@@ -77,7 +77,8 @@ pub struct RunningExecutor {
     pub endpoint: String,
     /// The bound address (the real port when the config asked for 0).
     pub addr: SocketAddr,
-    /// Names of the in-process handlers, sorted (as `/v1/info` lists them).
+    /// The handler names announced, sorted (as `/v1/info` lists them): the
+    /// in-process ones and those `--forward` serves (`*`: any).
     pub handlers: Vec<String>,
     agent: Arc<Agent>,
     /// This executor's place in the gossip, when it joined one.
@@ -143,7 +144,7 @@ pub async fn start(config: ExecutorConfig) -> anyhow::Result<RunningExecutor> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let endpoint = endpoint_for(&config, addr);
-    let handlers = config.handlers.names();
+    let handlers = config.announced_handlers();
     if let Some(receipts) = &config.receipts {
         receipts.spawn_flusher();
     }

@@ -256,6 +256,25 @@ pub fn operation(e: &Endpoint) -> Operation {
             responses.push(not_found("job"));
             responses.push(committed());
         }
+        (Method::GET, "/v1/jobs/{id}/placement") => {
+            parameters.extend([job_id(), namespace_of_job()]);
+            responses.push((
+                200,
+                ok_json(
+                    "The executors matching the job's group, selector and handler",
+                    json!({
+                        "type": "object",
+                        "required": ["executors", "problem"],
+                        "properties": {
+                            "executors": {"type": "array", "items": {"type": "string"}, "description": "Endpoints of the live executors its runs may go to, in id order"},
+                            "problem": {"type": ["string", "null"], "description": "Why no executor may take its runs: the error a run placed now fails with"}
+                        }
+                    }),
+                ),
+            ));
+            responses.push(bad());
+            responses.push(not_found("job"));
+        }
         (Method::GET, "/v1/jobs/{id}/runs") => {
             parameters.push(job_id());
             parameters.extend(run_filters(false));
