@@ -43,6 +43,9 @@ fn run(i: i64) -> Run {
         error: None,
         params: String::new(),
         retry_of: None,
+        parent_run_ids: Vec::new(),
+        parent_scheduled_at: None,
+        parent_job_id: None,
     }
 }
 
@@ -67,6 +70,8 @@ fn dispatch_request() -> DispatchRequest {
         ],
         term: 0,
         expires_at: None,
+        parent_run_ids: Vec::new(),
+        parent_scheduled_at: None,
     }
 }
 

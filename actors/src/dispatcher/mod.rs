@@ -4,6 +4,7 @@
 
 mod core;
 mod creation;
+mod fan_in;
 mod phase;
 mod run_span;
 #[cfg(test)]
@@ -21,6 +22,7 @@ use tracing::Instrument;
 use self::creation::{AfterFailure, Chunk, CreationQueue};
 pub use self::{
     core::{Action, DispatcherCore, HttpCall, HttpResult, Planned},
+    fan_in::FireKey,
     phase::{Phase, SendOutcome},
     transport::Transport,
 };
@@ -136,6 +138,7 @@ impl Dispatcher {
             tokio::time::Instant::now() + (at - now).to_std().unwrap_or_default()
         };
         let mut records = Vec::new();
+        let mut later = Vec::new();
         // HTTP target calls by slot: one wait per slot, then all at once.
         let mut calls: HashMap<DateTime<Utc>, Vec<(String, HttpCall)>> = HashMap::new();
         let term = self.core.term().unwrap_or_default();
@@ -201,6 +204,13 @@ impl Dispatcher {
                     reply: None,
                     ticket: None,
                 }),
+                Action::LoadFire { key, job } => {
+                    let runs = self
+                        .store
+                        .fire_runs(&key.job, key.slot, fire_scan(&job))
+                        .map_err(|e| e.to_string());
+                    later.extend(self.core.on_fire_loaded(key, runs));
+                }
                 Action::Acquire(endpoint) => {
                     self.links.load.do_send(ExecutorLoad::Acquire(endpoint))
                 }
@@ -214,6 +224,9 @@ impl Dispatcher {
                 updates: records,
                 done: None,
             });
+        }
+        if !later.is_empty() {
+            self.execute(later, ctx);
         }
         for (slot, calls) in calls {
             let transport = self.transport.clone();
@@ -420,10 +433,61 @@ impl Dispatcher {
             }
         }
         tracing::info!(runs = with_jobs.len(), "dispatcher took over active runs");
-        let actions = self.core.resume(with_jobs);
+        let mut actions = self.core.resume(with_jobs);
+        actions.extend(self.recheck_fires());
         self.execute(actions, ctx);
     }
 }
+
+/// How many of a job's newest runs are read to find one fire's runs: its
+/// shards, each with its retries, and some room for other fires.
+fn fire_scan(job: &Job) -> usize {
+    let attempts = job.retry.max_retries as usize + 2;
+    (job.shards as usize * attempts).saturating_add(256)
+}
+
+impl Dispatcher {
+    /// The fires of parents whose runs ended shortly before this node took
+    /// over: an earlier leader may have stopped before it created their
+    /// children (see `fan_in`). Reads the runs that ended in the last
+    /// `RECHECK_WINDOW`, at most `RECHECK_RUNS`.
+    fn recheck_fires(&mut self) -> Vec<Action> {
+        let since =
+            self.core.now() - chrono::Duration::from_std(RECHECK_WINDOW).unwrap_or_default();
+        let runs = match self.store.recent_runs(since, RECHECK_RUNS) {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read recent runs to re-check the fires of parents");
+                return Vec::new();
+            }
+        };
+        let mut jobs: HashMap<protocol::JobKey, Option<Arc<Job>>> = HashMap::new();
+        let mut ended = Vec::new();
+        for run in runs.into_iter().filter(|r| r.status.is_terminal()) {
+            let key = protocol::JobKey::new(run.namespace.clone(), run.job_id.clone());
+            let job = jobs
+                .entry(key)
+                .or_insert_with_key(|key| {
+                    self.store
+                        .job(key)
+                        .ok()
+                        .flatten()
+                        .filter(|job| !job.children.is_empty())
+                        .map(Arc::new)
+                })
+                .clone();
+            if let Some(job) = job {
+                ended.push((run, job));
+            }
+        }
+        self.core.recheck_fires(&ended)
+    }
+}
+
+/// How far back a new leader looks for parents' fires to re-check.
+const RECHECK_WINDOW: Duration = Duration::from_secs(300);
+/// Most recent runs a new leader reads to find them.
+const RECHECK_RUNS: usize = 10_000;
 
 impl Actor for Dispatcher {
     type Context = Context<Self>;
@@ -511,7 +575,7 @@ impl Handler<AppliedCommand> for Dispatcher {
                 MetaCommand::PutJob { .. } | MetaCommand::SetJobEnabled { .. },
                 Outcome::JobPut { job, .. },
             ) => self.core.on_job_changed(job),
-            (MetaCommand::DeleteJob { key }, _) => self.core.on_job_deleted(key),
+            (MetaCommand::DeleteJob { key, .. }, _) => self.core.on_job_deleted(key),
             _ => return,
         };
         self.execute(actions, ctx);

@@ -164,6 +164,9 @@ mod tests {
             error: None,
             params: String::new(),
             retry_of: None,
+            parent_run_ids: Vec::new(),
+            parent_scheduled_at: None,
+            parent_job_id: None,
         }
     }
 

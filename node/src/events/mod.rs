@@ -104,12 +104,20 @@ pub fn events_of(outcome: &Outcome) -> Vec<Event> {
             vec![changed(job, if *created { "created" } else { "updated" })]
         }
         Outcome::JobsCreated(jobs) => jobs.iter().map(|j| changed(j, "created")).collect(),
-        Outcome::JobDeleted { key, existed: true } => vec![Event::Job(JobChange {
-            namespace: key.namespace.clone(),
-            id: key.id.clone(),
-            action: "deleted",
-            enabled: None,
-        })],
+        Outcome::JobDeleted {
+            key,
+            existed: true,
+            unlinked,
+        } => unlinked
+            .iter()
+            .map(|parent| changed(parent, "updated"))
+            .chain([Event::Job(JobChange {
+                namespace: key.namespace.clone(),
+                id: key.id.clone(),
+                action: "deleted",
+                enabled: None,
+            })])
+            .collect(),
         Outcome::JobDeleted { existed: false, .. }
         | Outcome::AlreadyApplied
         | Outcome::NodeRegistered(_)
@@ -146,11 +154,13 @@ mod tests {
         let deleted = events_of(&Outcome::JobDeleted {
             key: JobKey::new("default", "a"),
             existed: true,
+            unlinked: Vec::new(),
         });
         assert!(deleted[0].data().contains(r#""action":"deleted""#));
         let nothing = events_of(&Outcome::JobDeleted {
             key: JobKey::new("default", "a"),
             existed: false,
+            unlinked: Vec::new(),
         });
         assert!(nothing.is_empty(), "deleting nothing is no event");
     }
