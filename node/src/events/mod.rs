@@ -21,7 +21,7 @@ pub use feed::EventFeed;
 pub enum Event {
     /// A run was created or changed status. The run's output is left out:
     /// it can be 64 KiB, and `GET /v1/runs/{id}/output` serves it.
-    Run(Run),
+    Run(Box<Run>),
     Job(JobChange),
     Leader(LeaderChange),
     Executor(ExecutorInfo),
@@ -97,9 +97,10 @@ pub fn events_of(outcome: &Outcome) -> Vec<Event> {
         })
     };
     match outcome {
-        Outcome::RunsCreated(runs) | Outcome::RunsChanged(runs) => {
-            runs.iter().map(|r| Event::Run(without_output(r))).collect()
-        }
+        Outcome::RunsCreated(runs) | Outcome::RunsChanged(runs) => runs
+            .iter()
+            .map(|r| Event::Run(Box::new(without_output(r))))
+            .collect(),
         Outcome::JobPut { job, created } => {
             vec![changed(job, if *created { "created" } else { "updated" })]
         }
