@@ -134,7 +134,40 @@ async fn a_sharded_parent_starts_its_child_once_per_fire_with_its_run_ids() {
         // One child run per parent fire so far: the ten ends made one.
         let children = c.api.runs_of("child").await;
         assert_eq!(children.len(), fire + 1, "{children:?}");
+
+        // The console links the child's run to its parent's runs.
+        let html = page(
+            &c.api.base,
+            &format!("/runs/{}", child["id"].as_str().unwrap()),
+        )
+        .await;
+        for id in &ids {
+            assert!(
+                html.contains(&format!(r#"href="/runs/{id}""#)),
+                "{id} not linked: {html}"
+            );
+        }
     }
+    // The job pages name the link from both ends.
+    let html = page(&c.api.base, "/jobs/default/parent").await;
+    assert!(
+        html.contains(r#"href="/jobs/default/child">child</a> on success"#),
+        "{html}"
+    );
+    let html = page(&c.api.base, "/jobs/default/child").await;
+    assert!(
+        html.contains(r#"href="/jobs/default/parent">parent</a>"#),
+        "{html}"
+    );
+}
+
+/// A console page's HTML, which must be 200.
+async fn page(base: &str, path: &str) -> String {
+    let response = reqwest::get(format!("{base}{path}"))
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    response.text().await.unwrap_or_default()
 }
 
 #[tokio::test]

@@ -449,8 +449,10 @@ fn fire_scan(job: &Job) -> usize {
 impl Dispatcher {
     /// The fires of parents whose runs ended shortly before this node took
     /// over: an earlier leader may have stopped before it created their
-    /// children (see `fan_in`). Reads the runs that ended in the last
-    /// `RECHECK_WINDOW`, at most `RECHECK_RUNS`.
+    /// children (see `fan_in`). Reads the runs created in the last
+    /// `RECHECK_WINDOW`, at most `RECHECK_RUNS`, and checks the fires of
+    /// those that ended in the last `RECHECK_ENDED`. That is short: a
+    /// child run the history already dropped would be created again.
     fn recheck_fires(&mut self) -> Vec<Action> {
         let since =
             self.core.now() - chrono::Duration::from_std(RECHECK_WINDOW).unwrap_or_default();
@@ -463,7 +465,12 @@ impl Dispatcher {
         };
         let mut jobs: HashMap<protocol::JobKey, Option<Arc<Job>>> = HashMap::new();
         let mut ended = Vec::new();
-        for run in runs.into_iter().filter(|r| r.status.is_terminal()) {
+        let ended_since =
+            self.core.now() - chrono::Duration::from_std(RECHECK_ENDED).unwrap_or_default();
+        let recently_ended = |run: &Run| {
+            run.status.is_terminal() && run.finished_at.is_some_and(|at| at >= ended_since)
+        };
+        for run in runs.into_iter().filter(recently_ended) {
             let key = protocol::JobKey::new(run.namespace.clone(), run.job_id.clone());
             let job = jobs
                 .entry(key)
@@ -488,6 +495,9 @@ impl Dispatcher {
 const RECHECK_WINDOW: Duration = Duration::from_secs(300);
 /// Most recent runs a new leader reads to find them.
 const RECHECK_RUNS: usize = 10_000;
+/// How recently a parent's run must have ended for its fire to be checked
+/// again: longer than a change of leader takes.
+const RECHECK_ENDED: Duration = Duration::from_secs(30);
 
 impl Actor for Dispatcher {
     type Context = Context<Self>;
