@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cronmesh_tests::{
     api::{assert_error_answer, with_status, Api},
+    cluster::Cluster as RaftCluster,
     process::{cli, executor, server, Proc},
     wait,
 };
@@ -238,6 +239,61 @@ async fn the_condition_is_judged_on_the_whole_fire() {
         1,
         "only the first parent's"
     );
+}
+
+#[tokio::test]
+async fn a_new_leader_neither_loses_nor_doubles_the_child_of_a_fire_in_flight() {
+    let exec = executor("default");
+    let mut cluster = RaftCluster::start(3, &[&exec.url], &[]);
+    let leader = cluster.leader().await;
+    let api = cluster.api(leader);
+    api.create_job(shell("child", "true")).await;
+    let mut parent = shell("parent", "sleep 2");
+    parent["shards"] = json!(3);
+    parent["children"] = json!([{"job": "child"}]);
+    api.create_job(parent).await;
+    let created = trigger(&api, "parent", "").await;
+    let slot = created[0]["scheduled_at"].clone();
+    wait::until(
+        "the parent's shards run",
+        Duration::from_secs(15),
+        || async {
+            let runs = api.runs_of("parent").await;
+            (with_status(&runs, "running").len() == 3).then_some(())
+        },
+    )
+    .await;
+    // The leader goes while every shard of the fire is running.
+    cluster.kill(leader);
+    let api = cluster.api(cluster.leader().await);
+    let child = wait::until("the child of the fire", Duration::from_secs(30), || async {
+        let runs = api.runs_of("child").await;
+        runs.into_iter().find(|r| r["status"] == "succeeded")
+    })
+    .await;
+    assert_eq!(child["parent_scheduled_at"], slot);
+    let parents = api.runs_of("parent").await;
+    assert_eq!(with_status(&parents, "succeeded").len(), 3, "{parents:?}");
+    assert_eq!(
+        child["parent_run_ids"],
+        json!(final_ids_in_shard_order(&parents))
+    );
+    // A second fire's child comes after any late double of the first's.
+    let second = trigger(&api, "parent", "").await;
+    let second_slot = second[0]["scheduled_at"].clone();
+    wait::until(
+        "the child of the second fire",
+        Duration::from_secs(30),
+        || async {
+            let runs = api.runs_of("child").await;
+            runs.iter()
+                .any(|r| r["parent_scheduled_at"] == second_slot && r["status"] == "succeeded")
+                .then_some(())
+        },
+    )
+    .await;
+    let children = api.runs_of("child").await;
+    assert_eq!(children.len(), 2, "one child per fire: {children:?}");
 }
 
 #[tokio::test]
