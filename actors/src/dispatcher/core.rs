@@ -281,6 +281,7 @@ impl DispatcherCore {
 
     /// A job was deleted: its runs waiting for their slot are skipped.
     pub fn on_job_deleted(&mut self, key: &JobKey) -> Vec<Action> {
+        self.fan_in.forget_job(key);
         let mut actions = Vec::new();
         for id in self.waiting_ids(key) {
             actions.extend(self.end(

@@ -29,6 +29,10 @@
 //!
 //! Two fires of one job at the same millisecond with different triggers
 //! (a manual trigger at a scheduled slot) share a tally.
+//!
+//! A fire some of whose runs never come to exist (their creation failed)
+//! waits until its job is deleted or this node stops leading: it is not
+//! judged on part of its shards, which may only be on their way.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
@@ -113,6 +117,11 @@ impl FanIn {
         self.tallies.clear();
         self.judged.clear();
         self.judged_order.clear();
+    }
+
+    /// Forgets the fires of a deleted job.
+    pub fn forget_job(&mut self, key: &JobKey) {
+        self.tallies.retain(|fire, _| fire.job != *key);
     }
 
     /// A run of `job` exists and is not final: created, retried, failed

@@ -259,3 +259,13 @@ fn jobs_without_children_are_not_tallied() {
     );
     assert!(fan.tallies.is_empty());
 }
+
+#[test]
+fn a_deleted_job_leaves_no_tally() {
+    let job = parent(CHILDREN);
+    let mut fan = FanIn::default();
+    let r = run(0, 2);
+    fan.started(&job, &r);
+    fan.forget_job(&job.key());
+    assert!(fan.tallies.is_empty());
+}
