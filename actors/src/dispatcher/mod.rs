@@ -1,6 +1,8 @@
 //! The Dispatcher actor: creates runs through the log, and only once they
 //! are committed delivers them to executors (invariant 2); tracks them to
-//! a terminal state (invariant 5).
+//! a terminal state (invariant 5). `core` decides, `fan_in` tallies the
+//! fires of jobs with children, `creation` queues runs into the log,
+//! `transport` talks to executors.
 
 mod core;
 mod creation;
