@@ -17,6 +17,9 @@ pub struct Fire {
     pub params: Option<String>,
     /// Set for retries: the single run this fire repeats.
     pub retry: Option<RetryOf>,
+    /// Set for child fires (and retries of child runs): the parent's fire
+    /// the runs carry, and for a child fire the source of their ids.
+    pub parent: Option<ParentFire>,
 }
 
 impl Fire {
@@ -28,6 +31,7 @@ impl Fire {
             skip_reason: None,
             params: None,
             retry: None,
+            parent: None,
         }
     }
 
@@ -41,6 +45,36 @@ impl Fire {
             skip_reason: Some(reason),
             ..Self::new(job, scheduled_at, trigger)
         }
+    }
+}
+
+/// The parent fire a child run was started by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParentFire {
+    pub job_id: String,
+    /// The parent's slot.
+    pub scheduled_at: DateTime<Utc>,
+    /// The trigger that started the parent's fire (not a retry's).
+    pub trigger: TriggerKind,
+    /// The final runs of the parent's fire, in shard order.
+    pub run_ids: Vec<String>,
+}
+
+impl ParentFire {
+    /// The parent a child run carries, for its retries; `None` for a run
+    /// that is not a child's. Its trigger is the run's own: retries take
+    /// their ids from the run they repeat, not from the parent.
+    pub fn of_run(run: &Run) -> Option<Self> {
+        let (Some(job_id), Some(scheduled_at)) = (&run.parent_job_id, run.parent_scheduled_at)
+        else {
+            return None;
+        };
+        Some(Self {
+            job_id: job_id.clone(),
+            scheduled_at,
+            trigger: run.trigger,
+            run_ids: run.parent_run_ids.clone(),
+        })
     }
 }
 

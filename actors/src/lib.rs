@@ -8,7 +8,8 @@
 //! - [`backlog`]: backpressure: the trigger hands over no more fires than the log keeps up with.
 //! - [`router`]: turns fires into runs placed on executors by routing policy,
 //!   among the executors whose labels and handlers the job asks for.
-//! - [`dispatcher`]: creates runs through the log, delivers them, tracks them to the end.
+//! - [`dispatcher`]: creates runs through the log, delivers them, tracks them to the end;
+//!   fires child jobs once per parent fire (`dispatcher/fan_in.rs`).
 //! - [`log_sink`]: batches run transitions into the log.
 //! - [`proposer`]: the interface through which every metadata change goes.
 //! - [`fire`], [`messages`]: what the actors pass each other.

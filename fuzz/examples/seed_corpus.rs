@@ -204,6 +204,8 @@ fn dispatch() -> DispatchRequest {
         report_to: vec!["http://127.0.0.1:7070".into()],
         term: 4,
         expires_at: Some(time("2026-05-01T02:30:02Z")),
+        parent_run_ids: Vec::new(),
+        parent_scheduled_at: None,
     }
 }
 

@@ -44,6 +44,9 @@ fn run(i: i64) -> Run {
         params: String::new(),
         retry_of: None,
         pending_reason: None,
+        parent_run_ids: Vec::new(),
+        parent_scheduled_at: None,
+        parent_job_id: None,
     }
 }
 
@@ -68,6 +71,8 @@ fn dispatch_request() -> DispatchRequest {
         ],
         term: 0,
         expires_at: None,
+        parent_run_ids: Vec::new(),
+        parent_scheduled_at: None,
     }
 }
 

@@ -62,6 +62,14 @@ pub struct DispatchRequest {
     /// never starts beside its failover. `None`: no limit.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// For a child run: the final runs of the parent's fire, in shard
+    /// order (`CRONMESH_PARENT_RUN_IDS`, comma-separated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parent_run_ids: Vec<String>,
+    /// For a child run: the slot of the parent's fire
+    /// (`CRONMESH_PARENT_SCHEDULED_AT`, RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_scheduled_at: Option<DateTime<Utc>>,
 }
 
 /// How an executor's refusal of an expired dispatch begins.

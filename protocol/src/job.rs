@@ -290,17 +290,40 @@ pub struct ChildLink {
     /// A job of the same namespace.
     #[schemars(regex(pattern = NAME_PATTERN))]
     pub job: String,
+    /// Judged on the whole parent fire (every shard, after its retries).
     #[serde(default)]
     pub on: ChildCondition,
+    /// Which parameters the child's runs get.
+    #[serde(default)]
+    pub params: ChildParams,
 }
 
+/// When a child fires, judged once every run of the parent's fire (all
+/// shards, or every broadcast run, each after its retries and failovers)
+/// has ended. Skipped runs did not run and count for nothing; a fire whose
+/// runs were all skipped fires no child.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChildCondition {
+    /// Every run that ran succeeded.
     #[default]
     Success,
+    /// At least one run failed, timed out or was killed.
     Failure,
+    /// Whatever the outcome (`end` is the same).
+    #[serde(alias = "end")]
     Always,
+}
+
+/// The parameters of a child's runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildParams {
+    /// The child job's own `params`.
+    #[default]
+    Own,
+    /// The parameters of the parent's fire (its first shard's run).
+    Parent,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -21,12 +21,14 @@ pub enum MetaCommand {
     },
     /// Create many jobs at once, all or none: one that exists already
     /// rejects the whole command and nothing is stored.
-    CreateJobs {
-        jobs: Vec<Job>,
-        at: DateTime<Utc>,
-    },
+    CreateJobs { jobs: Vec<Job>, at: DateTime<Utc> },
+    /// Delete a job and its runs. A job that other jobs name as a child
+    /// is refused unless `force`, which removes those links from the
+    /// parents in the same command.
     DeleteJob {
         key: JobKey,
+        #[serde(default)]
+        force: bool,
     },
     /// Pause or resume a job; resuming owes no slot before `at`.
     SetJobEnabled {
@@ -36,18 +38,12 @@ pub enum MetaCommand {
     },
     /// Create runs. A run whose id exists already is left alone (one slot,
     /// one run); runs with an empty id get one derived from the log index.
-    CreateRuns {
-        runs: Vec<Run>,
-    },
+    CreateRuns { runs: Vec<Run> },
     /// A scheduler node announces where its admin API and Raft port are,
     /// so every node can forward writes to whichever node leads.
-    RegisterNode {
-        node: NodeInfo,
-    },
+    RegisterNode { node: NodeInfo },
     /// Record transitions of existing runs; a terminal status is final.
-    RecordRuns {
-        updates: Vec<RunUpdate>,
-    },
+    RecordRuns { updates: Vec<RunUpdate> },
     /// Move an active run from the executor `from`, which certainly did not
     /// take it, to `to`. Applies only while the run is still active on
     /// `from`, so a leader sends it to `to` only once the log agrees, and a
@@ -60,10 +56,7 @@ pub enum MetaCommand {
     /// Give a run that waited for room (`pending_reason` set) the executor
     /// `to`, which has room now. Applies only while the run is still
     /// pending and waiting, so a deposed leader's placement changes nothing.
-    PlaceRun {
-        run_id: String,
-        to: String,
-    },
+    PlaceRun { run_id: String, to: String },
 }
 
 impl MetaCommand {

@@ -164,6 +164,17 @@ pub struct Run {
     /// passes. `None` once placed.
     #[serde(default)]
     pub pending_reason: Option<String>,
+    /// For a child run (trigger `child`): the final runs of the parent's
+    /// fire, in shard order (`CRONMESH_PARENT_RUN_IDS`). Empty otherwise.
+    #[serde(default)]
+    pub parent_run_ids: Vec<String>,
+    /// For a child run: the slot of the parent's fire
+    /// (`CRONMESH_PARENT_SCHEDULED_AT`).
+    #[serde(default)]
+    pub parent_scheduled_at: Option<DateTime<Utc>>,
+    /// For a child run: the id of the parent job (same namespace).
+    #[serde(default)]
+    pub parent_job_id: Option<String>,
 }
 
 impl Run {
@@ -239,6 +250,29 @@ pub fn logged_run_id(namespace: &str, job_id: &str, log_index: u64, position: us
         "log",
         &log_index.to_string(),
         &position.to_string(),
+    ])
+}
+
+/// The id of a child run: derived from the parent's fire (job, slot and
+/// trigger) and the child's shard, so every leader that judges the same
+/// parent fire names the child's runs the same way and creating them twice
+/// creates nothing the second time.
+pub fn child_run_id(
+    namespace: &str,
+    child_job_id: &str,
+    parent_job_id: &str,
+    parent_scheduled_at: DateTime<Utc>,
+    parent_trigger: TriggerKind,
+    shard: u32,
+) -> String {
+    digest_id(&[
+        namespace,
+        child_job_id,
+        "child-of",
+        parent_job_id,
+        &parent_scheduled_at.timestamp_millis().to_string(),
+        parent_trigger.as_str(),
+        &shard.to_string(),
     ])
 }
 
@@ -400,6 +434,23 @@ mod tests {
             slot_run_id("other", "a", t, 0)
         );
         assert_eq!(slot_run_id("default", "a", t, 0).len(), 24);
+    }
+
+    #[test]
+    fn child_ids_name_the_parent_fire_and_the_shard() {
+        let t = DateTime::parse_from_rfc3339("2026-11-21T23:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let id = |child: &str, parent: &str, trigger, shard| {
+            child_run_id("default", child, parent, t, trigger, shard)
+        };
+        let base = id("c", "p", TriggerKind::Schedule, 0);
+        assert_eq!(base, id("c", "p", TriggerKind::Schedule, 0));
+        assert_ne!(base, id("c", "p", TriggerKind::Manual, 0));
+        assert_ne!(base, id("c", "p", TriggerKind::Schedule, 1));
+        assert_ne!(base, id("c", "q", TriggerKind::Schedule, 0));
+        assert_ne!(base, id("d", "p", TriggerKind::Schedule, 0));
+        assert_ne!(base, slot_run_id("default", "c", t, 0));
     }
 
     #[test]

@@ -64,6 +64,8 @@ mod tests {
             report_to: vec!["http://127.0.0.1:1".into()],
             term: 0,
             expires_at: None,
+            parent_run_ids: Vec::new(),
+            parent_scheduled_at: None,
         };
         let back: DispatchRequest = decode(&encode(&req).unwrap()).unwrap();
         assert_eq!(back, req);

@@ -33,6 +33,8 @@ fn noop_run(run_id: &str, term: u64) -> DispatchRequest {
         report_to: vec![],
         term,
         expires_at: None,
+        parent_run_ids: Vec::new(),
+        parent_scheduled_at: None,
     }
 }
 

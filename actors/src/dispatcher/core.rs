@@ -12,17 +12,18 @@ use std::{
 use chrono::{DateTime, Utc};
 use protocol::{
     dispatch::{DispatchRequest, Task},
-    job::{ChildCondition, Concurrency},
+    job::Concurrency,
     Job, JobKey, Run, RunStatus, RunUpdate, Target, TriggerKind,
 };
 
 use super::{
+    fan_in::{FanIn, FireKey, Step},
     phase::{Phase, SendOutcome},
     run_span::{log_created, log_ended, run_span},
 };
 use crate::{
     clock::SharedClock,
-    fire::{Fire, RetryOf},
+    fire::{Fire, ParentFire, RetryOf},
     router::{Assignment, PlaceRequest, Route},
 };
 
@@ -58,6 +59,12 @@ pub enum Action {
     Record(RunUpdate),
     /// Hand fires (retries, child jobs) to the Router.
     Fire(Vec<Fire>),
+    /// Read the runs of a parent's fire from the store and report them
+    /// with `on_fire_loaded` (see `fan_in`).
+    LoadFire {
+        key: FireKey,
+        job: Arc<Job>,
+    },
     /// Tell the job's alert webhooks how a run ended (best effort).
     Alert {
         webhooks: Vec<String>,
@@ -157,6 +164,8 @@ pub struct DispatcherCore {
     /// The Raft term this node leads in; every request it sends carries
     /// it, so executors can refuse a deposed leader.
     term: Option<u64>,
+    /// Fires of jobs with children, until every run of each has ended.
+    fan_in: FanIn,
     /// Runs waiting for room on an executor (`Phase::AwaitingRoom`), in the
     /// order they get it: by slot, then shard.
     room_queue: BTreeSet<RoomKey>,
@@ -188,6 +197,7 @@ impl DispatcherCore {
             room_queue: BTreeSet::new(),
             placing: false,
             place_again: false,
+            fan_in: FanIn::default(),
         }
     }
 
@@ -224,6 +234,7 @@ impl DispatcherCore {
         self.room_queue.clear();
         self.placing = false;
         self.place_again = false;
+        self.fan_in.clear();
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -302,6 +313,7 @@ impl DispatcherCore {
 
     /// A job was deleted: its runs waiting for their slot are skipped.
     pub fn on_job_deleted(&mut self, key: &JobKey) -> Vec<Action> {
+        self.fan_in.forget_job(key);
         let mut actions = Vec::new();
         for id in self.waiting_ids(key) {
             actions.extend(self.end(
@@ -423,6 +435,7 @@ impl DispatcherCore {
             }
             let Some(run) = created.next() else { break };
             log_created(&run);
+            self.fan_in.started(&assignment.job, &run);
             if run.status.is_terminal() {
                 let active = Active {
                     job: assignment.job,
@@ -736,6 +749,7 @@ impl DispatcherCore {
                 params: run.params.clone(),
                 previous_executor: run.executor.clone(),
             }),
+            parent: ParentFire::of_run(run),
             ..Fire::new(active.job.key(), run.scheduled_at, TriggerKind::Failover)
         };
         actions.push(Action::Fire(vec![fire]));
@@ -991,6 +1005,32 @@ impl DispatcherCore {
         }
     }
 
+    /// The store's runs of a parent's fire, asked for by `LoadFire`.
+    pub fn on_fire_loaded(&mut self, key: FireKey, runs: Result<Vec<Run>, String>) -> Vec<Action> {
+        let now = self.clock.now();
+        let step = self.fan_in.loaded(key, runs, now);
+        Self::fan_in_step(step)
+    }
+
+    /// A new leader checks again the fires of recently ended runs of jobs
+    /// with children that have no active run here (see `fan_in`).
+    pub fn recheck_fires(&mut self, runs: &[(Run, Arc<Job>)]) -> Vec<Action> {
+        self.fan_in
+            .recheck(runs)
+            .into_iter()
+            .map(|(key, job)| Action::LoadFire { key, job })
+            .collect()
+    }
+
+    fn fan_in_step(step: Step) -> Vec<Action> {
+        match step {
+            Step::Wait => Vec::new(),
+            Step::Load(key, job) => vec![Action::LoadFire { key, job }],
+            Step::Fire(children) if children.is_empty() => Vec::new(),
+            Step::Fire(children) => vec![Action::Fire(children)],
+        }
+    }
+
     /// Takes over unfinished runs this leader created through a proposal
     /// that went unanswered: as `resume`, for the ones not active already.
     pub fn adopt(&mut self, runs: Vec<(Run, Arc<Job>)>) -> Vec<Action> {
@@ -1023,6 +1063,7 @@ impl DispatcherCore {
             };
             let run_slot = run.scheduled_at;
             let id = run.id.clone();
+            self.fan_in.started(&job, &run);
             // A run waiting for room holds none (a broadcast run names the
             // executor it waits for).
             if let Some(executor) = run.executor.clone().filter(|_| {
@@ -1173,6 +1214,8 @@ impl DispatcherCore {
             report_to,
             term,
             expires_at: Some(expires_at),
+            parent_run_ids: run.parent_run_ids.clone(),
+            parent_scheduled_at: run.parent_scheduled_at,
         };
         active.admit_until = Some(expires_at);
         active.phase = Phase::Sending;
@@ -1238,6 +1281,7 @@ impl DispatcherCore {
                     params: run.params.clone(),
                     previous_executor: run.executor.clone(),
                 }),
+                parent: ParentFire::of_run(&run),
                 ..Fire::new(key.clone(), run.scheduled_at, TriggerKind::Retry)
             };
             self.retries.insert((now + delay, run.id.clone()), fire);
@@ -1252,28 +1296,7 @@ impl DispatcherCore {
         if retrying {
             return actions;
         }
-        let children: Vec<Fire> = job
-            .children
-            .iter()
-            .filter(|child| match child.on {
-                ChildCondition::Success => run.status == RunStatus::Succeeded,
-                ChildCondition::Failure => matches!(
-                    run.status,
-                    RunStatus::Failed | RunStatus::TimedOut | RunStatus::Killed
-                ),
-                ChildCondition::Always => run.status != RunStatus::Skipped,
-            })
-            .map(|child| {
-                Fire::new(
-                    JobKey::new(job.namespace.clone(), child.job.clone()),
-                    now,
-                    TriggerKind::Child,
-                )
-            })
-            .collect();
-        if !children.is_empty() {
-            actions.push(Action::Fire(children));
-        }
+        actions.extend(Self::fan_in_step(self.fan_in.ended(&job, &run, now)));
         if job.alerts.on.contains(&run.status) && !job.alerts.webhooks.is_empty() {
             actions.push(Action::Alert {
                 webhooks: job.alerts.webhooks.clone(),

@@ -1,9 +1,12 @@
 //! The Dispatcher actor: creates runs through the log, and only once they
 //! are committed delivers them to executors (invariant 2); tracks them to
-//! a terminal state (invariant 5).
+//! a terminal state (invariant 5). `core` decides, `fan_in` tallies the
+//! fires of jobs with children, `creation` queues runs into the log,
+//! `transport` talks to executors.
 
 mod core;
 mod creation;
+mod fan_in;
 mod phase;
 #[cfg(test)]
 mod room_tests;
@@ -23,6 +26,7 @@ use tracing::Instrument;
 use self::creation::{AfterFailure, Chunk, CreationQueue};
 pub use self::{
     core::{Action, DispatcherCore, HttpCall, HttpResult, Planned},
+    fan_in::FireKey,
     phase::{Phase, SendOutcome},
     transport::Transport,
 };
@@ -138,6 +142,7 @@ impl Dispatcher {
             tokio::time::Instant::now() + (at - now).to_std().unwrap_or_default()
         };
         let mut records = Vec::new();
+        let mut later = Vec::new();
         // HTTP target calls by slot: one wait per slot, then all at once.
         let mut calls: HashMap<DateTime<Utc>, Vec<(String, HttpCall)>> = HashMap::new();
         let term = self.core.term().unwrap_or_default();
@@ -203,6 +208,13 @@ impl Dispatcher {
                     reply: None,
                     ticket: None,
                 }),
+                Action::LoadFire { key, job } => {
+                    let runs = self
+                        .store
+                        .fire_runs(&key.job, key.slot, fire_scan(&job))
+                        .map_err(|e| e.to_string());
+                    later.extend(self.core.on_fire_loaded(key, runs));
+                }
                 Action::Acquire(endpoint) => {
                     self.links.load.do_send(ExecutorLoad::Acquire(endpoint))
                 }
@@ -242,6 +254,9 @@ impl Dispatcher {
                 updates: records,
                 done: None,
             });
+        }
+        if !later.is_empty() {
+            self.execute(later, ctx);
         }
         for (slot, calls) in calls {
             let transport = self.transport.clone();
@@ -448,10 +463,71 @@ impl Dispatcher {
             }
         }
         tracing::info!(runs = with_jobs.len(), "dispatcher took over active runs");
-        let actions = self.core.resume(with_jobs);
+        let mut actions = self.core.resume(with_jobs);
+        actions.extend(self.recheck_fires());
         self.execute(actions, ctx);
     }
 }
+
+/// How many of a job's newest runs are read to find one fire's runs: its
+/// shards, each with its retries, and some room for other fires.
+fn fire_scan(job: &Job) -> usize {
+    let attempts = job.retry.max_retries as usize + 2;
+    (job.shards as usize * attempts).saturating_add(256)
+}
+
+impl Dispatcher {
+    /// The fires of parents whose runs ended shortly before this node took
+    /// over: an earlier leader may have stopped before it created their
+    /// children (see `fan_in`). Reads the runs created in the last
+    /// `RECHECK_WINDOW`, at most `RECHECK_RUNS`, and checks the fires of
+    /// those that ended in the last `RECHECK_ENDED`. That is short: a
+    /// child run the history already dropped would be created again.
+    fn recheck_fires(&mut self) -> Vec<Action> {
+        let since =
+            self.core.now() - chrono::Duration::from_std(RECHECK_WINDOW).unwrap_or_default();
+        let runs = match self.store.recent_runs(since, RECHECK_RUNS) {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read recent runs to re-check the fires of parents");
+                return Vec::new();
+            }
+        };
+        let mut jobs: HashMap<protocol::JobKey, Option<Arc<Job>>> = HashMap::new();
+        let mut ended = Vec::new();
+        let ended_since =
+            self.core.now() - chrono::Duration::from_std(RECHECK_ENDED).unwrap_or_default();
+        let recently_ended = |run: &Run| {
+            run.status.is_terminal() && run.finished_at.is_some_and(|at| at >= ended_since)
+        };
+        for run in runs.into_iter().filter(recently_ended) {
+            let key = protocol::JobKey::new(run.namespace.clone(), run.job_id.clone());
+            let job = jobs
+                .entry(key)
+                .or_insert_with_key(|key| {
+                    self.store
+                        .job(key)
+                        .ok()
+                        .flatten()
+                        .filter(|job| !job.children.is_empty())
+                        .map(Arc::new)
+                })
+                .clone();
+            if let Some(job) = job {
+                ended.push((run, job));
+            }
+        }
+        self.core.recheck_fires(&ended)
+    }
+}
+
+/// How far back a new leader looks for parents' fires to re-check.
+const RECHECK_WINDOW: Duration = Duration::from_secs(300);
+/// Most recent runs a new leader reads to find them.
+const RECHECK_RUNS: usize = 10_000;
+/// How recently a parent's run must have ended for its fire to be checked
+/// again: longer than a change of leader takes.
+const RECHECK_ENDED: Duration = Duration::from_secs(30);
 
 impl Actor for Dispatcher {
     type Context = Context<Self>;
@@ -539,7 +615,7 @@ impl Handler<AppliedCommand> for Dispatcher {
                 MetaCommand::PutJob { .. } | MetaCommand::SetJobEnabled { .. },
                 Outcome::JobPut { job, .. },
             ) => self.core.on_job_changed(job),
-            (MetaCommand::DeleteJob { key }, _) => self.core.on_job_deleted(key),
+            (MetaCommand::DeleteJob { key, .. }, _) => self.core.on_job_deleted(key),
             _ => return,
         };
         self.execute(actions, ctx);

@@ -439,6 +439,104 @@ fn children_fire_on_the_condition_they_name() {
     );
 }
 
+/// The child fires of `actions`.
+fn child_fires(actions: &[Action]) -> Vec<Fire> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Fire(fires) => Some(fires.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|f| f.trigger == TriggerKind::Child)
+        .collect()
+}
+
+#[test]
+fn a_sharded_fire_starts_its_child_once_after_every_shard_and_retry_ended() {
+    let mut h = Harness::new(&["http://a", "http://b"]);
+    let parent =
+        job(r#","shards":3,"retry":{"max_retries":1,"backoff":"1s"},"children":[{"job":"c"}]"#);
+    let planned = h.plan(&parent, 1);
+    let sent = sends(&h.commit(planned));
+    assert_eq!(sent.len(), 3);
+    let report = |h: &mut Harness, (run_id, endpoint): &(String, String), status| {
+        h.core.on_report(&RunUpdate {
+            run_id: run_id.clone(),
+            status: Some(status),
+            executor: Some(endpoint.clone()),
+            ..Default::default()
+        })
+    };
+    // Shard 0 fails and will be retried; the others succeed meanwhile.
+    assert!(child_fires(&report(&mut h, &sent[0], RunStatus::Failed)).is_empty());
+    assert!(child_fires(&report(&mut h, &sent[1], RunStatus::Succeeded)).is_empty());
+    let before_retry = report(&mut h, &sent[2], RunStatus::Succeeded);
+    assert!(
+        before_retry
+            .iter()
+            .all(|a| !matches!(a, Action::Fire(_) | Action::LoadFire { .. })),
+        "the retry of shard 0 is still to come: {before_retry:?}"
+    );
+    h.advance(1_500);
+    let retry_fires: Vec<Fire> = h
+        .core
+        .on_tick()
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Fire(f) => Some(f),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(retry_fires.len(), 1);
+    let assignments = assign(
+        &mut h.router,
+        &retry_fires[0],
+        &Arc::new(parent.clone()),
+        h.clock.now(),
+    );
+    let planned = h.core.plan(assignments);
+    let retried = sends(&h.commit(planned));
+    let children = child_fires(&report(&mut h, &retried[0], RunStatus::Succeeded));
+    assert_eq!(children.len(), 1, "one child for the whole fire");
+    let parent_fire = children[0].parent.clone().unwrap();
+    assert_eq!(
+        parent_fire.run_ids,
+        [retried[0].0.clone(), sent[1].0.clone(), sent[2].0.clone()]
+    );
+    // The child's run is named by the parent's fire and carries it to its
+    // executor.
+    let child = job(r#""#);
+    let child = Job {
+        id: "c".into(),
+        ..child
+    };
+    let runs = assign(
+        &mut h.router,
+        &children[0],
+        &Arc::new(child.clone()),
+        h.clock.now(),
+    );
+    let run = &runs[0].run;
+    assert_eq!(
+        run.id,
+        protocol::run::child_run_id(
+            "default",
+            "c",
+            "j",
+            parent_fire.scheduled_at,
+            TriggerKind::Schedule,
+            0
+        )
+    );
+    assert_eq!(run.parent_run_ids, parent_fire.run_ids);
+    let planned = h.core.plan(runs);
+    let request = first_request(&h.commit(planned));
+    assert_eq!(request.parent_run_ids, parent_fire.run_ids);
+    assert_eq!(request.parent_scheduled_at, Some(parent_fire.scheduled_at));
+}
+
 #[test]
 fn a_failure_that_will_be_retried_neither_alerts_nor_fires_children() {
     let mut h = Harness::new(&["http://a"]);

@@ -564,6 +564,8 @@ mod tests {
             report_to: vec!["http://127.0.0.1:7070".into()],
             term: 0,
             expires_at: None,
+            parent_run_ids: Vec::new(),
+            parent_scheduled_at: None,
         };
         let runs = vec![run.clone(), run];
         let borrowed = protocol::wire::encode(&FrameRef { runs: &runs }).unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use protocol::{
     job::Routing,
-    run::{retry_run_id, slot_run_id, ShardInfo},
+    run::{child_run_id, retry_run_id, slot_run_id, ShardInfo},
     Job, Run, RunStatus, Target, TriggerKind,
 };
 
@@ -162,10 +162,20 @@ fn place(
 fn new_run(job: &Job, fire: &Fire, shard: ShardInfo, params: &str, now: DateTime<Utc>) -> Run {
     // Scheduled slots are named by (job, slot, shard) so no leader can
     // create a second run for them; other runs are named by the log.
-    let id = match fire.trigger {
-        TriggerKind::Schedule | TriggerKind::Misfire => {
+    // Child runs are named by their parent's fire, so a second judgment
+    // of the same fire (a new leader) creates nothing.
+    let id = match (fire.trigger, &fire.parent) {
+        (TriggerKind::Schedule | TriggerKind::Misfire, _) => {
             slot_run_id(&job.namespace, &job.id, fire.scheduled_at, shard.index)
         }
+        (TriggerKind::Child, Some(parent)) => child_run_id(
+            &job.namespace,
+            &job.id,
+            &parent.job_id,
+            parent.scheduled_at,
+            parent.trigger,
+            shard.index,
+        ),
         _ => String::new(),
     };
     Run {
@@ -187,6 +197,13 @@ fn new_run(job: &Job, fire: &Fire, shard: ShardInfo, params: &str, now: DateTime
         params: params.to_string(),
         retry_of: None,
         pending_reason: None,
+        parent_run_ids: fire
+            .parent
+            .as_ref()
+            .map(|p| p.run_ids.clone())
+            .unwrap_or_default(),
+        parent_scheduled_at: fire.parent.as_ref().map(|p| p.scheduled_at),
+        parent_job_id: fire.parent.as_ref().map(|p| p.job_id.clone()),
     }
 }
 

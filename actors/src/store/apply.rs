@@ -12,7 +12,7 @@ use protocol::{
 };
 
 use super::{
-    keys,
+    keys, links,
     retention::{self, HistoryPolicy},
     run_book::{self, Book},
     txn::Txn,
@@ -57,9 +57,9 @@ impl StateMachine {
         cmd: &MetaCommand,
     ) -> Result<Outcome, StoreError> {
         Ok(match cmd {
-            MetaCommand::PutJob { job, mode, at } => put_job(txn, book, job, *mode, *at)?,
+            MetaCommand::PutJob { job, mode, at } => put_job(txn, book, job, *mode, *at, true)?,
             MetaCommand::CreateJobs { jobs, at } => create_jobs(txn, book, jobs, *at)?,
-            MetaCommand::DeleteJob { key } => delete_job(txn, book, key)?,
+            MetaCommand::DeleteJob { key, force } => delete_job(txn, book, key, *force)?,
             MetaCommand::SetJobEnabled { key, enabled, at } => {
                 set_enabled(txn, key, *enabled, *at)?
             }
@@ -101,6 +101,7 @@ fn put_job(
     job: &Job,
     mode: PutMode,
     at: DateTime<Utc>,
+    check_links: bool,
 ) -> Result<Outcome, StoreError> {
     let key = job.key();
     let state: Option<JobState> = txn.get(&keys::job_state(&key))?;
@@ -123,6 +124,11 @@ fn put_job(
             }
         }
     };
+    if check_links {
+        if let Some(bad) = links::check(txn, &[job])? {
+            return Ok(Outcome::Rejected(Rejection::BadChildLink(bad)));
+        }
+    }
     txn.put(keys::job(&key), job)?;
     txn.put(keys::job_state(&key), &run_book::stored(state))?;
     book.index.set_job(&key, true, &mut book.undo);
@@ -132,8 +138,10 @@ fn put_job(
     })
 }
 
-/// Every job or none: the existence of any one (or an id twice) rejects
-/// the command before anything is written.
+/// Every job or none: the existence of any one (or an id twice), or a
+/// child link to a job that exists neither in the store nor in the batch
+/// (or one that closes a cycle), rejects the command before anything is
+/// written.
 fn create_jobs(
     txn: &mut Txn,
     book: &mut Book,
@@ -147,8 +155,11 @@ fn create_jobs(
             return Ok(Outcome::Rejected(Rejection::JobExists(key)));
         }
     }
+    if let Some(bad) = links::check(txn, &jobs.iter().collect::<Vec<_>>())? {
+        return Ok(Outcome::Rejected(Rejection::BadChildLink(bad)));
+    }
     for job in jobs {
-        put_job(txn, book, job, PutMode::Create, at)?;
+        put_job(txn, book, job, PutMode::Create, at, false)?;
     }
     Ok(Outcome::JobsCreated(jobs.to_vec()))
 }
@@ -179,12 +190,32 @@ fn set_enabled(
     })
 }
 
-fn delete_job(txn: &mut Txn, book: &mut Book, key: &JobKey) -> Result<Outcome, StoreError> {
+/// Deletes a job and its runs. A job other jobs name as a child is
+/// refused, naming them, unless `force`: then the links go from the
+/// parents in the same write.
+fn delete_job(
+    txn: &mut Txn,
+    book: &mut Book,
+    key: &JobKey,
+    force: bool,
+) -> Result<Outcome, StoreError> {
     if !txn.exists(&keys::job(key))? {
         return Ok(Outcome::JobDeleted {
             key: key.clone(),
             existed: false,
+            unlinked: Vec::new(),
         });
+    }
+    let mut parents = links::parents_of(txn, key)?;
+    if !parents.is_empty() && !force {
+        return Ok(Outcome::Rejected(Rejection::JobIsChild {
+            key: key.clone(),
+            parents: parents.iter().map(Job::key).collect(),
+        }));
+    }
+    for parent in &mut parents {
+        parent.children.retain(|link| link.job != key.id);
+        txn.put(keys::job(&parent.key()), &*parent)?;
     }
     // Forgotten first: the runs go with the job, its cursor with its state.
     book.index.set_job(key, false, &mut book.undo);
@@ -203,6 +234,7 @@ fn delete_job(txn: &mut Txn, book: &mut Book, key: &JobKey) -> Result<Outcome, S
     Ok(Outcome::JobDeleted {
         key: key.clone(),
         existed: true,
+        unlinked: parents,
     })
 }
 

@@ -49,6 +49,9 @@ pub fn slot_run_of(key: &JobKey, at: DateTime<Utc>) -> Run {
         params: String::new(),
         retry_of: None,
         pending_reason: None,
+        parent_run_ids: Vec::new(),
+        parent_scheduled_at: None,
+        parent_job_id: None,
     }
 }
 

@@ -416,6 +416,7 @@ fn a_missing_byte_total_is_counted_before_the_command_changes_a_run() {
         2,
         &[MetaCommand::DeleteJob {
             key: JobKey::new("default", "a"),
+            force: false,
         }],
     );
     let records: u64 = sm

@@ -12,6 +12,7 @@
 //! - `run_book`: writes of runs, with the byte total retention reads.
 //! - `run_index`: the runs by id, creation order, job and status, in memory.
 //! - `migrate`: dropping what earlier versions stored and this one derives.
+//! - `links`: child links checked at apply time (missing jobs, cycles).
 //! - `keys`, `records`, `txn`: key layout, stored records, write overlay.
 
 mod apply;
@@ -25,6 +26,9 @@ mod fixtures;
 mod index_tests;
 pub mod install;
 pub mod keys;
+pub mod links;
+#[cfg(test)]
+mod links_tests;
 pub mod local_log;
 mod migrate;
 mod queries;
@@ -91,6 +95,9 @@ pub enum Outcome {
     JobDeleted {
         key: JobKey,
         existed: bool,
+        /// Parents whose links to the deleted job a forced delete removed,
+        /// as they are now.
+        unlinked: Vec<Job>,
     },
     /// Runs that were new; runs whose id existed are left out.
     RunsCreated(Vec<Run>),
@@ -116,6 +123,13 @@ pub enum Outcome {
 pub enum Rejection {
     JobExists(JobKey),
     JobNotFound(JobKey),
+    /// A child link names a missing job or closes a cycle.
+    BadChildLink(links::BadLink),
+    /// The job is a child of these jobs; deleting it needs `force`.
+    JobIsChild {
+        key: JobKey,
+        parents: Vec<JobKey>,
+    },
 }
 
 /// The replicated state of one node.

@@ -100,6 +100,23 @@ impl StateMachine {
         Ok((items, None))
     }
 
+    /// The jobs of `key`'s namespace that name it as a child, by id (a
+    /// walk over the namespace's jobs).
+    pub fn parents(&self, key: &JobKey) -> Result<Vec<Job>, StoreError> {
+        let mut parents = Vec::new();
+        for entry in self
+            .tree()
+            .scan_prefix(keys::job_prefix(Some(&key.namespace)))
+        {
+            let (k, v) = entry?;
+            let job: Job = decode(&k, &v)?;
+            if job.key() != *key && job.children.iter().any(|link| link.job == key.id) {
+                parents.push(job);
+            }
+        }
+        Ok(parents)
+    }
+
     /// How many jobs there are.
     pub fn count_jobs(&self) -> Result<usize, StoreError> {
         let mut count = 0;
@@ -200,6 +217,34 @@ impl StateMachine {
             .map(|(_, meta)| meta.id.record_key())
             .collect();
         read_runs(&tree, &keys)
+    }
+
+    /// The runs of `key` for the slot `slot` (every shard and attempt of
+    /// one fire), looking at no more than the job's `max_scan` newest runs.
+    pub fn fire_runs(
+        &self,
+        key: &JobKey,
+        slot: DateTime<Utc>,
+        max_scan: usize,
+    ) -> Result<Vec<Run>, StoreError> {
+        let tree = self.tree();
+        let keys: Vec<Vec<u8>> = {
+            let index = self.index();
+            match index.job_by_key(key) {
+                Some(job) => job
+                    .seqs
+                    .iter()
+                    .rev()
+                    .take(max_scan)
+                    .filter_map(|seq| index.meta(*seq).map(|meta| meta.id.record_key()))
+                    .collect(),
+                None => Vec::new(),
+            }
+        };
+        Ok(read_runs(&tree, &keys)?
+            .into_iter()
+            .filter(|run| run.scheduled_at == slot)
+            .collect())
     }
 
     /// Runs that are pending, dispatched or running.

@@ -502,6 +502,7 @@ pub(super) fn workload() -> Vec<MetaCommand> {
         if step == 200 {
             cmds.push(MetaCommand::DeleteJob {
                 key: JobKey::new("default", "d"),
+                force: false,
             });
         }
     }

@@ -293,10 +293,14 @@ fn state_survives_reopening_and_delete_removes_runs() {
     assert_eq!(log.sm.job(&j.key()).unwrap(), Some(j.clone()));
     assert_eq!(log.sm.active_runs().unwrap().len(), 1);
     assert_eq!(
-        log.apply(MetaCommand::DeleteJob { key: j.key() }),
+        log.apply(MetaCommand::DeleteJob {
+            key: j.key(),
+            force: false
+        }),
         Outcome::JobDeleted {
             key: j.key(),
-            existed: true
+            existed: true,
+            unlinked: Vec::new(),
         }
     );
     assert!(log.sm.active_runs().unwrap().is_empty());
@@ -385,6 +389,7 @@ fn a_view_shows_the_state_as_it_began_while_applies_go_on() {
     // one changed, one added.
     log.apply(MetaCommand::DeleteJob {
         key: JobKey::new("default", "c"),
+        force: false,
     });
     log.apply(MetaCommand::SetJobEnabled {
         key: JobKey::new("default", "a"),

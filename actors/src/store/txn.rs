@@ -52,6 +52,33 @@ impl<'a> Txn<'a> {
         self.writes.insert(key, None);
     }
 
+    /// The values under `prefix`, by key, as this command sees them: the
+    /// tree's with the command's own writes and deletions over them.
+    pub fn values_with_prefix<T: DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<T>, StoreError> {
+        let mut found: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for entry in self.tree.scan_prefix(prefix) {
+            let (key, value) = entry?;
+            found.insert(key.to_vec(), value.to_vec());
+        }
+        for (key, value) in self
+            .writes
+            .range(prefix.to_vec()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+        {
+            match value {
+                Some(value) => found.insert(key.clone(), value.clone()),
+                None => found.remove(key),
+            };
+        }
+        found
+            .iter()
+            .map(|(key, bytes)| super::decode(key, bytes))
+            .collect()
+    }
+
     /// The keys this command writes or deletes.
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
         self.writes.keys().map(Vec::as_slice)

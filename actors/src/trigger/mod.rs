@@ -195,7 +195,7 @@ impl Handler<AppliedCommand> for Trigger {
                     self.core.track(job, now);
                 }
             }
-            (MetaCommand::DeleteJob { key }, _) => self.core.untrack(key),
+            (MetaCommand::DeleteJob { key, .. }, _) => self.core.untrack(key),
             _ => return,
         }
         self.rearm(ctx);

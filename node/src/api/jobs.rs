@@ -7,7 +7,10 @@ use actors::{
     fire::Fire,
     job_store::Propose,
     messages::Fires,
-    store::{JobFilter, Outcome, Rejection},
+    store::{
+        links::{BadLink, LinkProblem},
+        JobFilter, Outcome, Rejection,
+    },
 };
 use protocol::{
     api::{JobView, Page, RunSummary, TriggerRequest, TriggerResponse},
@@ -76,7 +79,33 @@ fn rejection(r: Rejection) -> ApiError {
             ApiError::conflict(format!("job {key} exists already; use PUT to replace it"))
         }
         Rejection::JobNotFound(key) => ApiError::not_found(format!("job {key} does not exist")),
+        Rejection::BadChildLink(bad) => bad_link(&bad, ""),
+        Rejection::JobIsChild { key, parents } => {
+            let names: Vec<&str> = parents.iter().map(|p| p.id.as_str()).collect();
+            ApiError::conflict(format!(
+                "job {key} is a child of {}; delete with ?force=true to unlink it",
+                names.join(", ")
+            ))
+        }
     }
+}
+
+/// A refused child link, naming `{prefix}children[i].job`.
+fn bad_link(bad: &BadLink, prefix: &str) -> ApiError {
+    let field = format!("{prefix}children[{}].job", bad.index);
+    let message = match &bad.problem {
+        LinkProblem::Missing => format!("job {}/{} does not exist", bad.job.namespace, bad.child),
+        LinkProblem::Cycle(path) => format!(
+            "the link closes a cycle: {} -> {}",
+            bad.job.id,
+            path.join(" -> ")
+        ),
+        LinkProblem::TooLarge => format!(
+            "more than {} jobs are reachable through children from this link",
+            actors::store::links::MAX_LINK_WALK
+        ),
+    };
+    ApiError::invalid(field, message)
 }
 
 fn job_outcome(state: &AppState, outcome: Outcome) -> ApiResult<JobView> {
@@ -144,7 +173,8 @@ async fn create_many(state: &AppState, req: &HttpRequest, body: &[u8]) -> ApiRes
             format!("at most {MAX_JOBS_PER_REQUEST} jobs per request"),
         ));
     }
-    let mut keys = std::collections::HashSet::new();
+    let mut keys: Vec<JobKey> = Vec::with_capacity(jobs.len());
+    let mut seen = std::collections::HashSet::new();
     for (i, job) in jobs.iter().enumerate() {
         validate_job(job).map_err(|e| {
             let field = if e.field.is_empty() {
@@ -154,7 +184,8 @@ async fn create_many(state: &AppState, req: &HttpRequest, body: &[u8]) -> ApiRes
             };
             ApiError::invalid(field, e.message)
         })?;
-        if !keys.insert(job.key()) {
+        keys.push(job.key());
+        if !seen.insert(job.key()) {
             return Err(ApiError::invalid(
                 format!("[{i}].id"),
                 format!("job {} appears twice in the array", job.key()),
@@ -176,6 +207,10 @@ async fn create_many(state: &AppState, req: &HttpRequest, body: &[u8]) -> ApiRes
         Outcome::JobsCreated(jobs) => {
             let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
             Ok(HttpResponse::Created().json(serde_json::json!({"created": ids.len(), "ids": ids})))
+        }
+        Outcome::Rejected(Rejection::BadChildLink(bad)) => {
+            let position = keys.iter().position(|k| *k == bad.job).unwrap_or_default();
+            Err(bad_link(&bad, &format!("[{position}].")))
         }
         Outcome::Rejected(r) => Err(rejection(r)),
         other => Err(ApiError::internal(format!("unexpected outcome {other:?}"))),
@@ -307,14 +342,39 @@ pub async fn replace(
     Ok(HttpResponse::Ok().json(job_outcome(&state, outcome)?))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    namespace: Option<String>,
+    /// Remove the links of the jobs that name this one as a child.
+    force: Option<bool>,
+}
+
 pub async fn delete(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let key = job_key(&req, id.into_inner())?;
-    match propose(&state, MetaCommand::DeleteJob { key: key.clone() }).await? {
+    let q: DeleteQuery = query(&req)?;
+    let namespace = q
+        .namespace
+        .unwrap_or_else(|| protocol::job::DEFAULT_NAMESPACE.to_string());
+    check_name("namespace", &namespace)?;
+    let id = id.into_inner();
+    check_name("id", &id)?;
+    let key = JobKey::new(namespace, id);
+    let force = q.force.unwrap_or(false);
+    match propose(
+        &state,
+        MetaCommand::DeleteJob {
+            key: key.clone(),
+            force,
+        },
+    )
+    .await?
+    {
         Outcome::JobDeleted { existed: true, .. } => Ok(HttpResponse::NoContent().finish()),
+        Outcome::Rejected(r) => Err(rejection(r)),
         _ => Err(ApiError::not_found(format!("job {key} does not exist"))),
     }
 }

@@ -165,6 +165,9 @@ mod tests {
             params: String::new(),
             retry_of: None,
             pending_reason: None,
+            parent_run_ids: Vec::new(),
+            parent_scheduled_at: None,
+            parent_job_id: None,
         }
     }
 

@@ -151,9 +151,15 @@ pub enum JobCommand {
         #[command(flatten)]
         file: JobFileArgs,
     },
-    /// Delete a job
+    /// Delete a job (refused while other jobs name it as a child, unless --force)
     #[command(after_help = EXIT_CODES_HELP)]
-    Delete(JobIdArgs),
+    Delete {
+        #[command(flatten)]
+        job: JobIdArgs,
+        /// Also remove the links of the jobs that name this one as a child.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run a job now
     #[command(after_help = EXIT_CODES_HELP)]
     Trigger {
@@ -413,7 +419,17 @@ mod tests {
         );
         assert_eq!(
             command(&["job", "delete", "a", "--namespace", "ops"]),
-            ClientCommand::Job(JobCommand::Delete(id("a", "ops")))
+            ClientCommand::Job(JobCommand::Delete {
+                job: id("a", "ops"),
+                force: false
+            })
+        );
+        assert_eq!(
+            command(&["job", "delete", "a", "--force"]),
+            ClientCommand::Job(JobCommand::Delete {
+                job: id("a", "default"),
+                force: true
+            })
         );
         assert_eq!(
             command(&["job", "trigger", "a", "--params", "--full"]),

@@ -50,10 +50,12 @@ pub async fn page(
     };
     let store = state.store.clone();
     let before = q.before;
-    let ((runs, next), (latest, _)) = offload::run(move || {
+    let parents_of = key.clone();
+    let ((runs, next), (latest, _), parents) = offload::run(move || {
         Ok((
             store.runs(&filter, before, RUNS_PER_PAGE)?,
             store.runs(&filter, None, RATE_WINDOW)?,
+            store.parents(&parents_of)?,
         ))
     })
     .await?;
@@ -121,6 +123,26 @@ pub async fn page(
                     dt { "Labels" } dd { @if job.labels.is_empty() { "—" } @for (k, val) in &job.labels { span.label { (k) "=" (val) } " " } }
                 }
                 details { summary { "JSON" } pre.json { (json) } }
+            }
+            section.panel #links {
+                h2 { "Children and parents" }
+                dl.definition {
+                    dt { "Children" } dd #children {
+                        @if job.children.is_empty() { "—" }
+                        @for link in &job.children {
+                            a href=(job_path(&job.namespace, &link.job)) { (link.job) }
+                            " on " (plain(&link.on))
+                            @if link.params == protocol::job::ChildParams::Parent { " with the parent's params" }
+                            br;
+                        }
+                    }
+                    dt { "Parents" } dd #parents {
+                        @if parents.is_empty() { "—" }
+                        @for parent in &parents {
+                            a href=(job_path(&parent.namespace, &parent.id)) { (parent.id) } br;
+                        }
+                    }
+                }
             }
             section.panel {
                 h2 { "Next fire times" }

@@ -67,6 +67,17 @@ pub async fn page(state: web::Data<AppState>, id: web::Path<String>) -> PageResu
                     @if let Some(previous) = &run.retry_of {
                         dt { "Retry of" } dd { a.mono href=(run_path(previous)) { (previous) } }
                     }
+                    @if let Some(parent) = &run.parent_job_id {
+                        dt { "Parent job" } dd { a href=(job_path(&run.namespace, parent)) { (parent) } }
+                    }
+                    @if let Some(slot) = run.parent_scheduled_at {
+                        dt { "Parent slot" } dd { (format::timestamp(Some(slot))) }
+                    }
+                    @if !run.parent_run_ids.is_empty() {
+                        dt { "Parent runs" } dd #parent-runs {
+                            @for id in &run.parent_run_ids { a.mono href=(run_path(id)) { (id) } br; }
+                        }
+                    }
                 }
             }
         }

@@ -21,7 +21,7 @@ pub use feed::EventFeed;
 pub enum Event {
     /// A run was created or changed status. The run's output is left out:
     /// it can be 64 KiB, and `GET /v1/runs/{id}/output` serves it.
-    Run(Run),
+    Run(Box<Run>),
     Job(JobChange),
     Leader(LeaderChange),
     Executor(ExecutorInfo),
@@ -97,19 +97,28 @@ pub fn events_of(outcome: &Outcome) -> Vec<Event> {
         })
     };
     match outcome {
-        Outcome::RunsCreated(runs) | Outcome::RunsChanged(runs) => {
-            runs.iter().map(|r| Event::Run(without_output(r))).collect()
-        }
+        Outcome::RunsCreated(runs) | Outcome::RunsChanged(runs) => runs
+            .iter()
+            .map(|r| Event::Run(Box::new(without_output(r))))
+            .collect(),
         Outcome::JobPut { job, created } => {
             vec![changed(job, if *created { "created" } else { "updated" })]
         }
         Outcome::JobsCreated(jobs) => jobs.iter().map(|j| changed(j, "created")).collect(),
-        Outcome::JobDeleted { key, existed: true } => vec![Event::Job(JobChange {
-            namespace: key.namespace.clone(),
-            id: key.id.clone(),
-            action: "deleted",
-            enabled: None,
-        })],
+        Outcome::JobDeleted {
+            key,
+            existed: true,
+            unlinked,
+        } => unlinked
+            .iter()
+            .map(|parent| changed(parent, "updated"))
+            .chain([Event::Job(JobChange {
+                namespace: key.namespace.clone(),
+                id: key.id.clone(),
+                action: "deleted",
+                enabled: None,
+            })])
+            .collect(),
         Outcome::JobDeleted { existed: false, .. }
         | Outcome::AlreadyApplied
         | Outcome::NodeRegistered(_)
@@ -147,11 +156,13 @@ mod tests {
         let deleted = events_of(&Outcome::JobDeleted {
             key: JobKey::new("default", "a"),
             existed: true,
+            unlinked: Vec::new(),
         });
         assert!(deleted[0].data().contains(r#""action":"deleted""#));
         let nothing = events_of(&Outcome::JobDeleted {
             key: JobKey::new("default", "a"),
             existed: false,
+            unlinked: Vec::new(),
         });
         assert!(nothing.is_empty(), "deleting nothing is no event");
     }

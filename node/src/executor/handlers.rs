@@ -162,6 +162,11 @@ pub struct HandlerContext {
     pub shard: ShardInfo,
     /// The job's (or the trigger's) parameters.
     pub params: String,
+    /// For a child run: the final runs of the parent's fire, in shard
+    /// order. Empty otherwise.
+    pub parent_run_ids: Vec<String>,
+    /// For a child run: the slot of the parent's fire.
+    pub parent_scheduled_at: Option<DateTime<Utc>>,
     /// How long the run may take before it is cancelled as `timed_out`.
     pub timeout: Duration,
     /// The run's live output.
@@ -227,6 +232,8 @@ pub async fn call(
         attempt: req.attempt,
         shard: req.shard.clone(),
         params: req.params.clone(),
+        parent_run_ids: req.parent_run_ids.clone(),
+        parent_scheduled_at: req.parent_scheduled_at,
         timeout,
         output: HandlerOutput(output.clone()),
         cancellation: Cancellation(cancelled),
@@ -295,6 +302,8 @@ mod tests {
             report_to: vec![],
             term: 0,
             expires_at: None,
+            parent_run_ids: Vec::new(),
+            parent_scheduled_at: None,
         }
     }
 

@@ -51,6 +51,14 @@ pub fn task_env(req: &DispatchRequest) -> Vec<(&'static str, String)> {
         ("CRONMESH_SHARD_COUNT", req.shard.count.to_string()),
         ("CRONMESH_SHARD_PARAM", req.shard.param.clone()),
         ("CRONMESH_PARAMS", req.params.clone()),
+        // Empty unless the run is a child's (trigger `child`).
+        ("CRONMESH_PARENT_RUN_IDS", req.parent_run_ids.join(",")),
+        (
+            "CRONMESH_PARENT_SCHEDULED_AT",
+            req.parent_scheduled_at
+                .map(|at| at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+                .unwrap_or_default(),
+        ),
     ]
 }
 

@@ -171,6 +171,8 @@ mod tests {
             report_to: vec![],
             term: 0,
             expires_at: None,
+            parent_run_ids: Vec::new(),
+            parent_scheduled_at: None,
         })
     }
 

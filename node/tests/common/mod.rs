@@ -109,6 +109,8 @@ pub fn request(run_id: &str, task: Task, report_to: &Receiver) -> DispatchReques
         report_to: vec![report_to.url.clone()],
         term: 0,
         expires_at: None,
+        parent_run_ids: Vec::new(),
+        parent_scheduled_at: None,
     }
 }
 

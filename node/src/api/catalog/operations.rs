@@ -225,10 +225,21 @@ pub fn operation(e: &Endpoint) -> Operation {
             responses.push(committed());
         }
         (Method::DELETE, "/v1/jobs/{id}") => {
-            parameters.extend([job_id(), namespace_of_job()]);
+            parameters.extend([
+                job_id(),
+                namespace_of_job(),
+                query(
+                    "force",
+                    json!({"type": "boolean"}),
+                    "Also remove the links of the jobs that list this one in `children`",
+                ),
+            ]);
             responses.push((204, json!({"description": "Deleted"})));
             responses.push(bad());
             responses.push(not_found("job"));
+            responses.push(conflict(
+                "Other jobs list this one in `children`; the message names them (see `force`)",
+            ));
             responses.push(committed());
         }
         (Method::POST, "/v1/jobs/{id}/trigger") => {

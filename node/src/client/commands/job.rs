@@ -33,8 +33,11 @@ async fn dispatch(ctx: &Ctx, cmd: JobCommand) -> Result<Vec<u8>, CliError> {
         JobCommand::List(args) => list(ctx, args).await,
         JobCommand::Get(job) => get(ctx, job).await,
         JobCommand::Update { id, file } => update(ctx, id, file).await,
-        JobCommand::Delete(job) => {
-            let url = job_url(ctx, &job, None);
+        JobCommand::Delete { job, force } => {
+            let mut url = job_url(ctx, &job, None);
+            if force {
+                url.query_pairs_mut().append_pair("force", "true");
+            }
             let body = ctx.api.send(Method::DELETE, url, None).await?;
             done(ctx, &body, format!("deleted job {}", name(&job)))
         }
