@@ -242,7 +242,19 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         Consensus::Local { .. } => Arc::new(Lease::unbounded(consensus.leader_state().term)),
         Consensus::Raft(engine) => engine.lease.clone(),
     };
-    let transport = Transport::new(http.clone(), config.secret.clone(), lease);
+    let mailer = match &config.smtp {
+        Some(smtp) => Some(actors::alerts::Mailer::new(smtp).map_err(|e| anyhow::anyhow!(e))?),
+        None => None,
+    };
+    crate::cluster_watch::spawn(
+        consensus.clone(),
+        config.node_id,
+        &config.cluster_alerts,
+        http.clone(),
+        mailer.clone().map(Arc::new),
+        clock.clone(),
+    );
+    let transport = Transport::new(http.clone(), config.secret.clone(), lease).with_mailer(mailer);
     let dispatcher = Dispatcher::new(
         DispatcherCore::new(
             clock.clone(),

@@ -43,6 +43,7 @@ fn run(i: i64) -> Run {
         error: None,
         params: String::new(),
         retry_of: None,
+        alerts: Vec::new(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The shared vocabulary of cronmesh, used by every other crate.
 //!
 //! - [`job`]: the Job definition users write, with its defaults.
+//! - [`alert`]: alert webhooks and their formats, and the record of each
+//!   attempt to deliver an alert.
 //! - [`schedule`]: schedule expressions and their fire times in a time zone.
 //! - [`run`]: run records, statuses, the derivation of run ids, and the
 //!   tail kept of a run's output.
@@ -13,6 +15,7 @@
 //! - [`wire`]: the one place that encodes and decodes MessagePack.
 //! - [`duration`]: human-readable durations.
 
+pub mod alert;
 pub mod api;
 pub mod dispatch;
 pub mod duration;

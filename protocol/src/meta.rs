@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    alert::AlertDelivery,
     job::{Job, JobKey},
     run::{Run, RunUpdate},
 };
@@ -57,6 +58,12 @@ pub enum MetaCommand {
         from: String,
         to: String,
     },
+    /// Record attempts to deliver runs' alerts, each on its run (a run
+    /// keeps the last `MAX_RUN_ALERT_DELIVERIES`). A run that no longer
+    /// exists is passed over.
+    RecordAlertDeliveries {
+        deliveries: Vec<(String, AlertDelivery)>,
+    },
 }
 
 impl MetaCommand {
@@ -71,6 +78,7 @@ impl MetaCommand {
             MetaCommand::RecordRuns { .. } => "record_runs",
             MetaCommand::RegisterNode { .. } => "register_node",
             MetaCommand::MoveRun { .. } => "move_run",
+            MetaCommand::RecordAlertDeliveries { .. } => "record_alert_deliveries",
         }
     }
 }

@@ -158,6 +158,11 @@ pub struct Run {
     /// The run this one retries or fails over from.
     #[serde(default)]
     pub retry_of: Option<String>,
+    /// Each attempt to deliver this run's alert (webhooks and e-mail), the
+    /// last 32, oldest first.
+    #[serde(default)]
+    #[schemars(length(max = crate::alert::MAX_RUN_ALERT_DELIVERIES))]
+    pub alerts: Vec<crate::alert::AlertDelivery>,
 }
 
 impl Run {

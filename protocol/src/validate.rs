@@ -187,7 +187,11 @@ fn check_alerts(alerts: &crate::job::Alerts) -> Result<(), FieldError> {
     check_count("alerts.on", alerts.on.len(), MAX_ALERT_STATUSES)?;
     check_count("alerts.webhooks", alerts.webhooks.len(), MAX_WEBHOOKS)?;
     for (i, hook) in alerts.webhooks.iter().enumerate() {
-        check_http_url(&format!("alerts.webhooks[{i}]"), hook)?;
+        let field = match hook {
+            crate::alert::Webhook::Url(_) => format!("alerts.webhooks[{i}]"),
+            crate::alert::Webhook::Formatted(_) => format!("alerts.webhooks[{i}].url"),
+        };
+        check_http_url(&field, hook.url())?;
     }
     check_count("alerts.emails", alerts.emails.len(), MAX_EMAILS)?;
     for (i, email) in alerts.emails.iter().enumerate() {
@@ -479,6 +483,31 @@ mod tests {
         .and_then(|j| validate_job(&j))
         .unwrap_err();
         assert_eq!(e.field, "labels", "a long key is not quoted back");
+    }
+
+    #[test]
+    fn a_webhook_object_names_its_bad_field() {
+        let with = |hooks: &str| {
+            format!(r#"{{"id":"a","schedule":"@daily",{SHELL},"alerts":{{"webhooks":[{hooks}]}}}}"#)
+        };
+        assert_eq!(
+            field_of(&with(r#""http://x/",{"url":"http://y/","format":"irc"}"#)),
+            "alerts.webhooks[1].format"
+        );
+        assert_eq!(
+            field_of(&with(r#""http://x/",{"url":"ftp://y/","format":"slack"}"#)),
+            "alerts.webhooks[1].url"
+        );
+        assert_eq!(
+            field_of(&with(r#"{"url":"http://y/","colour":"red"}"#)),
+            "alerts.webhooks[0].colour"
+        );
+        assert_eq!(field_of(&with("42")), "alerts.webhooks[0]");
+        let job: Job = from_json(
+            with(r#""http://x/",{"url":"http://y/","format":"teams"}"#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(validate_job(&job), Ok(()));
     }
 
     #[test]

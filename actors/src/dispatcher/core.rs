@@ -58,9 +58,10 @@ pub enum Action {
     Record(RunUpdate),
     /// Hand fires (retries, child jobs) to the Router.
     Fire(Vec<Fire>),
-    /// Tell the job's alert webhooks how a run ended (best effort).
+    /// Tell the job's alert webhooks and addresses how a run ended.
     Alert {
-        webhooks: Vec<String>,
+        webhooks: Vec<protocol::alert::Webhook>,
+        emails: Vec<String>,
         run: Box<Run>,
     },
     /// The router's in-flight count for an endpoint changes.
@@ -192,6 +193,11 @@ impl DispatcherCore {
         self.by_job.clear();
         self.retries.clear();
         self.waiting.clear();
+    }
+
+    /// The clock this core reads, for what acts on its behalf.
+    pub fn clock(&self) -> SharedClock {
+        self.clock.clone()
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -1028,9 +1034,11 @@ impl DispatcherCore {
         if !children.is_empty() {
             actions.push(Action::Fire(children));
         }
-        if job.alerts.on.contains(&run.status) && !job.alerts.webhooks.is_empty() {
+        let alerts = &job.alerts;
+        if alerts.on.contains(&run.status) && !(alerts.webhooks.is_empty() && alerts.emails.is_empty()) {
             actions.push(Action::Alert {
-                webhooks: job.alerts.webhooks.clone(),
+                webhooks: alerts.webhooks.clone(),
+                emails: alerts.emails.clone(),
                 run: Box::new(run),
             });
         }

@@ -378,12 +378,12 @@ fn failures_and_skips_alert_the_webhooks_and_successes_do_not() {
         ..Default::default()
     };
     let actions = h.core.on_report(&failed);
-    let Some(Action::Alert { webhooks, run }) =
+    let Some(Action::Alert { webhooks, run, .. }) =
         actions.iter().find(|a| matches!(a, Action::Alert { .. }))
     else {
         panic!("no alert in {actions:?}")
     };
-    assert_eq!(webhooks, &vec!["http://hooks/cron".to_string()]);
+    assert_eq!(webhooks, &vec![protocol::alert::Webhook::from("http://hooks/cron")]);
     assert_eq!(
         (run.exit_code, run.error.as_deref()),
         (Some(2), Some("exited with code 2"))

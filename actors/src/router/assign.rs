@@ -168,5 +168,6 @@ fn new_run(job: &Job, fire: &Fire, shard: ShardInfo, params: &str, now: DateTime
         error: None,
         params: params.to_string(),
         retry_of: None,
+        alerts: Vec::new(),
     }
 }

@@ -48,6 +48,7 @@ pub fn slot_run_of(key: &JobKey, at: DateTime<Utc>) -> Run {
         error: None,
         params: String::new(),
         retry_of: None,
+        alerts: Vec::new(),
     }
 }
 

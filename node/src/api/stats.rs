@@ -164,6 +164,7 @@ mod tests {
             error: None,
             params: String::new(),
             retry_of: None,
+            alerts: Vec::new(),
         }
     }
 

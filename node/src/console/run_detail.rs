@@ -1,5 +1,6 @@
 //! `/runs/{id}`: one run: its status timeline, where it ran, its output
-//! (followed while the run is live) and a kill button while it is active.
+//! (followed while the run is live), each attempt to deliver its alert,
+//! and a kill button while it is active.
 
 use actix_web::web;
 use maud::html;
@@ -65,6 +66,28 @@ pub async fn page(state: web::Data<AppState>, id: web::Path<String>) -> PageResu
                     dt { "Parameters" } dd { @if run.params.is_empty() { "—" } @else { code { (run.params) } } }
                     @if let Some(previous) = &run.retry_of {
                         dt { "Retry of" } dd { a.mono href=(run_path(previous)) { (previous) } }
+                    }
+                }
+            }
+        }
+        @if !run.alerts.is_empty() {
+            section.panel #alerts {
+                h2 { "Alerts" }
+                table {
+                    thead { tr { th { "Channel" } th { "Target" } th { "Attempt" } th { "At" } th { "Outcome" } } }
+                    tbody {
+                        @for delivery in &run.alerts {
+                            tr.alert-delivery {
+                                td { (delivery.channel.as_str()) }
+                                td.mono { (delivery.target) }
+                                td { (delivery.attempt) }
+                                td { (format::timestamp(Some(delivery.at))) }
+                                td {
+                                    @if delivery.ok { "delivered" }
+                                    @else { span.error-message { "failed: " (delivery.error.as_deref().unwrap_or("")) } }
+                                }
+                            }
+                        }
                     }
                 }
             }

@@ -114,6 +114,7 @@ pub fn events_of(outcome: &Outcome) -> Vec<Event> {
         | Outcome::AlreadyApplied
         | Outcome::NodeRegistered(_)
         | Outcome::RunMoved { .. }
+        | Outcome::AlertsRecorded(_)
         | Outcome::Rejected(_) => Vec::new(),
     }
 }
