@@ -502,10 +502,11 @@ mod tests {
         alert_lines(&mut run);
         assert_eq!(
             key_values(&run, RUN_ORDER),
-            "id      r
-             alerts  webhook http://hooks/a attempt 1 at 2026-03-01T02:00:01Z: failed: answered 500: no
-                     email ops@example.com attempt 1 at 2026-03-01T02:00:02Z: delivered
-"
+            concat!(
+                "id      r\n",
+                "alerts  webhook http://hooks/a attempt 1 at 2026-03-01T02:00:01Z: failed: answered 500: no\n",
+                "        email ops@example.com attempt 1 at 2026-03-01T02:00:02Z: delivered\n",
+            )
         );
     }
 
