@@ -118,6 +118,9 @@ struct Active {
 /// How long after it is sent (or after its slot, if later) a dispatch may
 /// still start on its executor; after that the executor refuses it.
 const ADMIT_WINDOW: chrono::Duration = chrono::Duration::seconds(2);
+/// Output an alert may show (an e-mail shows 4 KiB of it).
+const OUTPUT_TAIL_OF_ALERTS: usize = 4 * 1024;
+
 /// How far executors' clocks may be behind this node's: a run is failed
 /// over from an executor that never answered only this long after its
 /// dispatch expired.
@@ -576,6 +579,12 @@ impl DispatcherCore {
                 active.run.exit_code = update.exit_code.or(active.run.exit_code);
                 active.run.finished_at = update.finished_at.or(active.run.finished_at);
                 active.run.error = update.error.clone().or(active.run.error);
+                // An alert shows the output's tail; other runs skip the copy.
+                if active.job.alerts.on.contains(&status) {
+                    if let Some(output) = &update.output {
+                        active.run.output = protocol::run::tail(output, OUTPUT_TAIL_OF_ALERTS).to_string();
+                    }
+                }
                 self.after_end(active)
             }
             None => Vec::new(),

@@ -1,0 +1,80 @@
+//! Alerts about the cluster: a node that sees no leader for longer than
+//! `--alert-no-leader-after` tells the node's `--alert-webhook`, and says
+//! so again when a leader returns.
+
+use std::{
+    net::TcpListener,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use cronmesh_tests::{cluster::Cluster, wait};
+use serde_json::Value;
+
+fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/cluster", listener.local_addr().unwrap());
+    let sink = received.clone();
+    let server = HttpServer::new(move || {
+        let sink = sink.clone();
+        App::new().route(
+            "/cluster",
+            web::post().to(move |body: web::Json<Value>| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().unwrap().push(body.into_inner());
+                    HttpResponse::NoContent().finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    (url, received)
+}
+
+fn alert_of(received: &Mutex<Vec<Value>>, node: u64, state: &str) -> Option<Value> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|a| a["event"] == "cluster.no_leader" && a["node"] == node && a["state"] == state)
+        .cloned()
+}
+
+#[actix_web::test]
+async fn a_node_left_alone_alerts_that_there_is_no_leader_and_that_one_returned() {
+    let (hook, received) = receiver();
+    let mut cluster = Cluster::start(
+        3,
+        &[],
+        &["--alert-webhook", &hook, "--alert-no-leader-after", "2s"],
+    );
+    let leader = cluster.leader().await;
+    // What the start said (a slow election) is not what this test is about.
+    received.lock().unwrap().clear();
+
+    let survivor = cluster.follower_of(leader);
+    for id in [1, 2, 3].into_iter().filter(|id| *id != survivor) {
+        cluster.kill(id);
+    }
+    let firing = wait::until("a no-leader alert from the node left", Duration::from_secs(30), || async {
+        alert_of(&received, survivor, "firing")
+    })
+    .await;
+    assert!(firing["since"].is_string(), "{firing}");
+    assert!(firing["detail"].as_str().unwrap().contains("no leader"), "{firing}");
+
+    let back = [1, 2, 3].into_iter().find(|id| *id != survivor).unwrap();
+    cluster.restart(back);
+    let resolved = wait::until("the no-leader alert resolved", Duration::from_secs(30), || async {
+        alert_of(&received, survivor, "resolved")
+    })
+    .await;
+    assert_eq!(resolved["since"], firing["since"]);
+}
