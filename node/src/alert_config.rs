@@ -70,15 +70,21 @@ mod tests {
     #[test]
     fn smtp_needs_a_sender_and_a_readable_credentials_file() {
         assert!(SmtpArgs::default().settings().unwrap().is_none());
-        let err = args("smtp://127.0.0.1:2525", None, None).settings().unwrap_err();
+        let err = args("smtp://127.0.0.1:2525", None, None)
+            .settings()
+            .unwrap_err();
         assert!(err.to_string().contains("--smtp-from"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("smtp");
         std::fs::write(&file, "alerts:s3cret\n").unwrap();
-        let settings = args("smtp://127.0.0.1:2525", Some("cron@example.com"), Some(file))
-            .settings()
-            .unwrap()
-            .unwrap();
+        let settings = args(
+            "smtp://127.0.0.1:2525",
+            Some("cron@example.com"),
+            Some(file),
+        )
+        .settings()
+        .unwrap()
+        .unwrap();
         assert_eq!(
             settings.credentials,
             Some(("alerts".to_string(), "s3cret".to_string()))
@@ -142,12 +148,16 @@ impl ClusterAlertArgs {
 pub fn parse_alert_webhook(text: &str) -> Result<protocol::alert::Webhook, String> {
     use protocol::alert::{FormattedWebhook, Webhook, WebhookFormat};
     let (format, url) = match text.split_once(':') {
-        Some((format @ ("json" | "slack" | "teams"), url)) => (format.parse::<WebhookFormat>()?, url),
+        Some((format @ ("json" | "slack" | "teams"), url)) => {
+            (format.parse::<WebhookFormat>()?, url)
+        }
         _ => (WebhookFormat::Json, text),
     };
     let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-        return Err("must be an http or https URL, optionally after json:, slack: or teams:".into());
+        return Err(
+            "must be an http or https URL, optionally after json:, slack: or teams:".into(),
+        );
     }
     Ok(Webhook::Formatted(FormattedWebhook {
         url: url.to_string(),

@@ -20,9 +20,7 @@ pub const MAX_ALERT_ERROR_LEN: usize = 512;
 pub const MAX_ALERT_TARGET_LEN: usize = 1024;
 
 /// The body a webhook is sent.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookFormat {
     /// `{"event": "run.<status>", "run": RUN}`, signed like the executor

@@ -503,10 +503,9 @@ mod tests {
             "alerts.webhooks[0].colour"
         );
         assert_eq!(field_of(&with("42")), "alerts.webhooks[0]");
-        let job: Job = from_json(
-            with(r#""http://x/",{"url":"http://y/","format":"teams"}"#).as_bytes(),
-        )
-        .unwrap();
+        let job: Job =
+            from_json(with(r#""http://x/",{"url":"http://y/","format":"teams"}"#).as_bytes())
+                .unwrap();
         assert_eq!(validate_job(&job), Ok(()));
     }
 

@@ -65,9 +65,11 @@ impl Hook {
     }
 
     async fn first(&self) -> Value {
-        wait::until("an alert at the webhook", Duration::from_secs(30), || async {
-            self.received.lock().unwrap().first().cloned()
-        })
+        wait::until(
+            "an alert at the webhook",
+            Duration::from_secs(30),
+            || async { self.received.lock().unwrap().first().cloned() },
+        )
         .await
     }
 }
@@ -103,13 +105,17 @@ async fn a_failed_run_reaches_the_alert_webhook() {
 
 /// The run's alert deliveries, once `count` are recorded.
 async fn deliveries(api: &Api, job: &str, count: usize) -> Vec<Value> {
-    wait::until("the alert attempts on the run", Duration::from_secs(30), || async {
-        let runs = api.runs_of(job).await;
-        let run_id = runs.first()?["id"].as_str()?.to_string();
-        let (_, run) = api.get(&format!("/v1/runs/{run_id}")).await;
-        let alerts = run["alerts"].as_array()?.clone();
-        (alerts.len() >= count).then_some(alerts)
-    })
+    wait::until(
+        "the alert attempts on the run",
+        Duration::from_secs(30),
+        || async {
+            let runs = api.runs_of(job).await;
+            let run_id = runs.first()?["id"].as_str()?.to_string();
+            let (_, run) = api.get(&format!("/v1/runs/{run_id}")).await;
+            let alerts = run["alerts"].as_array()?.clone();
+            (alerts.len() >= count).then_some(alerts)
+        },
+    )
     .await
 }
 
@@ -141,7 +147,15 @@ async fn a_webhook_that_fails_twice_gets_the_alert_on_the_third_try_and_the_run_
 }
 
 const SLACK_BLOCK_TYPES: [&str; 9] = [
-    "actions", "context", "divider", "file", "header", "image", "input", "section", "rich_text",
+    "actions",
+    "context",
+    "divider",
+    "file",
+    "header",
+    "image",
+    "input",
+    "section",
+    "rich_text",
 ];
 
 fn assert_slack_text_object(text: &Value) {
@@ -185,12 +199,18 @@ async fn slack_and_teams_webhooks_get_bodies_they_accept() {
         }
     }
     let shown = serde_json::to_string(blocks).unwrap();
-    assert!(shown.contains("&lt;b&gt;&amp;&lt;/b&gt;"), "escaped output: {shown}");
+    assert!(
+        shown.contains("&lt;b&gt;&amp;&lt;/b&gt;"),
+        "escaped output: {shown}"
+    );
 
     let card_message = teams.first().await;
     assert_eq!(card_message["type"], "message");
     let attachment = &card_message["attachments"][0];
-    assert_eq!(attachment["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!(
+        attachment["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
     let card = &attachment["content"];
     assert_eq!(card["type"], "AdaptiveCard");
     assert_eq!(card["version"], "1.4");
@@ -248,22 +268,43 @@ async fn an_email_alert_arrives_at_a_real_smtp_server() {
         &dir.path().join("data"),
         "127.0.0.1:0",
         &[&exec.url],
-        &["--smtp-url", &url, "--smtp-from", "cronmesh <cron@example.com>"],
+        &[
+            "--smtp-url",
+            &url,
+            "--smtp-from",
+            "cronmesh <cron@example.com>",
+        ],
     );
     let api = Api::new(node.url.clone());
-    failing_job(&api, "nightly-billing", json!({"emails": ["ops@example.com"]})).await;
+    failing_job(
+        &api,
+        "nightly-billing",
+        json!({"emails": ["ops@example.com"]}),
+    )
+    .await;
 
-    let message = wait::until("an e-mail at the SMTP server", Duration::from_secs(30), || async {
-        let entry = std::fs::read_dir(mail_dir.path()).ok()?.flatten().next()?;
-        std::fs::read_to_string(entry.path()).ok()
-    })
+    let message = wait::until(
+        "an e-mail at the SMTP server",
+        Duration::from_secs(30),
+        || async {
+            let entry = std::fs::read_dir(mail_dir.path()).ok()?.flatten().next()?;
+            std::fs::read_to_string(entry.path()).ok()
+        },
+    )
     .await;
     assert!(
         message.contains("Subject: [cronmesh] default/nightly-billing failed"),
         "{message}"
     );
     assert!(message.contains("To: ops@example.com"), "{message}");
-    for part in ["default/nightly-billing", "failed", "Exit code", "7", "oops", "total <b>&</b> 42"] {
+    for part in [
+        "default/nightly-billing",
+        "failed",
+        "Exit code",
+        "7",
+        "oops",
+        "total <b>&</b> 42",
+    ] {
         assert!(message.contains(part), "{part} in {message}");
     }
     let attempts = deliveries(&api, "nightly-billing", 1).await;

@@ -63,18 +63,25 @@ async fn a_node_left_alone_alerts_that_there_is_no_leader_and_that_one_returned(
     for id in [1, 2, 3].into_iter().filter(|id| *id != survivor) {
         cluster.kill(id);
     }
-    let firing = wait::until("a no-leader alert from the node left", Duration::from_secs(30), || async {
-        alert_of(&received, survivor, "firing")
-    })
+    let firing = wait::until(
+        "a no-leader alert from the node left",
+        Duration::from_secs(30),
+        || async { alert_of(&received, survivor, "firing") },
+    )
     .await;
     assert!(firing["since"].is_string(), "{firing}");
-    assert!(firing["detail"].as_str().unwrap().contains("no leader"), "{firing}");
+    assert!(
+        firing["detail"].as_str().unwrap().contains("no leader"),
+        "{firing}"
+    );
 
     let back = [1, 2, 3].into_iter().find(|id| *id != survivor).unwrap();
     cluster.restart(back);
-    let resolved = wait::until("the no-leader alert resolved", Duration::from_secs(30), || async {
-        alert_of(&received, survivor, "resolved")
-    })
+    let resolved = wait::until(
+        "the no-leader alert resolved",
+        Duration::from_secs(30),
+        || async { alert_of(&received, survivor, "resolved") },
+    )
     .await;
     assert_eq!(resolved["since"], firing["since"]);
 }

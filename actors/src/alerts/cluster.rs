@@ -81,7 +81,9 @@ impl ClusterAlertSink {
             return;
         }
         let Some(mailer) = self.mailer.clone() else {
-            tracing::warn!("cluster alert e-mail is not sent: no SMTP server is configured (--smtp-url)");
+            tracing::warn!(
+                "cluster alert e-mail is not sent: no SMTP server is configured (--smtp-url)"
+            );
             return;
         };
         let (subject, body) = format::mail(&alert.message());
@@ -106,7 +108,10 @@ impl ClusterAlertSink {
         Fut: std::future::Future<Output = Attempt> + Send + 'static,
     {
         let Ok(permit) = self.pending.clone().try_acquire_owned() else {
-            tracing::warn!(target, "too many cluster alerts on their way; this one is dropped");
+            tracing::warn!(
+                target,
+                "too many cluster alerts on their way; this one is dropped"
+            );
             return;
         };
         tokio::spawn(async move {

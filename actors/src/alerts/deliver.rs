@@ -67,7 +67,8 @@ impl RunAlerts {
             };
             let this = self.clone();
             let run = run.clone();
-            let span = tracing::info_span!("alert", run_id = %run.id, channel = %destination.channel());
+            let span =
+                tracing::info_span!("alert", run_id = %run.id, channel = %destination.channel());
             actix::spawn(
                 async move {
                     this.deliver(&destination, &run, term).await;

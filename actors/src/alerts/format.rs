@@ -27,7 +27,10 @@ impl Message {
     /// What a run's alert says.
     pub fn of_run(run: &Run) -> Self {
         let mut facts = vec![
-            ("Job".to_string(), format!("{}/{}", run.namespace, run.job_id)),
+            (
+                "Job".to_string(),
+                format!("{}/{}", run.namespace, run.job_id),
+            ),
             ("Run".to_string(), run.id.clone()),
             ("Status".to_string(), run.status.to_string()),
             ("Slot".to_string(), run.scheduled_at.to_rfc3339()),
@@ -246,7 +249,10 @@ mod tests {
             }
         }
         let output = blocks.last().unwrap()["text"]["text"].as_str().unwrap();
-        assert!(output.ends_with("&lt;b&gt;&amp;done&lt;/b&gt;```"), "{output}");
+        assert!(
+            output.ends_with("&lt;b&gt;&amp;done&lt;/b&gt;```"),
+            "{output}"
+        );
     }
 
     #[test]
@@ -270,7 +276,13 @@ mod tests {
     fn an_email_names_the_run_and_keeps_the_output_tail() {
         let (subject, body) = mail(&Message::of_run(&failed_run()));
         assert_eq!(subject, "[cronmesh] default/nightly-billing failed");
-        for part in ["default/nightly-billing", "r1", "failed", "http://exec-1:7000", "Exit code  3"] {
+        for part in [
+            "default/nightly-billing",
+            "r1",
+            "failed",
+            "http://exec-1:7000",
+            "Exit code  3",
+        ] {
             assert!(body.contains(part), "{part} in {body}");
         }
         assert!(body.contains("<b>&done</b>"));

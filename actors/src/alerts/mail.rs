@@ -41,9 +41,7 @@ impl std::fmt::Debug for SmtpSettings {
 pub fn parse_credentials(text: &str) -> Result<(String, String), String> {
     let line = text.lines().next().unwrap_or_default();
     match line.split_once(':') {
-        Some((user, password)) if !user.is_empty() => {
-            Ok((user.to_string(), password.to_string()))
-        }
+        Some((user, password)) if !user.is_empty() => Ok((user.to_string(), password.to_string())),
         _ => Err("the SMTP credentials file must hold user:password on its first line".into()),
     }
 }

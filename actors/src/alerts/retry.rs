@@ -49,7 +49,7 @@ impl Attempt {
 /// The wait before attempt `next` (2 for the first retry), or `None` when
 /// no further attempt follows `last`.
 pub fn wait_before(next: u32, last: &Attempt) -> Option<Duration> {
-    if !matches!(last, Attempt::Transient(_)) || next > MAX_ATTEMPTS || next < 2 {
+    if !matches!(last, Attempt::Transient(_)) || !(2..=MAX_ATTEMPTS).contains(&next) {
         return None;
     }
     let doublings = (next - 2).min(16);
@@ -87,10 +87,16 @@ mod tests {
     fn statuses_sort_into_outcomes() {
         assert_eq!(Attempt::of_status(204, ""), Attempt::Delivered);
         for status in [408, 429, 500, 503] {
-            assert!(matches!(Attempt::of_status(status, ""), Attempt::Transient(_)));
+            assert!(matches!(
+                Attempt::of_status(status, ""),
+                Attempt::Transient(_)
+            ));
         }
         for status in [400, 401, 404, 410] {
-            assert!(matches!(Attempt::of_status(status, ""), Attempt::Permanent(_)));
+            assert!(matches!(
+                Attempt::of_status(status, ""),
+                Attempt::Permanent(_)
+            ));
         }
     }
 }

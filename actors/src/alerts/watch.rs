@@ -129,13 +129,21 @@ impl ClusterWatchCore {
                 self.fire(
                     Condition::NoLeader,
                     since,
-                    format!("node {} has seen no leader for more than {seconds}s", self.node_id),
+                    format!(
+                        "node {} has seen no leader for more than {seconds}s",
+                        self.node_id
+                    ),
                 )
             }
         }
     }
 
-    fn fire(&mut self, condition: Condition, since: DateTime<Utc>, detail: String) -> Vec<ClusterAlert> {
+    fn fire(
+        &mut self,
+        condition: Condition,
+        since: DateTime<Utc>,
+        detail: String,
+    ) -> Vec<ClusterAlert> {
         if self.firing.contains_key(&condition) {
             return Vec::new();
         }
@@ -185,7 +193,10 @@ mod tests {
         assert_eq!(fired[0].since, t(10));
         assert_eq!(fired[0].json()["event"], "cluster.no_leader");
         assert_eq!(fired[0].json()["node"], 3);
-        assert!(core.observe_leader(t(50), None).is_empty(), "once per change");
+        assert!(
+            core.observe_leader(t(50), None).is_empty(),
+            "once per change"
+        );
         let resolved = core.observe_leader(t(60), Some(2));
         assert_eq!(resolved.len(), 1);
         assert_eq!(resolved[0].state, AlertState::Resolved);
@@ -198,7 +209,10 @@ mod tests {
         assert!(core.observe_leader(t(0), None).is_empty());
         assert!(core.observe_leader(t(20), Some(2)).is_empty());
         assert!(core.observe_leader(t(40), None).is_empty());
-        assert!(core.observe_leader(t(60), None).is_empty(), "the gap began at 40");
+        assert!(
+            core.observe_leader(t(60), None).is_empty(),
+            "the gap began at 40"
+        );
         assert_eq!(core.observe_leader(t(70), None).len(), 1);
     }
 }

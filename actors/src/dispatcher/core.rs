@@ -582,7 +582,8 @@ impl DispatcherCore {
                 // An alert shows the output's tail; other runs skip the copy.
                 if active.job.alerts.on.contains(&status) {
                     if let Some(output) = &update.output {
-                        active.run.output = protocol::run::tail(output, OUTPUT_TAIL_OF_ALERTS).to_string();
+                        active.run.output =
+                            protocol::run::tail(output, OUTPUT_TAIL_OF_ALERTS).to_string();
                     }
                 }
                 self.after_end(active)
@@ -1044,7 +1045,9 @@ impl DispatcherCore {
             actions.push(Action::Fire(children));
         }
         let alerts = &job.alerts;
-        if alerts.on.contains(&run.status) && !(alerts.webhooks.is_empty() && alerts.emails.is_empty()) {
+        if alerts.on.contains(&run.status)
+            && !(alerts.webhooks.is_empty() && alerts.emails.is_empty())
+        {
             actions.push(Action::Alert {
                 webhooks: alerts.webhooks.clone(),
                 emails: alerts.emails.clone(),

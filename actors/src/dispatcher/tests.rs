@@ -383,7 +383,10 @@ fn failures_and_skips_alert_the_webhooks_and_successes_do_not() {
     else {
         panic!("no alert in {actions:?}")
     };
-    assert_eq!(webhooks, &vec![protocol::alert::Webhook::from("http://hooks/cron")]);
+    assert_eq!(
+        webhooks,
+        &vec![protocol::alert::Webhook::from("http://hooks/cron")]
+    );
     assert_eq!(
         (run.exit_code, run.error.as_deref()),
         (Some(2), Some("exited with code 2"))

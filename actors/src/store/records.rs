@@ -141,7 +141,13 @@ mod tests {
         assert_eq!(hex::encode(&bytes), STORED_RUN_V3);
         for stored in [STORED_RUN_V2, STORED_RUN_V3] {
             let back: StoredRun = protocol::wire::decode(&hex::decode(stored).unwrap()).unwrap();
-            assert_eq!(back, StoredRun { seq: 7, run: run.clone() });
+            assert_eq!(
+                back,
+                StoredRun {
+                    seq: 7,
+                    run: run.clone()
+                }
+            );
         }
     }
 
