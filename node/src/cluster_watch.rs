@@ -1,28 +1,45 @@
 //! The shell of `ClusterWatchCore` on a node: it looks at who leads on a
-//! short period, feeds the core, and sends what the core decides to the
-//! node's alert destinations (`--alert-webhook`, `--alert-email`).
+//! short period and, on the leader, at which groups enabled jobs target
+//! have no live executor; feeds the core; and sends what the core decides
+//! to the node's alert destinations (`--alert-webhook`, `--alert-email`).
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
+use actix::Addr;
 use actors::{
     alerts::{cluster::ClusterAlertSink, watch::ClusterWatchCore, Mailer},
     clock::SharedClock,
+    messages::ListExecutors,
+    router::Router,
+    store::StateMachine,
 };
+use protocol::Target;
 
 use crate::{alert_config::ClusterAlertSettings, consensus::Consensus};
 
-/// The longest time between two looks: a threshold is noticed at most
-/// this late (or a quarter of the threshold, when that is shorter).
+/// The longest time between two looks at the leader: a threshold is
+/// noticed at most this late (or a quarter of the threshold, when that
+/// is shorter).
 const MAX_PERIOD: Duration = Duration::from_secs(1);
+/// How often the leader compares the jobs' groups with the live
+/// executors (it reads every job).
+const GROUP_PERIOD: Duration = Duration::from_secs(5);
+
+/// What the watch reads.
+pub struct Watched {
+    pub consensus: Consensus,
+    pub node_id: u64,
+    pub router: Addr<Router>,
+    pub store: Arc<StateMachine>,
+    pub clock: SharedClock,
+}
 
 /// Starts watching, if any destination is set.
 pub fn spawn(
-    consensus: Consensus,
-    node_id: u64,
+    watched: Watched,
     settings: &ClusterAlertSettings,
     client: reqwest::Client,
     mailer: Option<Arc<Mailer>>,
-    clock: SharedClock,
 ) {
     let sink = ClusterAlertSink::new(
         client,
@@ -33,17 +50,61 @@ pub fn spawn(
     if sink.is_empty() {
         return;
     }
-    let mut core = ClusterWatchCore::new(node_id, settings.no_leader_after);
+    let mut core = ClusterWatchCore::new(watched.node_id, settings.no_leader_after);
     let period = (settings.no_leader_after / 4).clamp(Duration::from_millis(50), MAX_PERIOD);
     actix::spawn(async move {
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut groups_checked: Option<tokio::time::Instant> = None;
         loop {
             ticks.tick().await;
-            let leader = consensus.leader_state().leader_id;
-            for alert in core.observe_leader(clock.now(), leader) {
+            let state = watched.consensus.leader_state();
+            let mut alerts = core.observe_leader(watched.clock.now(), state.leader_id);
+            if groups_checked.is_none_or(|at| at.elapsed() >= GROUP_PERIOD) {
+                groups_checked = Some(tokio::time::Instant::now());
+                let leading = state.ready_to_lead && state.leader_id == Some(watched.node_id);
+                let missing = if leading {
+                    groups_without_executors(&watched).await
+                } else {
+                    Some(BTreeSet::new())
+                };
+                if let Some(missing) = missing {
+                    alerts.extend(core.observe_groups(watched.clock.now(), leading, &missing));
+                }
+            }
+            for alert in alerts {
                 sink.send(&alert);
             }
         }
     });
+}
+
+/// Groups that enabled shell or executor jobs target and no live
+/// executor serves; `None` when the router or the store did not answer.
+async fn groups_without_executors(watched: &Watched) -> Option<BTreeSet<String>> {
+    let live: BTreeSet<String> = watched
+        .router
+        .send(ListExecutors)
+        .await
+        .ok()?
+        .into_iter()
+        .filter(|e| e.alive)
+        .map(|e| e.group)
+        .collect();
+    let store = watched.store.clone();
+    let needed = tokio::task::spawn_blocking(move || -> Option<BTreeSet<String>> {
+        let jobs = store.all_jobs().ok()?;
+        Some(
+            jobs.into_iter()
+                .filter(|(job, _)| job.enabled)
+                .filter_map(|(job, _)| match job.target {
+                    Target::Shell { group, .. } | Target::Executor { group, .. } => Some(group),
+                    Target::Http { .. } => None,
+                })
+                .collect(),
+        )
+    })
+    .await
+    .ok()??;
+    Some(needed.difference(&live).cloned().collect())
 }

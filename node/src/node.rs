@@ -247,12 +247,16 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         None => None,
     };
     crate::cluster_watch::spawn(
-        consensus.clone(),
-        config.node_id,
+        crate::cluster_watch::Watched {
+            consensus: consensus.clone(),
+            node_id: config.node_id,
+            router: router_addr.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+        },
         &config.cluster_alerts,
         http.clone(),
         mailer.clone().map(Arc::new),
-        clock.clone(),
     );
     let transport = Transport::new(http.clone(), config.secret.clone(), lease).with_mailer(mailer);
     let dispatcher = Dispatcher::new(

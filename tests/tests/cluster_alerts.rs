@@ -1,6 +1,7 @@
 //! Alerts about the cluster: a node that sees no leader for longer than
 //! `--alert-no-leader-after` tells the node's `--alert-webhook`, and says
-//! so again when a leader returns.
+//! so again when a leader returns; the leader says when enabled jobs
+//! target a group without a live executor.
 
 use std::{
     net::TcpListener,
@@ -9,8 +10,13 @@ use std::{
 };
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use cronmesh_tests::{cluster::Cluster, wait};
-use serde_json::Value;
+use cronmesh_tests::{
+    api::Api,
+    cluster::Cluster,
+    process::{executor, server_with},
+    wait,
+};
+use serde_json::{json, Value};
 
 fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
     let received: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -84,4 +90,53 @@ async fn a_node_left_alone_alerts_that_there_is_no_leader_and_that_one_returned(
     )
     .await;
     assert_eq!(resolved["since"], firing["since"]);
+}
+
+#[actix_web::test]
+async fn the_leader_alerts_when_enabled_jobs_target_a_group_without_executors() {
+    let (hook, received) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let exec = executor("default");
+    let node = server_with(
+        dir.path(),
+        "127.0.0.1:0",
+        &[&exec.url],
+        &["--alert-webhook", &hook],
+    );
+    let api = Api::new(node.url.clone());
+    api.create_job(json!({
+        "id": "orphan", "schedule": "@manual",
+        "target": {"type": "shell", "group": "batch", "command": "true"}
+    }))
+    .await;
+    let of_group = |state: &str| {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|a| a["event"] == "cluster.no_executor" && a["state"] == state)
+            .cloned()
+    };
+    let firing = wait::until("a no-executor alert", Duration::from_secs(30), || async {
+        of_group("firing")
+    })
+    .await;
+    assert_eq!(firing["group"], "batch");
+    assert!(
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|a| a["group"] != "default"),
+        "the default group has its executor"
+    );
+
+    api.post("/v1/jobs/orphan/pause", json!({})).await;
+    let resolved = wait::until(
+        "the no-executor alert resolved",
+        Duration::from_secs(30),
+        || async { of_group("resolved") },
+    )
+    .await;
+    assert_eq!(resolved["group"], "batch");
 }

@@ -3,9 +3,13 @@
 //! condition starts firing and when it is resolved, once per change.
 //!
 //! Watched now: this node has seen no leader for longer than the
-//! threshold (every node watches its own view).
+//! threshold (every node watches its own view); and, on the leader, a
+//! group that enabled jobs target has no live executor.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -17,13 +21,20 @@ use super::format::Message;
 pub enum Condition {
     /// This node sees no leader.
     NoLeader,
+    /// Enabled jobs target this group, and no executor of it is live.
+    NoExecutor { group: String },
 }
+
+/// Most groups alerted as without executors at once: a cluster whose
+/// every group went away says so in this many alerts, not thousands.
+pub const MAX_GROUP_ALERTS: usize = 32;
 
 impl Condition {
     /// The event name of the JSON body.
     pub fn event(&self) -> &'static str {
         match self {
             Condition::NoLeader => "cluster.no_leader",
+            Condition::NoExecutor { .. } => "cluster.no_executor",
         }
     }
 }
@@ -58,15 +69,20 @@ pub struct ClusterAlert {
 
 impl ClusterAlert {
     /// The `json` body: `{"event": "cluster.no_leader", "state":
-    /// "firing", "node": 3, "detail": ..., "since": ...}`.
+    /// "firing", "node": 3, "detail": ..., "since": ...}` (and `"group"`
+    /// for `cluster.no_executor`).
     pub fn json(&self) -> Value {
-        json!({
+        let mut body = json!({
             "event": self.condition.event(),
             "state": self.state.as_str(),
             "node": self.node,
             "detail": self.detail,
             "since": self.since,
-        })
+        });
+        if let Condition::NoExecutor { group } = &self.condition {
+            body["group"] = json!(group);
+        }
+        body
     }
 
     /// As people read it (Slack, Teams, e-mail).
@@ -138,6 +154,59 @@ impl ClusterWatchCore {
         }
     }
 
+    /// The leader (`leading`) sees enabled jobs target the groups
+    /// `missing`, which have no live executor. A node that does not lead
+    /// forgets these conditions without a word: the leader watches them.
+    pub fn observe_groups(
+        &mut self,
+        now: DateTime<Utc>,
+        leading: bool,
+        missing: &BTreeSet<String>,
+    ) -> Vec<ClusterAlert> {
+        let firing: Vec<String> = self
+            .firing
+            .keys()
+            .filter_map(|c| match c {
+                Condition::NoExecutor { group } => Some(group.clone()),
+                Condition::NoLeader => None,
+            })
+            .collect();
+        if !leading {
+            for group in firing {
+                self.firing.remove(&Condition::NoExecutor { group });
+            }
+            return Vec::new();
+        }
+        let mut alerts = Vec::new();
+        for group in firing.iter().filter(|g| !missing.contains(*g)) {
+            alerts.extend(self.resolve(
+                Condition::NoExecutor {
+                    group: group.clone(),
+                },
+                format!("group {group} has a live executor again"),
+            ));
+        }
+        let mut count = firing.iter().filter(|g| missing.contains(*g)).count();
+        for group in missing {
+            if count >= MAX_GROUP_ALERTS {
+                break;
+            }
+            let condition = Condition::NoExecutor {
+                group: group.clone(),
+            };
+            if self.firing.contains_key(&condition) {
+                continue;
+            }
+            count += 1;
+            alerts.extend(self.fire(
+                condition,
+                now,
+                format!("enabled jobs target group {group}, which has no live executor"),
+            ));
+        }
+        alerts
+    }
+
     fn fire(
         &mut self,
         condition: Condition,
@@ -201,6 +270,38 @@ mod tests {
         assert_eq!(resolved.len(), 1);
         assert_eq!(resolved[0].state, AlertState::Resolved);
         assert!(core.observe_leader(t(61), Some(2)).is_empty());
+    }
+
+    #[test]
+    fn a_group_without_executors_fires_once_and_resolves_and_followers_stay_quiet() {
+        let mut core = ClusterWatchCore::new(1, Duration::from_secs(30));
+        let none = BTreeSet::new();
+        let batch: BTreeSet<String> = ["batch".to_string()].into();
+        assert!(core.observe_groups(t(0), true, &none).is_empty());
+        let fired = core.observe_groups(t(5), true, &batch);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].json()["event"], "cluster.no_executor");
+        assert_eq!(fired[0].state, AlertState::Firing);
+        assert!(core.observe_groups(t(10), true, &batch).is_empty());
+        let resolved = core.observe_groups(t(15), true, &none);
+        assert_eq!(resolved[0].state, AlertState::Resolved);
+        assert_eq!(resolved[0].since, t(5));
+        // A follower says nothing and keeps nothing.
+        assert!(core.observe_groups(t(20), false, &batch).is_empty());
+        assert_eq!(core.observe_groups(t(25), true, &batch).len(), 1);
+        assert!(core.observe_groups(t(30), false, &none).is_empty());
+        assert!(core.observe_groups(t(35), true, &none).is_empty());
+    }
+
+    #[test]
+    fn groups_alerted_at_once_are_bounded() {
+        let mut core = ClusterWatchCore::new(1, Duration::from_secs(30));
+        let many: BTreeSet<String> = (0..1000).map(|i| format!("g{i}")).collect();
+        assert_eq!(
+            core.observe_groups(t(0), true, &many).len(),
+            MAX_GROUP_ALERTS
+        );
+        assert!(core.observe_groups(t(1), true, &many).is_empty());
     }
 
     #[test]
