@@ -16,7 +16,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use cronmesh_tests::{
     api::Api,
     cluster::free_port,
-    process::{executor, server, server_with, Proc},
+    process::{cli, executor, server, server_with, Proc},
     wait,
 };
 use serde_json::{json, Value};
@@ -144,6 +144,41 @@ async fn a_webhook_that_fails_twice_gets_the_alert_on_the_third_try_and_the_run_
         assert!(error.contains("500"), "{error}");
     }
     assert_eq!(attempts[2]["error"], Value::Null);
+
+    // The command line and the console's run page show each attempt.
+    let run_id = api.runs_of("flaky-hook").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, out, err) = cli(&node.url, &["run", "get", &run_id]);
+    assert_eq!(code, Some(0), "{err}");
+    for attempt in ["attempt 1", "attempt 2"] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(attempt))
+            .unwrap_or_else(|| panic!("{attempt} in {out}"));
+        assert!(
+            line.contains(&hook.url) && line.contains("failed: answered 500"),
+            "{line}"
+        );
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.contains("attempt 3") && l.ends_with(": delivered")),
+        "{out}"
+    );
+    let page = reqwest::get(format!("{}/runs/{run_id}", node.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.matches("class=\"alert-delivery\"").count(),
+        3,
+        "{page}"
+    );
+    assert!(page.contains("delivered") && page.contains("failed: answered 500"));
 }
 
 const SLACK_BLOCK_TYPES: [&str; 9] = [
