@@ -114,6 +114,11 @@ pub struct ClusterAlertArgs {
     /// Alert when this node has seen no leader for this long (30s, 2m).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_threshold)]
     pub alert_no_leader_after: std::time::Duration,
+    /// Alert (on the leader) when a scheduled run starts this long after
+    /// its slot, or a slot is skipped by its job's misfire policy; a run of
+    /// the job that starts on time resolves it.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_threshold)]
+    pub alert_lateness: std::time::Duration,
 }
 
 impl Default for ClusterAlertArgs {
@@ -122,6 +127,7 @@ impl Default for ClusterAlertArgs {
             alert_webhooks: Vec::new(),
             alert_emails: Vec::new(),
             alert_no_leader_after: std::time::Duration::from_secs(30),
+            alert_lateness: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -132,6 +138,7 @@ pub struct ClusterAlertSettings {
     pub webhooks: Vec<protocol::alert::Webhook>,
     pub emails: Vec<String>,
     pub no_leader_after: std::time::Duration,
+    pub late_after: std::time::Duration,
 }
 
 impl ClusterAlertArgs {
@@ -140,6 +147,7 @@ impl ClusterAlertArgs {
             webhooks: self.alert_webhooks.clone(),
             emails: self.alert_emails.clone(),
             no_leader_after: self.alert_no_leader_after,
+            late_after: self.alert_lateness,
         }
     }
 }

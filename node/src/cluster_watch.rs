@@ -1,15 +1,20 @@
 //! The shell of `ClusterWatchCore` on a node: it looks at who leads on a
 //! short period and, on the leader, at which groups enabled jobs target
-//! have no live executor; feeds the core; and sends what the core decides
+//! have no live executor, and which jobs' slots were skipped by misfire or
+//! started late (from the applied commands); feeds the core; and sends what the core decides
 //! to the node's alert destinations (`--alert-webhook`, `--alert-email`).
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
-use actix::Addr;
+use actix::{Actor, Addr, Recipient};
 use actors::{
-    alerts::{cluster::ClusterAlertSink, watch::ClusterWatchCore, Mailer},
+    alerts::{
+        cluster::ClusterAlertSink,
+        watch::{runs_seen, ClusterWatchCore, RunSeen},
+        Mailer,
+    },
     clock::SharedClock,
-    messages::ListExecutors,
+    messages::{AppliedCommand, ListExecutors},
     router::Router,
     store::StateMachine,
 };
@@ -34,13 +39,14 @@ pub struct Watched {
     pub clock: SharedClock,
 }
 
-/// Starts watching, if any destination is set.
+/// Starts watching, if any destination is set; what should receive the
+/// applied commands, then.
 pub fn spawn(
     watched: Watched,
     settings: &ClusterAlertSettings,
     client: reqwest::Client,
     mailer: Option<Arc<Mailer>>,
-) {
+) -> Option<Recipient<AppliedCommand>> {
     let sink = ClusterAlertSink::new(
         client,
         mailer,
@@ -48,16 +54,33 @@ pub fn spawn(
         settings.emails.clone(),
     );
     if sink.is_empty() {
-        return;
+        return None;
     }
-    let mut core = ClusterWatchCore::new(watched.node_id, settings.no_leader_after);
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::channel(SEEN_QUEUE);
+    let run_watch = RunWatch { seen: seen_tx }.start();
+    let mut core = ClusterWatchCore::new(watched.node_id, settings.no_leader_after)
+        .with_lateness(settings.late_after);
     let period = (settings.no_leader_after / 4).clamp(Duration::from_millis(50), MAX_PERIOD);
     actix::spawn(async move {
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut groups_checked: Option<tokio::time::Instant> = None;
         loop {
-            ticks.tick().await;
+            let seen = tokio::select! {
+                _ = ticks.tick() => None,
+                seen = seen_rx.recv() => seen,
+            };
+            if let Some(seen) = seen {
+                let state = watched.consensus.leader_state();
+                let leading = state.ready_to_lead && state.leader_id == Some(watched.node_id);
+                let now = watched.clock.now();
+                for (job, what) in seen {
+                    for alert in core.observe_run(now, leading, &job, what) {
+                        sink.send(&alert);
+                    }
+                }
+                continue;
+            }
             let state = watched.consensus.leader_state();
             let mut alerts = core.observe_leader(watched.clock.now(), state.leader_id);
             if groups_checked.is_none_or(|at| at.elapsed() >= GROUP_PERIOD) {
@@ -77,6 +100,7 @@ pub fn spawn(
             }
         }
     });
+    Some(run_watch.recipient())
 }
 
 /// Groups that enabled shell or executor jobs target and no live
@@ -107,4 +131,28 @@ async fn groups_without_executors(watched: &Watched) -> Option<BTreeSet<String>>
     .await
     .ok()??;
     Some(needed.difference(&live).cloned().collect())
+}
+
+/// Most applied commands' observations waiting for the watch; past it
+/// they are dropped (the watch is behind; the alert comes with a later run).
+const SEEN_QUEUE: usize = 256;
+
+/// Passes what applied commands show of runs' timeliness to the watch.
+pub struct RunWatch {
+    seen: tokio::sync::mpsc::Sender<Vec<(String, RunSeen)>>,
+}
+
+impl actix::Actor for RunWatch {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<AppliedCommand> for RunWatch {
+    type Result = ();
+
+    fn handle(&mut self, AppliedCommand(applied): AppliedCommand, _: &mut Self::Context) {
+        let seen = runs_seen(&applied.outcome);
+        if !seen.is_empty() {
+            let _ = self.seen.try_send(seen);
+        }
+    }
 }

@@ -246,7 +246,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         Some(smtp) => Some(actors::alerts::Mailer::new(smtp).map_err(|e| anyhow::anyhow!(e))?),
         None => None,
     };
-    crate::cluster_watch::spawn(
+    let run_watch = crate::cluster_watch::spawn(
         crate::cluster_watch::Watched {
             consensus: consensus.clone(),
             node_id: config.node_id,
@@ -301,12 +301,15 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let job_store = JobStore::new(
         proposer.clone(),
         applied_rx,
-        vec![
+        [
             trigger.clone().recipient(),
             dispatcher.clone().recipient(),
             event_publisher.recipient(),
             metrics_recorder.recipient(),
-        ],
+        ]
+        .into_iter()
+        .chain(run_watch)
+        .collect(),
     )
     .start();
 

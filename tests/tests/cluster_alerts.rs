@@ -140,3 +140,62 @@ async fn the_leader_alerts_when_enabled_jobs_target_a_group_without_executors() 
     .await;
     assert_eq!(resolved["group"], "batch");
 }
+
+#[actix_web::test]
+async fn slots_skipped_by_misfire_alert_and_a_run_on_time_resolves_it() {
+    let (hook, received) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let exec = executor("default");
+    let node = server_with(
+        dir.path(),
+        "127.0.0.1:0",
+        &[&exec.url],
+        &["--alert-webhook", &hook],
+    );
+    let port = node.url.rsplit(':').next().unwrap().to_string();
+    let api = Api::new(node.url.clone());
+    api.create_job(json!({
+        "id": "skipper", "schedule": "@every 1s",
+        "misfire": {"policy": "skip", "threshold": "5m"},
+        "target": {"type": "shell", "command": "true"}
+    }))
+    .await;
+    wait::until("a run before the stop", Duration::from_secs(15), || async {
+        (!api.runs_of("skipper").await.is_empty()).then_some(())
+    })
+    .await;
+    node.kill9();
+    // The scenario: down across whole slots, which the policy skips.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let node = server_with(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &[&exec.url],
+        &["--alert-webhook", &hook],
+    );
+    let behind = |state: &str| {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|a| a["event"] == "cluster.job_behind" && a["state"] == state)
+            .cloned()
+    };
+    let firing = wait::until("a job-behind alert", Duration::from_secs(30), || async {
+        behind("firing")
+    })
+    .await;
+    assert_eq!(firing["job"], "default/skipper");
+    assert!(
+        firing["detail"].as_str().unwrap().contains("misfire"),
+        "{firing}"
+    );
+    let resolved = wait::until(
+        "the job-behind alert resolved",
+        Duration::from_secs(30),
+        || async { behind("resolved") },
+    )
+    .await;
+    assert_eq!(resolved["job"], "default/skipper");
+    drop(node);
+}

@@ -4,7 +4,9 @@
 //!
 //! Watched now: this node has seen no leader for longer than the
 //! threshold (every node watches its own view); and, on the leader, a
-//! group that enabled jobs target has no live executor.
+//! group that enabled jobs target has no live executor, and a job whose
+//! slot was skipped by its misfire policy or whose run started later
+//! than the lateness threshold.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -23,6 +25,67 @@ pub enum Condition {
     NoLeader,
     /// Enabled jobs target this group, and no executor of it is live.
     NoExecutor { group: String },
+    /// A slot of this job (`namespace/id`) was skipped by its misfire
+    /// policy, or its run started late; a run that starts on time ends it.
+    JobBehind { job: String },
+}
+
+/// What the leader saw of one run of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunSeen {
+    /// Recorded `skipped` by the misfire policy.
+    SkippedByMisfire,
+    /// A scheduled run started this long after its slot.
+    Started { late_by: Duration },
+}
+
+/// Most jobs alerted as behind at once.
+pub const MAX_JOB_ALERTS: usize = 32;
+/// Most jobs one applied command is read for: a burst of 100,000 runs
+/// costs the watch no more than this.
+pub const MAX_JOBS_SEEN_PER_COMMAND: usize = 1024;
+
+/// What an applied command shows of runs' timeliness, one entry per job
+/// (`namespace/id`): a misfire skip outweighs any start, and the latest
+/// start stands for the others.
+pub fn runs_seen(outcome: &crate::store::Outcome) -> Vec<(String, RunSeen)> {
+    use crate::store::Outcome;
+    use protocol::{RunStatus, TriggerKind};
+    let (runs, created) = match outcome {
+        Outcome::RunsCreated(runs) => (runs, true),
+        Outcome::RunsChanged(runs) => (runs, false),
+        _ => return Vec::new(),
+    };
+    let mut seen: BTreeMap<String, RunSeen> = BTreeMap::new();
+    for run in runs {
+        let this =
+            if created && run.trigger == TriggerKind::Misfire && run.status == RunStatus::Skipped {
+                RunSeen::SkippedByMisfire
+            } else if run.trigger == TriggerKind::Schedule {
+                let Some(started) = run.started_at else {
+                    continue;
+                };
+                RunSeen::Started {
+                    late_by: (started - run.scheduled_at).to_std().unwrap_or_default(),
+                }
+            } else {
+                continue;
+            };
+        let job = format!("{}/{}", run.namespace, run.job_id);
+        if !seen.contains_key(&job) && seen.len() >= MAX_JOBS_SEEN_PER_COMMAND {
+            continue;
+        }
+        let entry = seen.entry(job).or_insert(this);
+        *entry = match (*entry, this) {
+            (RunSeen::SkippedByMisfire, _) | (_, RunSeen::SkippedByMisfire) => {
+                RunSeen::SkippedByMisfire
+            }
+            (RunSeen::Started { late_by: a }, RunSeen::Started { late_by: b }) => {
+                RunSeen::Started { late_by: a.max(b) }
+            }
+        };
+    }
+    seen.into_iter().collect()
 }
 
 /// Most groups alerted as without executors at once: a cluster whose
@@ -35,6 +98,7 @@ impl Condition {
         match self {
             Condition::NoLeader => "cluster.no_leader",
             Condition::NoExecutor { .. } => "cluster.no_executor",
+            Condition::JobBehind { .. } => "cluster.job_behind",
         }
     }
 }
@@ -79,8 +143,10 @@ impl ClusterAlert {
             "detail": self.detail,
             "since": self.since,
         });
-        if let Condition::NoExecutor { group } = &self.condition {
-            body["group"] = json!(group);
+        match &self.condition {
+            Condition::NoExecutor { group } => body["group"] = json!(group),
+            Condition::JobBehind { job } => body["job"] = json!(job),
+            Condition::NoLeader => {}
         }
         body
     }
@@ -111,6 +177,8 @@ pub struct ClusterWatchCore {
     node_id: u64,
     /// How long without a leader before it is an alert.
     no_leader_after: Duration,
+    /// How late a scheduled run may start before it is an alert.
+    late_after: Duration,
     /// Since when this node has seen no leader; `None` while it sees one.
     leaderless_since: Option<DateTime<Utc>>,
     /// Conditions firing now, and since when.
@@ -122,9 +190,54 @@ impl ClusterWatchCore {
         Self {
             node_id,
             no_leader_after,
+            late_after: Duration::from_secs(60),
             leaderless_since: None,
             firing: BTreeMap::new(),
         }
+    }
+
+    /// Runs that start later than `late_after` after their slot alert.
+    pub fn with_lateness(mut self, late_after: Duration) -> Self {
+        self.late_after = late_after;
+        self
+    }
+
+    /// The leader (`leading`) saw `seen` of a run of `job` at `now`.
+    pub fn observe_run(
+        &mut self,
+        now: DateTime<Utc>,
+        leading: bool,
+        job: &str,
+        seen: RunSeen,
+    ) -> Vec<ClusterAlert> {
+        if !leading {
+            return Vec::new();
+        }
+        let condition = Condition::JobBehind {
+            job: job.to_string(),
+        };
+        let detail = match seen {
+            RunSeen::Started { late_by } if late_by <= self.late_after => {
+                return self.resolve(condition, format!("a run of {job} started on time"));
+            }
+            RunSeen::Started { late_by } => format!(
+                "a run of {job} started {}s after its slot (threshold {}s)",
+                late_by.as_secs(),
+                self.late_after.as_secs()
+            ),
+            RunSeen::SkippedByMisfire => {
+                format!("a slot of {job} was skipped by its misfire policy")
+            }
+        };
+        let behind = self
+            .firing
+            .keys()
+            .filter(|c| matches!(c, Condition::JobBehind { .. }))
+            .count();
+        if behind >= MAX_JOB_ALERTS {
+            return Vec::new();
+        }
+        self.fire(condition, now, detail)
     }
 
     /// This node sees `leader` (or none) at `now`.
@@ -168,13 +281,12 @@ impl ClusterWatchCore {
             .keys()
             .filter_map(|c| match c {
                 Condition::NoExecutor { group } => Some(group.clone()),
-                Condition::NoLeader => None,
+                _ => None,
             })
             .collect();
         if !leading {
-            for group in firing {
-                self.firing.remove(&Condition::NoExecutor { group });
-            }
+            // What only the leader watches is forgotten.
+            self.firing.retain(|c, _| *c == Condition::NoLeader);
             return Vec::new();
         }
         let mut alerts = Vec::new();
@@ -291,6 +403,88 @@ mod tests {
         assert_eq!(core.observe_groups(t(25), true, &batch).len(), 1);
         assert!(core.observe_groups(t(30), false, &none).is_empty());
         assert!(core.observe_groups(t(35), true, &none).is_empty());
+    }
+
+    #[test]
+    fn a_misfire_skip_or_a_late_start_fires_and_an_on_time_start_resolves() {
+        let mut core = ClusterWatchCore::new(1, Duration::from_secs(30))
+            .with_lateness(Duration::from_secs(60));
+        let on_time = RunSeen::Started {
+            late_by: Duration::from_secs(1),
+        };
+        let late = RunSeen::Started {
+            late_by: Duration::from_secs(90),
+        };
+        assert!(core
+            .observe_run(t(0), true, "default/a", on_time)
+            .is_empty());
+        let fired = core.observe_run(t(1), true, "default/a", RunSeen::SkippedByMisfire);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].json()["event"], "cluster.job_behind");
+        assert_eq!(fired[0].json()["job"], "default/a");
+        assert!(
+            core.observe_run(t(2), true, "default/a", late).is_empty(),
+            "already firing"
+        );
+        let resolved = core.observe_run(t(3), true, "default/a", on_time);
+        assert_eq!(resolved[0].state, AlertState::Resolved);
+        assert_eq!(core.observe_run(t(4), true, "default/b", late).len(), 1);
+        assert!(core.observe_run(t(5), false, "default/c", late).is_empty());
+        // Losing the lead forgets the job conditions without a word.
+        assert!(core
+            .observe_groups(t(6), false, &BTreeSet::new())
+            .is_empty());
+        assert!(core
+            .observe_run(t(7), true, "default/b", on_time)
+            .is_empty());
+        for i in 0..100 {
+            core.observe_run(t(8), true, &format!("default/j{i}"), late);
+        }
+        assert_eq!(
+            core.firing
+                .keys()
+                .filter(|c| matches!(c, Condition::JobBehind { .. }))
+                .count(),
+            MAX_JOB_ALERTS
+        );
+    }
+
+    #[test]
+    fn an_applied_command_is_read_as_one_observation_per_job() {
+        use crate::store::Outcome;
+        use protocol::{RunStatus, TriggerKind};
+        let run = |job: &str, trigger: TriggerKind, status: RunStatus, late: Option<i64>| {
+            let mut run =
+                crate::store::fixtures::slot_run_of(&protocol::JobKey::new("default", job), t(0));
+            run.trigger = trigger;
+            run.status = status;
+            run.started_at = late.map(t);
+            run
+        };
+        let created = Outcome::RunsCreated(vec![
+            run("a", TriggerKind::Misfire, RunStatus::Skipped, None),
+            run("a", TriggerKind::Schedule, RunStatus::Running, Some(1)),
+            run("b", TriggerKind::Manual, RunStatus::Running, Some(500)),
+        ]);
+        assert_eq!(
+            runs_seen(&created),
+            vec![("default/a".to_string(), RunSeen::SkippedByMisfire)]
+        );
+        let changed = Outcome::RunsChanged(vec![
+            run("c", TriggerKind::Schedule, RunStatus::Running, Some(2)),
+            run("c", TriggerKind::Schedule, RunStatus::Succeeded, Some(90)),
+            run("d", TriggerKind::Schedule, RunStatus::Dispatched, None),
+        ]);
+        assert_eq!(
+            runs_seen(&changed),
+            vec![(
+                "default/c".to_string(),
+                RunSeen::Started {
+                    late_by: Duration::from_secs(90)
+                }
+            )]
+        );
+        assert!(runs_seen(&Outcome::AlreadyApplied).is_empty());
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub mod backup;
 mod cost_tests;
 pub mod dump;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod index_tests;
 pub mod install;
