@@ -1,10 +1,15 @@
 //! The shell of `ClusterWatchCore` on a node: it looks at who leads on a
 //! short period and, on the leader, at which groups enabled jobs target
 //! have no live executor, and which jobs' slots were skipped by misfire or
-//! started late (from the applied commands); feeds the core; and sends what the core decides
+//! started late (from the applied commands), and which runs are still
+//! active past their timeout and grace; feeds the core; and sends what the core decides
 //! to the node's alert destinations (`--alert-webhook`, `--alert-email`).
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use actix::{Actor, Addr, Recipient};
 use actors::{
@@ -37,6 +42,9 @@ pub struct Watched {
     pub router: Addr<Router>,
     pub store: Arc<StateMachine>,
     pub clock: SharedClock,
+    /// What the dispatcher allows past a run's timeout before it ends
+    /// the run itself: a run active past both is stuck.
+    pub run_grace: Duration,
 }
 
 /// Starts watching, if any destination is set; what should receive the
@@ -94,6 +102,14 @@ pub fn spawn(
                 if let Some(missing) = missing {
                     alerts.extend(core.observe_groups(watched.clock.now(), leading, &missing));
                 }
+                let overdue = if leading {
+                    overdue_runs(&watched).await
+                } else {
+                    Some(BTreeMap::new())
+                };
+                if let Some(overdue) = overdue {
+                    alerts.extend(core.observe_overdue(watched.clock.now(), leading, &overdue));
+                }
             }
             for alert in alerts {
                 sink.send(&alert);
@@ -131,6 +147,54 @@ async fn groups_without_executors(watched: &Watched) -> Option<BTreeSet<String>>
     .await
     .ok()??;
     Some(needed.difference(&live).cloned().collect())
+}
+
+/// Dispatched and running runs past their job's timeout and the grace
+/// period, by id, with what to say of each; `None` when the store did
+/// not answer.
+async fn overdue_runs(watched: &Watched) -> Option<BTreeMap<String, String>> {
+    let store = watched.store.clone();
+    let now = watched.clock.now();
+    let grace = watched.run_grace;
+    tokio::task::spawn_blocking(move || {
+        let active = store.active_runs().ok()?;
+        let mut timeouts: BTreeMap<protocol::JobKey, Option<Duration>> = BTreeMap::new();
+        let mut overdue = BTreeMap::new();
+        for run in active
+            .into_iter()
+            .filter(|r| r.status != protocol::RunStatus::Pending)
+        {
+            let key = protocol::JobKey::new(run.namespace.clone(), run.job_id.clone());
+            let timeout = *timeouts.entry(key.clone()).or_insert_with(|| {
+                store
+                    .job(&key)
+                    .ok()
+                    .flatten()
+                    .map(|job| job.timeout.as_duration())
+            });
+            let Some(timeout) = timeout else { continue };
+            let began = run
+                .started_at
+                .unwrap_or(run.created_at.max(run.scheduled_at));
+            let allowed =
+                chrono::Duration::from_std(timeout + grace).unwrap_or(chrono::Duration::MAX);
+            if now - began > allowed {
+                let detail = format!(
+                    "run {} of {}/{} is still {} {}s after it began (timeout {}s)",
+                    run.id,
+                    run.namespace,
+                    run.job_id,
+                    run.status,
+                    (now - began).num_seconds(),
+                    timeout.as_secs()
+                );
+                overdue.insert(run.id, detail);
+            }
+        }
+        Some(overdue)
+    })
+    .await
+    .ok()?
 }
 
 /// Most applied commands' observations waiting for the watch; past it

@@ -253,6 +253,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             router: router_addr.clone(),
             store: store.clone(),
             clock: clock.clone(),
+            run_grace: config.timings.run_grace,
         },
         &config.cluster_alerts,
         http.clone(),

@@ -28,7 +28,13 @@ pub enum Condition {
     /// A slot of this job (`namespace/id`) was skipped by its misfire
     /// policy, or its run started late; a run that starts on time ends it.
     JobBehind { job: String },
+    /// A dispatched or running run is still not ended past its timeout
+    /// and the grace period.
+    RunOverdue { run: String },
 }
+
+/// Most runs alerted as overdue at once.
+pub const MAX_RUN_ALERTS: usize = 32;
 
 /// What the leader saw of one run of a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +105,7 @@ impl Condition {
             Condition::NoLeader => "cluster.no_leader",
             Condition::NoExecutor { .. } => "cluster.no_executor",
             Condition::JobBehind { .. } => "cluster.job_behind",
+            Condition::RunOverdue { .. } => "cluster.run_overdue",
         }
     }
 }
@@ -146,6 +153,7 @@ impl ClusterAlert {
         match &self.condition {
             Condition::NoExecutor { group } => body["group"] = json!(group),
             Condition::JobBehind { job } => body["job"] = json!(job),
+            Condition::RunOverdue { run } => body["run"] = json!(run),
             Condition::NoLeader => {}
         }
         body
@@ -238,6 +246,48 @@ impl ClusterWatchCore {
             return Vec::new();
         }
         self.fire(condition, now, detail)
+    }
+
+    /// The leader (`leading`) found the runs `overdue` (run id to what
+    /// to say of it) still active past their timeout and grace.
+    pub fn observe_overdue(
+        &mut self,
+        now: DateTime<Utc>,
+        leading: bool,
+        overdue: &BTreeMap<String, String>,
+    ) -> Vec<ClusterAlert> {
+        if !leading {
+            self.firing.retain(|c, _| *c == Condition::NoLeader);
+            return Vec::new();
+        }
+        let firing: Vec<String> = self
+            .firing
+            .keys()
+            .filter_map(|c| match c {
+                Condition::RunOverdue { run } => Some(run.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut alerts = Vec::new();
+        for run in firing.iter().filter(|r| !overdue.contains_key(*r)) {
+            alerts.extend(self.resolve(
+                Condition::RunOverdue { run: run.clone() },
+                format!("run {run} ended"),
+            ));
+        }
+        let mut count = firing.iter().filter(|r| overdue.contains_key(*r)).count();
+        for (run, detail) in overdue {
+            if count >= MAX_RUN_ALERTS {
+                break;
+            }
+            let condition = Condition::RunOverdue { run: run.clone() };
+            if self.firing.contains_key(&condition) {
+                continue;
+            }
+            count += 1;
+            alerts.extend(self.fire(condition, now, detail.clone()));
+        }
+        alerts
     }
 
     /// This node sees `leader` (or none) at `now`.
@@ -485,6 +535,30 @@ mod tests {
             )]
         );
         assert!(runs_seen(&Outcome::AlreadyApplied).is_empty());
+    }
+
+    #[test]
+    fn an_overdue_run_fires_once_and_resolves_when_it_ends() {
+        let mut core = ClusterWatchCore::new(1, Duration::from_secs(30));
+        let stuck: BTreeMap<String, String> = [(
+            "r1".to_string(),
+            "run r1 of default/a is overdue".to_string(),
+        )]
+        .into();
+        let fired = core.observe_overdue(t(0), true, &stuck);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].json()["event"], "cluster.run_overdue");
+        assert_eq!(fired[0].json()["run"], "r1");
+        assert!(core.observe_overdue(t(5), true, &stuck).is_empty());
+        let resolved = core.observe_overdue(t(10), true, &BTreeMap::new());
+        assert_eq!(resolved[0].state, AlertState::Resolved);
+        let many: BTreeMap<String, String> =
+            (0..100).map(|i| (format!("r{i}"), String::new())).collect();
+        assert_eq!(
+            core.observe_overdue(t(11), true, &many).len(),
+            MAX_RUN_ALERTS
+        );
+        assert!(core.observe_overdue(t(12), false, &many).is_empty());
     }
 
     #[test]
