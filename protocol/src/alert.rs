@@ -221,6 +221,18 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// `text` (an error that may quote the URL) with a webhook's user and
+/// password left out wherever it quotes `raw`.
+pub fn scrub_url(text: &str, raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+            let shown = redact_url(raw);
+            text.replace(url.as_str(), &shown).replace(raw, &shown)
+        }
+        _ => text.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +277,13 @@ mod tests {
             "https://hooks.example.com/a?b=1"
         );
         assert_eq!(redact_url("http://hooks/a"), "http://hooks/a");
+        assert_eq!(
+            scrub_url(
+                "error sending request for url (https://u:pw@hooks.example.com/a)",
+                "https://u:pw@hooks.example.com/a"
+            ),
+            "error sending request for url (https://hooks.example.com/a)"
+        );
     }
 
     #[test]

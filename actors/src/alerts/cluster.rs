@@ -161,6 +161,9 @@ async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> Attempt
             answer.truncate(MAX_ANSWER_SHOWN);
             Attempt::of_status(status, String::from_utf8_lossy(&answer).trim())
         }
-        Err(e) => Attempt::Transient(crate::http_client::causes(&e).join(": ")),
+        Err(e) => Attempt::Transient(protocol::alert::scrub_url(
+            &crate::http_client::causes(&e).join(": "),
+            url,
+        )),
     }
 }

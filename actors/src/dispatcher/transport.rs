@@ -446,7 +446,9 @@ impl Transport {
         match self.exchange(builder.body(body)).await {
             Ok(_) => Attempt::Delivered,
             Err(PostError::NotLeading | PostError::StaleTerm(_)) => Attempt::NotLeading,
-            Err(PostError::NotSent(e) | PostError::Unknown(e)) => Attempt::Transient(e),
+            Err(PostError::NotSent(e) | PostError::Unknown(e)) => {
+                Attempt::Transient(protocol::alert::scrub_url(&e, webhook))
+            }
             Err(PostError::Answered(status, text)) => Attempt::of_status(
                 status.as_u16(),
                 protocol::run::tail(&text, MAX_ALERT_ANSWER_SHOWN).trim(),
