@@ -361,3 +361,36 @@ async fn an_email_alert_without_an_smtp_server_is_recorded_as_failed_saying_so()
     let error = attempts[0]["error"].as_str().unwrap();
     assert!(error.contains("--smtp-url"), "{error}");
 }
+
+#[actix_web::test]
+async fn a_bad_webhook_object_is_refused_naming_its_field_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = server(dir.path(), "127.0.0.1:0", &[]);
+    let api = Api::new(node.url.clone());
+    for (webhooks, field) in [
+        (
+            json!(["http://hooks/a", {"url": "http://hooks/b", "format": "irc"}]),
+            "alerts.webhooks[1].format",
+        ),
+        (
+            json!([{"url": "ftp://hooks/b", "format": "slack"}]),
+            "alerts.webhooks[0].url",
+        ),
+    ] {
+        let answer = api
+            .post(
+                "/v1/jobs",
+                json!({
+                    "id": "hooked", "schedule": "@manual",
+                    "alerts": {"webhooks": webhooks},
+                    "target": {"type": "shell", "command": "true"}
+                }),
+            )
+            .await;
+        let error =
+            cronmesh_tests::api::assert_error_answer(&answer, reqwest::StatusCode::BAD_REQUEST);
+        assert_eq!(error["field"], field, "{}", answer.1);
+    }
+    let (status, _) = api.get("/v1/jobs/hooked").await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+}
