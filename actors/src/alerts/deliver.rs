@@ -8,7 +8,7 @@ use std::sync::{
 
 use protocol::{
     alert::{redact_url, AlertChannel, AlertDelivery, Webhook},
-    MetaCommand, Run,
+    Run,
 };
 use tracing::Instrument;
 
@@ -91,7 +91,7 @@ impl RunAlerts {
             if let Some(error) = outcome.error() {
                 tracing::warn!(target = %destination.shown(), attempt, %error, "alert not delivered");
             }
-            self.record(run, destination, attempt, &outcome).await;
+            self.record(run, destination, attempt, &outcome);
             match wait_before(attempt + 1, &outcome) {
                 Some(wait) => tokio::time::sleep(wait).await,
                 None => return,
@@ -127,9 +127,10 @@ impl RunAlerts {
         }
     }
 
-    /// Records the attempt on the run; a record that does not commit
-    /// (leadership lost) is only logged.
-    async fn record(&self, run: &Run, destination: &Destination, attempt: u32, outcome: &Attempt) {
+    /// Records the attempt on the run, with the other attempts of the
+    /// moment (see `record`); a record that does not commit (leadership
+    /// lost) is only logged.
+    fn record(&self, run: &Run, destination: &Destination, attempt: u32, outcome: &Attempt) {
         let delivery = AlertDelivery {
             channel: destination.channel(),
             target: destination.shown(),
@@ -139,12 +140,9 @@ impl RunAlerts {
             error: outcome.error(),
         }
         .bounded();
-        let command = MetaCommand::RecordAlertDeliveries {
-            deliveries: vec![(run.id.clone(), delivery)],
-        };
-        if let Err(error) = self.proposer.propose(command).await {
-            tracing::warn!(%error, "the alert attempt was not recorded");
-        }
+        self.transport
+            .alert_records
+            .push(run.id.clone(), delivery, self.proposer.clone());
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`mail`]: e-mail over SMTP.
 //! - [`deliver`]: sends a run's alert to its destinations and records
 //!   each attempt through the log.
+//! - [`record`]: gathers the attempts of a moment into one command.
 //! - [`watch`]: `ClusterWatchCore`, which decides alerts about the
 //!   cluster (no leader) from observations.
 //! - [`cluster`]: sends those to the node's own destinations.
@@ -14,6 +15,7 @@ pub mod cluster;
 pub mod deliver;
 pub mod format;
 pub mod mail;
+pub mod record;
 pub mod retry;
 pub mod watch;
 

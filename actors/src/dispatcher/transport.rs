@@ -119,6 +119,8 @@ pub struct Transport {
     pub alert_backlog: Arc<tokio::sync::Semaphore>,
     /// Sends alert e-mail; `None` without `--smtp-url`.
     pub mailer: Option<Arc<crate::alerts::Mailer>>,
+    /// Alert attempts on their way into the log.
+    pub alert_records: crate::alerts::record::Recorder,
 }
 
 /// Most alert destinations on their way (retries included) at once.
@@ -189,6 +191,7 @@ impl Transport {
             side_requests: Arc::new(tokio::sync::Semaphore::new(MAX_SIDE_REQUESTS)),
             alert_backlog: Arc::new(tokio::sync::Semaphore::new(MAX_ALERTS_PENDING)),
             mailer: None,
+            alert_records: Default::default(),
         }
     }
 
