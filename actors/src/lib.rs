@@ -11,6 +11,7 @@
 //! - [`dispatcher`]: creates runs through the log, delivers them, tracks them to the end;
 //!   fires child jobs once per parent fire (`dispatcher/fan_in.rs`).
 //! - [`log_sink`]: batches run transitions into the log.
+//! - [`alerts`]: run alerts by webhook (json, Slack, Teams) and e-mail, retried, each attempt recorded on the run.
 //! - [`proposer`]: the interface through which every metadata change goes.
 //! - [`fire`], [`messages`]: what the actors pass each other.
 //! - [`clock`]: injected wall-clock time.
@@ -18,6 +19,7 @@
 //! - [`http_client`]: the pooled HTTP client every component shares.
 //! - [`kill_point`], [`fault_point`]: where a test may have the process killed, or a fault injected.
 
+pub mod alerts;
 pub mod backlog;
 pub mod clock;
 pub mod dispatcher;

@@ -32,7 +32,7 @@ pub enum Command {
     /// One process: a single-node scheduler plus a built-in executor.
     Dev(DevArgs),
     /// A scheduler node.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// An executor agent that runs shell commands for the schedulers.
     Executor(ExecutorArgs),
     /// Start a local cluster of this binary's processes, load it with jobs

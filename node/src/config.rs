@@ -45,6 +45,10 @@ pub struct NodeConfig {
     /// Find executors (and be found) by gossip; only the static executors
     /// when `None`.
     pub gossip: Option<GossipSettings>,
+    /// The SMTP server alert e-mail goes through; none without `--smtp-url`.
+    pub smtp: Option<actors::alerts::SmtpSettings>,
+    /// Where alerts about the cluster go, and their thresholds.
+    pub cluster_alerts: crate::alert_config::ClusterAlertSettings,
 }
 
 /// A scheduler's gossip settings.
@@ -215,6 +219,8 @@ impl NodeConfig {
             seed: 0,
             raft: None,
             gossip: None,
+            smtp: None,
+            cluster_alerts: Default::default(),
         }
     }
 }
@@ -240,6 +246,8 @@ pub struct DevArgs {
     pub admin: AdminTokenArgs,
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
+    #[command(flatten)]
+    pub smtp: crate::alert_config::SmtpArgs,
 }
 
 impl DevArgs {
@@ -250,6 +258,7 @@ impl DevArgs {
             tokens: self.admin.tokens()?,
             rate_limit: self.admin.rate_limit,
             tls: self.tls.load()?,
+            smtp: self.smtp.settings()?,
             ..NodeConfig::new(self.data_dir, self.http)
         })
     }
@@ -397,6 +406,10 @@ pub struct ServerArgs {
     pub admin: AdminTokenArgs,
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
+    #[command(flatten)]
+    pub smtp: crate::alert_config::SmtpArgs,
+    #[command(flatten)]
+    pub cluster_alerts: crate::alert_config::ClusterAlertArgs,
 }
 
 impl ServerArgs {
@@ -442,6 +455,8 @@ impl ServerArgs {
             executors: self.executors,
             secret,
             tls: self.tls.load()?,
+            smtp: self.smtp.settings()?,
+            cluster_alerts: self.cluster_alerts.settings(),
             tokens: self.admin.tokens()?,
             rate_limit: self.admin.rate_limit,
             history: self.history.policy(),

@@ -5,6 +5,9 @@
 //! - [`config`]: node configuration and the `dev` / `server` flags.
 //! - [`settings`]: flags over `CRONMESH_*` variables over the `--config` file.
 //! - [`history_config`]: the run history retention settings of `server`.
+//! - [`alert_config`]: the SMTP server, sender and credentials of alert
+//!   e-mail; the node's own alert destinations and thresholds.
+//! - [`cluster_watch`]: watches who leads and sends cluster alerts.
 //! - [`consensus`]: alone or through Raft: who leads and where writes go.
 //! - [`discovery`]: executors found by gossip become the Router's executor set.
 //! - [`raft`]: the Raft engine, its sled storage and TCP transport.
@@ -21,10 +24,12 @@
 //! - [`tokens`]: the admin API's tokens and their scopes.
 //! - [`tls`]: optional HTTPS, and the CAs this process's clients trust.
 
+pub mod alert_config;
 pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod cluster_watch;
 pub mod config;
 pub mod consensus;
 pub mod console;

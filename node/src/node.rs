@@ -259,7 +259,24 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         Consensus::Local { .. } => Arc::new(Lease::unbounded(consensus.leader_state().term)),
         Consensus::Raft(engine) => engine.lease.clone(),
     };
-    let transport = Transport::new(http.clone(), config.secret.clone(), lease);
+    let mailer = match &config.smtp {
+        Some(smtp) => Some(actors::alerts::Mailer::new(smtp).map_err(|e| anyhow::anyhow!(e))?),
+        None => None,
+    };
+    let run_watch = crate::cluster_watch::spawn(
+        crate::cluster_watch::Watched {
+            consensus: consensus.clone(),
+            node_id: config.node_id,
+            router: router_addr.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            run_grace: config.timings.run_grace,
+        },
+        &config.cluster_alerts,
+        http.clone(),
+        mailer.clone().map(Arc::new),
+    );
+    let transport = Transport::new(http.clone(), config.secret.clone(), lease).with_mailer(mailer);
     let dispatcher = Dispatcher::new(
         DispatcherCore::new(
             clock.clone(),
@@ -302,12 +319,15 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let job_store = JobStore::new(
         proposer.clone(),
         applied_rx,
-        vec![
+        [
             trigger.clone().recipient(),
             dispatcher.clone().recipient(),
             event_publisher.recipient(),
             metrics_recorder.recipient(),
-        ],
+        ]
+        .into_iter()
+        .chain(run_watch)
+        .collect(),
     )
     .start();
 

@@ -47,6 +47,7 @@ fn run(i: i64) -> Run {
         parent_run_ids: Vec::new(),
         parent_scheduled_at: None,
         parent_job_id: None,
+        alerts: Vec::new(),
     }
 }
 

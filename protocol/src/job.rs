@@ -333,11 +333,13 @@ pub struct Alerts {
     #[serde(default = "default_alert_statuses")]
     #[schemars(length(max = crate::validate::MAX_ALERT_STATUSES))]
     pub on: Vec<crate::run::RunStatus>,
-    /// At most 16 `http` or `https` URLs with a host.
+    /// At most 16 `http` or `https` URLs with a host, each a plain URL (the
+    /// `json` format) or `{"url": ..., "format": "json"|"slack"|"teams"}`.
     #[serde(default)]
-    #[schemars(length(max = crate::validate::MAX_WEBHOOKS), inner(length(min = 1, max = crate::validate::MAX_URL_LEN)))]
-    pub webhooks: Vec<String>,
-    /// At most 16 addresses, kept with the job (cronmesh sends no mail).
+    #[schemars(length(max = crate::validate::MAX_WEBHOOKS))]
+    pub webhooks: Vec<crate::alert::Webhook>,
+    /// At most 16 addresses, sent an e-mail through the node's SMTP server
+    /// (`--smtp-url`).
     #[serde(default)]
     #[schemars(length(max = crate::validate::MAX_EMAILS), inner(length(min = 3, max = crate::validate::MAX_EMAIL_LEN)))]
     pub emails: Vec<String>,

@@ -3,6 +3,8 @@
 //! - [`job`]: the Job definition users write, with its defaults.
 //! - [`selector`]: a job's `selector` of executor labels, and whether
 //!   labels meet it.
+//! - [`alert`]: alert webhooks and their formats, and the record of each
+//!   attempt to deliver an alert.
 //! - [`schedule`]: schedule expressions and their fire times in a time zone.
 //! - [`run`]: run records, statuses, the derivation of run ids, and the
 //!   tail kept of a run's output.
@@ -15,6 +17,7 @@
 //! - [`wire`]: the one place that encodes and decodes MessagePack.
 //! - [`duration`]: human-readable durations.
 
+pub mod alert;
 pub mod api;
 pub mod dispatch;
 pub mod duration;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    alert::AlertDelivery,
     job::{Job, JobKey},
     run::{Run, RunUpdate},
 };
@@ -57,6 +58,12 @@ pub enum MetaCommand {
     /// `to`, which has room now. Applies only while the run is still
     /// pending and waiting, so a deposed leader's placement changes nothing.
     PlaceRun { run_id: String, to: String },
+    /// Record attempts to deliver runs' alerts, each on its run (a run
+    /// keeps the last `MAX_RUN_ALERT_DELIVERIES`). A run that no longer
+    /// exists is passed over.
+    RecordAlertDeliveries {
+        deliveries: Vec<(String, AlertDelivery)>,
+    },
 }
 
 impl MetaCommand {
@@ -72,6 +79,7 @@ impl MetaCommand {
             MetaCommand::RegisterNode { .. } => "register_node",
             MetaCommand::MoveRun { .. } => "move_run",
             MetaCommand::PlaceRun { .. } => "place_run",
+            MetaCommand::RecordAlertDeliveries { .. } => "record_alert_deliveries",
         }
     }
 }

@@ -175,6 +175,11 @@ pub struct Run {
     /// For a child run: the id of the parent job (same namespace).
     #[serde(default)]
     pub parent_job_id: Option<String>,
+    /// Each attempt to deliver this run's alert (webhooks and e-mail), the
+    /// last 32, oldest first.
+    #[serde(default)]
+    #[schemars(length(max = crate::alert::MAX_RUN_ALERT_DELIVERIES))]
+    pub alerts: Vec<crate::alert::AlertDelivery>,
 }
 
 impl Run {

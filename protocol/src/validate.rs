@@ -255,7 +255,11 @@ fn check_alerts(alerts: &crate::job::Alerts) -> Result<(), FieldError> {
     check_count("alerts.on", alerts.on.len(), MAX_ALERT_STATUSES)?;
     check_count("alerts.webhooks", alerts.webhooks.len(), MAX_WEBHOOKS)?;
     for (i, hook) in alerts.webhooks.iter().enumerate() {
-        check_http_url(&format!("alerts.webhooks[{i}]"), hook)?;
+        let field = match hook {
+            crate::alert::Webhook::Url(_) => format!("alerts.webhooks[{i}]"),
+            crate::alert::Webhook::Formatted(_) => format!("alerts.webhooks[{i}].url"),
+        };
+        check_http_url(&field, hook.url())?;
     }
     check_count("alerts.emails", alerts.emails.len(), MAX_EMAILS)?;
     for (i, email) in alerts.emails.iter().enumerate() {
@@ -606,6 +610,30 @@ mod tests {
             with(r#"{"zone":"eu-1","tier":{"in":["a","b"]},"gpu":{"exists":true}}"#).as_bytes(),
         )
         .unwrap();
+        assert_eq!(validate_job(&job), Ok(()));
+    }
+
+    #[test]
+    fn a_webhook_object_names_its_bad_field() {
+        let with = |hooks: &str| {
+            format!(r#"{{"id":"a","schedule":"@daily",{SHELL},"alerts":{{"webhooks":[{hooks}]}}}}"#)
+        };
+        assert_eq!(
+            field_of(&with(r#""http://x/",{"url":"http://y/","format":"irc"}"#)),
+            "alerts.webhooks[1].format"
+        );
+        assert_eq!(
+            field_of(&with(r#""http://x/",{"url":"ftp://y/","format":"slack"}"#)),
+            "alerts.webhooks[1].url"
+        );
+        assert_eq!(
+            field_of(&with(r#"{"url":"http://y/","colour":"red"}"#)),
+            "alerts.webhooks[0].colour"
+        );
+        assert_eq!(field_of(&with("42")), "alerts.webhooks[0]");
+        let job: Job =
+            from_json(with(r#""http://x/",{"url":"http://y/","format":"teams"}"#).as_bytes())
+                .unwrap();
         assert_eq!(validate_job(&job), Ok(()));
     }
 

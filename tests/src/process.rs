@@ -50,15 +50,24 @@ impl Proc {
 
     /// [`spawn`](Self::spawn) with environment variables set.
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)], prefix: &str) -> Self {
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .args(args)
             .envs(env.iter().copied())
-            .env("CRONMESH_LOG", "info")
+            .env("CRONMESH_LOG", "info");
+        Self::from_command(command, prefix)
+    }
+
+    /// Starts any program (a server a test talks to, such as an SMTP
+    /// server) and waits for its stdout line starting with `prefix`.
+    pub fn from_command(mut command: Command, prefix: &str) -> Self {
+        let args = format!("{command:?}");
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn cronmesh");
+            .unwrap_or_else(|e| panic!("cannot start {args}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(VecDeque::new()));
@@ -87,7 +96,7 @@ impl Proc {
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| {
                 let _ = child.kill();
-                panic!("cronmesh {args:?} did not announce itself");
+                panic!("{args} did not announce itself");
             });
         Self { url, child, log }
     }

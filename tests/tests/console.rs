@@ -159,6 +159,26 @@ async fn a_person_creates_watches_and_kills_jobs_in_the_console() {
         .await;
     browser.fill("#f-description", "exports everything").await;
     browser.fill("#f-retry-max_retries", "2").await;
+    // Placement and alerts: a bad selector is named at its field.
+    browser
+        .fill("#f-selector", r#"{"zone": {"is": "eu-1"}}"#)
+        .await;
+    browser.click("#job-form button[type=submit]").await;
+    browser
+        .wait_for(
+            r#".field.invalid[data-field="selector"] .field-error"#,
+            |t| !t.is_empty(),
+        )
+        .await;
+    browser.fill("#f-selector", r#"{"zone": "eu-1"}"#).await;
+    browser.fill("#f-start_deadline", "10m").await;
+    browser
+        .fill(
+            "#f-alerts-webhooks",
+            "http://hooks.example/cron\nhttp://hooks.example/slack slack",
+        )
+        .await;
+    browser.fill("#f-alerts-emails", "ops@example.com").await;
     browser.click("#job-form button[type=submit]").await;
     browser.wait_for_path("/jobs/default/long-export").await;
     browser
@@ -166,6 +186,13 @@ async fn a_person_creates_watches_and_kills_jobs_in_the_console() {
         .await;
     let (_, stored) = api.get("/v1/jobs/long-export").await;
     assert_eq!(stored["retry"]["max_retries"], 2);
+    assert_eq!(stored["selector"], json!({"zone": "eu-1"}));
+    assert_eq!(stored["start_deadline"], "10m");
+    assert_eq!(
+        stored["alerts"]["webhooks"],
+        json!(["http://hooks.example/cron", {"url": "http://hooks.example/slack", "format": "slack"}])
+    );
+    assert_eq!(stored["alerts"]["emails"], json!(["ops@example.com"]));
     assert_eq!(
         stored["target"]["command"], "echo export started; sleep 300",
         "the edit keeps the rest"

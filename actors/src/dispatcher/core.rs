@@ -65,9 +65,10 @@ pub enum Action {
         key: FireKey,
         job: Arc<Job>,
     },
-    /// Tell the job's alert webhooks how a run ended (best effort).
+    /// Tell the job's alert webhooks and addresses how a run ended.
     Alert {
-        webhooks: Vec<String>,
+        webhooks: Vec<protocol::alert::Webhook>,
+        emails: Vec<String>,
         run: Box<Run>,
     },
     /// The router's in-flight count for an endpoint changes.
@@ -133,6 +134,9 @@ struct Active {
 /// How long after it is sent (or after its slot, if later) a dispatch may
 /// still start on its executor; after that the executor refuses it.
 const ADMIT_WINDOW: chrono::Duration = chrono::Duration::seconds(2);
+/// Output an alert may show (an e-mail shows 4 KiB of it).
+const OUTPUT_TAIL_OF_ALERTS: usize = 4 * 1024;
+
 /// How far executors' clocks may be behind this node's: a run is failed
 /// over from an executor that never answered only this long after its
 /// dispatch expired.
@@ -235,6 +239,11 @@ impl DispatcherCore {
         self.placing = false;
         self.place_again = false;
         self.fan_in.clear();
+    }
+
+    /// The clock this core reads, for what acts on its behalf.
+    pub fn clock(&self) -> SharedClock {
+        self.clock.clone()
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -635,6 +644,13 @@ impl DispatcherCore {
                 active.run.exit_code = update.exit_code.or(active.run.exit_code);
                 active.run.finished_at = update.finished_at.or(active.run.finished_at);
                 active.run.error = update.error.clone().or(active.run.error);
+                // An alert shows the output's tail; other runs skip the copy.
+                if active.job.alerts.on.contains(&status) {
+                    if let Some(output) = &update.output {
+                        active.run.output =
+                            protocol::run::tail(output, OUTPUT_TAIL_OF_ALERTS).to_string();
+                    }
+                }
                 self.after_end(active)
             }
             None => Vec::new(),
@@ -1297,9 +1313,13 @@ impl DispatcherCore {
             return actions;
         }
         actions.extend(Self::fan_in_step(self.fan_in.ended(&job, &run, now)));
-        if job.alerts.on.contains(&run.status) && !job.alerts.webhooks.is_empty() {
+        let alerts = &job.alerts;
+        if alerts.on.contains(&run.status)
+            && !(alerts.webhooks.is_empty() && alerts.emails.is_empty())
+        {
             actions.push(Action::Alert {
-                webhooks: job.alerts.webhooks.clone(),
+                webhooks: alerts.webhooks.clone(),
+                emails: alerts.emails.clone(),
                 run: Box::new(run),
             });
         }

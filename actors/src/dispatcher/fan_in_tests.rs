@@ -55,6 +55,7 @@ fn run(shard: u32, count: u32) -> Run {
         parent_scheduled_at: None,
         parent_job_id: None,
         pending_reason: None,
+        alerts: Vec::new(),
     }
 }
 

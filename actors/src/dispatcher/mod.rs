@@ -189,19 +189,17 @@ impl Dispatcher {
                         .instrument(span),
                     );
                 }
-                Action::Alert { webhooks, run } => {
-                    let transport = self.transport.clone();
-                    let span = run_span::run_span(&run);
-                    actix::spawn(
-                        async move {
-                            for webhook in webhooks {
-                                if let Err(e) = transport.alert(&webhook, &run, term).await {
-                                    tracing::warn!(webhook, error = %e, "alert webhook failed");
-                                }
-                            }
-                        }
-                        .instrument(span),
-                    );
+                Action::Alert {
+                    webhooks,
+                    emails,
+                    run,
+                } => {
+                    let alerts = crate::alerts::RunAlerts {
+                        transport: self.transport.clone(),
+                        proposer: self.proposer.clone(),
+                        clock: self.core.clock(),
+                    };
+                    alerts.spawn(crate::alerts::destinations(&webhooks, &emails), run, term);
                 }
                 Action::Fire(fires) => self.links.router.do_send(Fires {
                     fires,

@@ -357,7 +357,9 @@ fn replace_kills_the_active_run_first() {
 #[test]
 fn failures_and_skips_alert_the_webhooks_and_successes_do_not() {
     let mut h = Harness::new(&["http://a"]);
-    let alerting = job(r#","concurrency":"forbid","alerts":{"webhooks":["http://hooks/cron"]}"#);
+    let alerting = job(
+        r#","concurrency":"forbid","alerts":{"webhooks":["http://hooks/cron"],"emails":["ops@example.com"]}"#,
+    );
     let first = h.plan(&alerting, 1);
     let (run_id, endpoint) = sends(&h.commit(first))[0].clone();
     let skipped = h.plan(&alerting, 2);
@@ -377,19 +379,29 @@ fn failures_and_skips_alert_the_webhooks_and_successes_do_not() {
         executor: Some(endpoint),
         exit_code: Some(2),
         error: Some("exited with code 2".into()),
+        output: Some(format!("{}the end", "x".repeat(10_000))),
         ..Default::default()
     };
     let actions = h.core.on_report(&failed);
-    let Some(Action::Alert { webhooks, run }) =
-        actions.iter().find(|a| matches!(a, Action::Alert { .. }))
+    let Some(Action::Alert {
+        webhooks,
+        emails,
+        run,
+    }) = actions.iter().find(|a| matches!(a, Action::Alert { .. }))
     else {
         panic!("no alert in {actions:?}")
     };
-    assert_eq!(webhooks, &vec!["http://hooks/cron".to_string()]);
+    assert_eq!(
+        webhooks,
+        &vec![protocol::alert::Webhook::from("http://hooks/cron")]
+    );
+    assert_eq!(emails, &vec!["ops@example.com".to_string()]);
     assert_eq!(
         (run.exit_code, run.error.as_deref()),
         (Some(2), Some("exited with code 2"))
     );
+    // The alert shows the output's tail, bounded.
+    assert!(run.output.ends_with("the end") && run.output.len() <= 4096);
 
     let third = h.plan(&alerting, 3);
     let (ok_id, endpoint) = sends(&h.commit(third))[0].clone();

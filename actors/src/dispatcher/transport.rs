@@ -20,7 +20,7 @@ use protocol::{
         STALE_TERM_STATUS, TERM_HEADER,
     },
     run::{tail, OutputTail, OUTPUT_LIMIT},
-    signature, Run,
+    signature,
 };
 use reqwest::StatusCode;
 use tokio::{sync::Semaphore, time::Instant};
@@ -113,7 +113,20 @@ pub struct Transport {
     /// open a connection each and run the process out of descriptors,
     /// which the log's own files need.
     pub side_requests: Arc<tokio::sync::Semaphore>,
+    /// Alert destinations being delivered or waiting to retry: past this
+    /// many, further alerts are dropped, so a storm of failures cannot
+    /// pile up tasks without end.
+    pub alert_backlog: Arc<tokio::sync::Semaphore>,
+    /// Sends alert e-mail; `None` without `--smtp-url`.
+    pub mailer: Option<Arc<crate::alerts::Mailer>>,
+    /// Alert attempts on their way into the log.
+    pub alert_records: crate::alerts::record::Recorder,
 }
+
+/// Most alert destinations on their way (retries included) at once.
+const MAX_ALERTS_PENDING: usize = 1024;
+/// Most of a webhook's answer kept in a failed attempt's error.
+const MAX_ALERT_ANSWER_SHOWN: usize = 200;
 
 /// Most kill requests and alert webhooks in flight at once.
 const MAX_SIDE_REQUESTS: usize = 32;
@@ -176,7 +189,31 @@ impl Transport {
             peers: Arc::default(),
             lease,
             side_requests: Arc::new(tokio::sync::Semaphore::new(MAX_SIDE_REQUESTS)),
+            alert_backlog: Arc::new(tokio::sync::Semaphore::new(MAX_ALERTS_PENDING)),
+            mailer: None,
+            alert_records: Default::default(),
         }
+    }
+
+    /// Alert e-mail goes through `mailer`.
+    pub fn with_mailer(mut self, mailer: Option<crate::alerts::Mailer>) -> Self {
+        self.mailer = mailer.map(Arc::new);
+        self
+    }
+
+    /// A place for one more alert destination, if the backlog has room.
+    pub fn alert_place(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.alert_backlog.clone().try_acquire_owned().ok()
+    }
+
+    /// A place among the side requests; `None` once shut down.
+    pub async fn side_place(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.side_request_slot().await.ok()
+    }
+
+    /// Whether this node still leads in `term`, right before an e-mail leaves.
+    pub async fn confirms(&self, term: u64) -> bool {
+        self.confirm(term).await.is_ok()
     }
 
     /// A place among the side requests in flight (see `side_requests`).
@@ -379,15 +416,47 @@ impl Transport {
             .map_err(|e| e.to_string())
     }
 
-    /// Posts `{"event": "run.<status>", "run": RUN}` to an alert webhook,
-    /// signed like the executor protocol when a secret is set.
-    pub async fn alert(&self, webhook: &str, run: &Run, term: u64) -> Result<(), String> {
-        let event = serde_json::json!({"event": format!("run.{}", run.status), "run": run});
-        let body = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
-        let _slot = self.side_request_slot().await?;
-        self.post(webhook, Some("application/json"), body, term)
-            .await
-            .map_err(|e| e.to_string())
+    /// One attempt to post an alert `body` to a webhook, as the leader of
+    /// `term`. The `json` format is signed like the executor protocol when
+    /// a secret is set; Slack and Teams take their bodies unsigned.
+    pub async fn alert_attempt(
+        &self,
+        webhook: &str,
+        format: protocol::alert::WebhookFormat,
+        body: &serde_json::Value,
+        term: u64,
+    ) -> crate::alerts::retry::Attempt {
+        use crate::alerts::retry::Attempt;
+        let body = match serde_json::to_vec(body) {
+            Ok(body) => body,
+            Err(e) => return Attempt::Permanent(e.to_string()),
+        };
+        let Ok(_slot) = self.side_request_slot().await else {
+            return Attempt::NotLeading;
+        };
+        let builder = self
+            .client
+            .post(webhook)
+            .timeout(DELIVERY_TIMEOUT)
+            .header("content-type", "application/json");
+        let builder = match format {
+            protocol::alert::WebhookFormat::Json => self.signed(builder, &body),
+            _ => builder,
+        };
+        if self.confirm(term).await.is_err() {
+            return Attempt::NotLeading;
+        }
+        match self.exchange(builder.body(body)).await {
+            Ok(_) => Attempt::Delivered,
+            Err(PostError::NotLeading | PostError::StaleTerm(_)) => Attempt::NotLeading,
+            Err(PostError::NotSent(e) | PostError::Unknown(e)) => {
+                Attempt::Transient(protocol::alert::scrub_url(&e, webhook))
+            }
+            Err(PostError::Answered(status, text)) => Attempt::of_status(
+                status.as_u16(),
+                protocol::run::tail(&text, MAX_ALERT_ANSWER_SHOWN).trim(),
+            ),
+        }
     }
 
     /// Calls a slot's HTTP targets together at the slot, never before, as

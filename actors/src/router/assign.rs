@@ -204,6 +204,7 @@ fn new_run(job: &Job, fire: &Fire, shard: ShardInfo, params: &str, now: DateTime
             .unwrap_or_default(),
         parent_scheduled_at: fire.parent.as_ref().map(|p| p.scheduled_at),
         parent_job_id: fire.parent.as_ref().map(|p| p.job_id.clone()),
+        alerts: Vec::new(),
     }
 }
 

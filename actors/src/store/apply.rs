@@ -7,6 +7,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use protocol::{
+    alert::{AlertDelivery, MAX_RUN_ALERT_DELIVERIES},
     run::{logged_run_id, tail, OUTPUT_LIMIT},
     Job, JobKey, MetaCommand, PutMode, Run, RunStatus, RunUpdate,
 };
@@ -70,6 +71,9 @@ impl StateMachine {
             }
             MetaCommand::PlaceRun { run_id, to } => {
                 place_run(txn, book, run_id, to, &self.history)?
+            }
+            MetaCommand::RecordAlertDeliveries { deliveries } => {
+                record_alert_deliveries(txn, book, deliveries, &self.history)?
             }
             MetaCommand::RegisterNode { node } => {
                 txn.put(keys::node(node.node_id), node)?;
@@ -391,6 +395,43 @@ fn place_run(
         run_id: run_id.to_string(),
         placed,
     })
+}
+
+/// Appends each delivery to its run, keeping the newest
+/// `MAX_RUN_ALERT_DELIVERIES`; runs gone since are passed over.
+fn record_alert_deliveries(
+    txn: &mut Txn,
+    book: &mut Book,
+    deliveries: &[(String, AlertDelivery)],
+    policy: &HistoryPolicy,
+) -> Result<Outcome, StoreError> {
+    let mut changed: Vec<Run> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
+    for (run_id, delivery) in deliveries {
+        let Some(found) = run_book::find(txn, run_id)? else {
+            continue;
+        };
+        // The batch reads its own writes: a second delivery of the same
+        // run finds the first.
+        let mut run = found.stored.run.clone();
+        run.alerts.push(delivery.clone().bounded());
+        let excess = run.alerts.len().saturating_sub(MAX_RUN_ALERT_DELIVERIES);
+        run.alerts.drain(..excess);
+        book.rewrite(txn, &found, &run)?;
+        match position.get(run_id.as_str()) {
+            Some(&at) => changed[at] = run,
+            None => {
+                position.insert(run_id, changed.len());
+                changed.push(run);
+            }
+        }
+    }
+    if !changed.is_empty() {
+        // The deliveries may take the runs past the byte budget.
+        retention::trim(txn, book, policy, &BTreeSet::new(), None)?;
+        book.finish(txn)?;
+    }
+    Ok(Outcome::AlertsRecorded(changed))
 }
 
 /// Folds an update into a run. A terminal status is final: later updates

@@ -52,6 +52,7 @@ pub fn slot_run_of(key: &JobKey, at: DateTime<Utc>) -> Run {
         parent_run_ids: Vec::new(),
         parent_scheduled_at: None,
         parent_job_id: None,
+        alerts: Vec::new(),
     }
 }
 

@@ -21,7 +21,7 @@ pub mod backup;
 mod cost_tests;
 pub mod dump;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod index_tests;
 pub mod install;
@@ -104,6 +104,8 @@ pub enum Outcome {
     /// Runs whose status changed, as they are now.
     RunsChanged(Vec<Run>),
     NodeRegistered(protocol::meta::NodeInfo),
+    /// Runs that gained alert deliveries, as they are now.
+    AlertsRecorded(Vec<Run>),
     /// `MoveRun` applied (`moved`), or found the run no longer active on
     /// the executor it was moving from.
     RunMoved {

@@ -87,13 +87,13 @@ mod tests {
 
     /// A [`StoredRun`] as this version stores it (see the test below):
     /// `pending_reason`, `parent_run_ids`, `parent_scheduled_at` and
-    /// `parent_job_id` at the end.
+    /// `parent_job_id`, then the run's alert deliveries, at the end.
     const STORED_RUN_V3: &str = concat!(
-        "9207dc0015a27231a16aa764656661756c74b4323032362d31312d3231543233",
+        "9207dc0016a27231a16aa764656661756c74b4323032362d31312d3231543233",
         "3a30303a30305aa87363686564756c65930001a001a9737563636565646564aa",
         "687474703a2f2f653a31b4323032362d31312d32315432323a35393a35395ab8",
         "323032362d31312d32315432333a30303a30302e3030345ab4323032362d3131",
-        "2d32315432333a30303a30315a00a36f6b0ac0a0c0c090c0c0",
+        "2d32315432333a30303a30315a00a36f6b0ac0a0c0c090c0c090",
     );
 
     #[test]

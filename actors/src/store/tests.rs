@@ -625,3 +625,53 @@ fn a_run_waiting_for_room_is_placed_once_and_only_while_it_waits() {
         Outcome::RunPlaced { placed: false, .. }
     ));
 }
+
+#[test]
+fn alert_deliveries_are_kept_on_their_run_newest_last_and_bounded() {
+    use protocol::alert::{AlertChannel, AlertDelivery, MAX_RUN_ALERT_DELIVERIES};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), 10);
+    let j = job("a");
+    let at = t("2026-01-01T00:00:00Z");
+    log.apply(MetaCommand::PutJob {
+        job: Box::new(j.clone()),
+        mode: PutMode::Create,
+        at,
+    });
+    let run = slot_run(&j, at + Duration::seconds(1));
+    log.apply(MetaCommand::CreateRuns {
+        runs: vec![run.clone()],
+    });
+    let delivery = |attempt: u32| AlertDelivery {
+        channel: AlertChannel::Webhook,
+        target: "http://hooks/a".into(),
+        attempt,
+        at,
+        ok: attempt == 3,
+        error: (attempt != 3).then(|| "answered 500".to_string()),
+    };
+    let outcome = log.apply(MetaCommand::RecordAlertDeliveries {
+        deliveries: vec![
+            (run.id.clone(), delivery(1)),
+            (run.id.clone(), delivery(2)),
+            ("no-such-run".into(), delivery(1)),
+        ],
+    });
+    let Outcome::AlertsRecorded(changed) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(changed.len(), 1);
+    log.apply(MetaCommand::RecordAlertDeliveries {
+        deliveries: vec![(run.id.clone(), delivery(3))],
+    });
+    let stored = log.sm.run(&run.id).unwrap().unwrap();
+    assert_eq!(stored.alerts, vec![delivery(1), delivery(2), delivery(3)]);
+
+    let many = (10..10 + MAX_RUN_ALERT_DELIVERIES as u32)
+        .map(|attempt| (run.id.clone(), delivery(attempt)))
+        .collect();
+    log.apply(MetaCommand::RecordAlertDeliveries { deliveries: many });
+    let stored = log.sm.run(&run.id).unwrap().unwrap();
+    assert_eq!(stored.alerts.len(), MAX_RUN_ALERT_DELIVERIES);
+    assert_eq!(stored.alerts[0].attempt, 10, "the oldest are dropped");
+}

@@ -168,6 +168,7 @@ mod tests {
             parent_run_ids: Vec::new(),
             parent_scheduled_at: None,
             parent_job_id: None,
+            alerts: Vec::new(),
         }
     }
 

@@ -189,8 +189,38 @@ pub const RUN_ORDER: &[&str] = &[
     "pending_reason",
     "params",
     "retry_of",
+    "alerts",
     "output",
 ];
+
+/// A run's alert deliveries, one line each (`webhook http://hooks/a
+/// attempt 2 at 2026-...: failed: answered 500`), instead of a line per
+/// field of each.
+pub fn alert_lines(run: &mut Value) {
+    let Some(alerts) = run.get_mut("alerts") else {
+        return;
+    };
+    let Some(list) = alerts.as_array() else {
+        return;
+    };
+    let lines: Vec<Value> = list
+        .iter()
+        .map(|d| {
+            let outcome = match d.get("ok").and_then(Value::as_bool) {
+                Some(true) => "delivered".to_string(),
+                _ => format!("failed: {}", scalar(at(d, &["error"]))),
+            };
+            Value::String(format!(
+                "{} {} attempt {} at {}: {outcome}",
+                scalar(at(d, &["channel"])),
+                scalar(at(d, &["target"])),
+                scalar(at(d, &["attempt"])),
+                time(at(d, &["at"])),
+            ))
+        })
+        .collect();
+    *alerts = Value::Array(lines);
+}
 
 pub fn jobs_table(jobs: &[Value]) -> String {
     let rows: Vec<Vec<String>> = jobs
@@ -464,6 +494,24 @@ mod tests {
         assert_eq!(
             key_values(&run, RUN_ORDER),
             "id      r\nstatus  failed\n\noutput:\nline 1\nline 2\n"
+        );
+    }
+
+    #[test]
+    fn alert_deliveries_show_one_line_each() {
+        let mut run = json!({"id": "r", "alerts": [
+            {"channel": "webhook", "target": "http://hooks/a", "attempt": 1,
+             "at": "2026-03-01T02:00:01Z", "ok": false, "error": "answered 500: no"},
+            {"channel": "email", "target": "ops@example.com", "attempt": 1,
+             "at": "2026-03-01T02:00:02Z", "ok": true, "error": null}]});
+        alert_lines(&mut run);
+        assert_eq!(
+            key_values(&run, RUN_ORDER),
+            concat!(
+                "id      r\n",
+                "alerts  webhook http://hooks/a attempt 1 at 2026-03-01T02:00:01Z: failed: answered 500: no\n",
+                "        email ops@example.com attempt 1 at 2026-03-01T02:00:02Z: delivered\n",
+            )
         );
     }
 

@@ -2,11 +2,11 @@
 //! script sends the form as job JSON to the admin API, shows each error the
 //! API names at its field, and previews the next fire times as the schedule
 //! is typed. Editing starts from the stored job, so fields the form does
-//! not show (children, alerts, shard params) are kept.
+//! not show (children, alert statuses, shard params) are kept.
 
 use actix_web::web;
 use maud::{html, Markup};
-use protocol::{Job, JobKey, Target};
+use protocol::{alert::Webhook, Job, JobKey, Target};
 
 use super::{
     format::{job_path, plain, segment},
@@ -110,6 +110,25 @@ fn form(job: &Job, editing: Option<&JobKey>) -> Markup {
         .iter()
         .map(|(k, v)| format!("{k}={v}\n"))
         .collect();
+    let selector = if job.selector.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(&job.selector).unwrap_or_default()
+    };
+    let start_deadline = job
+        .start_deadline
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let webhooks: String = job
+        .alerts
+        .webhooks
+        .iter()
+        .map(|hook| match hook {
+            Webhook::Url(url) => format!("{url}\n"),
+            Webhook::Formatted(hook) => format!("{} {}\n", hook.url, hook.format.as_str()),
+        })
+        .collect();
+    let emails: String = job.alerts.emails.iter().map(|a| format!("{a}\n")).collect();
     let retries = job.retry.max_retries.to_string();
     let shards = job.shards.to_string();
     html! {
@@ -159,6 +178,13 @@ fn form(job: &Job, editing: Option<&JobKey>) -> Markup {
                 legend { "More" }
                 (text("Parameters", "params", &job.params, false, "passed as CRONMESH_PARAMS"))
                 (area("Labels", "labels", &labels, "one key=value per line"))
+            }
+            fieldset {
+                legend { "Placement and alerts" }
+                (text("Selector", "selector", &selector, false, r#"executor labels as JSON, e.g. {"zone": "eu-1", "tier": {"in": ["a", "b"]}}"#))
+                (text("Start deadline", "start_deadline", &start_deadline, false, "how long a run may wait for room; empty: the misfire threshold"))
+                (area("Alert webhooks", "alerts.webhooks", &webhooks, "one URL per line, optionally followed by slack or teams"))
+                (area("Alert e-mails", "alerts.emails", &emails, "one address per line"))
             }
             div.form-actions {
                 button.primary type="submit" { @if editing.is_some() { "Save" } @else { "Create job" } }

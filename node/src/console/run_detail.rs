@@ -1,5 +1,6 @@
 //! `/runs/{id}`: one run: its status timeline, where it ran, its output
-//! (followed while the run is live) and a kill button while it is active.
+//! (followed while the run is live), each attempt to deliver its alert,
+//! and a kill button while it is active.
 
 use actix_web::web;
 use maud::html;
@@ -76,6 +77,28 @@ pub async fn page(state: web::Data<AppState>, id: web::Path<String>) -> PageResu
                     @if !run.parent_run_ids.is_empty() {
                         dt { "Parent runs" } dd #parent-runs {
                             @for id in &run.parent_run_ids { a.mono href=(run_path(id)) { (id) } br; }
+                        }
+                    }
+                }
+            }
+        }
+        @if !run.alerts.is_empty() {
+            section.panel #alerts {
+                h2 { "Alerts" }
+                table {
+                    thead { tr { th { "Channel" } th { "Target" } th { "Attempt" } th { "At" } th { "Outcome" } } }
+                    tbody {
+                        @for delivery in &run.alerts {
+                            tr.alert-delivery {
+                                td { (delivery.channel.as_str()) }
+                                td.mono { (delivery.target) }
+                                td { (delivery.attempt) }
+                                td { (format::timestamp(Some(delivery.at))) }
+                                td {
+                                    @if delivery.ok { "delivered" }
+                                    @else { span.error-message { "failed: " (delivery.error.as_deref().unwrap_or("")) } }
+                                }
+                            }
                         }
                     }
                 }

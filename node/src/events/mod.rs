@@ -124,6 +124,7 @@ pub fn events_of(outcome: &Outcome) -> Vec<Event> {
         | Outcome::NodeRegistered(_)
         | Outcome::RunMoved { .. }
         | Outcome::RunPlaced { .. }
+        | Outcome::AlertsRecorded(_)
         | Outcome::Rejected(_) => Vec::new(),
     }
 }

@@ -21,7 +21,9 @@ pub(super) async fn execute(ctx: &Ctx, cmd: RunCommand) -> Result<Vec<u8>, CliEr
             if ctx.json() {
                 return Ok(json_out(&body));
             }
-            Ok(key_values(&value(&url, &body)?, RUN_ORDER).into_bytes())
+            let mut run = value(&url, &body)?;
+            crate::client::render::alert_lines(&mut run);
+            Ok(key_values(&run, RUN_ORDER).into_bytes())
         }
         RunCommand::Kill { id } => {
             let url = ctx.api.url(&["v1", "runs", &id, "kill"], &[]);

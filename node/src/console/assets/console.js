@@ -151,12 +151,16 @@ function showError(form, error) {
       if (input) input.focus();
       return;
     }
-    field = field.includes(".") ? field.slice(0, field.lastIndexOf(".")) : "";
+    if (field.endsWith("]")) field = field.slice(0, field.lastIndexOf("["));
+    else field = field.includes(".") ? field.slice(0, field.lastIndexOf(".")) : "";
   }
   const top = $("#form-error", form);
   top.textContent = (error.field ? error.field + ": " : "") + error.message;
   top.classList.add("shown");
 }
+
+// Fields that jobFromForm reads itself rather than as plain strings.
+const SPECIAL_FIELDS = ["labels", "selector", "start_deadline", "alerts.webhooks", "alerts.emails"];
 
 function jobFromForm(form) {
   const job = JSON.parse(form.dataset.job || "{}");
@@ -168,7 +172,7 @@ function jobFromForm(form) {
   };
   for (const input of $$("input[name], select[name], textarea[name]", form)) {
     const name = input.name;
-    if (name.startsWith("target.") || name === "labels") continue;
+    if (name.startsWith("target.") || SPECIAL_FIELDS.includes(name)) continue;
     if (input.type === "checkbox") {
       setPath(job, name, input.checked);
     } else if (input.dataset.number) {
@@ -197,6 +201,23 @@ function jobFromForm(form) {
     labels[text.slice(0, at).trim()] = text.slice(at + 1).trim();
   }
   job.labels = labels;
+  const selector = value("selector").trim();
+  if (selector) {
+    try { job.selector = JSON.parse(selector); } catch (_) {
+      return { error: { field: "selector", message: 'write the selector as a JSON object, e.g. {"zone": "eu-1"}' } };
+    }
+  } else {
+    job.selector = {};
+  }
+  const deadline = value("start_deadline").trim();
+  job.start_deadline = deadline || null;
+  const lines = (name) => value(name).split("\n").map((l) => l.trim()).filter((l) => l);
+  job.alerts = job.alerts || {};
+  job.alerts.webhooks = lines("alerts.webhooks").map((line) => {
+    const [url, format] = line.split(/\s+/, 2);
+    return format ? { url, format } : url;
+  });
+  job.alerts.emails = lines("alerts.emails");
   return { job };
 }
 
