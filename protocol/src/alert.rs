@@ -190,21 +190,12 @@ impl AlertDelivery {
     /// Cuts the target and error to their bounds, so a record never grows
     /// with what a webhook answered.
     pub fn bounded(mut self) -> Self {
-        self.target = cut(&self.target, MAX_ALERT_TARGET_LEN);
-        self.error = self.error.map(|e| cut(&e, MAX_ALERT_ERROR_LEN));
+        self.target = crate::run::head(&self.target, MAX_ALERT_TARGET_LEN).to_string();
+        self.error = self
+            .error
+            .map(|e| crate::run::head(&e, MAX_ALERT_ERROR_LEN).to_string());
         self
     }
-}
-
-fn cut(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
-        return text.to_string();
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
 }
 
 /// A URL as it may be shown: user and password are left out, since a

@@ -203,6 +203,34 @@ pub enum Routing {
     Broadcast,
 }
 
+impl Routing {
+    /// Every policy, in the order the docs list them.
+    pub const ALL: [Routing; 8] = [
+        Routing::RoundRobin,
+        Routing::Random,
+        Routing::WeightedRoundRobin,
+        Routing::WeightedRandom,
+        Routing::ConsistentHash,
+        Routing::LeastBusy,
+        Routing::First,
+        Routing::Broadcast,
+    ];
+
+    /// The policy's name in job JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Routing::RoundRobin => "round_robin",
+            Routing::Random => "random",
+            Routing::WeightedRoundRobin => "weighted_round_robin",
+            Routing::WeightedRandom => "weighted_random",
+            Routing::ConsistentHash => "consistent_hash",
+            Routing::LeastBusy => "least_busy",
+            Routing::First => "first",
+            Routing::Broadcast => "broadcast",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
@@ -477,6 +505,16 @@ mod object_only {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_routing_is_listed_under_its_json_name() {
+        for routing in Routing::ALL {
+            let json = serde_json::to_value(routing).unwrap();
+            assert_eq!(json, routing.as_str());
+        }
+        let distinct: std::collections::HashSet<_> = Routing::ALL.into_iter().collect();
+        assert_eq!(distinct.len(), Routing::ALL.len());
+    }
 
     #[test]
     fn minimal_job_gets_documented_defaults() {

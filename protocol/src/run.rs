@@ -295,6 +295,18 @@ fn digest_id(parts: &[&str]) -> String {
     hex::encode(&hasher.finalize()[..12])
 }
 
+/// Keeps the first `limit` bytes of `text`, cut at a character boundary.
+pub fn head(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Keeps the last `limit` bytes of `text`, cut at a character boundary.
 pub fn tail(text: &str, limit: usize) -> &str {
     if text.len() <= limit {
@@ -462,5 +474,12 @@ mod tests {
     fn tail_cuts_on_char_boundary() {
         assert_eq!(tail("héllo", 4), "llo");
         assert_eq!(tail("abc", 10), "abc");
+    }
+
+    #[test]
+    fn head_cuts_on_char_boundary() {
+        assert_eq!(head("héllo", 2), "h");
+        assert_eq!(head("héllo", 3), "hé");
+        assert_eq!(head("abc", 10), "abc");
     }
 }

@@ -5,6 +5,8 @@
 //! - [`api`]: JSON requests against the admin API.
 //! - [`browser`]: headless Chromium over WebDriver, for the web console.
 //! - [`cluster`]: Raft clusters of server processes that can be killed and restarted.
+//! - [`fleet`]: one scheduler with executors it knows by URL.
+//! - [`mesh`]: a scheduler and executors that join it by gossip.
 //! - [`slots`]: checks that every slot ran once and no executor ran one twice.
 //! - [`wait`]: polling with a deadline instead of fixed sleeps.
 //! - [`tls`]: a private CA and a server certificate for loopback.
@@ -13,6 +15,8 @@ pub mod api;
 pub mod browser;
 pub mod cluster;
 pub mod faults;
+pub mod fleet;
+pub mod mesh;
 pub mod process;
 pub mod slots;
 pub mod tls;

@@ -7,31 +7,12 @@ use std::time::Duration;
 use cronmesh_tests::{
     api::{assert_error_answer, with_status, Api},
     cluster::Cluster as RaftCluster,
-    process::{cli, executor, server, Proc},
+    fleet::Fleet,
+    process::{cli, executor},
     wait,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-struct Cluster {
-    api: Api,
-    _server: Proc,
-    _executors: Vec<Proc>,
-    _dir: tempfile::TempDir,
-}
-
-fn start(executor_count: usize) -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let executors: Vec<_> = (0..executor_count).map(|_| executor("default")).collect();
-    let urls: Vec<&str> = executors.iter().map(|e| e.url.as_str()).collect();
-    let server = server(dir.path(), "127.0.0.1:0", &urls);
-    Cluster {
-        api: Api::new(server.url.clone()),
-        _server: server,
-        _executors: executors,
-        _dir: dir,
-    }
-}
 
 fn shell(id: &str, command: &str) -> Value {
     json!({"id": id, "schedule": "@manual", "target": {"type": "shell", "command": command}})
@@ -74,7 +55,7 @@ fn final_ids_in_shard_order(runs: &[Value]) -> Vec<String> {
 
 #[tokio::test]
 async fn a_sharded_parent_starts_its_child_once_per_fire_with_its_run_ids() {
-    let c = start(2);
+    let c = Fleet::start(2);
     c.api
         .create_job(shell(
             "child",
@@ -173,7 +154,7 @@ async fn page(base: &str, path: &str) -> String {
 
 #[tokio::test]
 async fn the_condition_is_judged_on_the_whole_fire() {
-    let c = start(1);
+    let c = Fleet::start(1);
     for id in ["on-success", "on-failure", "on-end"] {
         c.api.create_job(shell(id, "true")).await;
     }
@@ -298,7 +279,7 @@ async fn a_new_leader_neither_loses_nor_doubles_the_child_of_a_fire_in_flight() 
 
 #[tokio::test]
 async fn links_to_missing_jobs_and_cycles_are_refused() {
-    let c = start(0);
+    let c = Fleet::start(0);
     let mut orphan = shell("orphan", "true");
     orphan["children"] = json!([{"job": "nowhere"}]);
     let refused = c.api.post("/v1/jobs", orphan).await;
@@ -334,7 +315,7 @@ async fn links_to_missing_jobs_and_cycles_are_refused() {
 
 #[tokio::test]
 async fn deleting_a_linked_child_needs_force_which_unlinks_it() {
-    let c = start(0);
+    let c = Fleet::start(0);
     c.api.create_job(shell("b", "true")).await;
     for parent in ["a", "c"] {
         let mut job = shell(parent, "true");

@@ -44,13 +44,23 @@ fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
     (url, received)
 }
 
-fn alert_of(received: &Mutex<Vec<Value>>, node: u64, state: &str) -> Option<Value> {
+/// The first alert received of `event` in `state` that also `matches`.
+fn received_alert(
+    received: &Mutex<Vec<Value>>,
+    event: &str,
+    state: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Option<Value> {
     received
         .lock()
         .unwrap()
         .iter()
-        .find(|a| a["event"] == "cluster.no_leader" && a["node"] == node && a["state"] == state)
+        .find(|a| a["event"] == event && a["state"] == state && matches(a))
         .cloned()
+}
+
+fn alert_of(received: &Mutex<Vec<Value>>, node: u64, state: &str) -> Option<Value> {
+    received_alert(received, "cluster.no_leader", state, |a| a["node"] == node)
 }
 
 #[actix_web::test]
@@ -109,14 +119,7 @@ async fn the_leader_alerts_when_enabled_jobs_target_a_group_without_executors() 
         "target": {"type": "shell", "group": "batch", "command": "true"}
     }))
     .await;
-    let of_group = |state: &str| {
-        received
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|a| a["event"] == "cluster.no_executor" && a["state"] == state)
-            .cloned()
-    };
+    let of_group = |state: &str| received_alert(&received, "cluster.no_executor", state, |_| true);
     let firing = wait::until("a no-executor alert", Duration::from_secs(30), || async {
         of_group("firing")
     })
@@ -173,14 +176,7 @@ async fn slots_skipped_by_misfire_alert_and_a_run_on_time_resolves_it() {
         &[&exec.url],
         &["--alert-webhook", &hook],
     );
-    let behind = |state: &str| {
-        received
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|a| a["event"] == "cluster.job_behind" && a["state"] == state)
-            .cloned()
-    };
+    let behind = |state: &str| received_alert(&received, "cluster.job_behind", state, |_| true);
     let firing = wait::until("a job-behind alert", Duration::from_secs(30), || async {
         behind("firing")
     })

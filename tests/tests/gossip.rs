@@ -11,74 +11,11 @@ use std::{
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use cronmesh_tests::{
-    api::Api,
-    cluster::free_port,
-    process::{assert_group_gone, executor_with, server_with, Proc},
+    mesh::Mesh,
+    process::{assert_group_gone, executor_with, Proc},
     wait,
 };
 use serde_json::{json, Value};
-
-/// A scheduler with a gossip port, and executors that join it.
-struct Mesh {
-    api: Api,
-    gossip: String,
-    /// A gossip cluster of its own, so meshes of parallel tests never meet.
-    cluster: String,
-    server: Option<Proc>,
-    dir: tempfile::TempDir,
-}
-
-impl Mesh {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let gossip = format!("127.0.0.1:{}", free_port());
-        let cluster = format!("test-{}", free_port());
-        let server = server_with(
-            &dir.path().join("data"),
-            "127.0.0.1:0",
-            &[],
-            &["--gossip", &gossip, "--gossip-cluster", &cluster],
-        );
-        Self {
-            api: Api::new(server.url.clone()),
-            gossip,
-            cluster,
-            server: Some(server),
-            dir,
-        }
-    }
-
-    fn executor(&self, extra: &[&str]) -> Proc {
-        let mut args = vec![
-            "--seeds",
-            self.gossip.as_str(),
-            "--gossip-cluster",
-            self.cluster.as_str(),
-        ];
-        args.extend_from_slice(extra);
-        executor_with("default", &args)
-    }
-
-    /// Waits until the scheduler sees exactly these executors alive.
-    async fn sees_alive(&self, endpoints: &[&str]) {
-        let want: BTreeSet<String> = endpoints.iter().map(|e| e.to_string()).collect();
-        wait::until(
-            &format!("executors {want:?} alive"),
-            Duration::from_secs(20),
-            || async {
-                let (_, list) = self.api.get("/v1/executors").await;
-                let alive: BTreeSet<String> = list
-                    .as_array()?
-                    .iter()
-                    .filter(|e| e["alive"] == true)
-                    .map(|e| e["endpoint"].as_str().unwrap_or_default().to_string())
-                    .collect();
-                (alive == want).then_some(())
-            },
-        )
-        .await
-    }
-}
 
 /// Scheduled runs of `job` by slot: shard index -> executor.
 fn by_slot(runs: &[Value]) -> BTreeMap<String, BTreeMap<u64, String>> {

@@ -5,105 +5,12 @@
 //! fails at once saying what did not match, which the placement route and
 //! the console's job page say before it fires.
 
-use std::{collections::BTreeSet, net::TcpListener, time::Duration};
+use std::{collections::BTreeSet, net::TcpListener};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use cronmesh_tests::{
-    api::Api,
-    cluster::free_port,
-    process::{executor_with, server_with, Proc},
-    wait,
-};
+use cronmesh_tests::mesh::Mesh;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-/// A scheduler with a gossip port, and executors that join it.
-struct Mesh {
-    api: Api,
-    gossip: String,
-    cluster: String,
-    _server: Proc,
-    _dir: tempfile::TempDir,
-}
-
-impl Mesh {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let gossip = format!("127.0.0.1:{}", free_port());
-        let cluster = format!("test-{}", free_port());
-        let server = server_with(
-            &dir.path().join("data"),
-            "127.0.0.1:0",
-            &[],
-            &["--gossip", &gossip, "--gossip-cluster", &cluster],
-        );
-        Self {
-            api: Api::new(server.url.clone()),
-            gossip,
-            cluster,
-            _server: server,
-            _dir: dir,
-        }
-    }
-
-    fn executor(&self, extra: &[&str]) -> Proc {
-        let mut args = vec![
-            "--seeds",
-            self.gossip.as_str(),
-            "--gossip-cluster",
-            self.cluster.as_str(),
-        ];
-        args.extend_from_slice(extra);
-        executor_with("default", &args)
-    }
-
-    /// Waits until the scheduler routes to exactly these executors.
-    async fn sees_alive(&self, endpoints: &[&str]) {
-        let want: BTreeSet<String> = endpoints.iter().map(|e| e.to_string()).collect();
-        wait::until(
-            &format!("executors {want:?} alive"),
-            Duration::from_secs(20),
-            || async {
-                let (_, list) = self.api.get("/v1/executors").await;
-                let alive: BTreeSet<String> = list
-                    .as_array()?
-                    .iter()
-                    .filter(|e| e["alive"] == true)
-                    .map(|e| e["endpoint"].as_str().unwrap_or_default().to_string())
-                    .collect();
-                (alive == want).then_some(())
-            },
-        )
-        .await
-    }
-
-    async fn trigger(&self, job: &str, times: usize) {
-        for _ in 0..times {
-            let (status, body) = self
-                .api
-                .post(&format!("/v1/jobs/{job}/trigger"), json!({}))
-                .await;
-            assert_eq!(status, StatusCode::ACCEPTED, "trigger {job}: {body}");
-        }
-    }
-
-    /// Waits until `count` runs of the job have ended; returns them.
-    async fn ended_runs(&self, job: &str, count: usize) -> Vec<Value> {
-        wait::until(
-            &format!("{count} runs of {job} to end"),
-            Duration::from_secs(30),
-            || async {
-                let runs = self.api.runs_of(job).await;
-                let ended = runs
-                    .iter()
-                    .filter(|r| !matches!(r["status"].as_str(), Some("pending" | "running")))
-                    .count();
-                (runs.len() >= count && ended == runs.len()).then_some(runs)
-            },
-        )
-        .await
-    }
-}
 
 fn executors_of(runs: &[Value]) -> BTreeSet<String> {
     runs.iter()

@@ -5,31 +5,12 @@ use std::time::Duration;
 
 use cronmesh_tests::{
     api::{with_status, Api},
+    fleet::Fleet,
     process::{executor, server},
     wait,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-struct Cluster {
-    api: Api,
-    _server: cronmesh_tests::process::Proc,
-    _executors: Vec<cronmesh_tests::process::Proc>,
-    _dir: tempfile::TempDir,
-}
-
-fn start(executor_count: usize) -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let executors: Vec<_> = (0..executor_count).map(|_| executor("default")).collect();
-    let urls: Vec<&str> = executors.iter().map(|e| e.url.as_str()).collect();
-    let server = server(dir.path(), "127.0.0.1:0", &urls);
-    Cluster {
-        api: Api::new(server.url.clone()),
-        _server: server,
-        _executors: executors,
-        _dir: dir,
-    }
-}
 
 fn output_lines(run: &Value) -> Vec<String> {
     run["output"]
@@ -42,7 +23,7 @@ fn output_lines(run: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn every_second_job_succeeds_with_output_and_environment() {
-    let c = start(1);
+    let c = Fleet::start(1);
     let command = "echo hello; echo \"$CRONMESH_JOB_ID|$CRONMESH_NAMESPACE|$CRONMESH_RUN_ID|$CRONMESH_SCHEDULED_AT|$CRONMESH_ATTEMPT|$CRONMESH_SHARD_INDEX|$CRONMESH_SHARD_COUNT|$CRONMESH_SHARD_PARAM|$CRONMESH_PARAMS\"";
     c.api
         .create_job(json!({
@@ -93,7 +74,7 @@ async fn every_second_job_succeeds_with_output_and_environment() {
 
 #[tokio::test]
 async fn failing_command_is_retried_with_growing_backoff() {
-    let c = start(1);
+    let c = Fleet::start(1);
     c.api
         .create_job(json!({
             "id": "flaky", "schedule": "@manual",
@@ -141,8 +122,8 @@ async fn failing_command_is_retried_with_growing_backoff() {
 
 #[tokio::test]
 async fn timeout_ends_the_run_and_leaves_no_process() {
-    let c = start(1);
-    let pid_file = c._dir.path().join("pgid");
+    let c = Fleet::start(1);
+    let pid_file = c.dir.path().join("pgid");
     c.api
         .create_job(json!({
             "id": "slow", "schedule": "@manual", "timeout": "1s",
@@ -167,8 +148,8 @@ async fn timeout_ends_the_run_and_leaves_no_process() {
 
 #[tokio::test]
 async fn kill_ends_a_running_run_as_killed() {
-    let c = start(1);
-    let pid_file = c._dir.path().join("pgid");
+    let c = Fleet::start(1);
+    let pid_file = c.dir.path().join("pgid");
     c.api
         .create_job(json!({
             "id": "long", "schedule": "@manual",
@@ -198,7 +179,7 @@ async fn kill_ends_a_running_run_as_killed() {
 
 #[tokio::test]
 async fn manual_trigger_passes_params_and_http_targets_are_called_directly() {
-    let c = start(1);
+    let c = Fleet::start(1);
     c.api
         .create_job(json!({"id": "echo", "schedule": "@manual", "target": {"type": "shell", "command": "printf %s \"$CRONMESH_PARAMS\""}}))
         .await;
@@ -237,7 +218,7 @@ async fn manual_trigger_passes_params_and_http_targets_are_called_directly() {
 
 #[tokio::test]
 async fn runs_spread_round_robin_and_fail_over_from_a_dead_executor() {
-    let c = start(2);
+    let c = Fleet::start(2);
     c.api
         .create_job(json!({"id": "spread", "schedule": "@manual", "target": {"type": "shell", "command": "true"}}))
         .await;

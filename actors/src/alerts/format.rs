@@ -179,14 +179,11 @@ fn teams_escape(text: &str) -> String {
 }
 
 fn cut(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
+    let kept = protocol::run::head(text, limit);
+    if kept.len() == text.len() {
         return text.to_string();
     }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    format!("{kept}…")
 }
 
 #[cfg(test)]

@@ -525,16 +525,7 @@ mod tests {
     #[test]
     fn every_policy_routes_among_matching_executors_only() {
         let matching = ["http://a", "http://b"];
-        for routing in [
-            "round_robin",
-            "random",
-            "weighted_round_robin",
-            "weighted_random",
-            "consistent_hash",
-            "least_busy",
-            "first",
-            "broadcast",
-        ] {
+        for routing in Routing::ALL.map(Routing::as_str) {
             for selector in [r#"{"zone":"eu-1"}"#, r#"{"zone":{"in":["eu-1","ap-1"]}}"#] {
                 let mut core = zoned();
                 let job = selected(routing, selector);
@@ -633,15 +624,10 @@ mod tests {
 
     #[test]
     fn no_policy_picks_an_executor_without_room() {
-        for routing in [
-            "round_robin",
-            "random",
-            "weighted_round_robin",
-            "weighted_random",
-            "consistent_hash",
-            "least_busy",
-            "first",
-        ] {
+        let unicast = Routing::ALL
+            .into_iter()
+            .filter(|r| *r != Routing::Broadcast);
+        for routing in unicast.map(Routing::as_str) {
             let mut core = limited(&[("a", 1), ("b", 2), ("c", 0)]);
             core.acquire("http://a");
             core.acquire("http://b");

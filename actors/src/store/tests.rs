@@ -30,6 +30,15 @@ impl Log {
     }
 }
 
+/// Stores `job` as new through the log.
+fn create_job(log: &mut Log, job: &Job, at: DateTime<Utc>) {
+    log.apply(MetaCommand::PutJob {
+        job: Box::new(job.clone()),
+        mode: PutMode::Create,
+        at,
+    });
+}
+
 fn open(dir: &std::path::Path, limit: usize) -> Log {
     let sm = open_store(dir, retention::HistoryPolicy::keeping(limit));
     let index = sm.applied_index().unwrap();
@@ -119,11 +128,7 @@ fn a_slot_is_created_once_and_advances_the_cursor() {
     let mut log = open(dir.path(), 10);
     let j = job("a");
     let at = t("2026-01-01T00:00:00Z");
-    log.apply(MetaCommand::PutJob {
-        job: Box::new(j.clone()),
-        mode: PutMode::Create,
-        at,
-    });
+    create_job(&mut log, &j, at);
     let slot = at + Duration::seconds(1);
     let first = log.apply(MetaCommand::CreateRuns {
         runs: vec![slot_run(&j, slot)],
@@ -156,11 +161,7 @@ fn terminal_status_is_final_and_status_index_follows() {
     let mut log = open(dir.path(), 10);
     let j = job("a");
     let at = t("2026-01-01T00:00:00Z");
-    log.apply(MetaCommand::PutJob {
-        job: Box::new(j.clone()),
-        mode: PutMode::Create,
-        at,
-    });
+    create_job(&mut log, &j, at);
     let run = slot_run(&j, at + Duration::seconds(1));
     log.apply(MetaCommand::CreateRuns {
         runs: vec![run.clone()],
@@ -211,11 +212,7 @@ fn history_is_bounded_per_job_keeping_the_newest() {
     let mut log = open(dir.path(), 3);
     let j = job("a");
     let at = t("2026-01-01T00:00:00Z");
-    log.apply(MetaCommand::PutJob {
-        job: Box::new(j.clone()),
-        mode: PutMode::Create,
-        at,
-    });
+    create_job(&mut log, &j, at);
     for i in 1..=5 {
         let mut run = slot_run(&j, at + Duration::seconds(i));
         run.status = RunStatus::Succeeded;
@@ -246,11 +243,7 @@ fn pages_of_runs_follow_the_cursor() {
     let mut log = open(dir.path(), 100);
     let j = job("a");
     let at = t("2026-01-01T00:00:00Z");
-    log.apply(MetaCommand::PutJob {
-        job: Box::new(j.clone()),
-        mode: PutMode::Create,
-        at,
-    });
+    create_job(&mut log, &j, at);
     for i in 1..=5 {
         log.apply(MetaCommand::CreateRuns {
             runs: vec![slot_run(&j, at + Duration::seconds(i))],
@@ -278,11 +271,7 @@ fn state_survives_reopening_and_delete_removes_runs() {
     let at = t("2026-01-01T00:00:00Z");
     {
         let mut log = open(dir.path(), 10);
-        log.apply(MetaCommand::PutJob {
-            job: Box::new(j.clone()),
-            mode: PutMode::Create,
-            at,
-        });
+        create_job(&mut log, &j, at);
         log.apply(MetaCommand::CreateRuns {
             runs: vec![slot_run(&j, at + Duration::seconds(1))],
         });
@@ -562,11 +551,7 @@ fn a_run_waiting_for_room_is_placed_once_and_only_while_it_waits() {
     let mut log = open(dir.path(), 10);
     let at = t("2026-01-01T00:00:00Z");
     let a = job("a");
-    log.apply(MetaCommand::PutJob {
-        job: Box::new(a.clone()),
-        mode: PutMode::Create,
-        at,
-    });
+    create_job(&mut log, &a, at);
     let mut waiting = slot_run(&a, at);
     waiting.pending_reason = Some("waiting for room".into());
     let placed_elsewhere = Run {
@@ -633,11 +618,7 @@ fn alert_deliveries_are_kept_on_their_run_newest_last_and_bounded() {
     let mut log = open(dir.path(), 10);
     let j = job("a");
     let at = t("2026-01-01T00:00:00Z");
-    log.apply(MetaCommand::PutJob {
-        job: Box::new(j.clone()),
-        mode: PutMode::Create,
-        at,
-    });
+    create_job(&mut log, &j, at);
     let run = slot_run(&j, at + Duration::seconds(1));
     log.apply(MetaCommand::CreateRuns {
         runs: vec![run.clone()],

@@ -258,11 +258,7 @@ fn describe(error: reqwest::Error) -> String {
 
 /// `text` cut to [`ERROR_TEXT`] bytes, on a character boundary.
 fn cut(text: &str) -> String {
-    let mut end = text.len().min(ERROR_TEXT);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
+    protocol::run::head(text, ERROR_TEXT).to_string()
 }
 
 #[cfg(test)]

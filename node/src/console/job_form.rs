@@ -6,7 +6,7 @@
 
 use actix_web::web;
 use maud::{html, Markup};
-use protocol::{alert::Webhook, Job, JobKey, Target};
+use protocol::{alert::Webhook, job::Routing, Job, JobKey, Target};
 
 use super::{
     format::{job_path, plain, segment},
@@ -14,16 +14,6 @@ use super::{
 };
 use crate::api::{ApiError, AppState};
 
-const ROUTINGS: [&str; 8] = [
-    "round_robin",
-    "random",
-    "weighted_round_robin",
-    "weighted_random",
-    "consistent_hash",
-    "least_busy",
-    "first",
-    "broadcast",
-];
 const CONCURRENCY: [&str; 4] = ["allow", "forbid", "replace", "queue"];
 const MISFIRE: [&str; 3] = ["fire_once", "fire_all", "skip"];
 const TARGETS: [&str; 3] = ["shell", "executor", "http"];
@@ -162,7 +152,7 @@ fn form(job: &Job, editing: Option<&JobKey>) -> Markup {
             fieldset {
                 legend { "Policies" }
                 div.grid {
-                    (choice("Routing", "routing", &ROUTINGS, &plain(&job.routing)))
+                    (choice("Routing", "routing", &Routing::ALL.map(Routing::as_str), job.routing.as_str()))
                     (number("Shards", "shards", &shards))
                     (text("Timeout", "timeout", &job.timeout.to_string(), false, "e.g. 30s, 5m"))
                     (number("Retries", "retry.max_retries", &retries))
