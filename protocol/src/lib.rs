@@ -14,6 +14,7 @@
 //! - `vixie`: rewrites crontab lines so croner reads them as Vixie cron does.
 //! - [`validate`]: field-level validation of request bodies.
 //! - [`signature`]: HMAC signing of executor-protocol requests.
+//! - [`keys`]: keys derived from the cluster secret, one per use (HKDF).
 //! - [`wire`]: the one place that encodes and decodes MessagePack.
 //! - [`duration`]: human-readable durations.
 
@@ -22,6 +23,7 @@ pub mod api;
 pub mod dispatch;
 pub mod duration;
 pub mod job;
+pub mod keys;
 pub mod meta;
 pub mod run;
 pub mod schedule;
