@@ -13,9 +13,11 @@ RUN cargo build --release --locked -p cronmesh \
     && strip target/release/cronmesh
 
 FROM debian:bookworm-slim
-# curl for the health check; sh and coreutils for the shell jobs executors run.
+# curl for the health check; sh and coreutils for the shell jobs executors
+# run; tini as PID 1, so the orphaned children of killed jobs are reaped
+# (the kernel hands orphans to PID 1, and cronmesh is no init).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates curl tini \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /var/lib/cronmesh cronmesh \
     && install -d -o cronmesh -g cronmesh -m 0750 /var/lib/cronmesh
@@ -32,5 +34,5 @@ ENV CRONMESH_DATA_DIR=/var/lib/cronmesh \
 # /healthz answers without a token; a node that cannot serve fails it.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
     CMD curl -fsS "http://127.0.0.1:${CRONMESH_HEALTH_PORT:-7070}/healthz" || exit 1
-ENTRYPOINT ["cronmesh"]
+ENTRYPOINT ["/usr/bin/tini", "-s", "--", "cronmesh"]
 CMD ["server"]

@@ -405,6 +405,7 @@ impl Agent {
                         &req,
                         command,
                         output.clone(),
+                        &self.config.sandbox,
                         self.config.parent_death_signal,
                     ) {
                         Err(e) => Outcome::failed(None, format!("cannot start sh: {e}")),

@@ -8,6 +8,7 @@ use protocol::signature::DEFAULT_REPLAY_WINDOW_SECS;
 use super::{
     handlers::{self, HandlerRegistry},
     receipts::Receipts,
+    sandbox::JobSandbox,
 };
 
 /// `cronmesh executor` flags.
@@ -82,6 +83,17 @@ pub struct ExecutorArgs {
     /// go to other executors; what is still running then is killed.
     #[arg(long, default_value = "25s", value_parser = parse_duration)]
     pub drain_timeout: std::time::Duration,
+
+    /// A variable of this agent's environment that shell runs get too;
+    /// repeat for more. Runs otherwise see only PATH, HOME, USER, LOGNAME,
+    /// LANG, LC_ALL, TZ and their own CRONMESH_* variables.
+    #[arg(long = "pass-env", value_name = "NAME", value_delimiter = ',')]
+    pub pass_env: Vec<String>,
+
+    /// Run shell jobs as this user (its uid, gid, groups and home); the
+    /// agent must run as root. Keep the secret file unreadable to it.
+    #[arg(long, value_name = "USER")]
+    pub run_as: Option<String>,
 
     /// Accept unsigned dispatches: for a test setup only. Without it an
     /// executor needs --secret-file.
@@ -187,6 +199,9 @@ pub struct ExecutorConfig {
     /// from its main thread; an embedded executor starts them from tokio
     /// worker threads, which may end before the process, so false there.
     pub parent_death_signal: bool,
+    /// What shell runs see of this agent: the environment they inherit and
+    /// the user they run as (`--pass-env`, `--run-as`).
+    pub sandbox: JobSandbox,
 }
 
 /// How an executor takes part in gossip.
@@ -228,6 +243,7 @@ impl ExecutorConfig {
             drain_timeout: Duration::ZERO,
             data_dir: None,
             parent_death_signal: false,
+            sandbox: JobSandbox::base(),
         }
     }
 
@@ -318,6 +334,7 @@ impl fmt::Debug for ExecutorConfig {
             .field("drain_timeout", &self.drain_timeout)
             .field("data_dir", &self.data_dir)
             .field("parent_death_signal", &self.parent_death_signal)
+            .field("sandbox", &self.sandbox)
             .finish()
     }
 }
@@ -356,6 +373,7 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
         config.tls = args.tls.load()?;
         config.drain_timeout = args.drain_timeout;
         config.data_dir = args.data_dir;
+        config.sandbox = JobSandbox::new(&args.pass_env, args.run_as.as_deref())?;
         // This process starts runs from its main thread (see the field).
         config.parent_death_signal = true;
         config.validate()?;

@@ -13,6 +13,8 @@
 //! - `agent`: the core the routes call: admission, execution, kills.
 //! - `runs`: the run table, running and recently finished runs by id.
 //! - `process`: `sh -c` in its own process group, output capture, killing.
+//! - `sandbox`: what a shell run sees of the executor: an allowlisted
+//!   environment, and the `--run-as` user.
 //! - `forward`: handler tasks forwarded to a local service (when no
 //!   in-process handler has the name).
 //! - `gossip`: announcing this executor to the schedulers, fencing, and
@@ -51,6 +53,7 @@ mod receipts;
 mod report_frames;
 mod reporter;
 mod runs;
+mod sandbox;
 mod state;
 mod tasks;
 

@@ -30,6 +30,7 @@ use tokio::{io::AsyncReadExt, net::unix::pipe, process::Child, task::JoinHandle}
 use super::{
     output::SharedOutput,
     runs::{Outcome, StopReason},
+    sandbox::JobSandbox,
 };
 
 /// After the process group is gone, how long to keep reading output a
@@ -70,13 +71,15 @@ pub struct ShellProcess {
 }
 
 impl ShellProcess {
-    /// Starts `sh -c command` with the task environment; output goes to
+    /// Starts `sh -c command` with the task environment, confined by
+    /// `sandbox` (its environment and user); output goes to
     /// `output`. With `parent_death_signal` the shell is killed when the
     /// thread calling this exits (see [`die_with_the_executor`]).
     pub fn spawn(
         req: &DispatchRequest,
         command: &str,
         output: SharedOutput,
+        sandbox: &JobSandbox,
         parent_death_signal: bool,
     ) -> io::Result<Self> {
         // One pipe for both streams. O_CLOEXEC keeps the write end out of
@@ -88,10 +91,10 @@ impl ShellProcess {
         let stderr_end: OwnedFd = write_end.try_clone()?;
 
         let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg("-c")
-            .arg(command)
-            .envs(task_env(req))
-            .stdin(Stdio::null())
+        cmd.arg("-c").arg(command);
+        // Before the parent-death signal: changing the user clears it.
+        sandbox.apply(&mut cmd, task_env(req));
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::from(write_end))
             .stderr(Stdio::from(stderr_end))
             .process_group(0)
