@@ -27,6 +27,17 @@
 //! - `testsuite` (feature `testsuite`): fast timings and polling helpers
 //!   for tests.
 //!
+//! # Signed announcements
+//!
+//! Anyone who can send UDP to a gossip port joins chitchat, and may gossip
+//! values for any node. With [`MembershipConfig::gossip_key`] set (derived
+//! from the cluster secret), a node signs its own keys and checks everyone
+//! else's as they are read (`membership`, with [`signing`]); each
+//! [`MemberState`] says whether its announcement verified, and the view
+//! never lets an unverified announcement replace a verified member. What the
+//! rest of cronmesh does with unverified members (no runs, no fencing
+//! credit) is its own rule. Without a key every member is verified.
+//!
 //! # Failure detection
 //!
 //! chitchat's phi is the silence since a peer's last heartbeat divided by
