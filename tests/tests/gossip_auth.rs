@@ -123,6 +123,23 @@ async fn rogue_gossip_members_are_unverified_and_get_no_runs() {
         assert!(verified.contains(&row), "{row:?} not in {listed:#?}");
     }
     assert_real_untouched(&listed, &real.url);
+    // The console's Executors page marks the three rogues.
+    let console = mesh
+        .server
+        .as_ref()
+        .map(|s| s.url.clone())
+        .unwrap_or_default();
+    let page = reqwest::get(format!("{console}/executors"))
+        .await
+        .expect("console")
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(
+        page.matches(">unverified<").count(),
+        3,
+        "the Executors page marks the rogues: {page}"
+    );
 
     // Runs go to the real executor only.
     mesh.api
