@@ -137,9 +137,11 @@ impl Membership {
     }
 
     /// Updates this node's own gossiped member (e.g. running count, leader
-    /// flag). Keys are only re-gossiped when their value changes. A member
-    /// that cannot be gossiped (see [`keys::validate`]) is refused with a
-    /// warning and the previous one stays.
+    /// flag). Keys are only re-gossiped when their value changes; with a
+    /// gossip key, `sig` is recomputed over the new values (so it changes
+    /// with any of them). A member that cannot be gossiped (see
+    /// [`keys::validate`]) is refused with a warning and the previous one
+    /// stays.
     pub async fn update_self(&self, me: Member) {
         if let Err(error) = keys::validate(&me) {
             warn!(%error, "refusing to gossip an invalid member");
