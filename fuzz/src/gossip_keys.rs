@@ -3,13 +3,18 @@
 //!
 //! Input: one `key=value` pair a line (UTF-8; chitchat keys and values are
 //! strings); a later line replaces an earlier one with the same key, and a
-//! line without `=` is a key with an empty value. Invariants of a member
-//! that decodes: it passes `keys::validate`, and `keys::encode` then
-//! `decode` gives it back unchanged.
+//! line without `=` is a key with an empty value. Invariants: checking the
+//! keys' signature (`membership::signing::verify`) never panics, whatever
+//! `sig` holds, and the keys signed then checked verify. Of a member that
+//! decodes: it passes `keys::validate`, and `keys::encode` then `decode`
+//! gives it back unchanged.
 
 use std::collections::BTreeMap;
 
-use membership::keys;
+use membership::{
+    keys,
+    signing::{self, Announcer, GossipKey},
+};
 
 pub fn run(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -22,6 +27,7 @@ pub fn run(data: &[u8]) {
             (key.to_string(), value.to_string())
         })
         .collect();
+    check_signing(&map);
     let Ok(member) = keys::decode(&map) else {
         return;
     };
@@ -35,5 +41,28 @@ pub fn run(data: &[u8]) {
         keys::decode(&again).as_ref(),
         Ok(&member),
         "{again:?}: the member's own keys"
+    );
+}
+
+fn check_signing(map: &BTreeMap<String, String>) {
+    let key = GossipKey::from_secret(b"fuzz");
+    let announcer = Announcer {
+        cluster_id: "cronmesh",
+        node_name: "executor-fuzz",
+        generation: 1,
+    };
+    // Whatever `sig` holds: an answer, never a panic.
+    let _ = signing::verify(&key, announcer, map);
+    let mut signed = map.clone();
+    let sig = signing::sign(
+        &key,
+        announcer,
+        map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    signed.insert(signing::SIG.to_string(), sig);
+    assert_eq!(
+        signing::verify(&key, announcer, &signed),
+        Ok(()),
+        "{signed:?}: its own signature"
     );
 }

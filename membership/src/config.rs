@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::signing::GossipKey;
+
 /// Default gossip cluster id: nodes of different clusters ignore each other.
 pub const DEFAULT_CLUSTER_ID: &str = "cronmesh";
 /// Default gossip round period.
@@ -52,11 +54,16 @@ pub struct MembershipConfig {
     /// for failing their runs over) before being forgotten. Chitchat stops
     /// gossiping about them after half of it.
     pub dead_grace: Duration,
+    /// The key that signs this node's announcement and checks everyone
+    /// else's, derived from the cluster secret ([`GossipKey::from_secret`]).
+    /// `None` (a test setup on a trusted network, `--unsigned`): nothing is
+    /// signed and every member counts as verified.
+    pub gossip_key: Option<GossipKey>,
 }
 
 impl MembershipConfig {
     /// A config with the defaults: cluster `cronmesh`, no seeds, 200 ms
-    /// rounds, phi 10, dead members kept 10 minutes.
+    /// rounds, phi 10, dead members kept 10 minutes, no gossip key.
     pub fn new(node_name: impl Into<String>, gossip_listen: SocketAddr) -> Self {
         MembershipConfig {
             node_name: node_name.into(),
@@ -67,6 +74,7 @@ impl MembershipConfig {
             gossip_interval: DEFAULT_GOSSIP_INTERVAL,
             phi_threshold: DEFAULT_PHI_THRESHOLD,
             dead_grace: DEFAULT_DEAD_GRACE,
+            gossip_key: None,
         }
     }
 
@@ -82,6 +90,12 @@ impl MembershipConfig {
         config.phi_threshold = 20.0;
         config.dead_grace = Duration::from_secs(30);
         config
+    }
+
+    /// Signs and checks announcements with the gossip key of `secret`.
+    pub fn with_secret(mut self, secret: &[u8]) -> Self {
+        self.gossip_key = Some(GossipKey::from_secret(secret));
+        self
     }
 
     /// Sets the seeds.

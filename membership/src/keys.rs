@@ -9,6 +9,10 @@
 //!   any name), `weight`, `labels` (a JSON object of strings), `running`,
 //!   `max_concurrent`.
 //!
+//! With the cluster secret, every node also gossips `sig`, the signature of
+//! all the others (see [`crate::signing`]); it is added and checked apart
+//! from this encoding, which ignores it.
+//!
 //! Decoding is total: whatever arrives from the network, a missing or
 //! malformed key is a [`KeyError`], never a panic. Unknown keys are ignored,
 //! so a newer node may gossip more than an older one reads.

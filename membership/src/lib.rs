@@ -9,12 +9,16 @@
 //! - [`member`]: [`Member`] (scheduler or executor), [`MemberState`] (a
 //!   member as this node sees it) and [`MembershipChange`].
 //! - [`keys`]: the gossip key encoding of a member, and its total decoding.
+//! - [`signing`]: the `sig` key: an HMAC of the announcement under the
+//!   gossip key derived from the cluster secret, and its check. Members
+//!   whose announcement does not verify are [`MemberState::verified`]
+//!   `false`.
 //! - [`config`]: [`MembershipConfig`], the gossip and failure detector
-//!   settings.
+//!   settings, and the gossip key.
 //! - [`membership`]: [`Membership`], the running node: start, update self,
 //!   list members, subscribe to changes, shut down.
 //! - `view`: the pure rules turning chitchat observations into the view and
-//!   its changes.
+//!   its changes (an unverified version never replaces a verified member).
 //! - `hub`: the view shared by every handle and the fan-out to subscribers.
 //! - `pause`: holds deaths back right after this node itself was paused, so
 //!   a stall of this process is not taken for the death of every peer.
@@ -22,6 +26,17 @@
 //!   `127.0.0.1:0` works.
 //! - `testsuite` (feature `testsuite`): fast timings and polling helpers
 //!   for tests.
+//!
+//! # Signed announcements
+//!
+//! Anyone who can send UDP to a gossip port joins chitchat, and may gossip
+//! values for any node. With [`MembershipConfig::gossip_key`] set (derived
+//! from the cluster secret), a node signs its own keys and checks everyone
+//! else's as they are read (`membership`, with [`signing`]); each
+//! [`MemberState`] says whether its announcement verified, and the view
+//! never lets an unverified announcement replace a verified member. What the
+//! rest of cronmesh does with unverified members (no runs, no fencing
+//! credit) is its own rule. Without a key every member is verified.
 //!
 //! # Failure detection
 //!
@@ -57,6 +72,7 @@ pub mod keys;
 pub mod member;
 pub mod membership;
 mod pause;
+pub mod signing;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 mod transport;
@@ -66,3 +82,4 @@ pub use config::MembershipConfig;
 pub use keys::KeyError;
 pub use member::{ExecutorInfo, Member, MemberState, MembershipChange, SchedulerInfo};
 pub use membership::Membership;
+pub use signing::GossipKey;

@@ -122,6 +122,13 @@ pub struct MemberState {
     /// The chitchat identity `node_name:generation:gossip_addr`. The
     /// generation changes on every restart; for logs and diagnostics.
     pub gossip_id: String,
+    /// Whether its announcement carries a valid signature of the cluster's
+    /// gossip key (see `signing`), or this node has no key and trusts
+    /// every member. Anyone who can reach a gossip port can announce
+    /// anything: schedulers route only to verified executors, executors
+    /// only count verified schedulers as alive, and an unverified member
+    /// never takes the place of a verified one.
+    pub verified: bool,
 }
 
 /// A change in this node's view of the cluster.

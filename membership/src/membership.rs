@@ -2,7 +2,7 @@
 //! socket, publishes this node's member, and keeps the shared view (see
 //! `view`) up to date from a background observer task.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,6 +22,7 @@ use crate::config::MembershipConfig;
 use crate::hub::Hub;
 use crate::keys;
 use crate::member::{Member, MemberState, MembershipChange};
+use crate::signing::{self, Announcer, GossipKey};
 use crate::transport::BoundUdp;
 use crate::view::Observation;
 
@@ -46,6 +47,9 @@ struct Inner {
     advertise_addr: SocketAddr,
     chitchat: Arc<Mutex<Chitchat>>,
     hub: Arc<Hub>,
+    /// Signs this node's announcement and checks the others'; `None`: no
+    /// signing and every member verified.
+    auth: Arc<Auth>,
     /// Taken by `shutdown`; dropping it also stops the gossip server.
     server: Mutex<Option<ChitchatHandle>>,
     /// Sent (or dropped with the last handle) to stop the observer.
@@ -64,6 +68,11 @@ impl Membership {
         let gossip_addr = transport.local_addr();
         let advertise_addr = advertise(config.gossip_advertise, gossip_addr)?;
         let chitchat_id = ChitchatId::new(config.node_name.clone(), generation(), advertise_addr);
+        let auth = Arc::new(Auth {
+            key: config.gossip_key.clone(),
+            cluster_id: config.cluster_id.clone(),
+        });
+        let initial = auth.signed(&chitchat_id, keys::encode(&me));
         let chitchat_config = ChitchatConfig {
             chitchat_id,
             cluster_id: config.cluster_id.clone(),
@@ -86,17 +95,18 @@ impl Membership {
             // read us, and cronmesh digests are small.
             protocol_version: ProtocolVersion::V0,
         };
-        let server = spawn_chitchat(chitchat_config, keys::encode(&me), &transport)
+        let server = spawn_chitchat(chitchat_config, initial, &transport)
             .await
             .context("cannot start gossip")?;
         let chitchat = server.chitchat();
         let hub = Arc::new(Hub::new(config.gossip_interval));
-        observe(&chitchat, &hub).await;
+        observe(&chitchat, &hub, &auth).await;
 
         let (stop_tx, stop_rx) = oneshot::channel();
         let observer = tokio::spawn(run_observer(
             chitchat.clone(),
             hub.clone(),
+            auth.clone(),
             config.gossip_interval,
             stop_rx,
         ));
@@ -107,6 +117,7 @@ impl Membership {
                 advertise_addr,
                 chitchat,
                 hub,
+                auth,
                 server: Mutex::new(Some(server)),
                 stop: std::sync::Mutex::new(Some(stop_tx)),
                 observer: Mutex::new(Some(observer)),
@@ -126,16 +137,21 @@ impl Membership {
     }
 
     /// Updates this node's own gossiped member (e.g. running count, leader
-    /// flag). Keys are only re-gossiped when their value changes. A member
-    /// that cannot be gossiped (see [`keys::validate`]) is refused with a
-    /// warning and the previous one stays.
+    /// flag). Keys are only re-gossiped when their value changes; with a
+    /// gossip key, `sig` is recomputed over the new values (so it changes
+    /// with any of them). A member that cannot be gossiped (see
+    /// [`keys::validate`]) is refused with a warning and the previous one
+    /// stays.
     pub async fn update_self(&self, me: Member) {
         if let Err(error) = keys::validate(&me) {
             warn!(%error, "refusing to gossip an invalid member");
             return;
         }
-        let key_values = keys::encode(&me);
         let mut chitchat = self.inner.chitchat.lock().await;
+        let key_values = self
+            .inner
+            .auth
+            .signed(chitchat.self_chitchat_id(), keys::encode(&me));
         let node = chitchat.self_node_state();
         let wanted: HashSet<&str> = key_values.iter().map(|(k, _)| k.as_str()).collect();
         let stale: Vec<String> = node
@@ -147,18 +163,23 @@ impl Membership {
         for key in stale {
             node.delete(&key);
         }
+        // The signature last: chitchat sends a node's keys in the order of
+        // their versions, so a peer that has the new `sig` has every value
+        // it covers.
         for (key, value) in key_values {
             node.set(key, value);
         }
         // Reflect it locally now rather than at the next round.
-        self.inner.hub.apply(observations(&chitchat), Utc::now());
+        self.inner
+            .hub
+            .apply(observations(&chitchat, &self.inner.auth), Utc::now());
     }
 
     /// Every member known (alive and recently dead, this node included),
     /// parsed, by node name. Members whose keys do not parse are skipped
     /// with a debug log.
     pub async fn members(&self) -> Vec<MemberState> {
-        observe(&self.inner.chitchat, &self.inner.hub).await;
+        observe(&self.inner.chitchat, &self.inner.hub, &self.inner.auth).await;
         self.inner.hub.members()
     }
 
@@ -200,6 +221,7 @@ impl Membership {
 async fn run_observer(
     chitchat: Arc<Mutex<Chitchat>>,
     hub: Arc<Hub>,
+    auth: Arc<Auth>,
     period: Duration,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -212,38 +234,93 @@ async fn run_observer(
             changed = live_changes.changed() => if changed.is_err() { break },
             _ = tick.tick() => {}
         }
-        observe(&chitchat, &hub).await;
+        observe(&chitchat, &hub, &auth).await;
     }
 }
 
 /// Brings the view up to chitchat's state. The chitchat lock is held until
 /// the view is updated, so concurrent observations apply in order.
-async fn observe(chitchat: &Mutex<Chitchat>, hub: &Hub) {
+async fn observe(chitchat: &Mutex<Chitchat>, hub: &Hub, auth: &Auth) {
     let chitchat = chitchat.lock().await;
-    hub.apply(observations(&chitchat), Utc::now());
+    hub.apply(observations(&chitchat, auth), Utc::now());
 }
 
-fn observations(chitchat: &Chitchat) -> Vec<Observation> {
+fn observations(chitchat: &Chitchat, auth: &Auth) -> Vec<Observation> {
     let live: HashSet<&ChitchatId> = chitchat.live_nodes().collect();
     chitchat
         .node_states()
         .iter()
-        .map(|(id, node)| Observation {
-            node_name: id.node_id.to_string(),
-            generation: id.generation_id,
-            gossip_id: format!(
-                "{}:{}:{}",
-                id.node_id, id.generation_id, id.gossip_advertise_addr
-            ),
-            alive: live.contains(id),
-            heartbeat: node.heartbeat().into(),
-            version: node.max_version(),
-            keys: node
+        .map(|(id, node)| {
+            let keys: BTreeMap<String, String> = node
                 .key_values()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+                .collect();
+            Observation {
+                node_name: id.node_id.to_string(),
+                generation: id.generation_id,
+                gossip_id: format!(
+                    "{}:{}:{}",
+                    id.node_id, id.generation_id, id.gossip_advertise_addr
+                ),
+                alive: live.contains(id),
+                heartbeat: node.heartbeat().into(),
+                version: node.max_version(),
+                verified: auth.verifies(id, &keys),
+                keys,
+            }
         })
         .collect()
+}
+
+/// Signing of this node's announcement and checking of the others', at the
+/// edge where chitchat's strings are read.
+struct Auth {
+    key: Option<GossipKey>,
+    /// Bound into every signature: one cluster's announcements do not
+    /// verify in another sharing the secret.
+    cluster_id: String,
+}
+
+impl Auth {
+    fn announcer<'a>(&'a self, id: &'a ChitchatId) -> Announcer<'a> {
+        Announcer {
+            cluster_id: &self.cluster_id,
+            node_name: &id.node_id,
+            generation: id.generation_id,
+        }
+    }
+
+    /// `key_values` with the signature appended last, when there is a key.
+    fn signed(
+        &self,
+        id: &ChitchatId,
+        mut key_values: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
+        if let Some(key) = &self.key {
+            let sig = signing::sign(
+                key,
+                self.announcer(id),
+                key_values.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            key_values.push((signing::SIG.to_string(), sig));
+        }
+        key_values
+    }
+
+    /// Whether the announcement `keys` of node `id` verifies; always true
+    /// without a key (unsigned setups trust everyone).
+    fn verifies(&self, id: &ChitchatId, keys: &BTreeMap<String, String>) -> bool {
+        let Some(key) = &self.key else {
+            return true;
+        };
+        match signing::verify(key, self.announcer(id), keys) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::trace!(node = %id.node_id, %why, "announcement not verified");
+                false
+            }
+        }
+    }
 }
 
 /// The address to advertise: the configured one (port 0 meaning the bound

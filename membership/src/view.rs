@@ -3,9 +3,15 @@
 //! rules below are unit-tested without a network.
 //!
 //! - Members are keyed by node name. When several generations of one node
-//!   name are known (a restart), the newest alive one counts, else the
-//!   newest: a restart is an `Updated`, and the old generation's death is
-//!   not reported.
+//!   name are known (a restart), the newest verified alive one counts, else
+//!   the newest verified one, then likewise among unverified ones: a
+//!   restart is an `Updated`, the old generation's death is not reported,
+//!   and an impersonator taking a verified node's name is not seen.
+//! - An announcement that does not verify never replaces a verified member
+//!   of the same generation: the last verified one is kept, as for keys
+//!   that do not parse (chitchat lets any peer gossip values for any node,
+//!   and a value may arrive a round before its new signature). Liveness is
+//!   still tracked.
 //! - A node whose keys have never parsed is not a member. When later keys
 //!   do not parse, the last good member is kept. Each bad version is logged
 //!   once, at debug level.
@@ -41,6 +47,9 @@ pub(crate) struct Observation {
     pub version: u64,
     /// Its live (not deleted) key-values.
     pub keys: BTreeMap<String, String>,
+    /// Whether `keys` carry a valid signature (or no key is configured),
+    /// checked at the edge by `signing`.
+    pub verified: bool,
 }
 
 struct Entry {
@@ -124,6 +133,7 @@ impl View {
                 alive: obs.alive,
                 last_seen: obs.alive.then_some(now),
                 gossip_id: obs.gossip_id,
+                verified: obs.verified,
             };
             let change = state.alive.then(|| MembershipChange::Added(state.clone()));
             self.entries.insert(
@@ -145,8 +155,15 @@ impl View {
             entry.generation = obs.generation;
             entry.version = obs.version;
             match keys::decode(&obs.keys) {
-                Ok(member) if member != entry.state.member => {
+                Ok(_) if same_generation && entry.state.verified && !obs.verified => {
+                    debug!(node = %obs.gossip_id, "gossip keys are not signed by the cluster key; keeping the last verified member");
+                    false
+                }
+                Ok(member)
+                    if member != entry.state.member || obs.verified != entry.state.verified =>
+                {
                     entry.state.member = member;
+                    entry.state.verified = obs.verified;
                     true
                 }
                 Ok(_) => false,
@@ -197,14 +214,14 @@ impl View {
     }
 }
 
-/// One observation per node name: its newest alive generation, else its
-/// newest.
+/// One observation per node name: its newest verified alive generation,
+/// else its newest verified one, else likewise among the unverified.
 fn pick_generations(observations: Vec<Observation>) -> BTreeMap<String, Observation> {
+    let rank = |o: &Observation| (o.verified, o.alive, o.generation);
     let mut picked: BTreeMap<String, Observation> = BTreeMap::new();
     for obs in observations {
         match picked.get(&obs.node_name) {
-            Some(current) if (current.alive, current.generation) >= (obs.alive, obs.generation) => {
-            }
+            Some(current) if rank(current) >= rank(&obs) => {}
             _ => {
                 picked.insert(obs.node_name.clone(), obs);
             }
@@ -245,6 +262,7 @@ mod tests {
                     Member::Scheduler(_) => 0,
                 },
             keys,
+            verified: true,
         }
     }
 
@@ -408,6 +426,96 @@ mod tests {
         assert_eq!(kinds(&c)[0].0, "removed");
     }
 
+    fn unverified(mut o: Observation) -> Observation {
+        o.verified = false;
+        o
+    }
+
+    fn heavy(endpoint: &str) -> Member {
+        let mut e = ExecutorInfo::new("stolen", endpoint);
+        e.weight = u32::MAX;
+        Member::Executor(e)
+    }
+
+    #[test]
+    fn an_unverified_version_never_replaces_a_verified_member() {
+        let mut view = View::default();
+        let real = executor(0);
+        let c = view.apply(vec![obs("a", 1, true, 1, &real)], t(0), false);
+        assert!(c[0].state().verified);
+        // Forged values for the same node and generation: ignored.
+        let forged = unverified(obs("a", 1, true, 2, &heavy("http://127.0.0.1:7080")));
+        assert!(view.apply(vec![forged.clone()], t(1), false).is_empty());
+        let members = view.members();
+        assert_eq!(members[0].member, real);
+        assert!(members[0].verified);
+        // Liveness is still followed.
+        let mut dead = forged;
+        dead.alive = false;
+        let c = view.apply(vec![dead], t(2), false);
+        assert_eq!(kinds(&c)[0].0, "removed");
+        assert_eq!(c[0].state().member, real);
+    }
+
+    #[test]
+    fn an_unverified_member_is_listed_as_such_until_it_verifies() {
+        let mut view = View::default();
+        let c = view.apply(
+            vec![unverified(obs("a", 1, true, 1, &executor(0)))],
+            t(0),
+            false,
+        );
+        assert_eq!(kinds(&c)[0].0, "added");
+        assert!(!c[0].state().verified);
+        // Signed a round later (the same values and a new `sig`): an
+        // update, now verified.
+        let mut signed = obs("a", 1, true, 2, &executor(0));
+        signed.version += 1;
+        let c = view.apply(vec![signed], t(1), false);
+        assert_eq!(kinds(&c)[0].0, "updated");
+        assert!(c[0].state().verified);
+    }
+
+    #[test]
+    fn an_impersonator_under_a_verified_node_name_is_not_seen() {
+        let mut view = View::default();
+        let real = executor(0);
+        let rogue = heavy("http://127.0.0.1:7080");
+        view.apply(vec![obs("a", 1, true, 1, &real)], t(0), false);
+        // A newer generation of the same name, alive but not signed.
+        let c = view.apply(
+            vec![
+                obs("a", 1, true, 2, &real),
+                unverified(obs("a", 9, true, 1, &rogue)),
+            ],
+            t(1),
+            false,
+        );
+        assert!(c.is_empty(), "{c:?}");
+        // Even once the real one is dead, the verified generation counts.
+        let c = view.apply(
+            vec![
+                obs("a", 1, false, 2, &real),
+                unverified(obs("a", 9, true, 2, &rogue)),
+            ],
+            t(2),
+            false,
+        );
+        assert_eq!(kinds(&c), [("removed", "a:1:127.0.0.1:1".into(), false)]);
+        assert_eq!(view.members()[0].member, real);
+        // A real restart (verified, newer) takes over as usual.
+        let c = view.apply(
+            vec![
+                obs("a", 10, true, 1, &real),
+                unverified(obs("a", 9, true, 3, &rogue)),
+            ],
+            t(3),
+            false,
+        );
+        assert_eq!(kinds(&c), [("updated", "a:10:127.0.0.1:1".into(), true)]);
+        assert!(c[0].state().verified);
+    }
+
     #[test]
     fn garbage_keys_never_panic() {
         let mut view = View::default();
@@ -448,6 +556,7 @@ mod tests {
                     heartbeat: 1,
                     version: 1,
                     keys,
+                    verified: false,
                 });
             }
         }

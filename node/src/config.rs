@@ -368,11 +368,13 @@ pub struct ServerArgs {
     /// Executors known without gossip: URL, or GROUP=URL.
     #[arg(long = "executor", value_name = "[GROUP=]URL")]
     pub executors: Vec<StaticExecutor>,
-    /// File holding the executor protocol's shared secret.
+    /// File holding the cluster's shared secret: it signs the executor
+    /// protocol and the gossip announcements.
     #[arg(long, env = "CRONMESH_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
-    /// Run the executor protocol unsigned: for a test setup only. Without
-    /// it a server needs --secret-file.
+    /// Run the executor protocol and gossip unsigned (every gossip member
+    /// trusted): for a test setup only. Without it a server needs
+    /// --secret-file.
     #[arg(long, conflicts_with = "secret_file")]
     pub unsigned: bool,
     #[command(flatten)]

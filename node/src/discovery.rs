@@ -1,6 +1,12 @@
-//! Executors found by gossip: the live ones become the Router's executor
-//! set, and those declared dead have their runs failed over. Also which of
-//! them a job's runs may go to now (`placement`).
+//! Executors found by gossip: the live verified ones become the Router's
+//! executor set, and those declared dead have their runs failed over. Also
+//! which of them a job's runs may go to now (`placement`).
+//!
+//! Only members whose announcement verifies (signed with the cluster's
+//! gossip key, see `membership::signing`) count: an unverified executor is
+//! listed by `GET /v1/executors` with `verified: false`, but it gets no
+//! runs, and neither its joining, its restarts nor its death touch the runs
+//! of a verified executor, even one whose endpoint it claims.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -52,9 +58,13 @@ pub async fn follow_executors(
         let MemberState {
             member: Member::Executor(executor),
             gossip_id,
+            verified: true,
             ..
         } = state
         else {
+            // Schedulers, and executors whose announcement is not signed
+            // with the cluster key: an impersonator of a verified
+            // executor's endpoint must not make its runs fail over.
             continue;
         };
         let previous = instances.insert(executor.endpoint.clone(), gossip_id.clone());
@@ -71,13 +81,17 @@ pub async fn follow_executors(
     }
 }
 
-/// The static executors and every live gossiped one, without duplicates.
+/// The static executors and every live verified gossiped one, without
+/// duplicates. Unverified members are left out: whoever reaches the gossip
+/// port could otherwise draw runs (and their commands and params) to
+/// itself, or replace a real executor's group, weight and handlers by
+/// announcing its endpoint.
 pub fn live_executors(statics: &[ExecutorEntry], members: &[MemberState]) -> Vec<ExecutorEntry> {
     let mut by_endpoint: BTreeMap<String, ExecutorEntry> = statics
         .iter()
         .map(|e| (e.endpoint.clone(), e.clone()))
         .collect();
-    for state in members.iter().filter(|m| m.alive) {
+    for state in members.iter().filter(|m| m.alive && m.verified) {
         if let Member::Executor(e) = &state.member {
             by_endpoint.insert(
                 e.endpoint.clone(),
@@ -134,21 +148,33 @@ pub async fn discovery_deadline(discovered: Arc<watch::Sender<bool>>) {
     }
 }
 
-/// Every executor this node knows: the Router's (with their load), and the
-/// gossiped ones the Router no longer routes to because they died.
+/// Every executor this node knows: the Router's (with their load), the
+/// gossiped ones the Router no longer routes to because they died, and the
+/// unverified ones it never routes to, each in a row of its own (an
+/// unverified member claiming a verified one's endpoint changes nothing of
+/// that one's row).
 pub async fn executor_list(
     router: &Addr<Router>,
     membership: Option<&Membership>,
 ) -> Result<Vec<ExecutorInfo>, actix::MailboxError> {
-    let mut listed = router.send(ListExecutors).await?;
-    let Some(membership) = membership else {
-        return Ok(listed);
-    };
-    for member in membership.members().await {
+    let listed = router.send(ListExecutors).await?;
+    Ok(match membership {
+        Some(membership) => with_members(listed, &membership.members().await),
+        None => listed,
+    })
+}
+
+/// The Router's executors `listed`, with the liveness of the gossiped ones
+/// and a row for every other gossiped executor.
+fn with_members(mut listed: Vec<ExecutorInfo>, members: &[MemberState]) -> Vec<ExecutorInfo> {
+    for member in members {
         let Member::Executor(e) = &member.member else {
             continue;
         };
-        match listed.iter_mut().find(|x| x.endpoint == e.endpoint) {
+        let row = listed
+            .iter_mut()
+            .find(|x| member.verified && x.verified && x.endpoint == e.endpoint);
+        match row {
             Some(info) => {
                 info.alive = member.alive;
                 info.last_seen = member.last_seen;
@@ -165,10 +191,11 @@ pub async fn executor_list(
                 alive: member.alive,
                 last_seen: member.last_seen,
                 max_concurrent: e.max_concurrent,
+                verified: member.verified,
             }),
         }
     }
-    Ok(listed)
+    listed
 }
 
 /// `GET /v1/jobs/{id}/placement`: the live executors a run of the job may
@@ -207,4 +234,88 @@ pub async fn placement(router: &Addr<Router>, job: &Job) -> Result<Placement, ac
             .collect(),
         problem: NoMatch::diagnose(&entries, job).map(|why| why.to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REAL: &str = "http://10.0.0.1:7080";
+
+    fn state(gossip_id: &str, member: membership::ExecutorInfo, verified: bool) -> MemberState {
+        MemberState {
+            member: Member::Executor(member),
+            alive: true,
+            last_seen: None,
+            gossip_id: gossip_id.into(),
+            verified,
+        }
+    }
+
+    fn real() -> MemberState {
+        let mut e = membership::ExecutorInfo::new("billing", REAL);
+        e.weight = 2;
+        state("executor-real:1:10.0.0.1:7072", e, true)
+    }
+
+    fn impersonator(endpoint: &str) -> MemberState {
+        let mut e = membership::ExecutorInfo::new("billing", endpoint);
+        e.weight = u32::MAX;
+        e.group = "stolen".into();
+        e.handlers = vec!["*".into()];
+        state("rogue:1:10.0.0.66:7072", e, false)
+    }
+
+    #[test]
+    fn the_router_gets_only_verified_executors() {
+        for members in [
+            vec![real(), impersonator(REAL)],
+            vec![impersonator(REAL), real()],
+        ] {
+            let live = live_executors(&[], &members);
+            assert_eq!(live.len(), 1, "{live:?}");
+            assert_eq!(live[0].group, "billing");
+            assert_eq!(live[0].weight, 2);
+        }
+        let own = live_executors(&[], &[real(), impersonator("http://10.0.0.66:7080")]);
+        assert_eq!(
+            own.iter().map(|e| e.endpoint.as_str()).collect::<Vec<_>>(),
+            [REAL]
+        );
+    }
+
+    #[test]
+    fn an_impersonator_is_listed_apart_and_unverified() {
+        let routed: Vec<ExecutorInfo> = {
+            let entry = &live_executors(&[], &[real()])[0];
+            vec![ExecutorInfo {
+                id: entry.id.clone(),
+                group: entry.group.clone(),
+                endpoint: entry.endpoint.clone(),
+                handlers: entry.handlers.clone(),
+                weight: entry.weight,
+                labels: entry.labels.clone(),
+                running: 0,
+                alive: true,
+                last_seen: None,
+                max_concurrent: 0,
+                verified: true,
+            }]
+        };
+        let mut dead_rogue = impersonator(REAL);
+        dead_rogue.alive = false;
+        let listed = with_members(routed, &[real(), dead_rogue]);
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        let real_row = listed.iter().find(|e| e.verified).unwrap();
+        assert!(
+            real_row.alive,
+            "the impersonator's death is not the real one's"
+        );
+        assert_eq!((real_row.group.as_str(), real_row.weight), ("billing", 2));
+        let rogue_row = listed.iter().find(|e| !e.verified).unwrap();
+        assert_eq!(
+            (rogue_row.group.as_str(), rogue_row.weight),
+            ("stolen", u32::MAX)
+        );
+    }
 }

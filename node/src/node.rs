@@ -157,6 +157,11 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             let mut membership_config =
                 MembershipConfig::new(name, gossip.listen).with_seeds(gossip.seeds.clone());
             membership_config.cluster_id = gossip.cluster.clone();
+            // With the cluster secret, announcements are signed and only
+            // verified executors are routed to (docs/ARCHITECTURE.md).
+            if let Some(secret) = &config.secret {
+                membership_config = membership_config.with_secret(secret);
+            }
             Some((Membership::start(membership_config, me.clone()).await?, me))
         }
         None => None,

@@ -178,6 +178,17 @@ pub struct ExecutorInfo {
     /// Most runs it takes at once (`--max-concurrent`); 0: no limit.
     #[serde(default)]
     pub max_concurrent: u32,
+    /// Whether its gossip announcement is signed with the cluster's key
+    /// (always true for executors given by URL, and without a secret).
+    /// Runs never go to an unverified executor: anyone who reaches the
+    /// gossip port can announce one, and it is listed so operators see it.
+    #[serde(default = "verified_by_default")]
+    pub verified: bool,
+}
+
+/// A scheduler too old to check announcements trusted every executor.
+fn verified_by_default() -> bool {
+    true
 }
 
 fn utc() -> String {

@@ -28,15 +28,17 @@ pub struct Mesh {
 
 impl Mesh {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A mesh whose scheduler gets `extra` flags too (e.g. `--secret-file`).
+    pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let gossip = format!("127.0.0.1:{}", free_port());
         let cluster = format!("test-{}", free_port());
-        let server = server_with(
-            &dir.path().join("data"),
-            "127.0.0.1:0",
-            &[],
-            &["--gossip", &gossip, "--gossip-cluster", &cluster],
-        );
+        let mut args = vec!["--gossip", &gossip, "--gossip-cluster", &cluster];
+        args.extend_from_slice(extra);
+        let server = server_with(&dir.path().join("data"), "127.0.0.1:0", &[], &args);
         Self {
             api: Api::new(server.url.clone()),
             gossip,

@@ -132,6 +132,8 @@ impl Handler<ListExecutors> for Router {
                 alive: true,
                 last_seen: None,
                 max_concurrent: e.max_concurrent,
+                // Only verified executors are given to the Router.
+                verified: true,
             })
             .collect();
         MessageResult(list)

@@ -1,4 +1,6 @@
-//! `/executors`: every executor this node knows, live and recently dead.
+//! `/executors`: every executor this node knows, live and recently dead, and
+//! gossip members announcing themselves as executors without the cluster's
+//! signature (marked "unverified": they get no runs).
 
 use actix_web::web;
 use maud::html;
@@ -13,7 +15,9 @@ pub async fn page(state: web::Data<AppState>) -> PageResult {
     let now = state.clock.now();
     let mut executors =
         crate::discovery::executor_list(&state.router, state.membership.as_ref()).await?;
-    executors.sort_by(|a, b| (&a.group, !a.alive, &a.id).cmp(&(&b.group, !b.alive, &b.id)));
+    executors.sort_by(|a, b| {
+        (&a.group, !a.verified, !a.alive, &a.id).cmp(&(&b.group, !b.verified, !b.alive, &b.id))
+    });
     let body = html! {
         h1 { "Executors" }
         @if executors.is_empty() {
@@ -29,7 +33,12 @@ pub async fn page(state: web::Data<AppState>) -> PageResult {
                     tr data-endpoint=(e.endpoint) {
                         td.mono { (e.id) @if e.id != e.endpoint { br; span.small { (e.endpoint) } } }
                         td { (e.group) }
-                        td { @if e.alive { span.badge.status-alive { "alive" } } @else { span.badge.status-dead { "dead" } } }
+                        td {
+                            @if e.alive { span.badge.status-alive { "alive" } } @else { span.badge.status-dead { "dead" } }
+                            @if !e.verified {
+                                " " span.badge.status-failed title="Its gossip announcement is not signed with the cluster secret: it gets no runs" { "unverified" }
+                            }
+                        }
                         td { (e.running) @if e.max_concurrent > 0 { " of " (e.max_concurrent) } }
                         td { (e.weight) }
                         td { @if e.handlers.is_empty() { "—" } @else { (e.handlers.join(", ")) } }

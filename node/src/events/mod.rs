@@ -201,6 +201,7 @@ mod tests {
             alive: true,
             last_seen: None,
             max_concurrent: 0,
+            verified: true,
         });
         assert!(executor.is_about(&key));
     }

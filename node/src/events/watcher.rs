@@ -18,8 +18,10 @@ pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Default)]
 pub struct WatcherCore {
     leader: Option<LeaderChange>,
-    /// By endpoint: the executor's liveness and load when last published.
-    executors: HashMap<String, (bool, u32)>,
+    /// By endpoint and whether it is verified (an unverified member may
+    /// claim a verified one's endpoint; each is its own row): the
+    /// executor's liveness and load when last published.
+    executors: HashMap<(String, bool), (bool, u32)>,
 }
 
 impl WatcherCore {
@@ -32,7 +34,8 @@ impl WatcherCore {
         }
         for executor in executors {
             let now = (executor.alive, executor.running);
-            if self.executors.insert(executor.endpoint.clone(), now) != Some(now) {
+            let key = (executor.endpoint.clone(), executor.verified);
+            if self.executors.insert(key, now) != Some(now) {
                 events.push(Event::Executor(executor));
             }
         }
@@ -88,6 +91,7 @@ mod tests {
             alive,
             last_seen: None,
             max_concurrent: 0,
+            verified: true,
         }
     }
 

@@ -75,7 +75,8 @@ pub struct ExecutorArgs {
     pub forward_handlers: Vec<String>,
 
     /// File holding the shared HMAC secret that signs executor-protocol
-    /// requests. Without it requests are not signed or checked.
+    /// requests and gossip announcements. Without it requests are not
+    /// signed or checked.
     #[arg(long, env = "CRONMESH_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
 
@@ -95,8 +96,8 @@ pub struct ExecutorArgs {
     #[arg(long, value_name = "USER")]
     pub run_as: Option<String>,
 
-    /// Accept unsigned dispatches: for a test setup only. Without it an
-    /// executor needs --secret-file.
+    /// Accept unsigned dispatches and trust every gossip member: for a test
+    /// setup only. Without it an executor needs --secret-file.
     #[arg(long, conflicts_with = "secret_file")]
     pub unsigned: bool,
 
