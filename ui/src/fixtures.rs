@@ -120,6 +120,14 @@ pub fn snapshot() -> Snapshot {
                 alive: false,
                 ..Executor::default()
             },
+            Executor {
+                id: "rogue".into(),
+                group: "default".into(),
+                endpoint: "http://10.0.0.66:7080".into(),
+                alive: true,
+                verified: false,
+                ..Executor::default()
+            },
         ],
         jobs: vec![nightly, cleanup],
         runs: vec![

@@ -46,7 +46,7 @@ pub struct Member {
 }
 
 /// `GET /v1/executors`: one executor seen by gossip.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Executor {
     pub id: String,
@@ -60,6 +60,27 @@ pub struct Executor {
     /// False for executors gossip has declared dead but still remembers.
     pub alive: bool,
     pub last_seen: Option<DateTime<Utc>>,
+    /// False for a gossip member whose announcement is not signed with
+    /// the cluster's secret: listed, never sent work. Servers that predate
+    /// the field only list verified executors, hence true when absent.
+    pub verified: bool,
+}
+
+impl Default for Executor {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            group: String::new(),
+            endpoint: String::new(),
+            handlers: Vec::new(),
+            weight: 0,
+            labels: BTreeMap::new(),
+            running: 0,
+            alive: false,
+            last_seen: None,
+            verified: true,
+        }
+    }
 }
 
 /// One item of `GET /v1/jobs`: the fields of a job the viewer shows, plus

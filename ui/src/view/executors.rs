@@ -19,13 +19,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     };
-    let alive = snapshot.executors.iter().filter(|e| e.alive).count();
+    let alive = snapshot
+        .executors
+        .iter()
+        .filter(|e| e.alive && e.verified)
+        .count();
     let title = format!(
         " Executors · {alive} alive of {} ",
         snapshot.executors.len()
     );
     let rows = snapshot.executors.iter().map(|e| {
-        let state = if e.alive {
+        let state = if !e.verified {
+            Cell::from("unverified").style(Style::default().fg(Color::Yellow))
+        } else if e.alive {
             Cell::from("alive").style(Style::default().fg(Color::Green))
         } else {
             Cell::from("dead").style(Style::default().fg(Color::Red))
@@ -43,7 +49,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         [
             Constraint::Fill(2),
             Constraint::Length(12),
-            Constraint::Length(6),
+            Constraint::Length(10),
             Constraint::Length(8),
             Constraint::Fill(1),
         ],

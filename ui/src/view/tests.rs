@@ -62,15 +62,20 @@ fn header_shows_the_leader_the_term_and_the_node_read() {
 }
 
 #[test]
-fn executors_show_alive_and_dead_with_running_counts() {
+fn executors_show_alive_dead_and_unverified_with_running_counts() {
     let screen = screen(&app());
     assert!(
-        shows(&screen, "Executors · 1 alive of 2"),
+        shows(&screen, "Executors · 1 alive of 3"),
         "{}",
         dump(&screen)
     );
     assert!(row_with(&screen, &["http://10.0.0.9:7080", "default", "alive", "1"]).is_some());
     assert!(row_with(&screen, &["http://10.0.0.10:7080", "batch", "dead"]).is_some());
+    assert!(
+        row_with(&screen, &["http://10.0.0.66:7080", "default", "unverified"]).is_some(),
+        "an unsigned gossip member is marked, not counted alive:\n{}",
+        dump(&screen)
+    );
 }
 
 #[test]
