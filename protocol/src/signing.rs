@@ -118,32 +118,91 @@ impl Verifier {
         v1_route: bool,
         now_unix: i64,
     ) -> Result<Accepted, V2Error> {
-        let target = Target {
+        let request = Request {
+            header,
             method,
             path_and_query,
-            audience: &self.audience,
             body,
+            v1_route,
         };
-        match signature_v2::verify(&self.key, header, &target, now_unix, self.window_secs) {
-            Ok(parsed) => {
-                self.nonces.admit(&parsed, now_unix, self.window_secs)?;
-                Ok(Accepted::V2)
-            }
-            Err(V2Error::V1NotAccepted) if self.accept_v1 && v1_route => {
-                signature::verify(&self.secret, header, body, now_unix, self.window_secs)
-                    .map(|()| Accepted::V1)
-                    .map_err(|e| match e {
-                        SignatureError::Missing => V2Error::Missing,
-                        SignatureError::Malformed => V2Error::Malformed,
-                        SignatureError::Stale => V2Error::Stale,
-                        SignatureError::Mismatch => V2Error::Mismatch {
-                            audience: self.audience.clone(),
-                        },
-                    })
-            }
-            Err(e) => Err(e),
-        }
+        self.check_for_any(&request, &[], now_unix)
     }
+
+    /// As [`Verifier::check`], but a signature for one of `also` (other
+    /// receivers this one answers for) passes too; the nonce is remembered
+    /// here whichever it names.
+    pub fn check_for_any(
+        &self,
+        request: &Request<'_>,
+        also: &[&str],
+        now_unix: i64,
+    ) -> Result<Accepted, V2Error> {
+        let audiences = std::iter::once(self.audience.as_str()).chain(also.iter().copied());
+        let mut last = V2Error::Missing;
+        for audience in audiences {
+            let target = Target {
+                method: request.method,
+                path_and_query: request.path_and_query,
+                audience,
+                body: request.body,
+            };
+            match signature_v2::verify(
+                &self.key,
+                request.header,
+                &target,
+                now_unix,
+                self.window_secs,
+            ) {
+                Ok(parsed) => {
+                    self.nonces.admit(&parsed, now_unix, self.window_secs)?;
+                    return Ok(Accepted::V2);
+                }
+                Err(V2Error::Mismatch { .. }) => {
+                    last = V2Error::Mismatch {
+                        audience: self.audience.clone(),
+                    }
+                }
+                Err(V2Error::V1NotAccepted) if self.accept_v1 && request.v1_route => {
+                    return self.check_v1(request, now_unix)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    fn check_v1(&self, request: &Request<'_>, now_unix: i64) -> Result<Accepted, V2Error> {
+        signature::verify(
+            &self.secret,
+            request.header,
+            request.body,
+            now_unix,
+            self.window_secs,
+        )
+        .map(|()| Accepted::V1)
+        .map_err(|e| match e {
+            SignatureError::Missing => V2Error::Missing,
+            SignatureError::Malformed => V2Error::Malformed,
+            SignatureError::Stale => V2Error::Stale,
+            SignatureError::Mismatch => V2Error::Mismatch {
+                audience: self.audience.clone(),
+            },
+        })
+    }
+}
+
+/// A request as a [`Verifier`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The `x-cronmesh-signature` value, if any.
+    pub header: Option<&'a str>,
+    pub method: &'a str,
+    /// Exactly as received.
+    pub path_and_query: &'a str,
+    pub body: &'a [u8],
+    /// Whether version 1 may be accepted on this route (dispatches and
+    /// reports), given `accept_v1`.
+    pub v1_route: bool,
 }
 
 #[cfg(test)]
@@ -211,5 +270,32 @@ mod tests {
         ));
         assert_eq!(check("/v1/dispatch"), Ok(Accepted::V2));
         assert_eq!(check("/v1/dispatch"), Err(V2Error::Replayed));
+    }
+
+    #[test]
+    fn a_signature_for_another_member_passes_only_when_it_is_named() {
+        let signer = Signer::new(b"s3cret", V1Compat::default());
+        let header = signer.header("POST", "http://b:7070/", "/v1/internal/reports", b"r");
+        let request = Request {
+            header: Some(&header),
+            method: "POST",
+            path_and_query: "/v1/internal/reports",
+            body: b"r",
+            v1_route: true,
+        };
+        let verifier = verifier(false);
+        assert!(matches!(
+            verifier.check_for_any(&request, &["http://c:7070"], now()),
+            Err(V2Error::Mismatch { .. })
+        ));
+        let members = ["http://c:7070", "http://b:7070"];
+        assert_eq!(
+            verifier.check_for_any(&request, &members, now()),
+            Ok(Accepted::V2)
+        );
+        assert_eq!(
+            verifier.check_for_any(&request, &members, now()),
+            Err(V2Error::Replayed)
+        );
     }
 }

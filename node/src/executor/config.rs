@@ -88,6 +88,9 @@ pub struct ExecutorArgs {
     #[arg(long, conflicts_with = "secret_file")]
     pub unsigned: bool,
 
+    #[command(flatten)]
+    pub v1: crate::v1_args::V1Args,
+
     /// Append one line per newly admitted run with its receive time, for
     /// `cronmesh bench`.
     #[arg(long, value_name = "FILE")]
@@ -147,9 +150,13 @@ pub struct ExecutorConfig {
     /// In-process handlers by name (see [`super::Executor::builder`]); they
     /// win over `forward`. Their names are the `handlers` of `/v1/info`.
     pub handlers: HandlerRegistry,
-    /// Shared HMAC secret: when set, incoming dispatch and kill requests must
-    /// carry a valid signature, and outgoing reports are signed with it.
+    /// Shared HMAC secret: when set, every request but `/healthz` must
+    /// carry a valid protocol v2 signature for this executor's endpoint,
+    /// and outgoing reports and handler calls are signed.
     pub secret: Option<Vec<u8>>,
+    /// Version 1 signatures accepted (dispatches only) or sent (reports)
+    /// while a cluster is upgraded to protocol v2; neither by default.
+    pub v1: protocol::signing::V1Compat,
     /// How far a signature's timestamp may be from now before the request
     /// is refused as a replay.
     pub replay_window_secs: i64,
@@ -218,6 +225,7 @@ impl ExecutorConfig {
             forward_handlers: Vec::new(),
             handlers: HandlerRegistry::new(),
             secret: None,
+            v1: Default::default(),
             replay_window_secs: DEFAULT_REPLAY_WINDOW_SECS,
             retain_finished: 10_000,
             retain_output_bytes: 64 * 1024 * 1024,
@@ -309,6 +317,7 @@ impl fmt::Debug for ExecutorConfig {
             .field("forward_handlers", &self.forward_handlers)
             .field("handlers", &self.handlers)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("v1", &self.v1)
             .field("replay_window_secs", &self.replay_window_secs)
             .field("retain_finished", &self.retain_finished)
             .field("retain_output_bytes", &self.retain_output_bytes)
@@ -352,6 +361,7 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
             (None, true) => None,
             (None, false) => anyhow::bail!("{}", crate::secret::SECRET_REQUIRED),
         };
+        config.v1 = args.v1.compat();
         config.receipts = args.receipts.as_deref().map(Receipts::create).transpose()?;
         config.tls = args.tls.load()?;
         config.drain_timeout = args.drain_timeout;
