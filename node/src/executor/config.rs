@@ -430,6 +430,19 @@ mod tests {
     }
 
     #[test]
+    fn version_1_is_off_unless_asked_for() -> anyhow::Result<()> {
+        let config = ExecutorConfig::try_from(parse(&["--unsigned"])?)?;
+        assert_eq!(config.v1, protocol::signing::V1Compat::default());
+        let config = ExecutorConfig::try_from(parse(&[
+            "--unsigned",
+            "--accept-v1-signatures",
+            "--send-v1-signatures",
+        ])?)?;
+        assert!(config.v1.accept_v1 && config.v1.send_v1);
+        Ok(())
+    }
+
+    #[test]
     fn forward_handlers_are_announced_and_only_they_forwarded() -> anyhow::Result<()> {
         let config = ExecutorConfig::try_from(parse(&[
             "--forward",
