@@ -277,3 +277,36 @@ async fn a_v1_dispatch_passes_only_with_the_upgrade_flag() {
     let (status, answer) = post(&strict, "/v1/dispatch", &v2, body).await;
     assert_eq!(status, 202, "{answer}");
 }
+
+#[actix_web::test]
+async fn members_sending_v1_too_are_understood_by_upgraded_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path());
+    // Both append v1 (step 1 of the upgrade); neither accepts it alone.
+    let exec = executor_with(
+        "default",
+        &["--secret-file", &secret, "--send-v1-signatures"],
+    );
+    let data = dir.path().join("data");
+    let node = server_with(
+        &data,
+        "127.0.0.1:0",
+        &[&exec.url],
+        &["--secret-file", &secret, "--send-v1-signatures"],
+    );
+    let api = Api::new(node.url.clone());
+    api.create_job(json!({"id": "both", "schedule": "@manual", "target": {"type": "shell", "command": "echo both"}}))
+        .await;
+    api.post("/v1/jobs/both/trigger", json!({})).await;
+    let run = wait::until("the run to succeed", LIMIT, || async {
+        api.runs_of("both")
+            .await
+            .into_iter()
+            .find(|r| r["status"] == "succeeded")
+    })
+    .await;
+    assert_eq!(
+        run["output"], "both\n",
+        "the dispatch and the report passed"
+    );
+}
