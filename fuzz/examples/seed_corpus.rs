@@ -356,7 +356,41 @@ fn signature_seeds() -> Seeds {
             "uppercase-hex".into(),
             with_header("t=1780000000,v1=ABCDEF"),
         ),
+        ("v2-valid-msgpack".into(), signed_v2(signature::NOW, &body)),
+        ("v2-valid-empty-body".into(), signed_v2(signature::NOW, b"")),
+        ("v2-stale".into(), signed_v2(signature::NOW - 301, b"{}")),
+        ("v2-with-v1-appended".into(), {
+            let mut bytes = signed_v2(signature::NOW, &body);
+            let at = bytes.iter().position(|&b| b == b'\n').unwrap_or(0);
+            let v1 = protocol::signature::sign(signature::SECRET, signature::NOW, &body);
+            bytes.splice(at..at, format!(",{v1}").into_bytes());
+            bytes
+        }),
+        (
+            "v2-short-nonce".into(),
+            with_header("v2;t=1780000000;n=00ff;sig=00"),
+        ),
+        (
+            "v2-fields-reordered".into(),
+            with_header(&format!(
+                "v2;n={};t=1780000000;sig={}",
+                signature::NONCE,
+                "0".repeat(64)
+            )),
+        ),
     ]
+}
+
+/// A v2 seed: the header `sign_with` makes for the target's request of
+/// `body` at `at`, a newline, then `body`.
+fn signed_v2(at: i64, body: &[u8]) -> Vec<u8> {
+    let key = protocol::signature_v2::key(signature::SECRET);
+    let header =
+        protocol::signature_v2::sign_with(&key, &signature::target(body), at, signature::NONCE);
+    let mut bytes = header.into_bytes();
+    bytes.push(b'\n');
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 fn message(kind: MessageType, from: u64, to: u64) -> Message {

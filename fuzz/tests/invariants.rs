@@ -113,6 +113,21 @@ fn the_seeds_are_accepted_where_they_should_be() {
         protocol::signature::DEFAULT_REPLAY_WINDOW_SECS,
     );
     assert_eq!(verified, Ok(()));
+    let signed = seed("signature", "v2-valid-msgpack");
+    let at = signed
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("a header line");
+    let header = std::str::from_utf8(&signed[..at]).expect("ASCII");
+    let body = &signed[at + 1..];
+    let verified = protocol::signature_v2::verify(
+        &protocol::signature_v2::key(cronmesh_fuzz::signature::SECRET),
+        Some(header),
+        &cronmesh_fuzz::signature::target(body),
+        cronmesh_fuzz::signature::NOW,
+        protocol::signature::DEFAULT_REPLAY_WINDOW_SECS,
+    );
+    assert!(verified.is_ok(), "{verified:?}");
     let table =
         node::settings::parse_text(&text("config", "unsigned-server"), Path::new("seed.toml"))
             .expect("parses");

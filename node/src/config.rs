@@ -25,6 +25,9 @@ pub struct NodeConfig {
     pub builtin_executor: bool,
     /// Shared secret of the executor protocol's HMAC signatures.
     pub secret: Option<Vec<u8>>,
+    /// Version 1 signatures accepted or sent while a cluster is upgraded
+    /// to protocol v2; neither by default.
+    pub v1: protocol::signing::V1Compat,
     /// HTTPS for the admin API, and the CAs this node's clients trust.
     pub tls: crate::tls::Tls,
     /// Bearer tokens the admin API and web console accept, with what each
@@ -210,6 +213,7 @@ impl NodeConfig {
             executors: Vec::new(),
             builtin_executor: false,
             secret: None,
+            v1: Default::default(),
             tls: Default::default(),
             tokens: Vec::new(),
             rate_limit: DEFAULT_RATE_LIMIT,
@@ -378,6 +382,8 @@ pub struct ServerArgs {
     #[arg(long, conflicts_with = "secret_file")]
     pub unsigned: bool,
     #[command(flatten)]
+    pub v1: crate::v1_args::V1Args,
+    #[command(flatten)]
     pub history: crate::history_config::HistoryArgs,
     /// What makes the Raft log durable before a write is acknowledged:
     /// flush (survives a process crash), fsync, or none.
@@ -456,6 +462,7 @@ impl ServerArgs {
             advertise_url: self.advertise,
             executors: self.executors,
             secret,
+            v1: self.v1.compat(),
             tls: self.tls.load()?,
             smtp: self.smtp.settings()?,
             cluster_alerts: self.cluster_alerts.settings(),

@@ -46,3 +46,4 @@ pub mod settings;
 pub mod signals;
 pub mod tls;
 pub mod tokens;
+pub mod v1_args;

@@ -40,6 +40,9 @@ const HANDOVER_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 use protocol::{
     api::{ClusterStatus, MemberRequest},
     meta::NodeInfo,
+    replay::ReplayCache,
+    signature::DEFAULT_REPLAY_WINDOW_SECS,
+    signing::{Signer, Verifier},
     MetaCommand,
 };
 
@@ -213,6 +216,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         let mut exec_config =
             ExecutorConfig::new(protocol::job::DEFAULT_GROUP, "127.0.0.1:0".parse()?);
         exec_config.secret = config.secret.clone();
+        exec_config.v1 = config.v1;
         exec_config.tls.trusted = config.tls.trusted.clone();
         // Its run records live beside the node's, so a crashed `dev`
         // leaves no job process running unknown after it restarts.
@@ -281,7 +285,8 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         http.clone(),
         mailer.clone().map(Arc::new),
     );
-    let transport = Transport::new(http.clone(), config.secret.clone(), lease).with_mailer(mailer);
+    let transport =
+        Transport::new(http.clone(), config.secret.clone(), config.v1, lease).with_mailer(mailer);
     let dispatcher = Dispatcher::new(
         DispatcherCore::new(
             clock.clone(),
@@ -452,6 +457,19 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         clock,
         http,
         secret: config.secret.clone().map(Arc::new),
+        signer: config
+            .secret
+            .as_deref()
+            .map(|secret| Arc::new(Signer::new(secret, config.v1))),
+        report_verifier: config.secret.as_deref().map(|secret| {
+            Arc::new(Verifier::new(
+                secret,
+                &api_url,
+                config.v1,
+                DEFAULT_REPLAY_WINDOW_SECS,
+                ReplayCache::default(),
+            ))
+        }),
         events: events.clone(),
         stats: Default::default(),
         rate_limit: std::num::NonZeroU32::new(config.rate_limit)

@@ -17,15 +17,14 @@ use protocol::{
         SIGNATURE_HEADER,
     },
     run::{RunStatus, ShardInfo},
-    signature,
 };
 use serde_json::Value;
 
 mod common;
 
 use common::{
-    client, dispatch, dispatch_signed, get_json, json_of, request, wait_for, Receiver,
-    ReceiverOptions, Signing, DEADLINE,
+    client, dispatch, dispatch_signed, get_json, get_json_signed, json_of, request, sign_v2,
+    wait_for, Receiver, ReceiverOptions, Signing, DEADLINE,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -376,16 +375,28 @@ async fn signatures_are_required_when_a_secret_is_set() -> anyhow::Result<()> {
     let response = client()
         .post(format!("{}/v1/dispatch", exec.endpoint))
         .header(reqwest::header::CONTENT_TYPE, MSGPACK)
-        .header(SIGNATURE_HEADER, signature::sign(secret, now, &genuine))
+        .header(
+            SIGNATURE_HEADER,
+            sign_v2(
+                secret,
+                now,
+                "POST",
+                &exec.endpoint,
+                "/v1/dispatch",
+                &genuine,
+            ),
+        )
         .body(tampered)
         .send()
         .await?;
     assert_eq!(response.status(), 401, "tampered");
     let body: Value = json_of(response).await?;
     let message = body["error"]["message"].as_str().unwrap_or("");
-    assert!(message.contains("body was changed"), "tampered: {message}");
-    // Nothing ran.
+    assert!(message.contains("body differ"), "tampered: {message}");
+    // Nothing ran; and reads, too, need a signature.
     let (code, _) = get_json(format!("{}/v1/runs/signed-run", exec.endpoint)).await?;
+    assert_eq!(code, 401);
+    let (code, _) = get_json_signed(&exec, "/v1/runs/signed-run", secret).await?;
     assert_eq!(code, 404);
 
     let response = dispatch_signed(&exec, &req, Some((secret, now))).await?;

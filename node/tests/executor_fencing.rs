@@ -15,13 +15,14 @@ use protocol::{
         MSGPACK, SIGNATURE_HEADER, STALE_TERM_CODE, STALE_TERM_STATUS, TERM_HEADER,
     },
     run::RunStatus,
-    signature,
 };
 use serde_json::Value;
 
 mod common;
 
-use common::{client, dispatch_signed, get_json, request, wait_for, Receiver};
+use common::{
+    client, dispatch_signed, get_json, get_json_signed, request, sign_v2, wait_for, Receiver,
+};
 
 // ---------------------------------------------------------------- helpers
 
@@ -97,10 +98,14 @@ async fn kill(
     secret: &[u8],
 ) -> anyhow::Result<(u16, Option<String>, Value)> {
     let now = chrono::Utc::now().timestamp();
+    let path = format!("/v1/runs/{run_id}/kill");
     let response = client()
-        .post(format!("{}/v1/runs/{run_id}/kill", exec.endpoint))
+        .post(format!("{}{path}", exec.endpoint))
         .header(reqwest::header::CONTENT_TYPE, content_type)
-        .header(SIGNATURE_HEADER, signature::sign(secret, now, &body))
+        .header(
+            SIGNATURE_HEADER,
+            sign_v2(secret, now, "POST", &exec.endpoint, &path, &body),
+        )
         .body(body)
         .send()
         .await?;
@@ -238,7 +243,7 @@ async fn a_kill_from_a_deposed_leader_is_refused_and_the_run_keeps_running() -> 
     let body = protocol::wire::encode(&KillRequest { term: 2 })?;
     let stale = kill(&exec, "k1", MSGPACK, body, secret).await?;
     assert_stale(&stale, 2, 3);
-    let (_, state) = status_of(&exec, "k1").await?;
+    let (_, state) = get_json_signed(&exec, "/v1/runs/k1", secret).await?;
     assert_eq!(state["status"], "running", "a refused kill stopped the run");
     assert!(receiver.finals("k1").is_empty());
 
@@ -246,7 +251,10 @@ async fn a_kill_from_a_deposed_leader_is_refused_and_the_run_keeps_running() -> 
     let response = client()
         .post(format!("{}/v1/runs/k1/kill", exec.endpoint))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(SIGNATURE_HEADER, signature::sign(secret, now, b""))
+        .header(
+            SIGNATURE_HEADER,
+            sign_v2(secret, now, "POST", &exec.endpoint, "/v1/runs/k1/kill", b""),
+        )
         .body(r#"{"term":3}"#)
         .send()
         .await?;

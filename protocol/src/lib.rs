@@ -13,7 +13,13 @@
 //! - [`api`]: admin API bodies other than jobs and runs.
 //! - `vixie`: rewrites crontab lines so croner reads them as Vixie cron does.
 //! - [`validate`]: field-level validation of request bodies.
-//! - [`signature`]: HMAC signing of executor-protocol requests.
+//! - [`signature`]: HMAC signing of executor-protocol requests, version 1
+//!   (kept for one release) and scheduler-to-scheduler forwarding.
+//! - [`signature_v2`]: the executor protocol's version 2 signatures, bound
+//!   to method, path, receiver, nonce and body.
+//! - [`replay`]: the bounded memory of nonces a receiver has seen.
+//! - [`signing`]: the signer and verifier of requests, with the settings
+//!   of the upgrade from version 1.
 //! - [`keys`]: keys derived from the cluster secret, one per use (HKDF).
 //! - [`wire`]: the one place that encodes and decodes MessagePack.
 //! - [`duration`]: human-readable durations.
@@ -25,10 +31,13 @@ pub mod duration;
 pub mod job;
 pub mod keys;
 pub mod meta;
+pub mod replay;
 pub mod run;
 pub mod schedule;
 pub mod selector;
 pub mod signature;
+pub mod signature_v2;
+pub mod signing;
 pub mod validate;
 mod vixie;
 pub mod wire;

@@ -1,5 +1,11 @@
 //! `x-cronmesh-signature: t=UNIX,v1=HEX`, HEX = HMAC-SHA256(secret, "UNIX.BODY").
 //!
+//! This is version 1 of the executor protocol's signature, accepted only
+//! with `--accept-v1-signatures` during the upgrade to version 2
+//! ([`crate::signature_v2`]), which binds what this does not: method, path,
+//! receiver and a one-time nonce. Alert webhooks keep this format, keyed
+//! with [`crate::keys::KeyUse::Webhook`] instead of the secret.
+//!
 //! The same secret also proves that a request forwarded from one scheduler
 //! node to the leader comes from a member ([`sign_forward`]): the header
 //! `x-cronmesh-forwarded: t=UNIX,v1=HEX`, HEX = HMAC-SHA256(secret,

@@ -19,8 +19,11 @@ use protocol::{
         DispatchBatchAck, DispatchRequest, DispatchResult, KillRequest, MSGPACK, SIGNATURE_HEADER,
         STALE_TERM_STATUS, TERM_HEADER,
     },
+    keys::{self, KeyUse},
     run::{tail, OutputTail, OUTPUT_LIMIT},
     signature,
+    signature_v2::audience_of,
+    signing::{Signer, V1Compat},
 };
 use reqwest::StatusCode;
 use tokio::{sync::Semaphore, time::Instant};
@@ -102,8 +105,13 @@ fn classify(e: &reqwest::Error) -> PostError {
 #[derive(Clone)]
 pub struct Transport {
     pub client: reqwest::Client,
-    /// Shared secret for the executor protocol's signatures.
-    pub secret: Option<Arc<Vec<u8>>>,
+    /// Signs executor-protocol requests (version 2, with version 1
+    /// appended while `--send-v1-signatures`); unsigned when `None`.
+    pub signer: Option<Arc<Signer>>,
+    /// The webhook key of the cluster secret: alert webhooks of the `json`
+    /// format are signed with it, never with the secret or the executor
+    /// protocol's key, so a receiver cannot forge executor traffic.
+    pub webhook_key: Option<[u8; 32]>,
     /// Per-executor state of batch delivery.
     pub peers: Arc<Peers>,
     /// Confirmed immediately before anything leaves.
@@ -182,10 +190,20 @@ enum FrameOutcome {
 }
 
 impl Transport {
-    pub fn new(client: reqwest::Client, secret: Option<Vec<u8>>, lease: Arc<Lease>) -> Self {
+    pub fn new(
+        client: reqwest::Client,
+        secret: Option<Vec<u8>>,
+        compat: V1Compat,
+        lease: Arc<Lease>,
+    ) -> Self {
         Self {
             client,
-            secret: secret.map(Arc::new),
+            signer: secret
+                .as_deref()
+                .map(|secret| Arc::new(Signer::new(secret, compat))),
+            webhook_key: secret
+                .as_deref()
+                .map(|secret| keys::derive(secret, KeyUse::Webhook)),
             peers: Arc::default(),
             lease,
             side_requests: Arc::new(tokio::sync::Semaphore::new(MAX_SIDE_REQUESTS)),
@@ -332,13 +350,14 @@ impl Transport {
             Ok(body) => body,
             Err(e) => return FrameOutcome::Failed(PostError::NotSent(e.to_string())),
         };
-        let url = format!("{}/v1/dispatch/batch", endpoint.trim_end_matches('/'));
+        let path = "/v1/dispatch/batch";
+        let url = format!("{}{path}", audience_of(endpoint));
         let builder = self
             .client
             .post(&url)
             .timeout(DELIVERY_TIMEOUT)
             .header("content-type", MSGPACK);
-        let request = self.signed(builder, &body).body(body);
+        let request = self.signed(builder, endpoint, path, &body).body(body);
         if let Some(at) = not_before {
             wait_until(at).await;
         }
@@ -370,12 +389,19 @@ impl Transport {
         FrameOutcome::Answered(match_results(frame, ack.results))
     }
 
-    fn signed(&self, builder: reqwest::RequestBuilder, body: &[u8]) -> reqwest::RequestBuilder {
-        match &self.secret {
-            Some(secret) => {
-                let now = chrono::Utc::now().timestamp();
-                builder.header(SIGNATURE_HEADER, signature::sign(secret, now, body))
-            }
+    /// `builder`, a POST to `endpoint` at `path`, signed for that executor.
+    fn signed(
+        &self,
+        builder: reqwest::RequestBuilder,
+        endpoint: &str,
+        path: &str,
+        body: &[u8],
+    ) -> reqwest::RequestBuilder {
+        match &self.signer {
+            Some(signer) => builder.header(
+                SIGNATURE_HEADER,
+                signer.header("POST", audience_of(endpoint), path, body),
+            ),
             None => builder,
         }
     }
@@ -384,16 +410,18 @@ impl Transport {
     /// 2xx is an error.
     async fn post(
         &self,
-        url: &str,
-        content_type: Option<&str>,
+        endpoint: &str,
+        path: &str,
         body: Vec<u8>,
         term: u64,
     ) -> Result<(), PostError> {
-        let mut builder = self.client.post(url).timeout(DELIVERY_TIMEOUT);
-        if let Some(content_type) = content_type {
-            builder = builder.header("content-type", content_type);
-        }
-        let request = self.signed(builder, &body).body(body);
+        let url = format!("{}{path}", audience_of(endpoint));
+        let builder = self
+            .client
+            .post(url)
+            .timeout(DELIVERY_TIMEOUT)
+            .header("content-type", MSGPACK);
+        let request = self.signed(builder, endpoint, path, &body).body(body);
         self.confirm(term).await?;
         self.exchange(request).await.map(|_| ())
     }
@@ -402,23 +430,24 @@ impl Transport {
     async fn deliver(&self, endpoint: &str, request: &DispatchRequest) -> Result<(), PostError> {
         let body =
             protocol::wire::encode(request).map_err(|e| PostError::NotSent(e.to_string()))?;
-        let url = format!("{}/v1/dispatch", endpoint.trim_end_matches('/'));
-        self.post(&url, Some(MSGPACK), body, request.term).await
+        self.post(endpoint, "/v1/dispatch", body, request.term)
+            .await
     }
 
     /// Asks an executor to kill a run, as the leader of `term`.
     pub async fn kill(&self, endpoint: &str, run_id: &str, term: u64) -> Result<(), String> {
-        let url = format!("{}/v1/runs/{run_id}/kill", endpoint.trim_end_matches('/'));
+        let path = format!("/v1/runs/{run_id}/kill");
         let body = protocol::wire::encode(&KillRequest { term }).map_err(|e| e.to_string())?;
         let _slot = self.side_request_slot().await?;
-        self.post(&url, Some(MSGPACK), body, term)
+        self.post(endpoint, &path, body, term)
             .await
             .map_err(|e| e.to_string())
     }
 
     /// One attempt to post an alert `body` to a webhook, as the leader of
-    /// `term`. The `json` format is signed like the executor protocol when
-    /// a secret is set; Slack and Teams take their bodies unsigned.
+    /// `term`. The `json` format is signed with the webhook key when a
+    /// secret is set (docs/API.md); Slack and Teams take their bodies
+    /// unsigned.
     pub async fn alert_attempt(
         &self,
         webhook: &str,
@@ -440,7 +469,13 @@ impl Transport {
             .timeout(DELIVERY_TIMEOUT)
             .header("content-type", "application/json");
         let builder = match format {
-            protocol::alert::WebhookFormat::Json => self.signed(builder, &body),
+            protocol::alert::WebhookFormat::Json => match &self.webhook_key {
+                Some(key) => builder.header(
+                    SIGNATURE_HEADER,
+                    signature::sign(key, chrono::Utc::now().timestamp(), &body),
+                ),
+                None => builder,
+            },
             _ => builder,
         };
         if self.confirm(term).await.is_err() {
@@ -684,7 +719,12 @@ mod tests {
     async fn a_burst_of_kills_keeps_a_bounded_number_of_requests_open() {
         let (url, most) = slow_executor(std::time::Duration::from_millis(20)).await;
         let client = crate::http_client::build_client(&[]).expect("a client");
-        let transport = Transport::new(client, None, Arc::new(Lease::unbounded(1)));
+        let transport = Transport::new(
+            client,
+            None,
+            V1Compat::default(),
+            Arc::new(Lease::unbounded(1)),
+        );
         let kills = (0..200).map(|i| {
             let (transport, url) = (transport.clone(), url.clone());
             tokio::spawn(async move { transport.kill(&url, &format!("run-{i}"), 1).await })

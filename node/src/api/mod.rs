@@ -60,8 +60,14 @@ pub struct AppState {
     pub clock: SharedClock,
     /// For live output from executors and forwarding to the leader.
     pub http: reqwest::Client,
-    /// Verifies executor reports when set.
+    /// The cluster secret: proves requests forwarded between members.
     pub secret: Option<Arc<Vec<u8>>>,
+    /// Signs this node's reads of executors (live output); `None` without
+    /// a secret.
+    pub signer: Option<Arc<protocol::signing::Signer>>,
+    /// Checks executors' reports: signed for this node's `api_url`, each
+    /// once. `None` without a secret.
+    pub report_verifier: Option<Arc<protocol::signing::Verifier>>,
     /// What `/v1/events` streams.
     pub events: crate::events::EventFeed,
     /// Required of admin requests when set.

@@ -6,7 +6,8 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use actors::messages::Reports;
 use protocol::{
     dispatch::{ReportBatch, ReportBatchAck, ReportResult, RunReport, MSGPACK, SIGNATURE_HEADER},
-    signature::{self, DEFAULT_REPLAY_WINDOW_SECS},
+    signature_v2::V2Error,
+    signing::Request,
 };
 use serde::de::DeserializeOwned;
 
@@ -83,22 +84,45 @@ pub async fn report(
     Ok(HttpResponse::Ok().json(serde_json::json!({"ok": true})))
 }
 
-/// The body, signed when a secret is set, decoded from MessagePack or
-/// JSON; and whether it was JSON (the answer follows suit).
+/// The body, signed for this node when a secret is set (protocol v2; v1
+/// too with `--accept-v1-signatures`), decoded from MessagePack or JSON;
+/// and whether it was JSON (the answer follows suit).
 async fn signed_body<T: DeserializeOwned>(
     state: &AppState,
     req: &HttpRequest,
     payload: web::Payload,
 ) -> ApiResult<(T, bool)> {
     let body = read_body(payload).await?;
-    if let Some(secret) = &state.secret {
+    if let Some(verifier) = &state.report_verifier {
+        // A header that is not text cannot be a valid signature: malformed.
         let header = req
             .headers()
             .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok());
+            .map(|v| v.to_str().unwrap_or(""));
         let now = state.clock.now().timestamp();
-        signature::verify(secret, header, &body, now, DEFAULT_REPLAY_WINDOW_SECS)
-            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
+        let request = Request {
+            header,
+            method: req.method().as_str(),
+            path_and_query: req
+                .uri()
+                .path_and_query()
+                .map_or(req.path(), |p| p.as_str()),
+            body: &body,
+            v1_route: true,
+        };
+        // The executor signed for the member it posted to, which may have
+        // forwarded it here: any member's URL is an audience of the cluster.
+        let members: Vec<String> = state
+            .store
+            .nodes()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| n.api_url)
+            .collect();
+        let members: Vec<&str> = members.iter().map(String::as_str).collect();
+        verifier
+            .check_for_any(&request, &members, now)
+            .map_err(signature_refusal)?;
     }
     let content_type = req
         .headers()
@@ -108,6 +132,20 @@ async fn signed_body<T: DeserializeOwned>(
     let value =
         protocol::wire::decode_body(content_type, &body).map_err(|e| ApiError::invalid("", e))?;
     Ok((value, json))
+}
+
+/// A refused signature: 401, but 503 when the replay cache is full, which
+/// the executor retries.
+fn signature_refusal(e: V2Error) -> ApiError {
+    let status = match e {
+        V2Error::CacheFull => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    let code = match e {
+        V2Error::Replayed => "replayed",
+        _ => "bad_signature",
+    };
+    ApiError::new(status, code, e.to_string())
 }
 
 /// Why `report` can never be recorded, if it cannot.

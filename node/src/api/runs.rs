@@ -179,7 +179,7 @@ pub async fn output(state: web::Data<AppState>, id: web::Path<String>) -> ApiRes
         (Some(endpoint), RunStatus::Dispatched | RunStatus::Running)
             if !is_http_target(&state, &run) =>
         {
-            live::output(&state.http, endpoint, &run.id).await
+            live::output(&state.http, state.signer.as_deref(), endpoint, &run.id).await
         }
         _ => None,
     };

@@ -15,6 +15,7 @@ use protocol::dispatch::{
     DispatchAck, DispatchRequest, DispatchResult, RunReport, Task, EXPIRED_REASON,
 };
 use protocol::run::RunStatus;
+use protocol::signing::Signer;
 use serde::Serialize;
 use tokio::{runtime::Handle, sync::watch, task::JoinHandle};
 use tracing::Instrument;
@@ -150,7 +151,10 @@ impl Agent {
     ) -> Arc<Self> {
         let reporter = Reporter::new(
             client.clone(),
-            config.secret.clone(),
+            config
+                .secret
+                .as_deref()
+                .map(|secret| Signer::new(secret, config.v1)),
             config.report_max_backoff,
         );
         Arc::new(Self {
@@ -588,7 +592,7 @@ impl Agent {
         let call = forward::call_handler(
             &self.client,
             self.config.forward_for(handler),
-            self.config.secret.as_deref(),
+            self.reporter.signer(),
             handler,
             req,
         );

@@ -101,6 +101,9 @@ pub struct ExecutorArgs {
     #[arg(long, conflicts_with = "secret_file")]
     pub unsigned: bool,
 
+    #[command(flatten)]
+    pub v1: crate::v1_args::V1Args,
+
     /// Append one line per newly admitted run with its receive time, for
     /// `cronmesh bench`.
     #[arg(long, value_name = "FILE")]
@@ -160,9 +163,13 @@ pub struct ExecutorConfig {
     /// In-process handlers by name (see [`super::Executor::builder`]); they
     /// win over `forward`. Their names are the `handlers` of `/v1/info`.
     pub handlers: HandlerRegistry,
-    /// Shared HMAC secret: when set, incoming dispatch and kill requests must
-    /// carry a valid signature, and outgoing reports are signed with it.
+    /// Shared HMAC secret: when set, every request but `/healthz` must
+    /// carry a valid protocol v2 signature for this executor's endpoint,
+    /// and outgoing reports and handler calls are signed.
     pub secret: Option<Vec<u8>>,
+    /// Version 1 signatures accepted (dispatches only) or sent (reports)
+    /// while a cluster is upgraded to protocol v2; neither by default.
+    pub v1: protocol::signing::V1Compat,
     /// How far a signature's timestamp may be from now before the request
     /// is refused as a replay.
     pub replay_window_secs: i64,
@@ -234,6 +241,7 @@ impl ExecutorConfig {
             forward_handlers: Vec::new(),
             handlers: HandlerRegistry::new(),
             secret: None,
+            v1: Default::default(),
             replay_window_secs: DEFAULT_REPLAY_WINDOW_SECS,
             retain_finished: 10_000,
             retain_output_bytes: 64 * 1024 * 1024,
@@ -326,6 +334,7 @@ impl fmt::Debug for ExecutorConfig {
             .field("forward_handlers", &self.forward_handlers)
             .field("handlers", &self.handlers)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("v1", &self.v1)
             .field("replay_window_secs", &self.replay_window_secs)
             .field("retain_finished", &self.retain_finished)
             .field("retain_output_bytes", &self.retain_output_bytes)
@@ -370,6 +379,7 @@ impl TryFrom<ExecutorArgs> for ExecutorConfig {
             (None, true) => None,
             (None, false) => anyhow::bail!("{}", crate::secret::SECRET_REQUIRED),
         };
+        config.v1 = args.v1.compat();
         config.receipts = args.receipts.as_deref().map(Receipts::create).transpose()?;
         config.tls = args.tls.load()?;
         config.drain_timeout = args.drain_timeout;
@@ -435,6 +445,19 @@ mod tests {
         assert_eq!(config.data_dir, Some(PathBuf::from("/var/lib/cronmesh")));
         assert_eq!(config.announced_handlers(), ["*", handlers::NOOP_HANDLER]);
         assert_eq!(config.forward_for("anything"), config.forward.as_deref());
+        Ok(())
+    }
+
+    #[test]
+    fn version_1_is_off_unless_asked_for() -> anyhow::Result<()> {
+        let config = ExecutorConfig::try_from(parse(&["--unsigned"])?)?;
+        assert_eq!(config.v1, protocol::signing::V1Compat::default());
+        let config = ExecutorConfig::try_from(parse(&[
+            "--unsigned",
+            "--accept-v1-signatures",
+            "--send-v1-signatures",
+        ])?)?;
+        assert!(config.v1.accept_v1 && config.v1.send_v1);
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use protocol::{
     dispatch::{DispatchRequest, SIGNATURE_HEADER},
     run::{tail, OUTPUT_LIMIT},
-    signature::sign,
+    signing::Signer,
 };
 
 use super::runs::Outcome;
@@ -20,7 +20,7 @@ pub struct HandlerResult {
 pub async fn call_handler(
     client: &reqwest::Client,
     forward: Option<&str>,
-    secret: Option<&[u8]>,
+    signer: Option<&Signer>,
     handler: &str,
     req: &DispatchRequest,
 ) -> HandlerResult {
@@ -42,10 +42,18 @@ pub async fn call_handler(
     let mut request = client
         .post(url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json");
-    if let Some(secret) = secret {
+    if let Some(signer) = signer {
+        // Protocol v2 with the `--forward` URL as the audience: a handler
+        // service holds signatures that hold for itself, never for an
+        // executor.
+        let path_and_query = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        };
+        let audience = url.origin().ascii_serialization();
         request = request.header(
             SIGNATURE_HEADER,
-            sign(secret, chrono::Utc::now().timestamp(), &body),
+            signer.header("POST", &audience, &path_and_query, &body),
         );
     }
     let response = match request.body(body).send().await {

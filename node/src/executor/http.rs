@@ -14,7 +14,9 @@ use protocol::{
         DispatchBatch, DispatchBatchAck, DispatchRequest, KillRequest, MSGPACK, SIGNATURE_HEADER,
         STALE_TERM_CODE, TERM_HEADER,
     },
-    signature,
+    replay::ReplayCache,
+    signature_v2::V2Error,
+    signing::{Accepted, Verifier},
 };
 use serde_json::json;
 
@@ -52,10 +54,20 @@ pub fn server(
         HostPolicy::new(listener.local_addr()?, &agent.info().endpoint)
             .accepting_msgpack_under("/v1/"),
     );
+    let verifier = web::Data::new(Signatures(agent.config().secret.as_deref().map(|secret| {
+        Verifier::new(
+            secret,
+            &agent.info().endpoint,
+            agent.config().v1,
+            agent.config().replay_window_secs,
+            ReplayCache::default(),
+        )
+    })));
     let data = web::Data::from(agent);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(verifier.clone())
             .app_data(policy.clone())
             .wrap(actix_web::middleware::from_fn(refuse_cross_site))
             .route("/healthz", web::get().to(healthz))
@@ -169,10 +181,28 @@ async fn read_body_up_to(payload: web::Payload, limit: usize) -> Result<Bytes, A
     }
 }
 
-/// With a secret configured, the body must carry a valid, fresh signature.
-fn check_signature(agent: &Agent, req: &HttpRequest, body: &[u8]) -> Result<(), ApiError> {
-    let config = agent.config();
-    let Some(secret) = &config.secret else {
+/// The checker of request signatures, shared by the workers; `None`
+/// without a secret (an `--unsigned` executor checks nothing).
+struct Signatures(Option<Verifier>);
+
+/// Whether version 1 may pass on a route (with `--accept-v1-signatures`):
+/// only where it signed a body worth something. A v1 kill or read has
+/// an empty body, so one observed signature would open them all.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum V1Route {
+    Allowed,
+    Refused,
+}
+
+/// With a secret configured, the request must carry a valid, fresh, unused
+/// protocol v2 signature for this executor.
+fn check_signature(
+    signatures: &Signatures,
+    req: &HttpRequest,
+    body: &[u8],
+    v1: V1Route,
+) -> Result<(), ApiError> {
+    let Some(verifier) = &signatures.0 else {
         return Ok(());
     };
     // A header that is not text cannot be a valid signature: treat it as malformed.
@@ -180,28 +210,58 @@ fn check_signature(agent: &Agent, req: &HttpRequest, body: &[u8]) -> Result<(), 
         .headers()
         .get(SIGNATURE_HEADER)
         .map(|value| value.to_str().unwrap_or(""));
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or(req.path(), |p| p.as_str());
     let now = chrono::Utc::now().timestamp();
-    signature::verify(secret, header, body, now, config.replay_window_secs).map_err(|e| {
-        tracing::warn!(path = req.path(), "refused a request: {e}");
-        ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string())
-    })
+    let checked = verifier.check(
+        header,
+        req.method().as_str(),
+        path_and_query,
+        body,
+        v1 == V1Route::Allowed,
+        now,
+    );
+    match checked {
+        Ok(Accepted::V2) => Ok(()),
+        Ok(Accepted::V1) => {
+            tracing::debug!(path = req.path(), "accepted a version 1 signature");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(path = req.path(), "refused a request: {e}");
+            let (status, code) = match e {
+                V2Error::Replayed => (StatusCode::UNAUTHORIZED, "replayed"),
+                V2Error::CacheFull => (StatusCode::SERVICE_UNAVAILABLE, "replay_cache_full"),
+                _ => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            };
+            Err(ApiError::new(status, code, e.to_string()))
+        }
+    }
 }
 
 async fn healthz(agent: web::Data<Agent>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok", "group": agent.config().group}))
 }
 
-async fn info(agent: web::Data<Agent>) -> HttpResponse {
-    HttpResponse::Ok().json(agent.info())
+async fn info(
+    agent: web::Data<Agent>,
+    signatures: web::Data<Signatures>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    check_signature(&signatures, &req, b"", V1Route::Refused)?;
+    Ok(HttpResponse::Ok().json(agent.info()))
 }
 
 async fn dispatch(
     agent: web::Data<Agent>,
+    signatures: web::Data<Signatures>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload).await?;
-    check_signature(&agent, &req, &body)?;
+    check_signature(&signatures, &req, &body, V1Route::Allowed)?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -247,11 +307,12 @@ async fn dispatch(
 /// entry. A frame with a stale term is refused whole (409).
 async fn dispatch_batch(
     agent: web::Data<Agent>,
+    signatures: web::Data<Signatures>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body_up_to(payload, MAX_BATCH_BODY).await?;
-    check_signature(&agent, &req, &body)?;
+    check_signature(&signatures, &req, &body, V1Route::Allowed)?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -282,12 +343,13 @@ async fn dispatch_batch(
 /// (MessagePack or JSON) carrying the sender's term; an empty body is term 0.
 async fn kill(
     agent: web::Data<Agent>,
+    signatures: web::Data<Signatures>,
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload).await?;
-    check_signature(&agent, &req, &body)?;
+    check_signature(&signatures, &req, &body, V1Route::Refused)?;
     let request: KillRequest = if body.is_empty() {
         KillRequest::default()
     } else {
@@ -312,8 +374,11 @@ async fn kill(
 
 async fn get_run(
     agent: web::Data<Agent>,
+    signatures: web::Data<Signatures>,
+    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    check_signature(&signatures, &req, b"", V1Route::Refused)?;
     let run_id = path.into_inner();
     let report = agent
         .report(&run_id)
@@ -323,8 +388,11 @@ async fn get_run(
 
 async fn get_output(
     agent: web::Data<Agent>,
+    signatures: web::Data<Signatures>,
+    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    check_signature(&signatures, &req, b"", V1Route::Refused)?;
     let run_id = path.into_inner();
     let output = agent
         .output(&run_id)

@@ -106,6 +106,9 @@ async fn drain(reporter: Reporter, base: String, mut rx: mpsc::UnboundedReceiver
     }
 }
 
+/// The scheduler's batch report route.
+const REPORTS_PATH: &str = "/v1/internal/reports";
+
 /// Sends one frame; answers every report's sender, except when the
 /// scheduler lacks the batch route: those reports are handed back.
 async fn send_frame(reporter: &Reporter, base: &str, frame: Vec<Queued>) -> Vec<Queued> {
@@ -114,8 +117,8 @@ async fn send_frame(reporter: &Reporter, base: &str, frame: Vec<Queued>) -> Vec<
         .map(|queued| (queued.report, queued.reply))
         .unzip();
     let batch = ReportBatch { reports };
-    let url = format!("{}/v1/internal/reports", base.trim_end_matches('/'));
-    let attempts = match post(reporter, &url, &batch).await {
+    let url = format!("{}{REPORTS_PATH}", base.trim_end_matches('/'));
+    let attempts = match post(reporter, base, &batch).await {
         Posted::Answered(results) if results.len() == replies.len() => results
             .into_iter()
             .map(|result| match result {
@@ -158,12 +161,13 @@ enum Posted {
     Unsupported,
 }
 
-async fn post(reporter: &Reporter, url: &str, batch: &ReportBatch) -> Posted {
+async fn post(reporter: &Reporter, base: &str, batch: &ReportBatch) -> Posted {
     let body = match protocol::wire::encode(batch) {
         Ok(body) => body,
         Err(e) => return Posted::Refused(format!("cannot encode the reports: {e}")),
     };
-    let response = match reporter.signed_post(url, body).send().await {
+    let url = format!("{}{REPORTS_PATH}", base.trim_end_matches('/'));
+    let response = match reporter.signed_post(base, REPORTS_PATH, body).send().await {
         Ok(response) => response,
         Err(e) => return Posted::Retry(format!("{url}: {e}")),
     };

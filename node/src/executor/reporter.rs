@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use protocol::dispatch::{RunReport, MSGPACK, SIGNATURE_HEADER};
+use protocol::{signature_v2::audience_of, signing::Signer};
 use reqwest::StatusCode;
 use tokio::sync::Notify;
 
@@ -66,36 +67,45 @@ pub enum Delivery {
 #[derive(Clone)]
 pub struct Reporter {
     client: reqwest::Client,
-    secret: Option<Vec<u8>>,
+    /// Signs reports (protocol v2, for the scheduler posted to) and
+    /// handler calls; `None` without a secret.
+    signer: Option<Signer>,
     max_backoff: Duration,
     /// Reports share frames per scheduler.
     frames: ReportFrames,
 }
 
 impl Reporter {
-    pub fn new(client: reqwest::Client, secret: Option<Vec<u8>>, max_backoff: Duration) -> Self {
+    pub fn new(client: reqwest::Client, signer: Option<Signer>, max_backoff: Duration) -> Self {
         Self {
             client,
-            secret,
+            signer,
             max_backoff,
             frames: ReportFrames::default(),
         }
     }
 
-    /// A signed MessagePack POST of `body` to `url`.
-    pub fn signed_post(&self, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+    /// The signer of this executor's outgoing requests, if it signs.
+    pub fn signer(&self) -> Option<&Signer> {
+        self.signer.as_ref()
+    }
+
+    /// A MessagePack POST of `body` to `path` of the scheduler at `base`,
+    /// signed for that scheduler (its base URL is the audience).
+    pub fn signed_post(&self, base: &str, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let audience = audience_of(base);
         let mut request = self
             .client
-            .post(url)
+            .post(format!("{audience}{path}"))
             .timeout(REQUEST_TIMEOUT)
             .header(reqwest::header::CONTENT_TYPE, MSGPACK);
-        if let Some(secret) = &self.secret {
-            // Signed afresh on every attempt so retries stay inside the
-            // receiver's replay window.
-            let now = chrono::Utc::now().timestamp();
+        if let Some(signer) = &self.signer {
+            // Signed afresh on every attempt (a new nonce and time), so
+            // retries stay inside the receiver's replay window and are not
+            // taken for replays.
             request = request.header(
                 SIGNATURE_HEADER,
-                protocol::signature::sign(secret, now, &body),
+                signer.header("POST", audience, path, &body),
             );
         }
         request.body(body)
@@ -120,12 +130,9 @@ impl Reporter {
             Ok(body) => body,
             Err(e) => return Attempt::Refused(format!("cannot encode the report: {e}")),
         };
-        let url = format!(
-            "{}/v1/internal/runs/{}/report",
-            base.trim_end_matches('/'),
-            report.run_id
-        );
-        match self.signed_post(&url, body).send().await {
+        let path = format!("/v1/internal/runs/{}/report", report.run_id);
+        let url = format!("{}{path}", audience_of(base));
+        match self.signed_post(base, &path, body).send().await {
             Err(e) => Attempt::Retry(format!("{url}: {e}")),
             Ok(response) => {
                 let status = response.status();

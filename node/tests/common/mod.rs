@@ -23,7 +23,7 @@ use protocol::{
         MSGPACK, SIGNATURE_HEADER,
     },
     run::{RunStatus, ShardInfo},
-    signature,
+    signature_v2::{self, Target},
 };
 use serde_json::Value;
 
@@ -48,6 +48,53 @@ pub fn client() -> reqwest::Client {
 /// A secret and the unix time to sign at; `None` sends no signature.
 pub type Signing<'a> = Option<(&'a [u8], i64)>;
 
+/// A protocol v2 signature of a request of `method` to `path` of the
+/// executor at `endpoint`, with `body`, made at `at` with a fresh nonce.
+pub fn sign_v2(
+    secret: &[u8],
+    at: i64,
+    method: &str,
+    endpoint: &str,
+    path: &str,
+    body: &[u8],
+) -> String {
+    let target = Target {
+        method,
+        path_and_query: path,
+        audience: endpoint,
+        body,
+    };
+    signature_v2::sign_with(
+        &signature_v2::key(secret),
+        &target,
+        at,
+        &signature_v2::new_nonce(),
+    )
+}
+
+/// GETs `path` of the executor, signed with `secret`, as JSON.
+pub async fn get_json_signed(
+    exec: &RunningExecutor,
+    path: &str,
+    secret: &[u8],
+) -> anyhow::Result<(u16, Value)> {
+    let header = sign_v2(
+        secret,
+        Utc::now().timestamp(),
+        "GET",
+        &exec.endpoint,
+        path,
+        b"",
+    );
+    let response = client()
+        .get(format!("{}{path}", exec.endpoint))
+        .header(SIGNATURE_HEADER, header)
+        .send()
+        .await?;
+    let code = response.status().as_u16();
+    Ok((code, json_of(response).await?))
+}
+
 /// POSTs `req` as MessagePack to the executor, signed as `signing` says.
 pub async fn dispatch_signed(
     exec: &RunningExecutor,
@@ -59,7 +106,8 @@ pub async fn dispatch_signed(
         .post(format!("{}/v1/dispatch", exec.endpoint))
         .header(reqwest::header::CONTENT_TYPE, MSGPACK);
     if let Some((secret, at)) = signing {
-        request = request.header(SIGNATURE_HEADER, signature::sign(secret, at, &body));
+        let header = sign_v2(secret, at, "POST", &exec.endpoint, "/v1/dispatch", &body);
+        request = request.header(SIGNATURE_HEADER, header);
     }
     Ok(request.body(body).send().await?)
 }
@@ -244,7 +292,16 @@ fn signature_ok(state: &Received, req: &HttpRequest, body: &[u8]) -> bool {
         .headers()
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
-    let ok = signature::verify(secret, header, body, Utc::now().timestamp(), 300).is_ok();
+    // Signed for this receiver: the executor posts to the URL it was given.
+    let host = req.connection_info().host().to_string();
+    let target = Target {
+        method: req.method().as_str(),
+        path_and_query: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        audience: &format!("http://{host}"),
+        body,
+    };
+    let key = signature_v2::key(secret);
+    let ok = signature_v2::verify(&key, header, &target, Utc::now().timestamp(), 300).is_ok();
     if !ok {
         state.bad_signatures.fetch_add(1, Ordering::SeqCst);
     }

@@ -5,16 +5,32 @@
 
 use std::time::Duration;
 
-use protocol::run::{OutputTail, OUTPUT_LIMIT};
+use protocol::{
+    dispatch::SIGNATURE_HEADER,
+    run::{OutputTail, OUTPUT_LIMIT},
+    signature_v2::audience_of,
+    signing::Signer,
+};
 
 /// How long the executor has to answer in full.
 pub const LIVE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The run's output from its executor at `endpoint`, or None when the
-/// executor does not answer it in time.
-pub async fn output(http: &reqwest::Client, endpoint: &str, run_id: &str) -> Option<String> {
-    let url = format!("{}/v1/runs/{run_id}/output", endpoint.trim_end_matches('/'));
-    let mut response = http.get(url).timeout(LIVE_TIMEOUT).send().await.ok()?;
+/// The run's output from its executor at `endpoint`, asked with a request
+/// signed by `signer` (executors with a secret answer no other), or None
+/// when the executor does not answer it in time.
+pub async fn output(
+    http: &reqwest::Client,
+    signer: Option<&Signer>,
+    endpoint: &str,
+    run_id: &str,
+) -> Option<String> {
+    let audience = audience_of(endpoint);
+    let path = format!("/v1/runs/{run_id}/output");
+    let mut request = http.get(format!("{audience}{path}")).timeout(LIVE_TIMEOUT);
+    if let Some(signer) = signer {
+        request = request.header(SIGNATURE_HEADER, signer.header("GET", audience, &path, b""));
+    }
+    let mut response = request.send().await.ok()?;
     if !response.status().is_success() {
         return None;
     }
