@@ -14,12 +14,41 @@
 //! oldest messages are dropped: Raft retransmits whatever matters, and old
 //! heartbeats and appends are the least useful ones.
 //!
-//! Incoming connections are accepted without limit; each (but snapshot
-//! streams, below) has a read loop that decodes frames and hands every
+//! Incoming connections are accepted without limit (an unauthenticated one
+//! lives at most the handshake's few seconds); each (but snapshot streams,
+//! below) has a read loop that decodes frames and hands every
 //! message to the Raft thread through a std `mpsc::Sender` (the Raft thread
 //! receives from a std channel). A connection that sends a malformed or
 //! oversized frame is closed with a warning; the node goes on serving every
 //! other connection.
+//!
+//! # Authentication
+//!
+//! With a cluster secret (`--secret-file`), every connection, frames and
+//! snapshot streams alike, begins with the handshake of [`handshake`]: the
+//! two nodes prove to each other that they hold the secret (HMAC-SHA256
+//! with the key `protocol::keys::derive(secret, KeyUse::Raft)`, over both
+//! ids and a nonce from each side) and the connection is bound to the id
+//! of the node that opened it, which must be a known peer (one added with
+//! [`RaftTransport::add_peer`] and not removed since). The sending side
+//! treats a failed handshake like a failed connect (backoff, and Raft hears
+//! the peer is unreachable); the receiving side closes the connection with
+//! a warning, counted in [`TransportStats::handshakes_refused`]. A
+//! connection that skips the handshake (the format of a node without a
+//! secret) is refused on its first four bytes.
+//!
+//! After the handshake every message must be `from` the bound id and `to`
+//! this node. A message from another id, or from a peer removed since the
+//! handshake, is dropped with a warning and counted
+//! ([`TransportStats::dropped_wrong_sender`]); the connection stays open,
+//! as for a misaddressed message: only a holder of the secret gets that
+//! far, and closing would only cost the peer its messages in flight. A
+//! snapshot stream whose message is from another id is refused whole.
+//!
+//! Without a secret (`--unsigned`) there is no handshake, nothing is bound
+//! and only `to` is checked: anyone who reaches the port can step this
+//! node's Raft (force elections, install a snapshot). That mode is for test
+//! setups and trusted networks only.
 //!
 //! Memory: the queue bound is a message count, not bytes. That is enough
 //! because Raft's own flow control (`max_inflight_msgs` times
@@ -28,12 +57,17 @@
 //!
 //! # Wire format
 //!
+//! With a secret, a connection begins with the handshake (hello, challenge,
+//! proof, accept; fixed sizes, see [`handshake`]); what follows is the same
+//! as without one. A frame connection then carries frames and a snapshot
+//! stream its magic, message and file, below.
+//!
 //! A frame is a `u32` big-endian payload length followed by the payload.
 //! The payload is a batch: a `u32` big-endian message count, then for each
 //! message a `u32` big-endian length and the protobuf bytes of a
 //! `raft::eraftpb::Message`. Frames over [`MAX_FRAME_BYTES`] are refused on
-//! both sides. The receiving side never writes anything back on a frame
-//! connection: Raft's own responses travel on the receiver's outgoing
+//! both sides. Past the handshake, the receiving side never writes anything
+//! back on a frame connection: Raft's own responses travel on the receiver's outgoing
 //! connection.
 //!
 //! # Snapshots travel out of band
@@ -949,7 +983,8 @@ pub enum ConnectError {
 
 /// Opens one outgoing connection (frame or snapshot stream) to `peer` at
 /// `addr`: TCP, then the handshake when the node has a secret. A failed
-/// handshake is counted and logged here, once for both kinds.
+/// handshake is counted here, once for both kinds; the callers log it (the
+/// frame connection once per outage, not on every retry).
 async fn open(addr: SocketAddr, shared: &Shared, peer: u64) -> Result<TcpStream, ConnectError> {
     let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
@@ -963,7 +998,6 @@ async fn open(addr: SocketAddr, shared: &Shared, peer: u64) -> Result<TcpStream,
     if let Some(key) = &shared.auth {
         if let Err(error) = handshake::client(&mut stream, key, shared.self_id, peer).await {
             add(&shared.counters.handshake_failures, 1);
-            warn!(peer, %addr, %error, "raft handshake with a peer failed");
             return Err(ConnectError::Handshake(error));
         }
     }
@@ -971,7 +1005,8 @@ async fn open(addr: SocketAddr, shared: &Shared, peer: u64) -> Result<TcpStream,
 }
 
 /// Whether an outgoing connection still looks usable, without blocking.
-/// Peers never write on our outgoing connections, so readable data or EOF
+/// Past the handshake (whose every byte the client reads) peers never write
+/// on our outgoing connections, so readable data or EOF
 /// both mean the connection is finished (typically the peer restarted);
 /// catching that here saves writing a batch into a dead socket.
 fn connection_alive(stream: &TcpStream) -> bool {
