@@ -90,53 +90,25 @@ async fn a_job_is_accepted(cluster: &Cluster, id: &str) {
     }
 }
 
-/// Whether a log line has `text` and `field` = `value` (in the text or
-/// the JSON format, colours or not).
-fn logged(lines: &[String], text: &str, field: &str, value: u64) -> bool {
-    lines.iter().map(|line| strip_colours(line)).any(|line| {
-        line.contains(text)
-            && (line.contains(&format!("{field}={value}"))
-                || line.contains(&format!("\"{field}\":{value}")))
-    })
-}
-
-/// `line` without its ANSI colour sequences (`ESC [ ... m`).
-fn strip_colours(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[tokio::test]
-async fn a_node_with_another_secret_never_takes_part() {
+async fn a_node_with_another_secret_cannot_join_and_one_with_the_secret_can() {
     let keys = tempfile::tempdir().expect("temp dir");
     let ours = secret_file(keys.path(), "ours", "the cluster's secret");
     let theirs = secret_file(keys.path(), "theirs", "another secret");
-    let cluster = Cluster::start(3, &[], &["--secret-file", &ours]);
+    let mut cluster = Cluster::start(3, &[], &["--secret-file", &ours]);
     let leader = cluster.leader().await;
     a_job_is_accepted(&cluster, "before").await;
 
-    // Node 4 asks node 1 to add it, holding another secret.
+    // Node 5 asks node 1 to add it, holding another secret.
     let (http, raft) = (free_port(), free_port());
     let raft_addr = format!("127.0.0.1:{raft}");
     let stranger: Proc = server_with(
-        &cluster.dir.path().join("node4"),
+        &cluster.dir.path().join("stranger"),
         &format!("127.0.0.1:{http}"),
         &[],
         &[
             "--node-id",
-            "4",
+            "5",
             "--raft",
             &raft_addr,
             "--join",
@@ -145,25 +117,48 @@ async fn a_node_with_another_secret_never_takes_part() {
             &theirs,
         ],
     );
-    // The leader tries to reach it, and both sides refuse the other.
+    // The cluster checks its Raft port before adding it, and refuses.
     wait::until(
-        "the leader's handshake with node 4 to fail",
+        "node 5's join to be refused",
         Duration::from_secs(60),
         || async {
-            let leader_lines = cluster.log_lines(leader);
-            (logged(&leader_lines, "raft handshake failed", "peer", 4)
-                && stranger
-                    .log_lines()
-                    .iter()
-                    .any(|line| line.contains("raft handshake refused")))
+            let lines = stranger.log_lines();
+            (lines
+                .iter()
+                .any(|l| l.contains("the cluster did not add this node yet"))
+                && lines.iter().any(|l| l.contains("raft handshake refused")))
             .then_some(())
         },
     )
     .await;
+    let (status, body) = cluster
+        .api(1)
+        .post(
+            "/v1/cluster/members",
+            json!({"node_id": 5, "raft_addr": raft_addr, "api_url": stranger.url}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("secret"), "{body}");
+    let members = |body: &Value| -> Vec<u64> {
+        body["members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|m| m["node_id"].as_u64())
+                    .collect::<Vec<_>>()
+            })
+            .map(|mut ids| {
+                ids.sort_unstable();
+                ids
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(members(&cluster.status(leader).await), vec![1, 2, 3]);
 
-    // Node 4 learned nothing: no leader, no term, no entry.
-    let api4 = cronmesh_tests::api::Api::new(stranger.url.clone());
-    let (status, body) = api4.get("/v1/cluster").await;
+    // Node 5 learned nothing: no leader, no term, no entry.
+    let api5 = cronmesh_tests::api::Api::new(stranger.url.clone());
+    let (status, body) = api5.get("/v1/cluster").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["leader_id"], Value::Null, "{body}");
     assert_eq!(body["term"].as_u64(), Some(0), "{body}");
@@ -171,9 +166,23 @@ async fn a_node_with_another_secret_never_takes_part() {
     // The cluster stays healthy under the same leader.
     a_job_is_accepted(&cluster, "after").await;
     assert_eq!(cluster.leader().await, leader);
-    let (status, _) = api4.get("/v1/jobs/before").await;
-    assert_ne!(status, StatusCode::OK, "node 4 serves the cluster's jobs");
     drop(stranger);
+
+    // A node with the secret joins through the same check and catches up.
+    let four = cluster.join();
+    let status = wait::until("four members", Duration::from_secs(60), || async {
+        let body = cluster.status(leader).await;
+        (members(&body).len() == 4).then_some(body)
+    })
+    .await;
+    let commit = status["commit_index"].as_u64().expect("a commit index");
+    cluster.caught_up(four, commit).await;
+    let (status, _) = cluster.api(four).get("/v1/jobs/after").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "node {four} serves the cluster's jobs"
+    );
 }
 
 /// Writes [`forged_frame`] to node `to` on a raw socket, as node `from`;

@@ -252,6 +252,28 @@ async fn client_steps<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Checks that the node listening at `addr` as Raft id `to` holds the
+/// cluster secret, before it is made a member: opens a connection as node
+/// `from` and verifies the node's proof. The node may then refuse this one
+/// (it does not know `from` yet: it learns the members once added), which
+/// is fine here: it proved itself before it refused. Within
+/// [`HANDSHAKE_TIMEOUT`] once connected.
+pub async fn prove_peer(
+    addr: std::net::SocketAddr,
+    key: &RaftKey,
+    from: u64,
+    to: u64,
+) -> Result<(), HandshakeError> {
+    let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))?
+        .map_err(HandshakeError::Io)?;
+    match client(&mut stream, key, from, to).await {
+        Ok(()) | Err(HandshakeError::Refused) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 /// Answers the handshake of an accepted connection for node `self_id`;
 /// `is_known` says whether a Raft id is a peer this node talks to. Returns
 /// the id the connection is bound to. Within [`HANDSHAKE_TIMEOUT`].
@@ -519,5 +541,41 @@ mod tests {
             "{client_result:?}"
         );
         assert!(started.elapsed() < HANDSHAKE_TIMEOUT * 2);
+    }
+
+    /// A listener answering every connection as node 4 would, holding
+    /// `secret` and knowing no peer yet.
+    async fn joiner(secret: &'static [u8]) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let _ = server(&mut stream, &key(secret), 4, |_| false).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_joiner_proves_the_secret_before_it_knows_anyone() {
+        let ours = key(b"secret");
+        assert!(prove_peer(joiner(b"secret").await, &ours, 1, 4)
+            .await
+            .is_ok());
+        let other = prove_peer(joiner(b"other").await, &ours, 1, 4).await;
+        assert!(matches!(other, Err(HandshakeError::BadProof)), "{other:?}");
+        // Asked under another id, the joiner does not answer.
+        let wrong_id = prove_peer(joiner(b"secret").await, &ours, 1, 5).await;
+        assert!(wrong_id.is_err(), "{wrong_id:?}");
+        // Nothing listening.
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("addr")
+        };
+        assert!(prove_peer(closed, &ours, 1, 4).await.is_err());
     }
 }
