@@ -181,6 +181,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A write that takes longer means the peer stopped reading: the connection
 /// is dropped and re-established rather than wedging the peer's task.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Least time between two warnings about refused handshakes; see
+/// `Shared::last_refusal_warning`.
+const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(1);
 /// Pause after a failed `accept` (e.g. out of file descriptors), so the
 /// accept loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -348,6 +351,11 @@ struct Shared {
     /// receiving side reads: a connection is bound only to one of them, and
     /// its messages are dropped once its peer is removed.
     known_peers: Mutex<HashSet<u64>>,
+    /// When the last refused handshake was logged as a warning: anyone who
+    /// reaches the port can make refusals, so at most one a
+    /// [`REFUSAL_WARNING_EVERY`] is a warning, the rest go to debug (all
+    /// are counted).
+    last_refusal_warning: Mutex<Option<std::time::Instant>>,
 }
 
 /// One known peer: its queue and the task draining it.
@@ -508,6 +516,7 @@ impl RaftTransport {
             failures: Mutex::new(FailureLog::default()),
             auth,
             known_peers: Mutex::new(HashSet::new()),
+            last_refusal_warning: Mutex::new(None),
         });
         let accept_task = runtime.spawn(accept_loop(listener, Arc::clone(&shared), inbound));
         let transport = RaftTransport {
@@ -736,6 +745,17 @@ impl Drop for Inner {
 impl Shared {
     fn is_known_peer(&self, id: u64) -> bool {
         lock(&self.known_peers).contains(&id)
+    }
+
+    /// Whether a refused handshake may be logged as a warning now.
+    fn may_warn_of_refusal(&self) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = lock(&self.last_refusal_warning);
+        if last.is_some_and(|at| now.duration_since(at) < REFUSAL_WARNING_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     fn unreachable(&self, peer: u64) {
@@ -1213,7 +1233,11 @@ async fn serve_connection(
                 }
                 Err(error) => {
                     add(&shared.counters.handshakes_refused, 1);
-                    warn!(%remote, %error, "raft handshake refused; closing the connection");
+                    if shared.may_warn_of_refusal() {
+                        warn!(%remote, %error, "raft handshake refused; closing the connection");
+                    } else {
+                        debug!(%remote, %error, "raft handshake refused; closing the connection");
+                    }
                     return;
                 }
             }
