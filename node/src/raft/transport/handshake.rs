@@ -192,12 +192,6 @@ pub enum HandshakeError {
     Refused,
 }
 
-impl HandshakeError {
-    fn from_io(error: io::Error) -> Self {
-        HandshakeError::Io(error)
-    }
-}
-
 /// Opens a connection as node `from` towards node `to`: proves this node
 /// holds the secret, checks that the peer does, and waits for the peer to
 /// accept. Within [`HANDSHAKE_TIMEOUT`].
@@ -226,12 +220,12 @@ async fn client_steps<S: AsyncRead + AsyncWrite + Unpin>(
     stream
         .write_all(&hello.encode())
         .await
-        .map_err(HandshakeError::from_io)?;
+        .map_err(HandshakeError::Io)?;
     let mut challenge = [0u8; CHALLENGE_LEN];
     stream
         .read_exact(&mut challenge)
         .await
-        .map_err(HandshakeError::from_io)?;
+        .map_err(HandshakeError::Io)?;
     let (nonce_s, proof_s) = challenge.split_at(NONCE_LEN);
     key.proof(Role::Server, from, to, &hello.nonce, nonce_s)
         .verify_slice(proof_s)
@@ -243,7 +237,7 @@ async fn client_steps<S: AsyncRead + AsyncWrite + Unpin>(
     stream
         .write_all(&proof_c)
         .await
-        .map_err(HandshakeError::from_io)?;
+        .map_err(HandshakeError::Io)?;
     match stream.read_u8().await {
         Ok(ACCEPTED) => Ok(()),
         Ok(_) => Err(HandshakeError::Refused),
@@ -304,7 +298,7 @@ async fn server_steps<S: AsyncRead + AsyncWrite + Unpin>(
     stream
         .read_exact(&mut bytes[..4])
         .await
-        .map_err(HandshakeError::from_io)?;
+        .map_err(HandshakeError::Io)?;
     let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     if magic != HELLO_MAGIC {
         return Err(HandshakeError::NotAHandshake(magic));
@@ -312,7 +306,7 @@ async fn server_steps<S: AsyncRead + AsyncWrite + Unpin>(
     stream
         .read_exact(&mut bytes[4..])
         .await
-        .map_err(HandshakeError::from_io)?;
+        .map_err(HandshakeError::Io)?;
     let hello = Hello::decode(&bytes)?;
     if hello.to != self_id {
         return Err(HandshakeError::Misaddressed { to: hello.to });
@@ -328,12 +322,12 @@ async fn server_steps<S: AsyncRead + AsyncWrite + Unpin>(
     stream
         .write_all(&challenge)
         .await
-        .map_err(HandshakeError::from_io)?;
+        .map_err(HandshakeError::Io)?;
     let mut proof_c = [0u8; PROOF_LEN];
     stream
         .read_exact(&mut proof_c)
         .await
-        .map_err(HandshakeError::from_io)?;
+        .map_err(HandshakeError::Io)?;
     key.proof(Role::Client, hello.from, hello.to, &hello.nonce, &nonce_s)
         .verify_slice(&proof_c)
         .map_err(|_| HandshakeError::BadProof)?;
@@ -343,7 +337,7 @@ async fn server_steps<S: AsyncRead + AsyncWrite + Unpin>(
     stream
         .write_all(&[ACCEPTED])
         .await
-        .map_err(HandshakeError::from_io)?;
+        .map_err(HandshakeError::Io)?;
     Ok(hello.from)
 }
 
