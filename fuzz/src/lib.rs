@@ -22,6 +22,9 @@
 //! - [`raft_frame`]: the Raft transport's frame reader and batch decoder;
 //!   a decoded batch re-encodes into frames that decode to the same
 //!   messages.
+//! - [`raft_handshake`]: the hello that opens every connection to the
+//!   `--raft` port of a node with a secret; only a whole, well-formed hello
+//!   decodes, and it re-encodes to the same bytes.
 //! - [`dump`]: a state dump (a Raft snapshot from the network, a backup
 //!   to restore) read record by record; one read whole writes back to the
 //!   same bytes.
@@ -42,6 +45,7 @@ pub mod dump;
 pub mod gossip_keys;
 pub mod job;
 pub mod raft_frame;
+pub mod raft_handshake;
 pub mod schedule;
 pub mod signature;
 pub mod tokens;
@@ -52,12 +56,13 @@ pub type Body = fn(&[u8]);
 
 /// Every target: its name (the folder under `fuzz/corpus/` and
 /// `fuzz/regressions/`, and the `cargo fuzz` target) and its body.
-pub const TARGETS: [(&str, Body); 9] = [
+pub const TARGETS: [(&str, Body); 10] = [
     ("schedule", schedule::run),
     ("job", job::run),
     ("wire", wire::run),
     ("signature", signature::run),
     ("raft_frame", raft_frame::run),
+    ("raft_handshake", raft_handshake::run),
     ("gossip_keys", gossip_keys::run),
     ("tokens", tokens::run),
     ("config", config::run),

@@ -547,6 +547,12 @@ async fn start_raft(
         inbound_tx,
         settings.faults.clone(),
         snapshot_dir.clone(),
+        // With the cluster secret every Raft connection is authenticated;
+        // without it (`--unsigned`) the port must be on a trusted network.
+        config
+            .secret
+            .as_deref()
+            .map(crate::raft::transport::RaftKey::from_secret),
     )
     .await?;
     let mut engine_config = EngineConfig::new(config.node_id);

@@ -12,7 +12,10 @@ use super::{
 };
 use crate::{
     consensus::Consensus,
-    raft::engine::{EngineHandle, MemberChange},
+    raft::{
+        engine::{EngineHandle, MemberChange},
+        transport::{handshake, RaftKey},
+    },
 };
 
 pub async fn status(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
@@ -48,7 +51,7 @@ pub async fn add(
     if request.node_id == 0 {
         return Err(ApiError::invalid("node_id", "node ids start at 1"));
     }
-    request
+    let raft_addr = request
         .raft_addr
         .parse::<SocketAddr>()
         .map_err(|e| ApiError::invalid("raft_addr", format!("not an IP:PORT address: {e}")))?;
@@ -56,12 +59,35 @@ pub async fn add(
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
         _ => return Err(ApiError::invalid("api_url", "must be an http or https URL")),
     }
+    prove_secret(&state, request.node_id, raft_addr).await?;
     let node = NodeInfo {
         node_id: request.node_id,
         api_url: request.api_url,
         raft_addr: request.raft_addr,
     };
     change(&state, MemberChange::Add(node)).await
+}
+
+/// With a cluster secret, refuses to add a node whose Raft port does not
+/// prove it holds the same secret: such a member could never be reached
+/// (the transport's handshake refuses it both ways) yet would count among
+/// the voters, costing the cluster a node of its fault tolerance.
+async fn prove_secret(state: &AppState, node_id: u64, raft_addr: SocketAddr) -> ApiResult<()> {
+    let Some(secret) = &state.secret else {
+        return Ok(());
+    };
+    let me = state.consensus.status(&state.store).await.node_id;
+    let key = RaftKey::from_secret(secret);
+    handshake::prove_peer(raft_addr, &key, me, node_id)
+        .await
+        .map_err(|e| {
+            ApiError::invalid(
+                "raft_addr",
+                format!(
+                    "node {node_id} at {raft_addr} did not prove it holds this cluster's secret: {e}"
+                ),
+            )
+        })
 }
 
 pub async fn remove(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {

@@ -14,12 +14,41 @@
 //! oldest messages are dropped: Raft retransmits whatever matters, and old
 //! heartbeats and appends are the least useful ones.
 //!
-//! Incoming connections are accepted without limit; each (but snapshot
-//! streams, below) has a read loop that decodes frames and hands every
+//! Incoming connections are accepted without limit (an unauthenticated one
+//! lives at most the handshake's few seconds); each (but snapshot streams,
+//! below) has a read loop that decodes frames and hands every
 //! message to the Raft thread through a std `mpsc::Sender` (the Raft thread
 //! receives from a std channel). A connection that sends a malformed or
 //! oversized frame is closed with a warning; the node goes on serving every
 //! other connection.
+//!
+//! # Authentication
+//!
+//! With a cluster secret (`--secret-file`), every connection, frames and
+//! snapshot streams alike, begins with the handshake of [`handshake`]: the
+//! two nodes prove to each other that they hold the secret (HMAC-SHA256
+//! with the key `protocol::keys::derive(secret, KeyUse::Raft)`, over both
+//! ids and a nonce from each side) and the connection is bound to the id
+//! of the node that opened it, which must be a known peer (one added with
+//! [`RaftTransport::add_peer`] and not removed since). The sending side
+//! treats a failed handshake like a failed connect (backoff, and Raft hears
+//! the peer is unreachable); the receiving side closes the connection with
+//! a warning, counted in [`TransportStats::handshakes_refused`]. A
+//! connection that skips the handshake (the format of a node without a
+//! secret) is refused on its first four bytes.
+//!
+//! After the handshake every message must be `from` the bound id and `to`
+//! this node. A message from another id, or from a peer removed since the
+//! handshake, is dropped with a warning and counted
+//! ([`TransportStats::dropped_wrong_sender`]); the connection stays open,
+//! as for a misaddressed message: only a holder of the secret gets that
+//! far, and closing would only cost the peer its messages in flight. A
+//! snapshot stream whose message is from another id is refused whole.
+//!
+//! Without a secret (`--unsigned`) there is no handshake, nothing is bound
+//! and only `to` is checked: anyone who reaches the port can step this
+//! node's Raft (force elections, install a snapshot). That mode is for test
+//! setups and trusted networks only.
 //!
 //! Memory: the queue bound is a message count, not bytes. That is enough
 //! because Raft's own flow control (`max_inflight_msgs` times
@@ -28,12 +57,17 @@
 //!
 //! # Wire format
 //!
+//! With a secret, a connection begins with the handshake (hello, challenge,
+//! proof, accept; fixed sizes, see [`handshake`]); what follows is the same
+//! as without one. A frame connection then carries frames and a snapshot
+//! stream its magic, message and file, below.
+//!
 //! A frame is a `u32` big-endian payload length followed by the payload.
 //! The payload is a batch: a `u32` big-endian message count, then for each
 //! message a `u32` big-endian length and the protobuf bytes of a
 //! `raft::eraftpb::Message`. Frames over [`MAX_FRAME_BYTES`] are refused on
-//! both sides. The receiving side never writes anything back on a frame
-//! connection: Raft's own responses travel on the receiver's outgoing
+//! both sides. Past the handshake, the receiving side never writes anything
+//! back on a frame connection: Raft's own responses travel on the receiver's outgoing
 //! connection.
 //!
 //! # Snapshots travel out of band
@@ -86,7 +120,7 @@
 //! [`RaftTransport::take_send_failures`].
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, HashSet, VecDeque},
     fmt, io,
     net::SocketAddr,
     sync::{
@@ -110,8 +144,10 @@ use tracing::{debug, info, warn};
 
 use super::{faults::Faults, snapshot::files::SnapshotDir};
 
+pub mod handshake;
 mod snapshot_stream;
 
+pub use handshake::{HandshakeError, RaftKey};
 use snapshot_stream::{IncomingStreams, OutgoingSnapshot};
 pub use snapshot_stream::{
     SnapshotReceiveError, SnapshotSendError, MAX_SNAPSHOT_MESSAGE_BYTES, SNAPSHOT_CHUNK_BYTES,
@@ -145,6 +181,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A write that takes longer means the peer stopped reading: the connection
 /// is dropped and re-established rather than wedging the peer's task.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Least time between two warnings about refused handshakes; see
+/// `Shared::last_refusal_warning`.
+const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(1);
 /// Pause after a failed `accept` (e.g. out of file descriptors), so the
 /// accept loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -221,6 +260,19 @@ pub struct TransportStats {
     /// for the same sender or snapshot already running, timeout, disk
     /// error); none left a file behind or reached Raft.
     pub snapshot_receive_failures: u64,
+    /// Incoming connections (frame or snapshot) closed because their
+    /// handshake failed: no handshake at all (a peer without the secret, or
+    /// not a cronmesh peer), a wrong proof (another cluster's secret), an
+    /// unknown or misaddressed id, garbage, or a timeout. Always 0 without
+    /// a secret.
+    pub handshakes_refused: u64,
+    /// Outgoing connections (frame or snapshot) whose handshake failed: the
+    /// peer's proof was wrong, it refused this node, or it did not answer.
+    pub handshake_failures: u64,
+    /// Received messages whose `from` is not the id their connection was
+    /// bound to by its handshake, or whose bound id is no longer a peer;
+    /// dropped.
+    pub dropped_wrong_sender: u64,
 }
 
 /// Peers the Raft thread should tell raft-rs about, collected since the
@@ -290,6 +342,20 @@ struct Shared {
     counters: Counters,
     /// Failures waiting for `take_send_failures`.
     failures: Mutex<FailureLog>,
+    /// The key of the handshake, when the node has a cluster secret. With
+    /// it every connection, both ways, starts with the handshake and is
+    /// bound to a peer's id; without it (`--unsigned`) nothing is checked
+    /// but `to`, which is only fit for a trusted network.
+    auth: Option<RaftKey>,
+    /// The ids of the known peers (those of `Inner::peers`), which the
+    /// receiving side reads: a connection is bound only to one of them, and
+    /// its messages are dropped once its peer is removed.
+    known_peers: Mutex<HashSet<u64>>,
+    /// When the last refused handshake was logged as a warning: anyone who
+    /// reaches the port can make refusals, so at most one a
+    /// [`REFUSAL_WARNING_EVERY`] is a warning, the rest go to debug (all
+    /// are counted).
+    last_refusal_warning: Mutex<Option<std::time::Instant>>,
 }
 
 /// One known peer: its queue and the task draining it.
@@ -347,6 +413,9 @@ struct Counters {
     snapshot_bytes_sent: AtomicU64,
     snapshots_received: AtomicU64,
     snapshot_receive_failures: AtomicU64,
+    handshakes_refused: AtomicU64,
+    handshake_failures: AtomicU64,
+    dropped_wrong_sender: AtomicU64,
 }
 
 /// Failures recorded for the Raft thread; sets, because reporting a peer
@@ -414,6 +483,9 @@ impl RaftTransport {
     /// message received from any peer is handed to `inbound`, a std channel
     /// because the Raft thread is a plain thread. `faults` are applied on
     /// this node's sending side; pass `Faults::default()` in production.
+    /// With `auth` (the key derived from the cluster secret) every
+    /// connection is authenticated by the handshake (see the module
+    /// documentation); without it, by nothing.
     ///
     /// The tasks run on the tokio runtime this is awaited on (its `Handle`
     /// is kept, so later [`RaftTransport::add_peer`] calls from any thread
@@ -425,6 +497,7 @@ impl RaftTransport {
         inbound: mpsc::Sender<Message>,
         faults: Faults,
         snapshots: SnapshotDir,
+        auth: Option<RaftKey>,
     ) -> anyhow::Result<Self> {
         let runtime = Handle::try_current()
             .context("the raft transport must be started inside a tokio runtime")?;
@@ -441,6 +514,9 @@ impl RaftTransport {
             incoming_snapshots: Mutex::new(IncomingStreams::default()),
             counters: Counters::default(),
             failures: Mutex::new(FailureLog::default()),
+            auth,
+            known_peers: Mutex::new(HashSet::new()),
+            last_refusal_warning: Mutex::new(None),
         });
         let accept_task = runtime.spawn(accept_loop(listener, Arc::clone(&shared), inbound));
         let transport = RaftTransport {
@@ -520,6 +596,7 @@ impl RaftTransport {
             return;
         }
         let mut peers = lock(&self.inner.peers);
+        lock(&self.inner.shared.known_peers).insert(id);
         if let Some(entry) = peers.get(&id) {
             let mut current = lock(&entry.link.addr);
             if *current != addr {
@@ -557,6 +634,7 @@ impl RaftTransport {
     /// still queued for it are dropped (a removed member needs none).
     pub fn remove_peer(&self, id: u64) {
         let removed = lock(&self.inner.peers).remove(&id);
+        lock(&self.inner.shared.known_peers).remove(&id);
         if let Some(entry) = removed {
             entry.task.abort();
             debug!(peer = id, "raft peer removed");
@@ -585,6 +663,9 @@ impl RaftTransport {
             snapshot_bytes_sent: read(&c.snapshot_bytes_sent),
             snapshots_received: read(&c.snapshots_received),
             snapshot_receive_failures: read(&c.snapshot_receive_failures),
+            handshakes_refused: read(&c.handshakes_refused),
+            handshake_failures: read(&c.handshake_failures),
+            dropped_wrong_sender: read(&c.dropped_wrong_sender),
         }
     }
 
@@ -662,6 +743,21 @@ impl Drop for Inner {
 }
 
 impl Shared {
+    fn is_known_peer(&self, id: u64) -> bool {
+        lock(&self.known_peers).contains(&id)
+    }
+
+    /// Whether a refused handshake may be logged as a warning now.
+    fn may_warn_of_refusal(&self) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = lock(&self.last_refusal_warning);
+        if last.is_some_and(|at| now.duration_since(at) < REFUSAL_WARNING_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
     fn unreachable(&self, peer: u64) {
         lock(&self.failures).unreachable.insert(peer);
     }
@@ -852,8 +948,10 @@ async fn run_peer(link: Arc<PeerLink>, shared: Arc<Shared>) {
     }
 }
 
-/// Connects to the peer's current address, retrying with exponential
-/// backoff until it succeeds (the task is aborted if it should stop).
+/// Connects to the peer's current address and, with a secret, passes the
+/// handshake, retrying with exponential backoff until both succeed (the
+/// task is aborted if it should stop). A failed handshake counts as a
+/// failed connect: a peer that refuses this node is not written to.
 async fn connect(
     link: &PeerLink,
     shared: &Shared,
@@ -864,11 +962,8 @@ async fn connect(
     loop {
         link.addr_changed.store(false, Ordering::Release);
         let addr = link.addr();
-        let error = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                if let Err(error) = stream.set_nodelay(true) {
-                    debug!(peer, %error, "could not set TCP_NODELAY on a raft connection");
-                }
+        let error = match open(addr, shared, peer).await {
+            Ok(stream) => {
                 if *lost {
                     add(&shared.counters.reconnects, 1);
                     info!(peer, %addr, "raft peer reconnected");
@@ -879,8 +974,7 @@ async fn connect(
                 *backoff = BACKOFF_MIN;
                 return stream;
             }
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => format!("connect timed out after {CONNECT_TIMEOUT:?}"),
+            Err(error) => error.to_string(),
         };
         add(&shared.counters.connect_failures, 1);
         shared.unreachable(peer);
@@ -896,8 +990,43 @@ async fn connect(
     }
 }
 
+/// Why an outgoing connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Connect(#[source] io::Error),
+    #[error("connect timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("raft handshake failed: {0}")]
+    Handshake(#[source] HandshakeError),
+}
+
+/// Opens one outgoing connection (frame or snapshot stream) to `peer` at
+/// `addr`: TCP, then the handshake when the node has a secret. A failed
+/// handshake is counted here, once for both kinds; the callers log it (the
+/// frame connection once per outage, not on every retry).
+async fn open(addr: SocketAddr, shared: &Shared, peer: u64) -> Result<TcpStream, ConnectError> {
+    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ConnectError::Timeout(CONNECT_TIMEOUT))?
+        .map_err(ConnectError::Connect)?;
+    // Small frames (heartbeats, votes) must leave at once; the chunks of a
+    // snapshot are large writes anyway.
+    if let Err(error) = stream.set_nodelay(true) {
+        debug!(peer, %error, "could not set TCP_NODELAY on a raft connection");
+    }
+    if let Some(key) = &shared.auth {
+        if let Err(error) = handshake::client(&mut stream, key, shared.self_id, peer).await {
+            add(&shared.counters.handshake_failures, 1);
+            return Err(ConnectError::Handshake(error));
+        }
+    }
+    Ok(stream)
+}
+
 /// Whether an outgoing connection still looks usable, without blocking.
-/// Peers never write on our outgoing connections, so readable data or EOF
+/// Past the handshake (whose every byte the client reads) peers never write
+/// on our outgoing connections, so readable data or EOF
 /// both mean the connection is finished (typically the peer restarted);
 /// catching that here saves writing a batch into a dead socket.
 fn connection_alive(stream: &TcpStream) -> bool {
@@ -1082,15 +1211,38 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, inbound: mpsc::
     }
 }
 
-/// Serves one accepted connection: its first four bytes tell a snapshot
-/// stream (the magic) from a frame stream (the first frame's length, which
-/// is then read as part of that frame).
+/// Serves one accepted connection: with a secret, the handshake first,
+/// which binds it to a peer's id (a failed one closes the connection);
+/// then its first four bytes tell a snapshot stream (the magic) from a
+/// frame stream (the first frame's length, which is then read as part of
+/// that frame).
 async fn serve_connection(
     mut stream: TcpStream,
     remote: SocketAddr,
     shared: Arc<Shared>,
     inbound: mpsc::Sender<Message>,
 ) {
+    let bound = match &shared.auth {
+        None => None,
+        Some(key) => {
+            let is_known = |id| shared.is_known_peer(id);
+            match handshake::server(&mut stream, key, shared.self_id, is_known).await {
+                Ok(id) => {
+                    debug!(%remote, peer = id, "raft peer authenticated");
+                    Some(id)
+                }
+                Err(error) => {
+                    add(&shared.counters.handshakes_refused, 1);
+                    if shared.may_warn_of_refusal() {
+                        warn!(%remote, %error, "raft handshake refused; closing the connection");
+                    } else {
+                        debug!(%remote, %error, "raft handshake refused; closing the connection");
+                    }
+                    return;
+                }
+            }
+        }
+    };
     let mut first = [0u8; 4];
     // A peer that connects and closes without a byte is not an error, as
     // between two frames.
@@ -1110,19 +1262,28 @@ async fn serve_connection(
         return;
     }
     if u32::from_be_bytes(first) == SNAPSHOT_STREAM_MAGIC {
-        snapshot_stream::receive(stream, remote, shared, inbound).await;
+        snapshot_stream::receive(stream, remote, bound, shared, inbound).await;
         return;
     }
     let reader = io::Cursor::new(first).chain(stream);
-    read_loop(reader, remote, shared, inbound).await;
+    read_loop(reader, remote, bound, shared, inbound).await;
 }
 
 /// Reads frames from one incoming connection and forwards their messages
 /// to the Raft thread, until the peer closes, a frame is bad, or the Raft
-/// thread is gone.
+/// thread is gone. On a connection `bound` to a peer by the handshake only
+/// messages from that peer, while it is a known peer, are forwarded.
+///
+/// A message from another id is dropped, logged and counted, but the
+/// connection stays: only a holder of the secret gets that far, so closing
+/// would protect nothing, and the peer's other messages (raft-rs never
+/// sends one with a `from` other than its own id) keep flowing. A
+/// connection whose peer was removed has every message dropped the same
+/// way; the removed node's sending task stops once it applies its removal.
 async fn read_loop(
     stream: impl AsyncRead + Unpin,
     remote: SocketAddr,
+    bound: Option<u64>,
     shared: Arc<Shared>,
     inbound: mpsc::Sender<Message>,
 ) {
@@ -1155,7 +1316,23 @@ async fn read_loop(
             }
         };
         add(&counters.frames_received, 1);
+        // Once per frame: a peer removed since the handshake is heard no
+        // more.
+        let bound_known = bound.is_none_or(|id| shared.is_known_peer(id));
         for message in messages {
+            if let Some(id) = bound {
+                if message.from != id || !bound_known {
+                    warn!(
+                        %remote,
+                        from = message.from,
+                        bound = id,
+                        known = bound_known,
+                        "dropping a raft message not from the peer this connection authenticated as"
+                    );
+                    add(&counters.dropped_wrong_sender, 1);
+                    continue;
+                }
+            }
             if message.to != shared.self_id {
                 warn!(
                     %remote,
@@ -1174,6 +1351,9 @@ async fn read_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod auth_tests;
 
 #[cfg(test)]
 mod tests {
@@ -1213,6 +1393,17 @@ mod tests {
         peers: HashMap<u64, SocketAddr>,
         faults: Faults,
     ) -> (RaftTransport, mpsc::Receiver<Message>) {
+        start_with(id, listen, peers, faults, None).await
+    }
+
+    /// [`start`] with the handshake key of a cluster secret, or none.
+    pub(super) async fn start_with(
+        id: u64,
+        listen: SocketAddr,
+        peers: HashMap<u64, SocketAddr>,
+        faults: Faults,
+        auth: Option<RaftKey>,
+    ) -> (RaftTransport, mpsc::Receiver<Message>) {
         let (tx, rx) = mpsc::channel();
         let dir = std::env::temp_dir().join(format!(
             "cronmesh-transport-test-{}-{id}-{}",
@@ -1220,7 +1411,7 @@ mod tests {
             rand::random::<u64>()
         ));
         let snapshots = SnapshotDir::open(dir).expect("snapshot dir");
-        let transport = RaftTransport::start(id, listen, peers, tx, faults, snapshots)
+        let transport = RaftTransport::start(id, listen, peers, tx, faults, snapshots, auth)
             .await
             .expect("start transport");
         (transport, rx)
@@ -1231,9 +1422,18 @@ mod tests {
         n: u64,
         faults: &Faults,
     ) -> Vec<(RaftTransport, mpsc::Receiver<Message>)> {
+        cluster_with(n, faults, |_| None).await
+    }
+
+    /// [`cluster`] where node `id` has the handshake key `key(id)`.
+    pub(super) async fn cluster_with(
+        n: u64,
+        faults: &Faults,
+        key: impl Fn(u64) -> Option<RaftKey>,
+    ) -> Vec<(RaftTransport, mpsc::Receiver<Message>)> {
         let mut nodes = Vec::new();
         for id in 1..=n {
-            nodes.push(start(id, any_port(), HashMap::new(), faults.clone()).await);
+            nodes.push(start_with(id, any_port(), HashMap::new(), faults.clone(), key(id)).await);
         }
         let addrs: Vec<SocketAddr> = nodes.iter().map(|(t, _)| t.local_addr()).collect();
         for (transport, _) in &nodes {

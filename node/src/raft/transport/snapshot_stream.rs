@@ -31,7 +31,7 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
-use super::{add, lock, Shared, CONNECT_TIMEOUT, MAX_FRAME_BYTES};
+use super::{add, handshake::HandshakeError, lock, ConnectError, Shared, MAX_FRAME_BYTES};
 use crate::raft::snapshot::{
     descriptor::SnapshotDescriptor,
     files::{self, Side, SnapshotDir},
@@ -110,6 +110,8 @@ pub enum SnapshotSendError {
     Connect(#[source] io::Error),
     #[error("connecting to the peer timed out after {0:?}")]
     ConnectTimeout(Duration),
+    #[error("raft handshake failed: {0}")]
+    Handshake(#[source] HandshakeError),
     #[error("writing to the peer: {0}")]
     Write(#[source] io::Error),
     #[error("the peer took less than a step of the stream in {0:?}")]
@@ -138,6 +140,10 @@ pub enum SnapshotReceiveError {
     NotASnapshot(MessageType),
     #[error("the snapshot is addressed to node {to}, not to this node")]
     Misaddressed { to: u64 },
+    #[error(
+        "the snapshot claims to be from node {from} on a connection authenticated as node {bound}"
+    )]
+    WrongSender { from: u64, bound: u64 },
     #[error("the snapshot's data is not a valid descriptor: {0}")]
     Descriptor(String),
     #[error("a snapshot stream from node {0} is already in progress")]
@@ -241,7 +247,7 @@ async fn send(
         });
     }
 
-    let mut stream = connect(addr).await?;
+    let mut stream = connect(addr, shared, message.to).await?;
     write_step(&mut stream, &header).await?;
     // The one buffer of the stream: a chunk's length, then its bytes, so
     // that each chunk is one write.
@@ -292,18 +298,21 @@ fn chunk_buffer_len(remaining: u64) -> usize {
 }
 
 /// Opens the stream's own connection (never the peer's frame connection,
-/// whose heartbeats and appends must not wait behind the file).
-async fn connect(addr: SocketAddr) -> Result<TcpStream, SnapshotSendError> {
-    let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+/// whose heartbeats and appends must not wait behind the file), with the
+/// handshake when the node has a secret. Without Nagle the end marker
+/// leaves at once instead of waiting for the last chunk's ACK.
+async fn connect(
+    addr: SocketAddr,
+    shared: &Shared,
+    peer: u64,
+) -> Result<TcpStream, SnapshotSendError> {
+    super::open(addr, shared, peer)
         .await
-        .map_err(|_| SnapshotSendError::ConnectTimeout(CONNECT_TIMEOUT))?
-        .map_err(SnapshotSendError::Connect)?;
-    // The chunks are large writes anyway; without Nagle the end marker
-    // leaves at once instead of waiting for the last chunk's ACK.
-    if let Err(error) = stream.set_nodelay(true) {
-        debug!(%addr, %error, "could not set TCP_NODELAY on a snapshot stream");
-    }
-    Ok(stream)
+        .map_err(|error| match error {
+            ConnectError::Connect(error) => SnapshotSendError::Connect(error),
+            ConnectError::Timeout(limit) => SnapshotSendError::ConnectTimeout(limit),
+            ConnectError::Handshake(error) => SnapshotSendError::Handshake(error),
+        })
 }
 
 /// Writes one step of the stream, failing if the peer takes none of it for
@@ -315,16 +324,19 @@ async fn write_step(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Snapshot
         .map_err(SnapshotSendError::Write)
 }
 
-/// Receives one snapshot stream whose magic the accept path has read. A
-/// whole, checked file is acknowledged and its message handed to the Raft
-/// thread; anything else is refused with a warning and leaves nothing.
+/// Receives one snapshot stream whose magic the accept path has read, on a
+/// connection the handshake `bound` to a peer when the node has a secret
+/// (the message must then be from that peer). A whole, checked file is
+/// acknowledged and its message handed to the Raft thread; anything else
+/// is refused with a warning and leaves nothing.
 pub(super) async fn receive(
     mut stream: TcpStream,
     remote: SocketAddr,
+    bound: Option<u64>,
     shared: Arc<Shared>,
     inbound: mpsc::Sender<Message>,
 ) {
-    let message = match receive_file(&mut stream, &shared).await {
+    let message = match receive_file(&mut stream, bound, &shared).await {
         Ok(message) => message,
         Err(error) => {
             add(&shared.counters.snapshot_receive_failures, 1);
@@ -360,9 +372,16 @@ pub(super) async fn receive(
 /// answers the message once the file is whole under its final name.
 async fn receive_file(
     stream: &mut TcpStream,
+    bound: Option<u64>,
     shared: &Shared,
 ) -> Result<Message, SnapshotReceiveError> {
     let message = read_message(stream, shared.self_id).await?;
+    if let Some(bound) = bound.filter(|id| *id != message.from) {
+        return Err(SnapshotReceiveError::WrongSender {
+            from: message.from,
+            bound,
+        });
+    }
     let snapshot = message.get_snapshot();
     let (index, term) = (snapshot.get_metadata().index, snapshot.get_metadata().term);
     let descriptor = SnapshotDescriptor::decode(&snapshot.data, index, term)
@@ -684,8 +703,13 @@ mod tests {
 
     use super::{
         super::{
-            decode_batch, encode_frames, read_frame,
-            tests::{any_port, cluster, heartbeat, recv_n, seqs, start, wait_until, DEADLINE},
+            decode_batch, encode_frames,
+            handshake::{self, RaftKey},
+            read_frame,
+            tests::{
+                any_port, cluster, cluster_with, heartbeat, recv_n, seqs, start, start_with,
+                wait_until, DEADLINE,
+            },
             RaftTransport, SOFT_FRAME_BYTES,
         },
         *,
@@ -1198,5 +1222,85 @@ mod tests {
         let mut stream: &[u8] = &SNAPSHOT_STREAM_MAGIC.to_be_bytes();
         let read = futures::executor::block_on(read_frame(&mut stream));
         assert!(matches!(read, Err(error) if error.kind() == io::ErrorKind::InvalidData));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_streams_between_nodes_with_the_secret() {
+        let key = |_| Some(RaftKey::from_secret(b"secret"));
+        let nodes = cluster_with(2, &Faults::default(), key).await;
+        let (t1, _) = &nodes[0];
+        let (t2, rx2) = &nodes[1];
+        let bytes = write_outgoing(t1.snapshot_dir(), 4, 2, 2 * 1024 * 1024);
+        let message = snapshot_message(1, 2, 4, 2, bytes);
+        t1.send(vec![message.clone()]);
+        assert_eq!(recv_n(rx2, 1).await, vec![message]);
+        wait_until("the snapshot acknowledged", || {
+            t1.stats().snapshots_sent == 1
+        })
+        .await;
+        assert_eq!(t2.stats().handshakes_refused, 0);
+        stop(&[t1, t2]).await;
+    }
+
+    /// Node 2 with the secret, knowing nodes 1 and 3.
+    async fn secret_receiver() -> (RaftTransport, mpsc::Receiver<Message>) {
+        let peers = HashMap::from([(1, any_port()), (3, any_port())]);
+        let key = Some(RaftKey::from_secret(b"secret"));
+        start_with(2, any_port(), peers, Faults::default(), key).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forged_snapshot_stream_without_handshake_is_refused() {
+        let (t2, rx2) = secret_receiver().await;
+        let dump = dump_bytes(4000);
+        let message = snapshot_message(1, 2, 9, 9, dump.len() as u64);
+        let reply = send_raw(t2.local_addr(), &stream_bytes(&message, &[&dump])).await;
+        assert!(!reply.contains(&ACK), "answered {reply:?}");
+        wait_until("the stream refused", || t2.stats().handshakes_refused == 1).await;
+        let stats = t2.stats();
+        assert_eq!(stats.snapshots_received, 0);
+        assert!(rx2.try_recv().is_err());
+        assert!(dir_entries(t2.snapshot_dir()).is_empty());
+        stop(&[&t2]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_from_another_id_than_the_handshake_is_refused() {
+        let (t2, rx2) = secret_receiver().await;
+        let dump = dump_bytes(4000);
+        let stream_from = |from| {
+            stream_bytes(
+                &snapshot_message(from, 2, 9, 9, dump.len() as u64),
+                &[&dump],
+            )
+        };
+        let send_as = |id, bytes: Vec<u8>| {
+            let addr = t2.local_addr();
+            async move {
+                let mut raw = TcpStream::connect(addr).await.expect("connect");
+                handshake::client(&mut raw, &RaftKey::from_secret(b"secret"), id, 2)
+                    .await
+                    .expect("handshake");
+                let _ = raw.write_all(&bytes).await;
+                let mut reply = Vec::new();
+                let _ = timeout(DEADLINE, raw.read_to_end(&mut reply))
+                    .await
+                    .expect("the receiver should close the connection");
+                reply
+            }
+        };
+        // Authenticated as node 1, the stream claims node 3: refused.
+        let reply = send_as(1, stream_from(3)).await;
+        assert!(!reply.contains(&ACK), "answered {reply:?}");
+        wait_until("the stream refused", || {
+            t2.stats().snapshot_receive_failures == 1
+        })
+        .await;
+        assert!(rx2.try_recv().is_err());
+        assert!(dir_entries(t2.snapshot_dir()).is_empty());
+        // The same stream from the id it authenticated as is taken.
+        assert_eq!(send_as(1, stream_from(1)).await, vec![ACK]);
+        assert_eq!(recv_n(&rx2, 1).await[0].from, 1);
+        stop(&[&t2]).await;
     }
 }
