@@ -38,6 +38,18 @@ fn executor(secret: &str, extra: &[&str], env: &[(&str, &str)]) -> Proc {
     Proc::spawn_with_env(&args, env, "cronmesh executor listening on ")
 }
 
+/// A scheduler with data under `dir` that sends its runs to `exec`.
+fn scheduler_of(dir: &std::path::Path, exec: &Proc, secret: &str) -> (Proc, Api) {
+    let node = server_with(
+        &dir.join("data"),
+        "127.0.0.1:0",
+        &[&exec.url],
+        &["--secret-file", secret],
+    );
+    let api = Api::new(node.url.clone());
+    (node, api)
+}
+
 /// Runs `command` once and returns the ended run.
 async fn run_once(api: &Api, id: &str, command: &str) -> Value {
     api.create_job(json!({"id": id, "schedule": "@manual",
@@ -70,13 +82,7 @@ async fn a_job_finds_no_secret_in_its_environment() {
             ("AWS_REGION", "eu-west-1"),
         ],
     );
-    let node = server_with(
-        &dir.path().join("data"),
-        "127.0.0.1:0",
-        &[&exec.url],
-        &["--secret-file", &secret],
-    );
-    let api = Api::new(node.url.clone());
+    let (_node, api) = scheduler_of(dir.path(), &exec, &secret);
 
     let run = run_once(&api, "env-dump", "env").await;
     assert_eq!(run["status"], "succeeded", "{run}");
@@ -108,13 +114,7 @@ async fn a_job_run_as_another_user_cannot_read_the_secret_file() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let secret = secret_file(dir.path());
     let exec = executor(&secret, &["--run-as", "nobody"], &[]);
-    let node = server_with(
-        &dir.path().join("data"),
-        "127.0.0.1:0",
-        &[&exec.url],
-        &["--secret-file", &secret],
-    );
-    let api = Api::new(node.url.clone());
+    let (_node, api) = scheduler_of(dir.path(), &exec, &secret);
 
     let run = run_once(&api, "who", "id -un").await;
     assert_eq!(run["status"], "succeeded", "{run}");
