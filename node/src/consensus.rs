@@ -94,6 +94,7 @@ impl Consensus {
                 applied_index: applied,
                 log_start_index: 0,
                 snapshots: Default::default(),
+                raft_auth: Default::default(),
                 members: vec![ClusterMember {
                     node_id: *node_id,
                     role: "leader".into(),
@@ -140,6 +141,7 @@ impl Consensus {
                     applied_index: status.applied_index,
                     log_start_index: status.log_start_index,
                     snapshots: status.snapshots,
+                    raft_auth: status.raft_auth,
                     members,
                 }
             }

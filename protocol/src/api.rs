@@ -120,6 +120,26 @@ pub struct ClusterStatus {
     /// What this node did with Raft snapshots since it started.
     #[serde(default)]
     pub snapshots: SnapshotCounters,
+    /// Raft connections and messages this node refused since it started,
+    /// for want of the cluster secret or a matching member id.
+    #[serde(default)]
+    pub raft_auth: RaftAuthCounters,
+}
+
+/// What the Raft port's authentication refused since the node started.
+/// All stay 0 without `--secret-file`. A rising count means a node with
+/// another secret (or none) is trying to talk to this one, or a stranger
+/// reaches the Raft port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RaftAuthCounters {
+    /// Incoming connections closed because their handshake failed.
+    pub handshakes_refused: u64,
+    /// Outgoing connections whose peer did not prove the secret, or
+    /// refused this node.
+    pub handshake_failures: u64,
+    /// Messages dropped because they claimed another sender than the
+    /// member their connection proved to be.
+    pub dropped_wrong_sender: u64,
 }
 
 /// Raft snapshots a node built, sent, received and installed since it

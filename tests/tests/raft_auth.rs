@@ -224,6 +224,23 @@ async fn a_forged_frame_does_not_move_a_node_with_a_secret() {
     assert_eq!(cluster.leader().await, leader);
     assert_eq!(term(&cluster, follower).await, before);
     a_job_is_accepted(&cluster, "after-forgery").await;
+
+    // The refusal is counted where an operator looks.
+    let status = cluster.status(follower).await;
+    let refused = status["raft_auth"]["handshakes_refused"].as_u64();
+    assert!(refused >= Some(1), "{status}");
+    let (_, metrics) = cluster.api(follower).get("/metrics").await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(r#"cronmesh_raft_auth_refusals{event="handshakes_refused"}"#))
+        .unwrap_or_else(|| panic!("no refusal metric in:\n{metrics}"));
+    let counted: u64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(counted >= 1, "{line}");
 }
 
 /// The control: without a secret, the same frame reaches Raft and moves

@@ -74,7 +74,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint!(POST "/v1/runs/{id}/kill", Admin, "Kill an active run", runs::kill),
         endpoint!(GET "/v1/runs/{id}/output", Read, "A run's output as text, live while it runs", runs::output),
         endpoint!(POST "/v1/schedules/preview", Read, "The next fire times of a schedule in a time zone", system::preview),
-        endpoint!(GET "/v1/cluster", Read, "Raft state: leader, term, commit and applied index, members", cluster::status),
+        endpoint!(GET "/v1/cluster", Read, "Raft state: leader, term, commit and applied index, members, snapshot counters, and `raft_auth` (connections and messages the Raft port refused)", cluster::status),
         endpoint!(POST "/v1/cluster/members", Admin, "Add a scheduler node to the Raft group", cluster::add),
         endpoint!(DELETE "/v1/cluster/members/{id}", Admin, "Remove a scheduler node from the Raft group", cluster::remove),
         endpoint!(GET "/v1/executors", Read, "Live and recently dead executors", system::executors),

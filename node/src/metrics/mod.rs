@@ -83,6 +83,10 @@ struct Families {
     /// Raft snapshots since the start, by what happened (built, sent,
     /// send_failures, received, installed).
     raft_snapshots: Family<EventLabel, Gauge>,
+    /// What the Raft port's authentication refused since the start, by
+    /// event (handshakes_refused, handshake_failures,
+    /// dropped_wrong_sender): a stranger or a node with another secret.
+    raft_auth_refusals: Family<EventLabel, Gauge>,
     requests: Family<RequestLabels, Counter>,
     /// Fires handed over by the trigger whose runs are not created yet.
     trigger_backlog: Gauge,
@@ -155,6 +159,7 @@ impl Metrics {
             proposal_duration: Histogram::new(latency_buckets()),
             executors: Family::default(),
             raft_snapshots: Family::default(),
+            raft_auth_refusals: Family::default(),
             requests: Family::default(),
             trigger_backlog: Gauge::default(),
             trigger_behind: Gauge::default(),
@@ -213,6 +218,11 @@ impl Metrics {
             "raft_snapshots",
             "Raft snapshots since the start, by event (built, sent, send_failures, received, installed)",
             f.raft_snapshots.clone(),
+        );
+        registry.register(
+            "raft_auth_refusals",
+            "Raft connections and messages refused for want of the cluster secret or a matching member id, by event (handshakes_refused, handshake_failures, dropped_wrong_sender)",
+            f.raft_auth_refusals.clone(),
         );
         registry.register(
             "proposal_duration_seconds",
@@ -343,6 +353,16 @@ impl Metrics {
                 .get_or_create(&EventLabel { event })
                 .set(as_gauge(count));
         }
+        let a = &cluster.raft_auth;
+        for (event, count) in [
+            ("handshakes_refused", a.handshakes_refused),
+            ("handshake_failures", a.handshake_failures),
+            ("dropped_wrong_sender", a.dropped_wrong_sender),
+        ] {
+            f.raft_auth_refusals
+                .get_or_create(&EventLabel { event })
+                .set(as_gauge(count));
+        }
         for (state, count) in [("alive", alive), ("dead", dead)] {
             f.executors
                 .get_or_create(&StateLabel {
@@ -390,6 +410,7 @@ mod tests {
             log_start_index: 0,
             members: vec![],
             snapshots: Default::default(),
+            raft_auth: Default::default(),
         }
     }
 

@@ -266,7 +266,17 @@ impl Engine {
             voters: self.storage.conf_state().voters,
             progress,
             snapshots: self.snapshot_counters(),
+            raft_auth: self.auth_counters(),
             raft_addrs,
+        }
+    }
+
+    fn auth_counters(&self) -> protocol::api::RaftAuthCounters {
+        let stats = self.transport.stats();
+        protocol::api::RaftAuthCounters {
+            handshakes_refused: stats.handshakes_refused,
+            handshake_failures: stats.handshake_failures,
+            dropped_wrong_sender: stats.dropped_wrong_sender,
         }
     }
 

@@ -128,6 +128,8 @@ pub struct RaftStatus {
     pub progress: Vec<(u64, u64, u64)>,
     /// Snapshots built, sent, received and installed since the start.
     pub snapshots: protocol::api::SnapshotCounters,
+    /// What the transport's authentication refused since the start.
+    pub raft_auth: protocol::api::RaftAuthCounters,
     /// The Raft address of this node and of every peer the transport
     /// knows, registered in the log or not: a node joining through this
     /// one needs them before any member's registration has committed.
