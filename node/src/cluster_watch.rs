@@ -157,13 +157,13 @@ async fn overdue_runs(watched: &Watched) -> Option<BTreeMap<String, String>> {
     let now = watched.clock.now();
     let grace = watched.run_grace;
     tokio::task::spawn_blocking(move || {
-        let active = store.active_runs().ok()?;
+        use protocol::RunStatus;
+        let active = store
+            .active_runs_in(&[RunStatus::Dispatched, RunStatus::Running])
+            .ok()?;
         let mut timeouts: BTreeMap<protocol::JobKey, Option<Duration>> = BTreeMap::new();
         let mut overdue = BTreeMap::new();
-        for run in active
-            .into_iter()
-            .filter(|r| r.status != protocol::RunStatus::Pending)
-        {
+        for run in active {
             let key = protocol::JobKey::new(run.namespace.clone(), run.job_id.clone());
             let timeout = *timeouts.entry(key.clone()).or_insert_with(|| {
                 store

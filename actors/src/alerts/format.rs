@@ -189,35 +189,23 @@ fn cut(text: &str, limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
-    use protocol::{run::ShardInfo, RunStatus, TriggerKind};
+    use protocol::{JobKey, RunStatus};
 
     use super::*;
+    use crate::store::fixtures::slot_run_of;
 
     fn failed_run() -> Run {
         let at = Utc.with_ymd_and_hms(2026, 3, 1, 2, 0, 0).unwrap();
         Run {
             id: "r1".into(),
-            job_id: "nightly-billing".into(),
-            namespace: "default".into(),
-            scheduled_at: at,
-            trigger: TriggerKind::Schedule,
-            shard: ShardInfo::default(),
-            attempt: 1,
             status: RunStatus::Failed,
             executor: Some("http://exec-1:7000".into()),
-            created_at: at,
             started_at: Some(at),
             finished_at: Some(at),
             exit_code: Some(3),
             output: format!("{}<b>&done</b>", "x".repeat(10_000)),
             error: Some("exit code 3 *bold*".into()),
-            params: String::new(),
-            retry_of: None,
-            pending_reason: None,
-            parent_run_ids: Vec::new(),
-            parent_scheduled_at: None,
-            parent_job_id: None,
-            alerts: Vec::new(),
+            ..slot_run_of(&JobKey::new("default", "nightly-billing"), at)
         }
     }
 

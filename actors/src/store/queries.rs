@@ -249,18 +249,24 @@ impl StateMachine {
 
     /// Runs that are pending, dispatched or running.
     pub fn active_runs(&self) -> Result<Vec<Run>, StoreError> {
+        self.active_runs_in(&[
+            RunStatus::Pending,
+            RunStatus::Dispatched,
+            RunStatus::Running,
+        ])
+    }
+
+    /// The runs with one of `statuses`, read through the index of active
+    /// runs: an ended status there finds nothing.
+    pub fn active_runs_in(&self, statuses: &[RunStatus]) -> Result<Vec<Run>, StoreError> {
         let tree = self.tree();
         let keys: Vec<Vec<u8>> = {
             let index = self.index();
-            [
-                RunStatus::Pending,
-                RunStatus::Dispatched,
-                RunStatus::Running,
-            ]
-            .into_iter()
-            .flat_map(|status| index.active(status))
-            .filter_map(|seq| index.meta(seq).map(|meta| meta.id.record_key()))
-            .collect()
+            statuses
+                .iter()
+                .flat_map(|status| index.active(*status))
+                .filter_map(|seq| index.meta(seq).map(|meta| meta.id.record_key()))
+                .collect()
         };
         read_runs(&tree, &keys)
     }

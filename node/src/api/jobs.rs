@@ -274,16 +274,21 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Htt
     .await
 }
 
+/// The stored job `key`, or 404 saying it does not exist.
+pub(crate) fn stored_job(state: &AppState, key: &JobKey) -> ApiResult<Job> {
+    state
+        .store
+        .job(key)?
+        .ok_or_else(|| ApiError::not_found(format!("job {key} does not exist")))
+}
+
 pub async fn get(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let key = job_key(&req, id.into_inner())?;
-    let job = state
-        .store
-        .job(&key)?
-        .ok_or_else(|| ApiError::not_found(format!("job {key} does not exist")))?;
+    let job = stored_job(&state, &key)?;
     Ok(HttpResponse::Ok().json(view(&state, job)?))
 }
 
@@ -294,10 +299,7 @@ pub async fn placement(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let key = job_key(&req, id.into_inner())?;
-    let job = state
-        .store
-        .job(&key)?
-        .ok_or_else(|| ApiError::not_found(format!("job {key} does not exist")))?;
+    let job = stored_job(&state, &key)?;
     let placement = crate::discovery::placement(&state.router, &job).await?;
     Ok(HttpResponse::Ok().json(placement))
 }

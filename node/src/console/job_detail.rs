@@ -14,7 +14,10 @@ use super::{
     format::{self, job_path, plain, segment},
     layout::{query_or_default, render, Frame, PageResult, Section},
 };
-use crate::api::{jobs::view, offload, ApiError, AppState};
+use crate::api::{
+    jobs::{stored_job, view},
+    offload, AppState,
+};
 
 const RUNS_PER_PAGE: usize = 20;
 /// The success rate is taken over this many of the latest runs.
@@ -34,10 +37,7 @@ pub async fn page(
     let (namespace, id) = path.into_inner();
     let key = JobKey::new(namespace, id);
     let q = query_or_default::<HistoryQuery>(&req);
-    let job = state
-        .store
-        .job(&key)?
-        .ok_or_else(|| ApiError::not_found(format!("job {key} does not exist")))?;
+    let job = stored_job(&state, &key)?;
     let v = view(&state, job)?;
     let job = &v.job;
     // Checked now, against the executors the Router would choose among:

@@ -40,10 +40,7 @@ pub async fn new_job(state: web::Data<AppState>) -> PageResult {
 pub async fn edit_job(state: web::Data<AppState>, path: web::Path<(String, String)>) -> PageResult {
     let (namespace, id) = path.into_inner();
     let key = JobKey::new(namespace, id);
-    let job = state
-        .store
-        .job(&key)?
-        .ok_or_else(|| ApiError::not_found(format!("job {key} does not exist")))?;
+    let job = crate::api::jobs::stored_job(&state, &key)?;
     let body = form(&job, Some(&key));
     Ok(render(
         &state,
