@@ -98,6 +98,9 @@ pub struct RaftSettings {
     /// Faults injected into this node's outgoing Raft messages; none unless
     /// a test partitions the cluster.
     pub faults: crate::raft::faults::Faults,
+    /// Mutual TLS on the Raft port (`--raft-tls-*`); plain TCP when `None`
+    /// (the cluster secret's handshake still authenticates peers).
+    pub tls: Option<crate::raft::transport::RaftTls>,
 }
 
 fn parse_durability(text: &str) -> Result<crate::raft::storage::Durability, String> {
@@ -415,6 +418,8 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
     #[command(flatten)]
+    pub raft_tls: crate::tls::RaftTlsArgs,
+    #[command(flatten)]
     pub smtp: crate::alert_config::SmtpArgs,
     #[command(flatten)]
     pub cluster_alerts: crate::alert_config::ClusterAlertArgs,
@@ -445,10 +450,14 @@ impl ServerArgs {
                     log_tail: self.raft_log_tail,
                     log_tail_bytes: self.raft_log_tail_bytes,
                     faults: Default::default(),
+                    tls: self.raft_tls.load()?,
                 })
             }
             None if !self.peers.is_empty() => {
                 bail!("--peers needs --raft ADDR for this node's Raft port")
+            }
+            None if self.raft_tls.raft_tls_cert.is_some() => {
+                bail!("--raft-tls-cert needs --raft ADDR for this node's Raft port")
             }
             None => None,
         };

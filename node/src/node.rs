@@ -547,12 +547,16 @@ async fn start_raft(
         inbound_tx,
         settings.faults.clone(),
         snapshot_dir.clone(),
-        // With the cluster secret every Raft connection is authenticated;
-        // without it (`--unsigned`) the port must be on a trusted network.
-        config
-            .secret
-            .as_deref()
-            .map(crate::raft::transport::RaftKey::from_secret),
+        // With the cluster secret every Raft connection is authenticated,
+        // inside mutual TLS when the node has certificates; with neither
+        // (`--unsigned`) the port must be on a trusted network.
+        crate::raft::transport::RaftSecurity {
+            key: config
+                .secret
+                .as_deref()
+                .map(crate::raft::transport::RaftKey::from_secret),
+            tls: settings.tls.clone(),
+        },
     )
     .await?;
     let mut engine_config = EngineConfig::new(config.node_id);

@@ -24,6 +24,49 @@ pub struct TlsArgs {
     pub tls_ca: Option<PathBuf>,
 }
 
+/// The flags of mutual TLS on the Raft port (`server`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RaftTlsArgs {
+    /// PEM certificate chain of this node on the Raft port, signed by
+    /// --raft-tls-ca and naming the IP of this node's Raft address: with
+    /// it, every Raft connection is mutual TLS. Needs --raft-tls-key and
+    /// --raft-tls-ca.
+    #[arg(long, value_name = "FILE", requires_all = ["raft_tls_key", "raft_tls_ca"])]
+    pub raft_tls_cert: Option<PathBuf>,
+    /// PEM private key of --raft-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "raft_tls_cert")]
+    pub raft_tls_key: Option<PathBuf>,
+    /// PEM file of the CA certificates that sign the cluster's Raft
+    /// certificates: the only ones trusted on the Raft port.
+    #[arg(long, value_name = "FILE", requires = "raft_tls_cert")]
+    pub raft_tls_ca: Option<PathBuf>,
+}
+
+impl RaftTlsArgs {
+    /// Reads the files; `None` without certificates. An error names the
+    /// flag and the file.
+    pub fn load(&self) -> anyhow::Result<Option<crate::raft::transport::RaftTls>> {
+        let (Some(cert), Some(key), Some(ca)) =
+            (&self.raft_tls_cert, &self.raft_tls_key, &self.raft_tls_ca)
+        else {
+            if self.raft_tls_cert.is_some()
+                || self.raft_tls_key.is_some()
+                || self.raft_tls_ca.is_some()
+            {
+                bail!("--raft-tls-cert, --raft-tls-key and --raft-tls-ca go together");
+            }
+            return Ok(None);
+        };
+        let tls = crate::raft::transport::RaftTls::new(
+            read_chain("--raft-tls-cert", cert)?,
+            read_key("--raft-tls-key", key)?,
+            read_roots("--raft-tls-ca", ca)?,
+        )
+        .context("--raft-tls-cert")?;
+        Ok(Some(tls))
+    }
+}
+
 /// What [`TlsArgs`] become once their files are read.
 #[derive(Clone, Default)]
 pub struct Tls {
@@ -88,29 +131,59 @@ pub fn read_ca_file(flag: &str, path: &Path) -> anyhow::Result<Vec<reqwest::Cert
 
 /// A rustls server configuration on the ring provider, TLS 1.2 and 1.3.
 fn server_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("--tls-cert: cannot read {}", cert.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("--tls-cert: {} is not PEM", cert.display()))?;
-    if chain.is_empty() {
-        bail!(
-            "--tls-cert: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            cert.display()
-        );
-    }
-    let key = PrivateKeyDer::from_pem_file(key).with_context(|| {
-        format!(
-            "--tls-key: {} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
-            key.display()
-        )
-    })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ServerConfig::builder_with_provider(provider)
+    let chain = read_chain("--tls-cert", cert)?;
+    let key = read_key("--tls-key", key)?;
+    rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .context("--tls-cert and --tls-key do not make a usable pair")
+}
+
+/// The crypto every TLS configuration of the process uses.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The certificate chain in the PEM file given to `flag`; at least one.
+pub fn read_chain(flag: &str, path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let chain = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("{flag}: cannot read {}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{flag}: {} is not PEM", path.display()))?;
+    if chain.is_empty() {
+        bail!(
+            "{flag}: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        );
+    }
+    Ok(chain)
+}
+
+/// The private key in the PEM file given to `flag`.
+pub fn read_key(flag: &str, path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(path).with_context(|| {
+        format!(
+            "{flag}: {} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
+            path.display()
+        )
+    })
+}
+
+/// The CA certificates in the PEM file given to `flag`, as the only roots
+/// of trust (the system's are not among them).
+pub fn read_roots(flag: &str, path: &Path) -> anyhow::Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_chain(flag, path)? {
+        roots.add(cert).with_context(|| {
+            format!(
+                "{flag}: {} holds an unusable CA certificate",
+                path.display()
+            )
+        })?;
+    }
+    Ok(roots)
 }
 
 #[cfg(test)]

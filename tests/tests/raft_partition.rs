@@ -51,6 +51,7 @@ async fn start_cluster(dir: &std::path::Path, executor: &str, faults: &Faults) -
             log_tail: node::config::DEFAULT_LOG_TAIL,
             log_tail_bytes: node::config::DEFAULT_LOG_TAIL_BYTES,
             faults: faults.clone(),
+            tls: None,
         });
         nodes.push(start(config).await.expect("node starts"));
     }

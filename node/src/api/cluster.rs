@@ -12,10 +12,7 @@ use super::{
 };
 use crate::{
     consensus::Consensus,
-    raft::{
-        engine::{EngineHandle, MemberChange},
-        transport::{handshake, RaftKey},
-    },
+    raft::engine::{EngineHandle, MemberChange},
 };
 
 pub async fn status(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
@@ -68,23 +65,21 @@ pub async fn add(
     change(&state, MemberChange::Add(node)).await
 }
 
-/// With a cluster secret, refuses to add a node whose Raft port does not
-/// prove it holds the same secret: such a member could never be reached
-/// (the transport's handshake refuses it both ways) yet would count among
-/// the voters, costing the cluster a node of its fault tolerance.
+/// Refuses to add a node whose Raft port does not pass what this node's
+/// connections require (proof of the cluster secret, mutual TLS with a
+/// certificate of the cluster's CA): such a member could never be reached
+/// (the transport refuses it both ways) yet would count among the voters,
+/// costing the cluster a node of its fault tolerance.
 async fn prove_secret(state: &AppState, node_id: u64, raft_addr: SocketAddr) -> ApiResult<()> {
-    let Some(secret) = &state.secret else {
-        return Ok(());
-    };
-    let me = state.consensus.status(&state.store).await.node_id;
-    let key = RaftKey::from_secret(secret);
-    handshake::prove_peer(raft_addr, &key, me, node_id)
+    engine(state)?
+        .transport
+        .prove_peer(raft_addr, node_id)
         .await
         .map_err(|e| {
             ApiError::invalid(
                 "raft_addr",
                 format!(
-                    "node {node_id} at {raft_addr} did not prove it holds this cluster's secret: {e}"
+                    "node {node_id} at {raft_addr} did not prove it belongs to this cluster: {e}"
                 ),
             )
         })

@@ -144,6 +144,9 @@ pub struct EngineHandle {
     pub leader: watch::Receiver<LeaderState>,
     /// What every action with side effects confirms before it leaves.
     pub lease: Arc<Lease>,
+    /// The node's Raft transport, for the checks a new member must pass
+    /// before it is added.
+    pub transport: RaftTransport,
 }
 
 impl EngineHandle {
@@ -313,7 +316,7 @@ pub fn spawn(
         raw,
         storage,
         store,
-        transport,
+        transport: transport.clone(),
         applied,
         leader,
         pending: HashMap::new(),
@@ -337,5 +340,6 @@ pub fn spawn(
         input,
         leader: leader_rx,
         lease,
+        transport,
     })
 }

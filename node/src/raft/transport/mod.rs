@@ -45,6 +45,12 @@
 //! far, and closing would only cost the peer its messages in flight. A
 //! snapshot stream whose message is from another id is refused whole.
 //!
+//! With certificates (`--raft-tls-*`, see [`tls`]) every connection is
+//! mutual TLS first, both ends presenting a certificate of the cluster's
+//! CA, and the handshake (when there is a secret) runs inside it. A failed
+//! TLS handshake is counted and treated like a failed handshake of the
+//! secret, on both sides.
+//!
 //! Without a secret (`--unsigned`) there is no handshake, nothing is bound
 //! and only `to` is checked: anyone who reaches the port can step this
 //! node's Raft (force elections, install a snapshot). That mode is for test
@@ -57,9 +63,10 @@
 //!
 //! # Wire format
 //!
-//! With a secret, a connection begins with the handshake (hello, challenge,
-//! proof, accept; fixed sizes, see [`handshake`]); what follows is the same
-//! as without one. A frame connection then carries frames and a snapshot
+//! With certificates, everything below travels inside TLS. With a secret,
+//! a connection begins with the handshake (hello, challenge, proof,
+//! accept; fixed sizes, see [`handshake`]); what follows is the same as
+//! without one. A frame connection then carries frames and a snapshot
 //! stream its magic, message and file, below.
 //!
 //! A frame is a `u32` big-endian payload length followed by the payload.
@@ -146,6 +153,7 @@ use super::{faults::Faults, snapshot::files::SnapshotDir};
 
 pub mod handshake;
 mod snapshot_stream;
+pub mod tls;
 
 pub use handshake::{HandshakeError, RaftKey};
 use snapshot_stream::{IncomingStreams, OutgoingSnapshot};
@@ -153,6 +161,7 @@ pub use snapshot_stream::{
     SnapshotReceiveError, SnapshotSendError, MAX_SNAPSHOT_MESSAGE_BYTES, SNAPSHOT_CHUNK_BYTES,
     SNAPSHOT_STREAM_MAGIC,
 };
+pub use tls::{RaftStream, RaftTls, TlsError};
 
 /// Largest frame payload accepted or sent. A peer announcing more is
 /// misbehaving (or is not a cronmesh peer at all) and its connection is
@@ -196,6 +205,35 @@ pub struct RaftTransport {
     /// Shared state; the tokio tasks hold only the parts they need, never
     /// this, so dropping the last handle really ends the transport.
     inner: Arc<Inner>,
+}
+
+/// What authenticates the connections of the Raft port: the cluster
+/// secret's handshake, mutual TLS, both (TLS outside, the handshake inside
+/// it) or, on a trusted network only, neither.
+#[derive(Clone, Default)]
+pub struct RaftSecurity {
+    /// The handshake key derived from the cluster secret: every connection
+    /// is bound to a member's id.
+    pub key: Option<RaftKey>,
+    /// The node's certificate and the cluster's CA: every connection is
+    /// TLS, both ends presenting a certificate the CA signed.
+    pub tls: Option<RaftTls>,
+}
+
+impl RaftSecurity {
+    /// The handshake alone, as a node with a secret and no certificates.
+    pub fn secret(key: Option<RaftKey>) -> Self {
+        Self { key, tls: None }
+    }
+}
+
+impl fmt::Debug for RaftSecurity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RaftSecurity")
+            .field("handshake", &self.key.is_some())
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 /// Counters of what the transport did, for tests and metrics. Every field
@@ -261,13 +299,14 @@ pub struct TransportStats {
     /// error); none left a file behind or reached Raft.
     pub snapshot_receive_failures: u64,
     /// Incoming connections (frame or snapshot) closed because their
-    /// handshake failed: no handshake at all (a peer without the secret, or
+    /// handshake, TLS or the secret's, failed: no handshake at all (a peer without the secret, or
     /// not a cronmesh peer), a wrong proof (another cluster's secret), an
-    /// unknown or misaddressed id, garbage, or a timeout. Always 0 without
-    /// a secret.
+    /// unknown or misaddressed id, a certificate the cluster's CA did not
+    /// sign, garbage, or a timeout. Always 0 without a secret or TLS.
     pub handshakes_refused: u64,
-    /// Outgoing connections (frame or snapshot) whose handshake failed: the
-    /// peer's proof was wrong, it refused this node, or it did not answer.
+    /// Outgoing connections (frame or snapshot) whose handshake, TLS or the
+    /// secret's, failed: the peer's proof or certificate was wrong, it
+    /// refused this node, or it did not answer.
     pub handshake_failures: u64,
     /// Received messages whose `from` is not the id their connection was
     /// bound to by its handshake, or whose bound id is no longer a peer;
@@ -347,6 +386,9 @@ struct Shared {
     /// bound to a peer's id; without it (`--unsigned`) nothing is checked
     /// but `to`, which is only fit for a trusted network.
     auth: Option<RaftKey>,
+    /// The node's TLS identity: with it every connection, both ways, is
+    /// mutual TLS (the handshake of `auth` then runs inside it).
+    tls: Option<RaftTls>,
     /// The ids of the known peers (those of `Inner::peers`), which the
     /// receiving side reads: a connection is bound only to one of them, and
     /// its messages are dropped once its peer is removed.
@@ -483,9 +525,9 @@ impl RaftTransport {
     /// message received from any peer is handed to `inbound`, a std channel
     /// because the Raft thread is a plain thread. `faults` are applied on
     /// this node's sending side; pass `Faults::default()` in production.
-    /// With `auth` (the key derived from the cluster secret) every
-    /// connection is authenticated by the handshake (see the module
-    /// documentation); without it, by nothing.
+    /// `security` says what authenticates every connection: the handshake
+    /// of the key derived from the cluster secret, mutual TLS, both, or
+    /// (on a trusted network only) nothing; see the module documentation.
     ///
     /// The tasks run on the tokio runtime this is awaited on (its `Handle`
     /// is kept, so later [`RaftTransport::add_peer`] calls from any thread
@@ -497,7 +539,7 @@ impl RaftTransport {
         inbound: mpsc::Sender<Message>,
         faults: Faults,
         snapshots: SnapshotDir,
-        auth: Option<RaftKey>,
+        security: RaftSecurity,
     ) -> anyhow::Result<Self> {
         let runtime = Handle::try_current()
             .context("the raft transport must be started inside a tokio runtime")?;
@@ -514,7 +556,8 @@ impl RaftTransport {
             incoming_snapshots: Mutex::new(IncomingStreams::default()),
             counters: Counters::default(),
             failures: Mutex::new(FailureLog::default()),
-            auth,
+            auth: security.key,
+            tls: security.tls,
             known_peers: Mutex::new(HashSet::new()),
             last_refusal_warning: Mutex::new(None),
         });
@@ -541,6 +584,26 @@ impl RaftTransport {
     /// port the OS picked (what other nodes must be told).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// Checks, before node `to` at `addr` is made a member, that it passes
+    /// what this node's connections require: TLS with a certificate of the
+    /// cluster's CA naming `addr`'s IP, and proof of the cluster secret.
+    /// The node may then refuse this one (it learns the members only once
+    /// added), which is fine: it proved itself first. Always `Ok` for a
+    /// node with neither a secret nor certificates.
+    pub async fn prove_peer(&self, addr: SocketAddr, to: u64) -> Result<(), ConnectError> {
+        let shared = &self.inner.shared;
+        if shared.auth.is_none() && shared.tls.is_none() {
+            return Ok(());
+        }
+        let mut stream = secure(addr, shared).await?;
+        match &shared.auth {
+            Some(key) => handshake::prove_peer(&mut stream, key, shared.self_id, to)
+                .await
+                .map_err(ConnectError::Handshake),
+            None => Ok(()),
+        }
     }
 
     /// Queues each message for its `to` peer and wakes that peer's task,
@@ -747,6 +810,17 @@ impl Shared {
         lock(&self.known_peers).contains(&id)
     }
 
+    /// Counts and logs an incoming connection whose TLS or handshake
+    /// failed; it is then closed.
+    fn refused(&self, remote: SocketAddr, error: &dyn std::error::Error) {
+        add(&self.counters.handshakes_refused, 1);
+        if self.may_warn_of_refusal() {
+            warn!(%remote, %error, "raft handshake refused; closing the connection");
+        } else {
+            debug!(%remote, %error, "raft handshake refused; closing the connection");
+        }
+    }
+
     /// Whether a refused handshake may be logged as a warning now.
     fn may_warn_of_refusal(&self) -> bool {
         let now = std::time::Instant::now();
@@ -841,7 +915,7 @@ impl PeerLink {
 async fn run_peer(link: Arc<PeerLink>, shared: Arc<Shared>) {
     let peer = link.id;
     let counters = &shared.counters;
-    let mut conn: Option<TcpStream> = None;
+    let mut conn: Option<RaftStream> = None;
     // The stream started for the last snapshot; owned here so that it ends
     // with this task.
     let mut snapshot_stream: Option<OutgoingSnapshot> = None;
@@ -925,16 +999,20 @@ async fn run_peer(link: Arc<PeerLink>, shared: Arc<Shared>) {
                 unsent += frame.messages;
                 continue;
             }
-            let error =
-                match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&frame.bytes)).await {
-                    Ok(Ok(())) => {
-                        add(&counters.frames_sent, 1);
-                        add(&counters.messages_sent, frame.messages);
-                        continue;
-                    }
-                    Ok(Err(error)) => error.to_string(),
-                    Err(_) => format!("write timed out after {WRITE_TIMEOUT:?}"),
-                };
+            // Flushed frame by frame: TLS holds written bytes until then.
+            let write = async {
+                stream.write_all(&frame.bytes).await?;
+                stream.flush().await
+            };
+            let error = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                Ok(Ok(())) => {
+                    add(&counters.frames_sent, 1);
+                    add(&counters.messages_sent, frame.messages);
+                    continue;
+                }
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!("write timed out after {WRITE_TIMEOUT:?}"),
+            };
             warn!(peer, addr = %link.addr(), %error, "raft connection lost; reconnecting");
             broken = true;
             unsent += frame.messages;
@@ -957,7 +1035,7 @@ async fn connect(
     shared: &Shared,
     backoff: &mut Duration,
     lost: &mut bool,
-) -> TcpStream {
+) -> RaftStream {
     let peer = link.id;
     loop {
         link.addr_changed.store(false, Ordering::Release);
@@ -999,22 +1077,21 @@ pub enum ConnectError {
     Timeout(Duration),
     #[error("raft handshake failed: {0}")]
     Handshake(#[source] HandshakeError),
+    #[error("raft {0}")]
+    Tls(#[source] TlsError),
 }
 
 /// Opens one outgoing connection (frame or snapshot stream) to `peer` at
-/// `addr`: TCP, then the handshake when the node has a secret. A failed
-/// handshake is counted here, once for both kinds; the callers log it (the
-/// frame connection once per outage, not on every retry).
-async fn open(addr: SocketAddr, shared: &Shared, peer: u64) -> Result<TcpStream, ConnectError> {
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| ConnectError::Timeout(CONNECT_TIMEOUT))?
-        .map_err(ConnectError::Connect)?;
-    // Small frames (heartbeats, votes) must leave at once; the chunks of a
-    // snapshot are large writes anyway.
-    if let Err(error) = stream.set_nodelay(true) {
-        debug!(peer, %error, "could not set TCP_NODELAY on a raft connection");
-    }
+/// `addr`: TCP, then TLS when the node has certificates, then the handshake
+/// when it has a secret. A failed handshake is counted here, once for both
+/// kinds; the callers log it (the frame connection once per outage, not on
+/// every retry).
+async fn open(addr: SocketAddr, shared: &Shared, peer: u64) -> Result<RaftStream, ConnectError> {
+    let mut stream = secure(addr, shared).await.inspect_err(|error| {
+        if matches!(error, ConnectError::Tls(_)) {
+            add(&shared.counters.handshake_failures, 1);
+        }
+    })?;
     if let Some(key) = &shared.auth {
         if let Err(error) = handshake::client(&mut stream, key, shared.self_id, peer).await {
             add(&shared.counters.handshake_failures, 1);
@@ -1024,14 +1101,36 @@ async fn open(addr: SocketAddr, shared: &Shared, peer: u64) -> Result<TcpStream,
     Ok(stream)
 }
 
+/// TCP to `addr`, then TLS when the node has certificates.
+async fn secure(addr: SocketAddr, shared: &Shared) -> Result<RaftStream, ConnectError> {
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ConnectError::Timeout(CONNECT_TIMEOUT))?
+        .map_err(ConnectError::Connect)?;
+    // Small frames (heartbeats, votes) must leave at once; the chunks of a
+    // snapshot are large writes anyway.
+    if let Err(error) = tcp.set_nodelay(true) {
+        debug!(%addr, %error, "could not set TCP_NODELAY on a raft connection");
+    }
+    match &shared.tls {
+        None => Ok(RaftStream::Plain(tcp)),
+        Some(tls) => tls
+            .connect(tcp, addr, handshake::HANDSHAKE_TIMEOUT)
+            .await
+            .map_err(ConnectError::Tls),
+    }
+}
+
 /// Whether an outgoing connection still looks usable, without blocking.
 /// Past the handshake (whose every byte the client reads) peers never write
 /// on our outgoing connections, so readable data or EOF
 /// both mean the connection is finished (typically the peer restarted);
 /// catching that here saves writing a batch into a dead socket.
-fn connection_alive(stream: &TcpStream) -> bool {
+/// With TLS the raw bytes are read: any at all (an alert, a close) mean the
+/// same.
+fn connection_alive(stream: &RaftStream) -> bool {
     let mut byte = [0u8; 1];
-    match stream.try_read(&mut byte) {
+    match stream.tcp().try_read(&mut byte) {
         Err(error) => error.kind() == io::ErrorKind::WouldBlock,
         Ok(_) => false,
     }
@@ -1211,17 +1310,28 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, inbound: mpsc::
     }
 }
 
-/// Serves one accepted connection: with a secret, the handshake first,
-/// which binds it to a peer's id (a failed one closes the connection);
+/// Serves one accepted connection: with certificates, TLS first; with a
+/// secret, the handshake, which binds it to a peer's id (a failed one
+/// closes the connection);
 /// then its first four bytes tell a snapshot stream (the magic) from a
 /// frame stream (the first frame's length, which is then read as part of
 /// that frame).
 async fn serve_connection(
-    mut stream: TcpStream,
+    tcp: TcpStream,
     remote: SocketAddr,
     shared: Arc<Shared>,
     inbound: mpsc::Sender<Message>,
 ) {
+    let mut stream = match &shared.tls {
+        None => RaftStream::Plain(tcp),
+        Some(tls) => match tls.accept(tcp, handshake::HANDSHAKE_TIMEOUT).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                shared.refused(remote, &error);
+                return;
+            }
+        },
+    };
     let bound = match &shared.auth {
         None => None,
         Some(key) => {
@@ -1232,12 +1342,7 @@ async fn serve_connection(
                     Some(id)
                 }
                 Err(error) => {
-                    add(&shared.counters.handshakes_refused, 1);
-                    if shared.may_warn_of_refusal() {
-                        warn!(%remote, %error, "raft handshake refused; closing the connection");
-                    } else {
-                        debug!(%remote, %error, "raft handshake refused; closing the connection");
-                    }
+                    shared.refused(remote, &error);
                     return;
                 }
             }
@@ -1354,6 +1459,8 @@ async fn read_loop(
 
 #[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod tls_tests;
 
 #[cfg(test)]
 mod tests {
@@ -1404,6 +1511,17 @@ mod tests {
         faults: Faults,
         auth: Option<RaftKey>,
     ) -> (RaftTransport, mpsc::Receiver<Message>) {
+        start_secured(id, listen, peers, faults, RaftSecurity::secret(auth)).await
+    }
+
+    /// [`start`] with the handshake key and TLS identity of `security`.
+    pub(super) async fn start_secured(
+        id: u64,
+        listen: SocketAddr,
+        peers: HashMap<u64, SocketAddr>,
+        faults: Faults,
+        security: RaftSecurity,
+    ) -> (RaftTransport, mpsc::Receiver<Message>) {
         let (tx, rx) = mpsc::channel();
         let dir = std::env::temp_dir().join(format!(
             "cronmesh-transport-test-{}-{id}-{}",
@@ -1411,7 +1529,7 @@ mod tests {
             rand::random::<u64>()
         ));
         let snapshots = SnapshotDir::open(dir).expect("snapshot dir");
-        let transport = RaftTransport::start(id, listen, peers, tx, faults, snapshots, auth)
+        let transport = RaftTransport::start(id, listen, peers, tx, faults, snapshots, security)
             .await
             .expect("start transport");
         (transport, rx)
@@ -1431,9 +1549,20 @@ mod tests {
         faults: &Faults,
         key: impl Fn(u64) -> Option<RaftKey>,
     ) -> Vec<(RaftTransport, mpsc::Receiver<Message>)> {
+        cluster_secured(n, faults, |id| RaftSecurity::secret(key(id))).await
+    }
+
+    /// [`cluster`] where node `id` has the handshake key and TLS identity
+    /// of `security(id)`.
+    pub(super) async fn cluster_secured(
+        n: u64,
+        faults: &Faults,
+        security: impl Fn(u64) -> RaftSecurity,
+    ) -> Vec<(RaftTransport, mpsc::Receiver<Message>)> {
         let mut nodes = Vec::new();
         for id in 1..=n {
-            nodes.push(start_with(id, any_port(), HashMap::new(), faults.clone(), key(id)).await);
+            let node = start_secured(id, any_port(), HashMap::new(), faults.clone(), security(id));
+            nodes.push(node.await);
         }
         let addrs: Vec<SocketAddr> = nodes.iter().map(|(t, _)| t.local_addr()).collect();
         for (transport, _) in &nodes {

@@ -25,13 +25,15 @@ use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
     task::JoinHandle,
     time::timeout,
 };
 use tracing::{debug, info, warn};
 
-use super::{add, handshake::HandshakeError, lock, ConnectError, Shared, MAX_FRAME_BYTES};
+use super::{
+    add, handshake::HandshakeError, lock, ConnectError, RaftStream, Shared, TlsError,
+    MAX_FRAME_BYTES,
+};
 use crate::raft::snapshot::{
     descriptor::SnapshotDescriptor,
     files::{self, Side, SnapshotDir},
@@ -74,6 +76,9 @@ const ACK: u8 = 1;
 /// The receiver's answer to a refused stream. Best effort: the receiver
 /// may close without it, and the sender treats both alike.
 const NACK: u8 = 0;
+/// Longest a refusing receiver waits to hand its [`NACK`] to the
+/// connection before it closes it.
+const NACK_WAIT: Duration = Duration::from_millis(100);
 
 /// Most incoming snapshot streams at once, whoever the senders claim to
 /// be: each holds a chunk buffer and a partial file. A follower normally
@@ -112,6 +117,8 @@ pub enum SnapshotSendError {
     ConnectTimeout(Duration),
     #[error("raft handshake failed: {0}")]
     Handshake(#[source] HandshakeError),
+    #[error("raft {0}")]
+    Tls(#[source] TlsError),
     #[error("writing to the peer: {0}")]
     Write(#[source] io::Error),
     #[error("the peer took less than a step of the stream in {0:?}")]
@@ -305,20 +312,26 @@ async fn connect(
     addr: SocketAddr,
     shared: &Shared,
     peer: u64,
-) -> Result<TcpStream, SnapshotSendError> {
+) -> Result<RaftStream, SnapshotSendError> {
     super::open(addr, shared, peer)
         .await
         .map_err(|error| match error {
             ConnectError::Connect(error) => SnapshotSendError::Connect(error),
             ConnectError::Timeout(limit) => SnapshotSendError::ConnectTimeout(limit),
             ConnectError::Handshake(error) => SnapshotSendError::Handshake(error),
+            ConnectError::Tls(error) => SnapshotSendError::Tls(error),
         })
 }
 
-/// Writes one step of the stream, failing if the peer takes none of it for
+/// Writes one step of the stream and flushes it (TLS holds written bytes
+/// until then), failing if the peer takes none of it for
 /// [`SNAPSHOT_IDLE_TIMEOUT`].
-async fn write_step(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), SnapshotSendError> {
-    timeout(SNAPSHOT_IDLE_TIMEOUT, stream.write_all(bytes))
+async fn write_step(stream: &mut RaftStream, bytes: &[u8]) -> Result<(), SnapshotSendError> {
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    timeout(SNAPSHOT_IDLE_TIMEOUT, write)
         .await
         .map_err(|_| SnapshotSendError::WriteStalled(SNAPSHOT_IDLE_TIMEOUT))?
         .map_err(SnapshotSendError::Write)
@@ -330,7 +343,7 @@ async fn write_step(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Snapshot
 /// acknowledged and its message handed to the Raft thread; anything else
 /// is refused with a warning and leaves nothing.
 pub(super) async fn receive(
-    mut stream: TcpStream,
+    mut stream: RaftStream,
     remote: SocketAddr,
     bound: Option<u64>,
     shared: Arc<Shared>,
@@ -341,11 +354,15 @@ pub(super) async fn receive(
         Err(error) => {
             add(&shared.counters.snapshot_receive_failures, 1);
             warn!(%remote, %error, "snapshot stream refused; nothing reaches raft");
-            // Best effort, without waiting: the sender learns sooner than
+            // Best effort, hardly waiting: the sender learns sooner than
             // from its timeout. Closing with unread bytes may reset the
             // connection before the byte arrives; the sender fails either
             // way.
-            let _ = stream.try_write(&[NACK]);
+            let nack = async {
+                stream.write_all(&[NACK]).await?;
+                stream.flush().await
+            };
+            let _ = timeout(NACK_WAIT, nack).await;
             return;
         }
     };
@@ -355,7 +372,11 @@ pub(super) async fn receive(
     // The file is whole and on disk whether or not the answer arrives: a
     // lost answer only makes the leader send the snapshot again, so the
     // message goes to Raft either way.
-    match timeout(SNAPSHOT_IDLE_TIMEOUT, stream.write_all(&[ACK])).await {
+    let ack = async {
+        stream.write_all(&[ACK]).await?;
+        stream.flush().await
+    };
+    match timeout(SNAPSHOT_IDLE_TIMEOUT, ack).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => debug!(%remote, %error, "could not acknowledge a snapshot"),
         Err(_) => debug!(%remote, "acknowledging a snapshot timed out"),
@@ -371,7 +392,7 @@ pub(super) async fn receive(
 /// Reads the header and the file of a stream into the snapshot directory;
 /// answers the message once the file is whole under its final name.
 async fn receive_file(
-    stream: &mut TcpStream,
+    stream: &mut RaftStream,
     bound: Option<u64>,
     shared: &Shared,
 ) -> Result<Message, SnapshotReceiveError> {
@@ -419,7 +440,7 @@ async fn receive_file(
 /// Reads the length-prefixed message at the head of a stream and checks it
 /// is a snapshot for this node.
 async fn read_message(
-    stream: &mut TcpStream,
+    stream: &mut RaftStream,
     self_id: u64,
 ) -> Result<Message, SnapshotReceiveError> {
     let mut len = [0u8; 4];
@@ -442,7 +463,7 @@ async fn read_message(
 
 /// Fills `buf` from the stream, failing if the sender sends nothing to
 /// complete it for [`SNAPSHOT_IDLE_TIMEOUT`].
-async fn read_step(stream: &mut TcpStream, buf: &mut [u8]) -> Result<(), SnapshotReceiveError> {
+async fn read_step(stream: &mut RaftStream, buf: &mut [u8]) -> Result<(), SnapshotReceiveError> {
     timeout(SNAPSHOT_IDLE_TIMEOUT, stream.read_exact(buf))
         .await
         .map_err(|_| SnapshotReceiveError::Idle(SNAPSHOT_IDLE_TIMEOUT))?
@@ -697,7 +718,7 @@ mod tests {
     use actors::store::dump::DumpWriter;
     use tokio::{
         io::AsyncReadExt,
-        net::TcpListener,
+        net::{TcpListener, TcpStream},
         sync::mpsc::{unbounded_channel, UnboundedReceiver},
     };
 
@@ -1239,6 +1260,28 @@ mod tests {
         })
         .await;
         assert_eq!(t2.stats().handshakes_refused, 0);
+        stop(&[t1, t2]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_streams_between_nodes_over_mutual_tls() {
+        use super::super::{tests::cluster_secured, tls_tests};
+        let ca = tls_tests::TestCa::new("cluster");
+        let nodes = cluster_secured(2, &Faults::default(), |_| tls_tests::secured(&ca)).await;
+        let (t1, _) = &nodes[0];
+        let (t2, rx2) = &nodes[1];
+        // Several chunks, and a last one that is not whole.
+        let bytes = write_outgoing(t1.snapshot_dir(), 4, 2, 3 * SNAPSHOT_CHUNK_BYTES + 12_345);
+        let message = snapshot_message(1, 2, 4, 2, bytes);
+        t1.send(vec![message.clone()]);
+        assert_eq!(recv_n(rx2, 1).await, vec![message]);
+        wait_until("the snapshot acknowledged", || {
+            t1.stats().snapshots_sent == 1
+        })
+        .await;
+        assert_eq!(t2.stats().snapshots_received, 1);
+        assert_eq!(t2.stats().handshakes_refused, 0);
+        assert_eq!(dir_entries(t2.snapshot_dir()), vec!["in-4-2.dump"]);
         stop(&[t1, t2]).await;
     }
 
