@@ -4,7 +4,7 @@
 //! ```text
 //! j\0{ns}\0{id}            -> Job
 //! s\0{ns}\0{id}            -> JobState
-//! r\0{run_id}              -> StoredRun {seq, run}
+//! r\0{run_id}              -> StoredRun {seq, run}, packed (`packed_run`)
 //! n\0{node_id}            -> NodeInfo (scheduler nodes)
 //! m\0applied               -> u64      (last applied log index)
 //! m\0history_bytes         -> u64      (bytes of the stored runs)

@@ -31,6 +31,7 @@ pub mod links;
 mod links_tests;
 pub mod local_log;
 mod migrate;
+mod packed_run;
 mod queries;
 pub mod records;
 pub mod retention;

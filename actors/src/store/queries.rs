@@ -151,7 +151,11 @@ impl StateMachine {
     }
 
     pub fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
-        Ok(self.get::<StoredRun>(&keys::run(id))?.map(|s| s.run))
+        let key = keys::run(id);
+        self.tree()
+            .get(&key)?
+            .map(|bytes| StoredRun::decode(&key, &bytes).map(|s| s.run))
+            .transpose()
     }
 
     /// Runs newest first, older than the `before` cursor, at most `limit`;
@@ -307,7 +311,7 @@ impl StateMachine {
 /// The run whose record is at `key` in `tree`.
 fn read_run(tree: &sled::Tree, key: &[u8]) -> Result<Option<Run>, StoreError> {
     Ok(match tree.get(key)? {
-        Some(bytes) => Some(decode::<StoredRun>(key, &bytes)?.run),
+        Some(bytes) => Some(StoredRun::decode(key, &bytes)?.run),
         None => None,
     })
 }

@@ -108,7 +108,7 @@ impl Log {
         let mut counts: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
         for entry in self.sm.tree().scan_prefix(keys::run("")) {
             let (key, value) = entry.unwrap();
-            let stored: StoredRun = protocol::wire::decode(&value).unwrap();
+            let stored = StoredRun::decode(&key, &value).unwrap();
             let run = &stored.run;
             // What a run takes is its record, key and value: nothing else
             // is written for it.

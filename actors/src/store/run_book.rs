@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use protocol::{JobKey, Run};
 
 use super::{
-    decode, keys,
+    keys,
     records::StoredRunRef,
     run_index::{JobNo, RunIndex, Undo},
     txn::Txn,
@@ -40,7 +40,7 @@ pub(super) fn find(txn: &Txn, run_id: &str) -> Result<Option<Found>, StoreError>
         return Ok(None);
     };
     Ok(Some(Found {
-        stored: decode(&key, &bytes)?,
+        stored: StoredRun::decode(&key, &bytes)?,
         len: bytes.len(),
     }))
 }

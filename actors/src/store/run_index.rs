@@ -25,7 +25,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use protocol::{JobKey, Run, RunStatus, TriggerKind};
 
-use super::{decode, keys, StoreError, StoredRun};
+use super::{keys, StoreError, StoredRun};
 
 /// A job's number in the index: its key is kept once.
 pub(super) type JobNo = u32;
@@ -260,7 +260,7 @@ impl RunIndex {
         let mut runs = Vec::new();
         for entry in tree.scan_prefix(keys::run("")) {
             let (key, value) = entry?;
-            let stored: StoredRun = decode(&key, &value)?;
+            let stored = StoredRun::decode(&key, &value)?;
             let run = &stored.run;
             let job = index.intern(&run.namespace, &run.job_id);
             let footprint = (key.len() + value.len()) as u64;

@@ -190,3 +190,83 @@ fn state_size_per_run() {
     );
     assert!(sm.applied_index().expect("reads") > 0);
 }
+
+/// The disk a store takes once retention trims as fast as runs come: the
+/// steady state of a long-running cluster. `SIZE_JOBS` jobs (1,000) keep
+/// `SIZE_KEEP` runs each (200) while `SIZE_TURNOVER` times as many (3) are
+/// applied; every `SIZE_KEEP` rounds it prints the bytes on disk per
+/// retained run, so growth after the first turnover shows.
+///
+/// ```text
+/// cargo test --release -p cronmesh-actors -- --ignored --nocapture disk_per_retained_run
+/// ```
+#[test]
+#[ignore = "a measurement: run in release with --ignored --nocapture"]
+fn disk_per_retained_run_under_churn() {
+    let jobs = env_or("SIZE_JOBS", 1000);
+    let keep = env_or("SIZE_KEEP", 200);
+    let rounds = keep * env_or("SIZE_TURNOVER", 3);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = node_like_db(dir.path());
+    let sm = StateMachine::with_db(db, retention::HistoryPolicy::keeping(keep))
+        .expect("the store opens");
+    let mut index = 0;
+    let mut apply = |cmd: MetaCommand| {
+        index += 1;
+        sm.apply(index, &cmd).expect("applies");
+    };
+    let job_keys: Vec<JobKey> = (0..jobs)
+        .map(|i| JobKey::new("default", format!("job-{i:05}")))
+        .collect();
+    let at = DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+        .expect("a time")
+        .with_timezone(&Utc);
+    for chunk in job_keys.chunks(500) {
+        apply(MetaCommand::CreateJobs {
+            jobs: chunk.iter().map(|k| job(&k.id)).collect(),
+            at,
+        });
+    }
+    println!("rounds  retained  state B/run  disk B/run");
+    for round in 0..rounds {
+        let slot = at + Duration::seconds(round as i64 + 1);
+        let runs: Vec<Run> = job_keys.iter().map(|k| pending(k, slot)).collect();
+        let updates: Vec<[RunUpdate; 3]> = runs
+            .iter()
+            .enumerate()
+            .map(|(n, r)| reports(r, n + round))
+            .collect();
+        for chunk in runs.chunks(1024) {
+            apply(MetaCommand::CreateRuns {
+                runs: chunk.to_vec(),
+            });
+        }
+        for step in 0..3 {
+            for chunk in updates.chunks(512) {
+                apply(MetaCommand::RecordRuns {
+                    updates: chunk.iter().map(|u| u[step].clone()).collect(),
+                });
+            }
+        }
+        if (round + 1) % (keep / 2).max(1) == 0 {
+            sm.flush().expect("flushes");
+            let retained = jobs * (round + 1).min(keep);
+            let state: u64 = sm
+                .tree()
+                .scan_prefix(keys::run(""))
+                .map(|e| {
+                    e.map(|(k, v)| (k.len() + v.len()) as u64)
+                        .expect("a record")
+                })
+                .sum();
+            let (_, allocated) = disk_usage(dir.path());
+            println!(
+                "{:>6} {:>9} {:>12.1} {:>11.1}",
+                round + 1,
+                retained,
+                state as f64 / retained as f64,
+                allocated as f64 / retained as f64
+            );
+        }
+    }
+}
