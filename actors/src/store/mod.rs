@@ -14,6 +14,7 @@
 //! - `migrate`: dropping what earlier versions stored and this one derives.
 //! - `links`: child links checked at apply time (missing jobs, cycles).
 //! - `keys`, `records`, `txn`: key layout, stored records, write overlay.
+//! - `packed_run`: the form a run record is written in (times as integers).
 
 mod apply;
 pub mod backup;
