@@ -37,7 +37,8 @@ pub enum Command {
     Executor(ExecutorArgs),
     /// Start a local cluster of this binary's processes, load it with jobs
     /// and measure what happens to every slot (or, with `--scenario
-    /// catch-up`, how a follower catches up with a large state).
+    /// catch-up`, how a follower catches up with a large state; with
+    /// `--scenario soak`, how a long run's figures move over time).
     Bench(BenchArgs),
     /// Terminal status viewer: the cluster's leader and members, executors,
     /// jobs and a live stream of runs; trigger, pause, resume and kill from

@@ -19,7 +19,13 @@ const LIMIT: Duration = Duration::from_secs(240);
 /// directory and returns the parsed report; on failure shows the logs.
 fn bench(args: &[&str]) -> Value {
     let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("bench");
+    bench_in(dir.path(), args)
+}
+
+/// Runs `cronmesh bench ARGS --json` with its data in `dir/bench` and
+/// returns the parsed report; on failure shows the logs.
+fn bench_in(dir: &Path, args: &[&str]) -> Value {
+    let data = dir.join("bench");
     let data_arg = data.to_string_lossy().to_string();
     let mut child = Command::new(binary())
         .arg("bench")
@@ -124,4 +130,72 @@ fn bench_three_nodes_receives_every_slot_once() {
 #[test]
 fn bench_one_node_receives_every_slot_once() {
     assert_every_slot_once(&small_bench(1), 1);
+}
+
+/// A short soak on one node: every interval has the server's memory and
+/// disk, the middle ones received runs, nothing was lost or doubled, and
+/// the chart was written beside the data directory.
+#[test]
+fn bench_soak_samples_every_interval() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let report = bench_in(
+        dir.path(),
+        &[
+            "--scenario",
+            "soak",
+            "--nodes",
+            "1",
+            "--executors",
+            "1",
+            "--jobs",
+            "20",
+            "--duration",
+            "12",
+            "--sample-seconds",
+            "3",
+        ],
+    );
+    assert_eq!(report["scenario"], "soak", "{report}");
+    let intervals = report["intervals"].as_array().cloned().unwrap_or_default();
+    assert!(intervals.len() >= 3, "{report}");
+    for interval in &intervals {
+        let processes = interval["processes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let server = processes
+            .iter()
+            .find(|p| p["role"] == "server")
+            .unwrap_or_else(|| panic!("no server in {interval}"));
+        assert!(server["rss_bytes"].as_u64().unwrap_or(0) > 0, "{interval}");
+        assert!(
+            interval["servers"][0]["data_dir_bytes"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0,
+            "{interval}"
+        );
+        assert!(
+            interval["servers"][0]["sled_bytes"].as_u64().unwrap_or(0) > 0,
+            "sled's own size, from /metrics: {interval}"
+        );
+    }
+    for interval in &intervals[1..intervals.len() - 1] {
+        assert!(figure(interval, "runs_received") > 0, "{interval}");
+    }
+    let totals = &report["totals"];
+    assert!(figure(totals, "slots_expected") > 0, "{report}");
+    assert_eq!(figure(totals, "lost_slots"), 0, "{report}");
+    assert_eq!(figure(totals, "duplicate_slots"), 0, "{report}");
+
+    let output = dir.path().join("bench-soak");
+    let svg = std::fs::read_to_string(output.join("soak.svg")).expect("soak.svg beside the data");
+    assert!(svg.starts_with("<svg"), "{svg}");
+    let json =
+        std::fs::read_to_string(output.join("soak.json")).expect("soak.json beside the data");
+    let written: Value = serde_json::from_str(&json).expect("soak.json is JSON");
+    assert_eq!(
+        written["intervals"].as_array().map(Vec::len),
+        Some(intervals.len())
+    );
 }

@@ -71,6 +71,10 @@ async fn metrics_count_fires_runs_requests_and_raft_state() {
     assert_eq!(sample(&text, "cronmesh_raft_term"), Some(1.0));
     assert_eq!(sample(&text, "cronmesh_raft_is_leader"), Some(1.0));
     assert!(sample(&text, "cronmesh_raft_applied_index").unwrap() >= 3.0);
+    assert!(
+        sample(&text, "cronmesh_store_disk_bytes").is_some_and(|bytes| bytes > 0.0),
+        "sled's size on disk: {text}"
+    );
     assert_eq!(
         sample(&text, r#"cronmesh_executors{state="alive"}"#),
         Some(1.0)

@@ -233,6 +233,12 @@ impl StateMachine {
         self.writes.load(Ordering::Relaxed)
     }
 
+    /// Bytes the node's sled database (the state and the Raft log) takes
+    /// on disk, as sled counts them: its files' lengths.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     /// Excludes applies while held (see `apply_gate`). A panic while it was
     /// held leaves no half-applied command (each is one sled batch), so a
     /// poisoned gate is taken all the same.

@@ -5,8 +5,15 @@
 //! /v1/jobs` of a new idle job (`probe-N`, disabled, on a schedule that
 //! does not fire during the bench). Only the bench's `bench-N` jobs count
 //! in the slot figures, so the probe's jobs are in none of them.
+//!
+//! The samples are shared with the bench while the probe runs: the soak
+//! takes the ones answered so far at the end of each interval
+//! ([`Probe::take`]), and [`Probe::finish`] sums up those left.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use serde_json::json;
@@ -132,6 +139,15 @@ pub struct ApiLatency {
     pub create: KindFigures,
 }
 
+/// The latency of a stretch of the probe (a soak's interval): every
+/// kind of request together, and each kind.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct StretchLatency {
+    /// All the requests of the stretch, whatever their kind.
+    pub all: KindFigures,
+    pub by_kind: ApiLatency,
+}
+
 /// All the probe's samples, by kind.
 #[derive(Debug, Default)]
 struct AllSamples {
@@ -148,11 +164,32 @@ impl AllSamples {
             Kind::Create => &mut self.create,
         }
     }
+
+    fn figures(&self) -> ApiLatency {
+        ApiLatency {
+            health: KindFigures::of(&self.health),
+            list: KindFigures::of(&self.list),
+            create: KindFigures::of(&self.create),
+        }
+    }
+
+    /// The samples of every kind as one: the first error is the first of
+    /// health, list and create that has one.
+    fn merged(&self) -> Samples {
+        let kinds = [&self.health, &self.list, &self.create];
+        Samples {
+            ok: kinds.iter().flat_map(|k| k.ok.iter().copied()).collect(),
+            errors: kinds.iter().map(|k| k.errors).sum(),
+            first_error: kinds.iter().find_map(|k| k.first_error.clone()),
+        }
+    }
 }
 
 /// The probe's task; dropped, it stops.
 pub struct Probe {
-    task: Option<JoinHandle<AllSamples>>,
+    task: Option<JoinHandle<()>>,
+    /// What the task noted and nobody took yet.
+    samples: Arc<Mutex<AllSamples>>,
 }
 
 impl Drop for Probe {
@@ -175,8 +212,9 @@ impl Probe {
             .map_err(anyhow::Error::msg)
             .context("the API probe's client")?;
         let api_url = api_url.to_string();
+        let samples = Arc::new(Mutex::new(AllSamples::default()));
+        let noted = samples.clone();
         let task = tokio::spawn(async move {
-            let mut samples = AllSamples::default();
             let mut tick = tokio::time::interval(Duration::from_secs(1) / PER_SECOND);
             tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
             let mut created = 0;
@@ -204,23 +242,40 @@ impl Probe {
                             .body(job.to_string())
                     }
                 };
-                samples.of(*kind).note(timed(request).await);
+                let result = timed(request).await;
+                lock(&noted).of(*kind).note(result);
             }
-            samples
         });
-        Ok(Self { task: Some(task) })
-    }
-
-    /// Waits for the probe to end (at `until`) and answers its figures;
-    /// `None` if its task failed.
-    pub async fn finish(mut self) -> Option<ApiLatency> {
-        let samples = self.task.take()?.await.ok()?;
-        Some(ApiLatency {
-            health: KindFigures::of(&samples.health),
-            list: KindFigures::of(&samples.list),
-            create: KindFigures::of(&samples.create),
+        Ok(Self {
+            task: Some(task),
+            samples,
         })
     }
+
+    /// The figures of the requests answered since the last take (or the
+    /// start), which are then forgotten. A request in flight counts in
+    /// the next take.
+    pub fn take(&self) -> StretchLatency {
+        let taken = std::mem::take(&mut *lock(&self.samples));
+        StretchLatency {
+            all: KindFigures::of(&taken.merged()),
+            by_kind: taken.figures(),
+        }
+    }
+
+    /// Waits for the probe to end (at `until`) and answers the figures of
+    /// the requests not taken; `None` if its task failed.
+    pub async fn finish(mut self) -> Option<ApiLatency> {
+        self.task.take()?.await.ok()?;
+        let left = std::mem::take(&mut *lock(&self.samples));
+        Some(left.figures())
+    }
+}
+
+/// The shared samples; a task that panicked while it held them left
+/// whole samples, so a poisoned lock is taken all the same.
+fn lock(samples: &Mutex<AllSamples>) -> std::sync::MutexGuard<'_, AllSamples> {
+    samples.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Sends `request` and reads the whole answer: how long that took, or
@@ -285,6 +340,23 @@ mod tests {
         assert!(figures
             .text()
             .starts_with("102 requests, 2 errors; p50 50.0 ms"));
+    }
+
+    #[test]
+    fn kinds_merge_into_one_stretch() {
+        let mut all = AllSamples::default();
+        all.health.note(Ok(Duration::from_millis(1)));
+        all.list.note(Ok(Duration::from_millis(3)));
+        all.list.note(Err("500: list failed".into()));
+        all.create.note(Ok(Duration::from_millis(2)));
+        all.create.note(Err("503: electing".into()));
+        let merged = KindFigures::of(&all.merged());
+        assert_eq!((merged.count, merged.errors), (5, 2));
+        assert_eq!(merged.first_error.as_deref(), Some("500: list failed"));
+        assert_eq!((merged.p50_ms, merged.max_ms), (Some(2.0), Some(3.0)));
+        let by_kind = all.figures();
+        assert_eq!(by_kind.health.count, 1);
+        assert_eq!(by_kind.create.errors, 1);
     }
 
     #[test]

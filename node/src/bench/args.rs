@@ -10,9 +10,11 @@ use protocol::schedule::Schedule;
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// What to measure: `slots`, the runs of jobs fired over a window (the
-    /// flags up to --restart-follower-at), or `catch-up`, how a follower
+    /// flags up to --restart-follower-at); `catch-up`, how a follower
     /// killed while the state grew catches up on restart (the flags from
-    /// --state-mib on).
+    /// --state-mib on); or `soak`, a long window at the servers' default
+    /// run retention, sampled every --sample-seconds, so that growth over
+    /// time shows.
     #[arg(long, value_enum, default_value_t = Scenario::Slots)]
     pub scenario: Scenario,
 
@@ -115,6 +117,19 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Soak: seconds per interval of the time series (60 by default, 1
+    /// to 3600); every interval the bench reads the receipts, each
+    /// process's memory and CPU, each server's disk and the API probe's
+    /// latency.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub sample_seconds: Option<u64>,
+
+    /// Soak: directory for `soak.json` (the report) and `soak.svg` (its
+    /// chart); by default a directory beside the data directory, named
+    /// after it with `-soak`, which outlives it.
+    #[arg(long, value_name = "DIR")]
+    pub soak_output: Option<PathBuf>,
+
     /// Catch-up: MiB of job `params` the cluster gains while a follower
     /// is down.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=65_536))]
@@ -159,7 +174,13 @@ pub enum Scenario {
     /// A follower killed, the state grown, the follower restarted: how
     /// long it takes to catch up, and what that costs.
     CatchUp,
+    /// A long window at the default run retention, sampled per interval:
+    /// lateness, memory, CPU, disk and API latency over time.
+    Soak,
 }
+
+/// `--sample-seconds` unless given: one interval a minute.
+pub const DEFAULT_SAMPLE_SECONDS: u64 = 60;
 
 /// What the bench's jobs run (`--target`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -184,7 +205,7 @@ impl BenchArgs {
     /// Jobs per creation request (`--create-batch`, or the scenario's).
     pub fn create_batch(&self) -> u32 {
         self.create_batch.unwrap_or(match self.scenario {
-            Scenario::Slots => 1,
+            Scenario::Slots | Scenario::Soak => 1,
             Scenario::CatchUp => 16,
         })
     }
@@ -193,9 +214,14 @@ impl BenchArgs {
     /// scenario's).
     pub fn create_concurrency(&self) -> u32 {
         self.create_concurrency.unwrap_or(match self.scenario {
-            Scenario::Slots => 64,
+            Scenario::Slots | Scenario::Soak => 64,
             Scenario::CatchUp => 4,
         })
+    }
+
+    /// Seconds per interval of the soak (`--sample-seconds`).
+    pub fn sample_seconds(&self) -> u64 {
+        self.sample_seconds.unwrap_or(DEFAULT_SAMPLE_SECONDS)
     }
 
     /// Checks what the parser cannot: the schedule, and event times that
@@ -234,6 +260,33 @@ impl BenchArgs {
                     "--restart-follower-at {restart} must come after --kill-follower-at {kill}"
                 ),
                 None => bail!("--restart-follower-at restarts the follower --kill-follower-at killed; give both"),
+            }
+        }
+        if self.scenario != Scenario::Soak {
+            if self.sample_seconds.is_some() {
+                bail!("--sample-seconds is for --scenario soak");
+            }
+            if self.soak_output.is_some() {
+                bail!("--soak-output is for --scenario soak");
+            }
+        }
+        if self.scenario == Scenario::Soak {
+            if self.kill_leader_at.is_some()
+                || self.restart_leader_at.is_some()
+                || self.kill_follower_at.is_some()
+                || self.restart_follower_at.is_some()
+            {
+                bail!("--scenario soak measures a cluster left alone; drop the --kill-*-at and --restart-*-at flags");
+            }
+            if self.target == Target::Http {
+                bail!("--scenario soak follows the executors' receipts as they grow; drop --target http");
+            }
+            if self.duration < self.sample_seconds() {
+                bail!(
+                    "--duration {} is shorter than one interval of --sample-seconds {}",
+                    self.duration,
+                    self.sample_seconds()
+                );
             }
         }
         if self.scenario == Scenario::CatchUp {
@@ -318,6 +371,43 @@ mod tests {
         assert!(err(&[&follower[..], &["10"]].concat())?.contains("after"));
         assert!(err(&[&follower[..], &["30"]].concat())?.contains("within"));
         assert!(err(&[&follower[..], &["20"]].concat())?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn soak_flags() -> anyhow::Result<()> {
+        let args = parse(&["--scenario", "soak", "--duration", "1800"])?;
+        assert_eq!(args.scenario, Scenario::Soak);
+        assert_eq!(args.sample_seconds(), 60);
+        assert_eq!((args.create_batch(), args.create_concurrency()), (1, 64));
+        assert!(args.validate().is_ok());
+        let args = parse(&[
+            "--scenario",
+            "soak",
+            "--duration",
+            "12",
+            "--sample-seconds",
+            "3",
+            "--soak-output",
+            "out",
+        ])?;
+        assert_eq!(args.sample_seconds(), 3);
+        assert!(args.validate().is_ok());
+        assert!(parse(&["--sample-seconds", "0"]).is_err());
+        assert!(parse(&["--sample-seconds", "3601"]).is_err());
+        let err = |argv: &[&str]| -> anyhow::Result<String> {
+            Ok(parse(argv)?
+                .validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default())
+        };
+        assert!(err(&["--sample-seconds", "10"])?.contains("--scenario soak"));
+        assert!(err(&["--soak-output", "out"])?.contains("--scenario soak"));
+        assert!(err(&["--scenario", "soak", "--duration", "30"])?.contains("shorter"));
+        let soak = ["--scenario", "soak", "--duration", "120"];
+        assert!(err(&[&soak[..], &["--kill-leader-at", "10"]].concat())?.contains("left alone"));
+        assert!(err(&[&soak[..], &["--target", "http"]].concat())?.contains("receipts"));
         Ok(())
     }
 

@@ -29,7 +29,9 @@ pub struct Plan<'a> {
     pub secret: &'a Path,
     pub nodes: usize,
     pub executors: u32,
-    /// Runs kept per job: enough for every slot of the bench.
+    /// Runs kept per job: enough for every slot of the slots scenario;
+    /// the servers' default for the others, so the soak sees retention
+    /// at work.
     pub history_limit: usize,
     /// Flags every server gets besides the layout's.
     pub extra_server_args: &'a [String],

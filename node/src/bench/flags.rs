@@ -23,8 +23,7 @@ pub struct Layout {
     /// Holds every node's data, logs and receipts.
     pub dir: PathBuf,
     pub secret: PathBuf,
-    /// Runs kept per job of each outcome: enough for every slot of the
-    /// bench.
+    /// Runs kept per job of each outcome (see `Plan::history_limit`).
     pub history_limit: usize,
 }
 

@@ -37,6 +37,18 @@
 //! - `disk_usage`: what each data directory takes on disk.
 //! - `timed_command`: `cronmesh backup` and `restore`, timed.
 //! - `catch_up_report`: its JSON object and table.
+//!
+//! `--scenario soak` runs the slots' cluster for long at the servers'
+//! default run retention and reads it every `--sample-seconds`:
+//! - `soak`: the scenario, interval by interval.
+//! - `receipt_tail`: the receipt files read as they grow.
+//! - `soak_slots`: which (job, slot) arrived, once or more, as bits.
+//! - `soak_series`: the receipts per interval: runs, lateness, lost.
+//! - `soak_sample`: memory, CPU and disk of the processes per interval.
+//! - `soak_targets`: drift of lateness and memory, bytes per run kept,
+//!   and the targets they are held to.
+//! - `soak_report`: its JSON object and table.
+//! - `soak_chart`: `soak.svg`, the series drawn.
 
 mod analysis;
 mod api;
@@ -60,10 +72,18 @@ mod memory;
 mod per_run;
 mod processes;
 mod procstat;
+mod receipt_tail;
 mod receipts;
 mod receiver;
 mod report;
 mod run_records;
+mod soak;
+mod soak_chart;
+mod soak_report;
+mod soak_sample;
+mod soak_series;
+mod soak_slots;
+mod soak_targets;
 mod store_writes;
 mod summary;
 mod timed_command;
@@ -145,6 +165,10 @@ async fn measure_scenario(
             let report = catch_up::measure(args, binary, workdir).await?;
             (serde_json::to_string(&report)?, report.table())
         }
+        Scenario::Soak => {
+            let report = soak::measure(args, schedule, binary, workdir).await?;
+            (serde_json::to_string(&report)?, report.table())
+        }
     };
     Ok(if args.json {
         format!("{json}\n")
@@ -164,7 +188,7 @@ async fn measure(
     binary: &Path,
     workdir: &WorkDir,
 ) -> anyhow::Result<Report> {
-    let (mut cluster, leader) = start(args, schedule, binary, workdir).await?;
+    let (mut cluster, leader) = start(args, binary, workdir, history_limit(schedule, args)).await?;
     let receiver = match args.target {
         Target::Executor => None,
         Target::Http => Some(Receiver::start()?),
@@ -172,36 +196,9 @@ async fn measure(
     if let Some(receiver) = &receiver {
         progress(&format!("the jobs call {}", receiver.call_url("bench-N")));
     }
-    if args.idle_jobs > 0 {
-        let (idle, _) = load::create_jobs(
-            cluster.admin(),
-            cluster.api_url(leader),
-            (args.idle_jobs, load::idle_job_id),
-            (load::IDLE_SCHEDULE, JobTarget::Noop),
-            (args.create_concurrency(), args.create_batch()),
-        )
-        .await?;
-        progress(&format!(
-            "{} idle jobs created in {:.2} s ({:.0} jobs/s)",
-            idle.jobs, idle.seconds, idle.jobs_per_second
-        ));
-    }
-    progress(&format!(
-        "creating {} jobs, {} at a time",
-        args.jobs,
-        args.create_concurrency()
-    ));
-    // No run of a bench job is scheduled before this.
-    let first_created = now();
     let target = receiver.as_ref().map_or(JobTarget::Noop, JobTarget::Http);
-    let (creation, last_created) = load::create_jobs(
-        cluster.admin(),
-        cluster.api_url(leader),
-        (args.jobs, load::job_id),
-        (&args.schedule, target),
-        (args.create_concurrency(), args.create_batch()),
-    )
-    .await?;
+    let (creation, first_created, last_created) =
+        create_load(args, &cluster, leader, target).await?;
     let start = ceil_second(nanos(last_created) + SETTLE);
     let window = Span {
         start,
@@ -345,12 +342,54 @@ async fn measure(
     Ok(summary::summarise(args, schedule, workdir, observed))
 }
 
-/// Starts the servers and the executors; returns them and the leader.
+/// Creates the `--idle-jobs` and then the `--jobs` bench jobs, running
+/// `target`, through `leader`; returns how the bench jobs' creation went,
+/// when it began (no run of a bench job is scheduled before) and when the
+/// last job was acknowledged.
+async fn create_load(
+    args: &BenchArgs,
+    cluster: &Cluster,
+    leader: u64,
+    target: JobTarget<'_>,
+) -> anyhow::Result<(load::Creation, Nanos, chrono::DateTime<chrono::Utc>)> {
+    if args.idle_jobs > 0 {
+        let (idle, _) = load::create_jobs(
+            cluster.admin(),
+            cluster.api_url(leader),
+            (args.idle_jobs, load::idle_job_id),
+            (load::IDLE_SCHEDULE, JobTarget::Noop),
+            (args.create_concurrency(), args.create_batch()),
+        )
+        .await?;
+        progress(&format!(
+            "{} idle jobs created in {:.2} s ({:.0} jobs/s)",
+            idle.jobs, idle.seconds, idle.jobs_per_second
+        ));
+    }
+    progress(&format!(
+        "creating {} jobs, {} at a time",
+        args.jobs,
+        args.create_concurrency()
+    ));
+    let first_created = now();
+    let (creation, last_created) = load::create_jobs(
+        cluster.admin(),
+        cluster.api_url(leader),
+        (args.jobs, load::job_id),
+        (&args.schedule, target),
+        (args.create_concurrency(), args.create_batch()),
+    )
+    .await?;
+    Ok((creation, first_created, last_created))
+}
+
+/// Starts the servers, each keeping `history_limit` runs per job, and
+/// the executors; returns them and the leader.
 async fn start(
     args: &BenchArgs,
-    schedule: &Schedule,
     binary: &Path,
     workdir: &WorkDir,
+    history_limit: usize,
 ) -> anyhow::Result<(Cluster, u64)> {
     let secret = workdir.write_secret()?;
     let mut cluster = Cluster::plan(&Plan {
@@ -359,7 +398,7 @@ async fn start(
         secret: &secret,
         nodes: args.nodes,
         executors: args.executors,
-        history_limit: history_limit(schedule, args),
+        history_limit,
         extra_server_args: &[],
     })?;
     progress(&format!("starting {} node(s)", args.nodes));

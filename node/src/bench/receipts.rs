@@ -50,7 +50,7 @@ pub fn read_all(files: &[impl AsRef<Path>]) -> anyhow::Result<Receipts> {
 }
 
 /// `run_id job_id scheduled_at received_at attempt shard_index`.
-fn parse_line(line: &str, executor: usize) -> Option<Receipt> {
+pub fn parse_line(line: &str, executor: usize) -> Option<Receipt> {
     let mut fields = line.split(' ');
     let receipt = Receipt {
         run_id: fields.next()?.to_string(),

@@ -7,6 +7,8 @@
 //! - [`timed_proposer`]: measures how long proposals take to apply.
 //! - [`requests`]: counts API requests by route and status, with labels
 //!   from fixed sets only, so no request adds series without bound.
+//! - [`store_disk`]: the store's size on disk, a gauge left out of a
+//!   scrape when sled cannot tell it.
 //!
 //! Run metrics count what this node applied from the replicated log, so
 //! every node of a cluster reports the same run totals; Raft, executor and
@@ -14,6 +16,7 @@
 
 pub mod recorder;
 pub mod requests;
+pub mod store_disk;
 pub mod timed_proposer;
 
 use std::sync::Arc;
@@ -98,6 +101,8 @@ struct Families {
     store_writes: Counter,
     /// The store's count when it was last read into `store_writes`.
     store_writes_seen: std::sync::atomic::AtomicU64,
+    /// What sled says the database takes on disk, set at each scrape.
+    store_disk_bytes: Arc<store_disk::StoreDiskBytes>,
 }
 
 /// The gauges of the path from the trigger to the log, read at a scrape.
@@ -107,6 +112,9 @@ pub struct PipelineGauges {
     pub behind: std::time::Duration,
     /// `StateMachine::writes` now.
     pub store_writes: u64,
+    /// `StateMachine::size_on_disk` now; `None` when sled could not tell
+    /// (the gauge is then left out rather than shown as 0).
+    pub store_disk_bytes: Option<u64>,
 }
 
 impl PipelineGauges {
@@ -117,6 +125,7 @@ impl PipelineGauges {
     ) -> Self {
         Self {
             store_writes: store.writes(),
+            store_disk_bytes: store.size_on_disk().ok(),
             ..Self::of_backlog(backlog, now)
         }
     }
@@ -126,6 +135,7 @@ impl PipelineGauges {
             backlog_fires: u64::try_from(backlog.outstanding()).unwrap_or(u64::MAX),
             behind: backlog.behind(now),
             store_writes: 0,
+            store_disk_bytes: None,
         }
     }
 }
@@ -165,6 +175,7 @@ impl Metrics {
             trigger_behind: Gauge::default(),
             store_writes: Counter::default(),
             store_writes_seen: Default::default(),
+            store_disk_bytes: Default::default(),
         };
         let mut registry = Registry::with_prefix("cronmesh");
         let f = &families;
@@ -249,6 +260,7 @@ impl Metrics {
             "Keys the state machine's applies inserted or removed in sled (a run takes two: its creation and its end)",
             f.store_writes.clone(),
         );
+        registry.register_collector(Box::new(f.store_disk_bytes.clone()));
         registry.register(
             "http_requests",
             "Admin API requests, by route pattern, method and status",
@@ -336,6 +348,7 @@ impl Metrics {
             .fetch_max(pipeline.store_writes, std::sync::atomic::Ordering::AcqRel);
         f.store_writes
             .inc_by(pipeline.store_writes.saturating_sub(seen));
+        f.store_disk_bytes.set(pipeline.store_disk_bytes);
         f.raft_term.set(as_gauge(cluster.term));
         f.raft_commit_index.set(as_gauge(cluster.commit_index));
         f.raft_applied_index.set(as_gauge(cluster.applied_index));
@@ -439,6 +452,7 @@ mod tests {
         backlog.set_behind_since(Some(now - chrono::Duration::milliseconds(2500)));
         let pipeline = PipelineGauges {
             store_writes: 7,
+            store_disk_bytes: Some(4096),
             ..PipelineGauges::of_backlog(&backlog, now)
         };
         let text = metrics.render(&cluster(), &pipeline, 0, 0);
@@ -446,6 +460,8 @@ mod tests {
             "cronmesh_trigger_backlog_fires 10\n",
             "cronmesh_trigger_behind_seconds 2.5\n",
             "cronmesh_store_writes_total 7\n",
+            "# TYPE cronmesh_store_disk_bytes gauge\n",
+            "cronmesh_store_disk_bytes 4096\n",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
@@ -461,5 +477,6 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
+        assert!(!text.contains("cronmesh_store_disk_bytes"), "{text}");
     }
 }
