@@ -85,6 +85,24 @@ fn disk_usage(dir: &Path) -> (u64, u64) {
     total
 }
 
+/// Creates `jobs` jobs through `apply`, 500 to a command; answers their
+/// keys and the time they were created at.
+fn create_jobs(jobs: usize, apply: &mut impl FnMut(MetaCommand)) -> (Vec<JobKey>, DateTime<Utc>) {
+    let job_keys: Vec<JobKey> = (0..jobs)
+        .map(|i| JobKey::new("default", format!("job-{i:05}")))
+        .collect();
+    let at = DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+        .expect("a time")
+        .with_timezone(&Utc);
+    for chunk in job_keys.chunks(500) {
+        apply(MetaCommand::CreateJobs {
+            jobs: chunk.iter().map(|k| job(&k.id)).collect(),
+            at,
+        });
+    }
+    (job_keys, at)
+}
+
 /// The family of a key: what comes before its first NUL.
 fn family(key: &[u8]) -> String {
     let end = key.iter().position(|b| *b == 0).unwrap_or(key.len());
@@ -105,18 +123,7 @@ fn state_size_per_run() {
         index += 1;
         sm.apply(index, &cmd).expect("applies");
     };
-    let job_keys: Vec<JobKey> = (0..jobs)
-        .map(|i| JobKey::new("default", format!("job-{i:05}")))
-        .collect();
-    let at = DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
-        .expect("a time")
-        .with_timezone(&Utc);
-    for chunk in job_keys.chunks(500) {
-        apply(MetaCommand::CreateJobs {
-            jobs: chunk.iter().map(|k| job(&k.id)).collect(),
-            at,
-        });
-    }
+    let (job_keys, at) = create_jobs(jobs, &mut apply);
     let started = Instant::now();
     for round in 0..rounds {
         let slot = at + Duration::minutes(5 * (round as i64 + 1));
@@ -215,18 +222,7 @@ fn disk_per_retained_run_under_churn() {
         index += 1;
         sm.apply(index, &cmd).expect("applies");
     };
-    let job_keys: Vec<JobKey> = (0..jobs)
-        .map(|i| JobKey::new("default", format!("job-{i:05}")))
-        .collect();
-    let at = DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
-        .expect("a time")
-        .with_timezone(&Utc);
-    for chunk in job_keys.chunks(500) {
-        apply(MetaCommand::CreateJobs {
-            jobs: chunk.iter().map(|k| job(&k.id)).collect(),
-            at,
-        });
-    }
+    let (job_keys, at) = create_jobs(jobs, &mut apply);
     println!("rounds  retained  state B/run  disk B/run");
     for round in 0..rounds {
         let slot = at + Duration::seconds(round as i64 + 1);

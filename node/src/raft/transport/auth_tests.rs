@@ -71,16 +71,23 @@ async fn same_secret_delivers_and_another_secret_delivers_nothing() {
         Some(key(if id == 3 { b"other" } else { b"secret" }))
     })
     .await;
+    node_three_stays_apart(nodes).await;
+}
+
+/// Of `nodes` 1 to 3, node 3 holds what the other two refuse: node 1 is
+/// heard by node 2, while node 3's connections fail both ways and nothing
+/// of it or to it is delivered. Shuts the nodes down.
+pub(super) async fn node_three_stays_apart(nodes: Vec<(RaftTransport, mpsc::Receiver<Message>)>) {
     let (t1, _) = &nodes[0];
     let (t2, rx2) = &nodes[1];
     let (t3, rx3) = &nodes[2];
     t3.send((0..5).map(|seq| heartbeat(3, 2, seq)).collect());
     t2.send(vec![heartbeat(2, 3, 100)]);
     t1.send(vec![heartbeat(1, 2, 7)]);
-    // The peer with the secret is heard...
+    // The member is heard...
     let received = recv_n(rx2, 1).await;
     assert_eq!((received[0].from, seqs(&received)), (1, vec![7]));
-    // ...and the one without fails both ways, with nothing delivered.
+    // ...and the stranger fails both ways, with nothing delivered.
     wait_until("handshakes failed both ways", || {
         t3.stats().handshake_failures >= 1
             && t2.stats().handshake_failures >= 1

@@ -161,28 +161,7 @@ async fn a_node_of_another_ca_is_refused_both_ways_though_it_holds_the_secret() 
         secured(if id == 3 { &theirs } else { &ours })
     })
     .await;
-    let (t1, _) = &nodes[0];
-    let (t2, rx2) = &nodes[1];
-    let (t3, rx3) = &nodes[2];
-    t3.send((0..5).map(|seq| heartbeat(3, 2, seq)).collect());
-    t2.send(vec![heartbeat(2, 3, 100)]);
-    t1.send(vec![heartbeat(1, 2, 7)]);
-    let received = recv_n(rx2, 1).await;
-    assert_eq!((received[0].from, seqs(&received)), (1, vec![7]));
-    wait_until("TLS refused both ways", || {
-        t3.stats().handshake_failures >= 1
-            && t2.stats().handshake_failures >= 1
-            && t2.stats().handshakes_refused >= 1
-            && t3.stats().handshakes_refused >= 1
-    })
-    .await;
-    assert!(rx2.try_recv().is_err(), "node 2 heard node 3");
-    assert!(rx3.try_recv().is_err(), "node 3 heard node 2");
-    assert_eq!(t3.stats().messages_sent, 0);
-    assert!(t3.take_send_failures().unreachable.contains(&2));
-    for (transport, _) in &nodes {
-        transport.shutdown().await;
-    }
+    super::auth_tests::node_three_stays_apart(nodes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
