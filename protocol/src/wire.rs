@@ -25,6 +25,15 @@ pub fn encode_compact<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireE
     Ok(rmp_serde::to_vec(value)?)
 }
 
+/// [`encode_compact`] appended to `out`, after whatever it holds (a mark
+/// of the record's form, say), without a second buffer.
+pub fn encode_compact_into<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), WireError> {
+    Ok(rmp_serde::encode::write(out, value)?)
+}
+
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     Ok(rmp_serde::from_slice(bytes)?)
 }

@@ -177,6 +177,22 @@ impl Cluster {
         body
     }
 
+    /// The Raft address of node `id`, as node `id`'s `GET /v1/cluster`
+    /// lists it.
+    pub async fn raft_addr(&self, id: u64) -> String {
+        let status = self.status(id).await;
+        status["members"]
+            .as_array()
+            .and_then(|members| {
+                members
+                    .iter()
+                    .find(|m| m["node_id"].as_u64() == Some(id))
+                    .and_then(|m| m["raft_addr"].as_str())
+            })
+            .unwrap_or_else(|| panic!("node {id}'s raft address in {status}"))
+            .to_string()
+    }
+
     pub fn is_running(&self, id: u64) -> bool {
         self.nodes[(id - 1) as usize].is_some()
     }
@@ -314,6 +330,16 @@ const BULK_JOBS_PER_REQUEST: usize = 32;
 /// (from `seed`; not compressible), disabled and `@manual` so none ever
 /// fires, by arrays of [`BULK_JOBS_PER_REQUEST`] through `api`. Retries
 /// while the cluster answers 503 (an election).
+/// The member ids a `GET /v1/cluster` answer lists, in order.
+pub fn member_ids(status: &Value) -> Vec<u64> {
+    let mut ids: Vec<u64> = status["members"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|m| m["node_id"].as_u64()).collect())
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
 pub async fn grow_state(api: &Api, prefix: &str, bytes: u64, seed: u64) -> Grown {
     let mut rng = seed | 1;
     let mut grown = Grown::default();

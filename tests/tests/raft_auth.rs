@@ -7,7 +7,7 @@
 use std::{path::Path, time::Duration};
 
 use cronmesh_tests::{
-    cluster::{free_port, Cluster},
+    cluster::{free_port, member_ids, Cluster},
     process::{server_with, Proc},
     wait,
 };
@@ -33,21 +33,6 @@ async fn term(cluster: &Cluster, id: u64) -> u64 {
     cluster.status(id).await["term"]
         .as_u64()
         .expect("a term in /v1/cluster")
-}
-
-/// The Raft address of node `id`, as the cluster lists it.
-async fn raft_addr(cluster: &Cluster, id: u64) -> String {
-    let status = cluster.status(id).await;
-    status["members"]
-        .as_array()
-        .and_then(|members| {
-            members
-                .iter()
-                .find(|m| m["node_id"].as_u64() == Some(id))
-                .and_then(|m| m["raft_addr"].as_str())
-        })
-        .unwrap_or_else(|| panic!("node {id}'s raft address in {status}"))
-        .to_string()
 }
 
 /// The wire format of a node without a secret: one frame carrying a
@@ -140,21 +125,7 @@ async fn a_node_with_another_secret_cannot_join_and_one_with_the_secret_can() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.to_string().contains("secret"), "{body}");
-    let members = |body: &Value| -> Vec<u64> {
-        body["members"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|m| m["node_id"].as_u64())
-                    .collect::<Vec<_>>()
-            })
-            .map(|mut ids| {
-                ids.sort_unstable();
-                ids
-            })
-            .unwrap_or_default()
-    };
-    assert_eq!(members(&cluster.status(leader).await), vec![1, 2, 3]);
+    assert_eq!(member_ids(&cluster.status(leader).await), vec![1, 2, 3]);
 
     // Node 5 learned nothing: no leader, no term, no entry.
     let api5 = cronmesh_tests::api::Api::new(stranger.url.clone());
@@ -172,7 +143,7 @@ async fn a_node_with_another_secret_cannot_join_and_one_with_the_secret_can() {
     let four = cluster.join();
     let status = wait::until("four members", Duration::from_secs(60), || async {
         let body = cluster.status(leader).await;
-        (members(&body).len() == 4).then_some(body)
+        (member_ids(&body).len() == 4).then_some(body)
     })
     .await;
     let commit = status["commit_index"].as_u64().expect("a commit index");
@@ -189,7 +160,7 @@ async fn a_node_with_another_secret_cannot_join_and_one_with_the_secret_can() {
 /// answers whether the node closed the connection (it does when it refuses
 /// the frame) rather than keeping it open.
 async fn send_forged_frame(cluster: &Cluster, from: u64, to: u64) -> bool {
-    let mut raw = TcpStream::connect(raft_addr(cluster, to).await)
+    let mut raw = TcpStream::connect(cluster.raft_addr(to).await)
         .await
         .expect("connect to the raft port");
     raw.write_all(&forged_frame(from, to))

@@ -7,13 +7,13 @@
 use std::{path::Path, time::Duration};
 
 use cronmesh_tests::{
-    cluster::{free_port, Cluster},
+    cluster::{free_port, member_ids, Cluster},
     process::server_with,
     tls::TestCa,
     wait,
 };
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -36,15 +36,6 @@ fn raft_tls_args(ca: &TestCa) -> Vec<String> {
         "--raft-tls-ca".into(),
         path(&ca.ca),
     ]
-}
-
-fn members(status: &Value) -> Vec<u64> {
-    let mut ids: Vec<u64> = status["members"]
-        .as_array()
-        .map(|m| m.iter().filter_map(|m| m["node_id"].as_u64()).collect())
-        .unwrap_or_default();
-    ids.sort_unstable();
-    ids
 }
 
 #[tokio::test]
@@ -77,13 +68,7 @@ async fn a_cluster_on_mutual_tls_works_and_never_adds_a_node_of_another_ca() {
     }
 
     // Plain TCP gets nothing but a closed connection, and is counted.
-    let status = cluster.status(leader).await;
-    let raft_addr = status["members"]
-        .as_array()
-        .and_then(|m| m.iter().find(|m| m["node_id"].as_u64() == Some(leader)))
-        .and_then(|m| m["raft_addr"].as_str())
-        .expect("the leader's raft address")
-        .to_string();
+    let raft_addr = cluster.raft_addr(leader).await;
     let mut raw = TcpStream::connect(&raft_addr).await.expect("connect");
     raw.write_all(b"\x00\x00\x00\x08\x00\x00\x00\x00plain")
         .await
@@ -149,7 +134,7 @@ async fn a_cluster_on_mutual_tls_works_and_never_adds_a_node_of_another_ca() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["field"], "raft_addr", "{body}");
     assert!(body.to_string().contains("TLS"), "{body}");
-    assert_eq!(members(&cluster.status(leader).await), vec![1, 2, 3]);
+    assert_eq!(member_ids(&cluster.status(leader).await), vec![1, 2, 3]);
     let api5 = cronmesh_tests::api::Api::new(stranger.url.clone());
     let (_, body) = api5.get("/v1/cluster").await;
     assert_eq!(
@@ -163,7 +148,7 @@ async fn a_cluster_on_mutual_tls_works_and_never_adds_a_node_of_another_ca() {
     let four = cluster.join();
     let status = wait::until("four members", Duration::from_secs(60), || async {
         let body = cluster.status(leader).await;
-        (members(&body).len() == 4).then_some(body)
+        (member_ids(&body).len() == 4).then_some(body)
     })
     .await;
     let commit = status["commit_index"].as_u64().expect("a commit index");

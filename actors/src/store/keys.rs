@@ -59,6 +59,12 @@ pub fn run(id: &str) -> Vec<u8> {
     join(&[b"r", id.as_bytes()])
 }
 
+/// The run id of a key made by [`run`]; `None` for any other key.
+pub fn run_id(key: &[u8]) -> Option<&str> {
+    key.strip_prefix(b"r\0")
+        .and_then(|id| std::str::from_utf8(id).ok())
+}
+
 /// Prefixes of the run indexes earlier versions kept in the tree (by
 /// job, by status, all runs): the index is in memory now (`run_index`), and
 /// a store that still has them drops them when it opens (`migrate`).

@@ -89,9 +89,10 @@ pub fn encode(seq: u64, run: &Run) -> Option<Result<Vec<u8>, String>> {
         parent_job_id: run.parent_job_id.as_deref().map(Cow::Borrowed),
         alerts: Cow::Borrowed(&run.alerts),
     };
+    let mut bytes = vec![PACKED];
     Some(
-        protocol::wire::encode_compact(&packed)
-            .map(|body| [&[PACKED][..], &body].concat())
+        protocol::wire::encode_compact_into(&mut bytes, &packed)
+            .map(|()| bytes)
             .map_err(|e| e.to_string()),
     )
 }

@@ -90,9 +90,7 @@ impl StoredRun {
         };
         match bytes.split_first() {
             Some((&super::packed_run::PACKED, packed)) => {
-                let id = key
-                    .strip_prefix(super::keys::run("").as_slice())
-                    .and_then(|id| std::str::from_utf8(id).ok())
+                let id = super::keys::run_id(key)
                     .ok_or_else(|| corrupt("not the key of a run".into()))?;
                 let (seq, run) = super::packed_run::decode(id, packed).map_err(corrupt)?;
                 Ok(StoredRun { seq, run })

@@ -347,17 +347,19 @@ mod tests {
         Ok(())
     }
 
+    /// What `validate` says of the flags `argv`; empty when it takes them.
+    fn err(argv: &[&str]) -> anyhow::Result<String> {
+        Ok(parse(argv)?
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default())
+    }
+
     #[test]
     fn mistakes_are_explained() -> anyhow::Result<()> {
         assert!(parse(&["--nodes", "2"]).is_err());
         assert!(parse(&["--jobs", "0"]).is_err());
-        let err = |argv: &[&str]| -> anyhow::Result<String> {
-            Ok(parse(argv)?
-                .validate()
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default())
-        };
         assert!(err(&["--schedule", "@sometimes"])?.contains("--schedule"));
         assert!(err(&["--duration", "10", "--kill-leader-at", "10"])?.contains("within"));
         assert!(err(&["--nodes", "1", "--kill-leader-at", "1"])?.contains("--nodes 3"));
@@ -395,13 +397,6 @@ mod tests {
         assert!(args.validate().is_ok());
         assert!(parse(&["--sample-seconds", "0"]).is_err());
         assert!(parse(&["--sample-seconds", "3601"]).is_err());
-        let err = |argv: &[&str]| -> anyhow::Result<String> {
-            Ok(parse(argv)?
-                .validate()
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default())
-        };
         assert!(err(&["--sample-seconds", "10"])?.contains("--scenario soak"));
         assert!(err(&["--soak-output", "out"])?.contains("--scenario soak"));
         assert!(err(&["--scenario", "soak", "--duration", "30"])?.contains("shorter"));

@@ -1245,33 +1245,12 @@ mod tests {
         assert!(matches!(read, Err(error) if error.kind() == io::ErrorKind::InvalidData));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_snapshot_streams_between_nodes_with_the_secret() {
-        let key = |_| Some(RaftKey::from_secret(b"secret"));
-        let nodes = cluster_with(2, &Faults::default(), key).await;
+    /// Node 1 of `nodes` streams a snapshot of `size` bytes to node 2,
+    /// which receives it whole, refusing nothing; stops both.
+    async fn a_snapshot_streams(nodes: Vec<(RaftTransport, mpsc::Receiver<Message>)>, size: usize) {
         let (t1, _) = &nodes[0];
         let (t2, rx2) = &nodes[1];
-        let bytes = write_outgoing(t1.snapshot_dir(), 4, 2, 2 * 1024 * 1024);
-        let message = snapshot_message(1, 2, 4, 2, bytes);
-        t1.send(vec![message.clone()]);
-        assert_eq!(recv_n(rx2, 1).await, vec![message]);
-        wait_until("the snapshot acknowledged", || {
-            t1.stats().snapshots_sent == 1
-        })
-        .await;
-        assert_eq!(t2.stats().handshakes_refused, 0);
-        stop(&[t1, t2]).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_snapshot_streams_between_nodes_over_mutual_tls() {
-        use super::super::{tests::cluster_secured, tls_tests};
-        let ca = tls_tests::TestCa::new("cluster");
-        let nodes = cluster_secured(2, &Faults::default(), |_| tls_tests::secured(&ca)).await;
-        let (t1, _) = &nodes[0];
-        let (t2, rx2) = &nodes[1];
-        // Several chunks, and a last one that is not whole.
-        let bytes = write_outgoing(t1.snapshot_dir(), 4, 2, 3 * SNAPSHOT_CHUNK_BYTES + 12_345);
+        let bytes = write_outgoing(t1.snapshot_dir(), 4, 2, size);
         let message = snapshot_message(1, 2, 4, 2, bytes);
         t1.send(vec![message.clone()]);
         assert_eq!(recv_n(rx2, 1).await, vec![message]);
@@ -1283,6 +1262,22 @@ mod tests {
         assert_eq!(t2.stats().handshakes_refused, 0);
         assert_eq!(dir_entries(t2.snapshot_dir()), vec!["in-4-2.dump"]);
         stop(&[t1, t2]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_streams_between_nodes_with_the_secret() {
+        let key = |_| Some(RaftKey::from_secret(b"secret"));
+        let nodes = cluster_with(2, &Faults::default(), key).await;
+        a_snapshot_streams(nodes, 2 * 1024 * 1024).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_streams_between_nodes_over_mutual_tls() {
+        use super::super::{tests::cluster_secured, tls_tests};
+        let ca = tls_tests::TestCa::new("cluster");
+        let nodes = cluster_secured(2, &Faults::default(), |_| tls_tests::secured(&ca)).await;
+        // Several chunks, and a last one that is not whole.
+        a_snapshot_streams(nodes, 3 * SNAPSHOT_CHUNK_BYTES + 12_345).await;
     }
 
     /// Node 2 with the secret, knowing nodes 1 and 3.
