@@ -2,13 +2,12 @@
 //! members can be killed with SIGKILL and restarted on the same ports and
 //! data directories.
 
-use std::{
-    collections::BTreeMap, net::TcpListener, path::PathBuf, process::ExitStatus, time::Duration,
-};
+use std::{collections::BTreeMap, path::PathBuf, process::ExitStatus, time::Duration};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+pub use crate::ports::free_port;
 use crate::{
     api::Api,
     process::{server_with_env, Proc},
@@ -26,15 +25,6 @@ pub struct Cluster {
     extra: Vec<String>,
     /// The admin token given in `extra`, which every API call then sends.
     token: Option<String>,
-}
-
-/// A port that was free a moment ago (the OS does not hand it out again
-/// right away).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl Cluster {

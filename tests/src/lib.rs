@@ -7,6 +7,7 @@
 //! - [`cluster`]: Raft clusters of server processes that can be killed and restarted.
 //! - [`fleet`]: one scheduler with executors it knows by URL.
 //! - [`mesh`]: a scheduler and executors that join it by gossip.
+//! - [`ports`]: ports for child processes that no outgoing connection takes.
 //! - [`slots`]: checks that every slot ran once and no executor ran one twice.
 //! - [`wait`]: polling with a deadline instead of fixed sleeps.
 //! - [`tls`]: a private CA and a server certificate for loopback.
@@ -17,6 +18,7 @@ pub mod cluster;
 pub mod faults;
 pub mod fleet;
 pub mod mesh;
+pub mod ports;
 pub mod process;
 pub mod slots;
 pub mod tls;
