@@ -431,3 +431,61 @@ fn a_missing_byte_total_is_counted_before_the_command_changes_a_run() {
         records
     );
 }
+
+#[test]
+fn the_index_keeps_no_places_of_trimmed_runs_once_retention_is_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = HistoryPolicy {
+        succeeded_limit: 4,
+        failed_limit: 4,
+        max_age: None,
+        max_bytes: None,
+    };
+    let sm = StateMachine::open(dir.path(), policy).unwrap();
+    let keys: Vec<JobKey> = (0..300)
+        .map(|i| JobKey::new("default", format!("job-{i:03}")))
+        .collect();
+    let mut index = apply_all(
+        &sm,
+        0,
+        &[MetaCommand::CreateJobs {
+            jobs: keys.iter().map(|k| job(&k.id)).collect(),
+            at: t0(),
+        }],
+    );
+    // Every job runs once a round and keeps 4 runs: from round 5 on each
+    // round trims as many runs as it adds (the oldest).
+    let mut round = |n: i64| {
+        let slot = t0() + Duration::minutes(n);
+        let runs: Vec<Run> = keys.iter().map(|k| slot_run_of(k, slot)).collect();
+        let ends = runs
+            .iter()
+            .map(|r| update(r, RunStatus::Succeeded, slot + Duration::seconds(1)))
+            .collect();
+        index = apply_all(
+            &sm,
+            index,
+            &[
+                MetaCommand::CreateRuns { runs },
+                MetaCommand::RecordRuns { updates: ends },
+            ],
+        );
+    };
+    for n in 1..=60 {
+        round(n);
+        let places = sm.index().places();
+        let kept = 4 * keys.len();
+        // Once retention is reached (round 5), each round adds and trims
+        // 300 runs: a place kept per trimmed run, until some compaction,
+        // would have the index (and the memory it touches) grow by a
+        // place per run created, not stay at the runs kept.
+        assert!(
+            n < 5 || places <= kept + keys.len(),
+            "round {n}: {places} places for {kept} runs kept"
+        );
+    }
+    assert_eq!(
+        sm.runs(&RunFilter::default(), None, 5000).unwrap().0.len(),
+        4 * keys.len()
+    );
+}

@@ -226,7 +226,10 @@ pub(super) enum Source {
 #[derive(Debug, Default)]
 pub(super) struct RunIndex {
     /// Every run in creation order, with the places of removed ones.
-    order: Vec<Entry>,
+    /// A deque: retention removes the oldest runs, whose places are then
+    /// dropped from the front, so once retention is reached its length
+    /// and its memory stay put instead of growing until a compaction.
+    order: VecDeque<Entry>,
     /// Places in `order` whose run was removed.
     removed: usize,
     /// Active runs by status (pending, dispatched, running).
@@ -395,8 +398,8 @@ impl RunIndex {
         let key_of = |seq: u64| self.meta(seq).map(|m| (seq, m.id.record_key()));
         let older = || {
             let end = self.order.partition_point(|e| e.seq < before);
-            self.order[..end]
-                .iter()
+            self.order
+                .range(..end)
                 .rev()
                 .filter_map(|e| e.meta.as_ref().map(|m| (e.seq, m)))
         };
@@ -504,9 +507,14 @@ impl RunIndex {
         }
     }
 
-    /// Drops the places of removed runs once they are many; between
-    /// applies only, so that an undo finds the places it refers to.
+    /// Drops the places of removed runs: at once from the front (the
+    /// oldest, as retention removes them), elsewhere once they are many;
+    /// between applies only, so that an undo finds the places it refers to.
     pub fn settle(&mut self) {
+        while self.order.front().is_some_and(|e| e.meta.is_none()) {
+            self.order.pop_front();
+            self.removed -= 1;
+        }
         if self.removed > 1024 && self.removed * 2 > self.order.len() {
             self.order.retain(|e| e.meta.is_some());
             self.order
@@ -525,7 +533,7 @@ impl RunIndex {
         if let Some(at) = active(meta.status) {
             self.active[at].insert(seq);
         }
-        match self.order.last() {
+        match self.order.back() {
             Some(last) if last.seq >= seq => {
                 match self.order.binary_search_by_key(&seq, |e| e.seq) {
                     Ok(at) => {
@@ -543,7 +551,7 @@ impl RunIndex {
                     ),
                 }
             }
-            _ => self.order.push(Entry {
+            _ => self.order.push_back(Entry {
                 seq,
                 meta: Some(meta),
             }),
@@ -569,6 +577,12 @@ impl RunIndex {
 
 #[cfg(test)]
 impl RunIndex {
+    /// Places in creation order, those of removed runs included: what the
+    /// index's memory of the runs follows.
+    pub fn places(&self) -> usize {
+        self.order.len()
+    }
+
     /// The bytes the index allocates, by the capacities of its parts (the
     /// allocator's own overhead aside): (for the runs, for the jobs).
     pub fn heap_bytes(&self) -> (usize, usize) {

@@ -130,6 +130,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     pub soak_output: Option<PathBuf>,
 
+    /// Soak: runs each server keeps per job (its `--history-limit`; the
+    /// servers' default by default). A smaller figure reaches retention
+    /// sooner, so a shorter soak shows the steady state.
+    #[arg(long, value_name = "RUNS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub history_limit: Option<u64>,
+
     /// Catch-up: MiB of job `params` the cluster gains while a follower
     /// is down.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=65_536))]
@@ -219,6 +225,12 @@ impl BenchArgs {
         })
     }
 
+    /// Runs each server keeps per job in the soak (`--history-limit`).
+    pub fn history_limit(&self) -> usize {
+        self.history_limit
+            .map_or(actors::store::DEFAULT_HISTORY_LIMIT, |runs| runs as usize)
+    }
+
     /// Seconds per interval of the soak (`--sample-seconds`).
     pub fn sample_seconds(&self) -> u64 {
         self.sample_seconds.unwrap_or(DEFAULT_SAMPLE_SECONDS)
@@ -268,6 +280,9 @@ impl BenchArgs {
             }
             if self.soak_output.is_some() {
                 bail!("--soak-output is for --scenario soak");
+            }
+            if self.history_limit.is_some() {
+                bail!("--history-limit is for --scenario soak");
             }
         }
         if self.scenario == Scenario::Soak {
@@ -394,7 +409,12 @@ mod tests {
             "out",
         ])?;
         assert_eq!(args.sample_seconds(), 3);
+        assert_eq!(args.history_limit(), actors::store::DEFAULT_HISTORY_LIMIT);
         assert!(args.validate().is_ok());
+        let args = parse(&["--scenario", "soak", "--history-limit", "60"])?;
+        assert_eq!(args.history_limit(), 60);
+        assert!(parse(&["--history-limit", "0"]).is_err());
+        assert!(err(&["--history-limit", "60"])?.contains("--scenario soak"));
         assert!(parse(&["--sample-seconds", "0"]).is_err());
         assert!(parse(&["--sample-seconds", "3601"]).is_err());
         assert!(err(&["--sample-seconds", "10"])?.contains("--scenario soak"));

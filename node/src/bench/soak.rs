@@ -1,10 +1,11 @@
 //! `cronmesh bench --scenario soak`: the slots' cluster and load, run for
 //! long (30 minutes or more in real use) with the servers' run retention
-//! at its default, so that it trims runs for most of the window, and read
+//! at its default (or `--history-limit`), so that it trims runs for most of the window, and read
 //! every `--sample-seconds` so that growth over time shows.
 //!
 //! 1. The cluster starts as for the slots, but every server keeps
-//!    [`DEFAULT_HISTORY_LIMIT`] runs per job; the jobs are created alike.
+//!    `--history-limit` runs per job (the servers' default unless given);
+//!    the jobs are created alike.
 //! 2. From the window's start the API probe runs, and at the end of each
 //!    interval the bench takes the probe's figures of the interval, each
 //!    process's memory and CPU, each server's `/metrics` (sled's size)
@@ -20,7 +21,6 @@ use std::{
     time::Duration,
 };
 
-use actors::store::DEFAULT_HISTORY_LIMIT;
 use anyhow::{bail, Context};
 use protocol::schedule::Schedule;
 
@@ -74,7 +74,7 @@ pub async fn measure(
     let output = output_dir(args.soak_output.as_deref(), &workdir.path);
     std::fs::create_dir_all(&output)
         .with_context(|| format!("cannot create the soak output {}", output.display()))?;
-    let history_limit = DEFAULT_HISTORY_LIMIT;
+    let history_limit = args.history_limit();
     let (mut cluster, leader) = start(args, binary, workdir, history_limit).await?;
     let (creation, _, last_created) = create_load(args, &cluster, leader, JobTarget::Noop).await?;
     let window_start = ceil_second(nanos(last_created) + SETTLE);
