@@ -25,6 +25,10 @@ pub enum ProposeError {
     Timeout,
     #[error("storage failed: {0}")]
     Storage(String),
+    /// Refused before it reached the log: the node's disk has too little
+    /// room for it (the reason says how much is left).
+    #[error("not enough disk space: {0}")]
+    NoSpace(String),
     #[error("the log is shut down")]
     Closed,
 }

@@ -52,6 +52,25 @@ pub struct NodeConfig {
     pub smtp: Option<actors::alerts::SmtpSettings>,
     /// Where alerts about the cluster go, and their thresholds.
     pub cluster_alerts: crate::alert_config::ClusterAlertSettings,
+    /// Free space kept on the data directory's file system
+    /// (`--min-free-space`): below it the node refuses new work.
+    pub min_free_space: crate::disk::SpaceFloor,
+    /// Whether a store wedged by a full disk starts the process over once
+    /// there is room: the `server` and `dev` commands, not a node started
+    /// inside another program.
+    pub start_over_when_wedged: bool,
+}
+
+/// The data directory's free space, flattened into `server` and `dev`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DiskArgs {
+    /// Free space kept on the data directory's file system. Below it, new
+    /// jobs and manual triggers get 507 and a Raft leader hands leadership
+    /// over (runs still fire and record their ends); below half of it only
+    /// job deletions are taken. Bytes (512MiB), a share (1%), auto (1%, at
+    /// least 8 MiB, at most 512 MiB), or 0 for no floor.
+    #[arg(long, default_value = "auto", value_name = "SIZE")]
+    pub min_free_space: crate::disk::SpaceFloor,
 }
 
 /// A scheduler's gossip settings.
@@ -228,6 +247,8 @@ impl NodeConfig {
             gossip: None,
             smtp: None,
             cluster_alerts: Default::default(),
+            min_free_space: Default::default(),
+            start_over_when_wedged: false,
         }
     }
 }
@@ -255,6 +276,8 @@ pub struct DevArgs {
     pub tls: crate::tls::TlsArgs,
     #[command(flatten)]
     pub smtp: crate::alert_config::SmtpArgs,
+    #[command(flatten)]
+    pub disk: DiskArgs,
 }
 
 impl DevArgs {
@@ -266,6 +289,8 @@ impl DevArgs {
             rate_limit: self.admin.rate_limit,
             tls: self.tls.load()?,
             smtp: self.smtp.settings()?,
+            min_free_space: self.disk.min_free_space,
+            start_over_when_wedged: true,
             ..NodeConfig::new(self.data_dir, self.http)
         })
     }
@@ -423,6 +448,8 @@ pub struct ServerArgs {
     pub smtp: crate::alert_config::SmtpArgs,
     #[command(flatten)]
     pub cluster_alerts: crate::alert_config::ClusterAlertArgs,
+    #[command(flatten)]
+    pub disk: DiskArgs,
 }
 
 impl ServerArgs {
@@ -478,6 +505,8 @@ impl ServerArgs {
             tokens: self.admin.tokens()?,
             rate_limit: self.admin.rate_limit,
             history: self.history.policy(),
+            min_free_space: self.disk.min_free_space,
+            start_over_when_wedged: true,
             seed: self.node_id,
             raft,
             gossip: match self.gossip {

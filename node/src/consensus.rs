@@ -95,6 +95,7 @@ impl Consensus {
                 log_start_index: 0,
                 snapshots: Default::default(),
                 raft_auth: Default::default(),
+                storage: None,
                 members: vec![ClusterMember {
                     node_id: *node_id,
                     role: "leader".into(),
@@ -142,6 +143,7 @@ impl Consensus {
                     log_start_index: status.log_start_index,
                     snapshots: status.snapshots,
                     raft_auth: status.raft_auth,
+                    storage: None,
                     members,
                 }
             }

@@ -11,6 +11,8 @@
 //! - [`consensus`]: alone or through Raft: who leads and where writes go.
 //! - [`discovery`]: executors found by gossip become the Router's executor set.
 //! - [`raft`]: the Raft engine, its sled storage and TCP transport.
+//! - [`disk`]: the data directory's free space, the writes refused when it
+//!   runs short, and a wedged store.
 //! - [`api`]: the admin HTTP API.
 //! - [`events`]: the live events `/v1/events` streams.
 //! - [`metrics`]: what `/metrics` reports.
@@ -34,6 +36,7 @@ pub mod config;
 pub mod consensus;
 pub mod console;
 pub mod discovery;
+pub mod disk;
 pub mod events;
 pub mod executor;
 pub mod history_config;

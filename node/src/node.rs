@@ -36,6 +36,8 @@ fn admin_token(tokens: &[(crate::tokens::Scope, String)]) -> Option<&str> {
 
 /// How long a stopping leader waits for another node to take over.
 const HANDOVER_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long stopping waits for the last flush of the store.
+const FINAL_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 use protocol::{
     api::{ClusterStatus, MemberRequest},
@@ -53,6 +55,7 @@ use crate::{
     config::{NodeConfig, RaftSettings},
     consensus::Consensus,
     discovery,
+    disk::{self, guard::GuardedProposer},
     events::{self, publisher::EventPublisher, EventFeed},
     executor::{self, ExecutorConfig, RunningExecutor},
     metrics::{recorder::MetricsRecorder, timed_proposer::TimedProposer, Metrics},
@@ -75,6 +78,9 @@ pub struct RunningNode {
     /// To hand leadership over before stopping.
     consensus: Consensus,
     builtin_executor: Option<RunningExecutor>,
+    /// A wedged store makes the leadership handover and the last flush
+    /// pointless: stopping skips or bounds them.
+    disk: disk::DiskHandle,
 }
 
 impl RunningNode {
@@ -83,7 +89,8 @@ impl RunningNode {
     /// executor and flushes storage. Runs in flight keep going on their
     /// executors, which report to the other nodes.
     pub async fn stop(self) {
-        if let Consensus::Raft(engine) = &self.consensus {
+        let wedged = self.disk.status().state == protocol::api::StorageState::Stalled;
+        if let (Consensus::Raft(engine), false) = (&self.consensus, wedged) {
             match engine.transfer_leadership(HANDOVER_LIMIT).await {
                 Ok(Some(to)) => tracing::info!(to, "leadership handed over"),
                 Ok(None) => {}
@@ -97,8 +104,18 @@ impl RunningNode {
         if let Some(executor) = self.builtin_executor {
             executor.stop().await;
         }
-        if let Err(e) = self.store.flush() {
-            tracing::error!(error = %e, "final flush failed");
+        // A store wedged by a full disk never finishes its flush: the node
+        // stops anyway (what was acknowledged is durable already).
+        let store = self.store.clone();
+        let flushed = tokio::task::spawn_blocking(move || store.flush());
+        match tokio::time::timeout(FINAL_FLUSH_LIMIT, flushed).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "final flush failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "final flush failed"),
+            Err(_) => tracing::error!(
+                "final flush did not finish in {} s (storage stalled); stopping without it",
+                FINAL_FLUSH_LIMIT.as_secs()
+            ),
         }
     }
 }
@@ -210,6 +227,29 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         inner: proposer,
         metrics: metrics.clone(),
     });
+    // The disk's room decides what reaches the log: a write the disk has
+    // no room for is refused before it could fill the disk.
+    let disk = disk::monitor::start(
+        disk::monitor::MonitorSettings {
+            dir: config.data_dir.clone(),
+            floor: config.min_free_space,
+            start_over: config.start_over_when_wedged,
+        },
+        store.clone(),
+        metrics.clone(),
+    )
+    .context("cannot start the disk monitor")?;
+    let proposer: Arc<dyn Proposer> = Arc::new(GuardedProposer {
+        inner: proposer,
+        disk: disk.clone(),
+        metrics: metrics.clone(),
+    });
+    if let Consensus::Raft(engine) = &consensus {
+        actix::spawn(disk::monitor::hand_over_when_short(
+            disk.clone(),
+            engine.clone(),
+        ));
+    }
 
     // Executors known without gossip.
     let builtin_executor = if config.builtin_executor {
@@ -447,6 +487,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         membership.clone(),
     ));
     let state_consensus = consensus.clone();
+    let state_disk = disk.clone();
     let state = AppState {
         membership,
         consensus,
@@ -478,6 +519,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         backlog,
         tokens: (!config.tokens.is_empty()).then(|| Arc::new(api::Tokens::new(&config.tokens))),
         api_url: api_url.clone(),
+        disk,
     };
     let server = api::serve(state, listener, config.tls.server.clone())?;
     let handle = server.handle();
@@ -490,6 +532,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         events,
         consensus: state_consensus,
         builtin_executor,
+        disk: state_disk,
     })
 }
 

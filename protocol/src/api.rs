@@ -124,6 +124,59 @@ pub struct ClusterStatus {
     /// for want of the cluster secret or a matching member id.
     #[serde(default)]
     pub raft_auth: RaftAuthCounters,
+    /// Whether the answering node's data directory can take writes: its
+    /// free space and what it refuses for want of it. Absent from nodes
+    /// that do not watch their disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageStatus>,
+}
+
+/// A node's data directory as the node sees it (`GET /v1/cluster`,
+/// `GET /readyz`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StorageStatus {
+    pub state: StorageState,
+    /// Free bytes of the data directory's file system for this node's
+    /// user, at the last reading; absent when it could not be read.
+    pub free_bytes: Option<u64>,
+    /// The file system's size, at the last reading.
+    pub total_bytes: Option<u64>,
+    /// Below this much free space the node refuses new jobs and manual
+    /// triggers (`--min-free-space`; 0: never).
+    pub floor_bytes: u64,
+    /// What is wrong, in words, when `state` is not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a node's disk lets it write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageState {
+    /// Every write is taken.
+    Ok,
+    /// Free space is below the floor: new jobs and manual triggers get
+    /// 507; runs still fire and record their ends.
+    LowSpace,
+    /// Free space is below half the floor, the reserve kept for sled: only
+    /// job deletions are taken.
+    Critical,
+    /// A write has not finished for seconds: the store is wedged (sled
+    /// cannot finish a write that once failed for want of space). Nothing
+    /// is taken; the node starts itself over once there is room.
+    Stalled,
+}
+
+impl StorageState {
+    /// The name the JSON uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageState::Ok => "ok",
+            StorageState::LowSpace => "low_space",
+            StorageState::Critical => "critical",
+            StorageState::Stalled => "stalled",
+        }
+    }
 }
 
 /// What the Raft port's authentication refused since the node started.
@@ -282,6 +335,7 @@ pub fn schemas() -> serde_json::Map<String, serde_json::Value> {
     generator.subschema_for::<PreviewRequest>();
     generator.subschema_for::<PreviewResponse>();
     generator.subschema_for::<ClusterStatus>();
+    generator.subschema_for::<StorageStatus>();
     generator.subschema_for::<MemberRequest>();
     generator.subschema_for::<Vec<ExecutorInfo>>();
     generator.subschema_for::<RunStats>();

@@ -11,6 +11,7 @@
 //! - [`slots`]: checks that every slot ran once and no executor ran one twice.
 //! - [`wait`]: polling with a deadline instead of fixed sleeps.
 //! - [`tls`]: a private CA and a server certificate for loopback.
+//! - [`tmpfs`]: a small file system of its own, to fill a node's disk.
 
 pub mod api;
 pub mod browser;
@@ -22,4 +23,5 @@ pub mod ports;
 pub mod process;
 pub mod slots;
 pub mod tls;
+pub mod tmpfs;
 pub mod wait;

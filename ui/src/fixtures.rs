@@ -103,6 +103,7 @@ pub fn snapshot() -> Snapshot {
                 member(1, "leader", "http://n1:7070"),
                 member(2, "follower", "http://n2:7070"),
             ],
+            storage: None,
         },
         executors: vec![
             Executor {

@@ -22,6 +22,19 @@ pub struct Cluster {
     pub applied_index: u64,
     /// Where to reconnect when the current node goes away.
     pub members: Vec<Member>,
+    /// The answering node's data disk; absent from nodes that do not say.
+    pub storage: Option<Storage>,
+}
+
+/// A node's data disk (`storage` of `GET /v1/cluster`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Storage {
+    /// `ok`, `low_space`, `critical` or `stalled`.
+    pub state: String,
+    pub free_bytes: Option<u64>,
+    /// What is wrong, in words, when `state` is not `ok`.
+    pub reason: Option<String>,
 }
 
 impl Cluster {

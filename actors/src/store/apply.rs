@@ -47,7 +47,7 @@ impl StateMachine {
         if applied.is_ok() {
             book.commit();
         }
-        applied
+        applied.map_err(|e| self.note_failure(e))
     }
 
     fn apply_to(

@@ -82,6 +82,7 @@ fn run_log(
                 Err(_) => break,
             }
         }
+        let _writing = store.write_watch().begin();
         let mut index = match store.applied_index() {
             Ok(i) => i,
             Err(e) => {

@@ -15,6 +15,7 @@
 //! - `links`: child links checked at apply time (missing jobs, cycles).
 //! - `keys`, `records`, `txn`: key layout, stored records, write overlay.
 //! - `packed_run`: the form a run record is written in (times as integers).
+//! - `write_watch`: how long the write in progress has gone on (a wedged store).
 
 mod apply;
 pub mod backup;
@@ -46,6 +47,7 @@ mod size_tests;
 mod tests;
 mod txn;
 mod view;
+pub mod write_watch;
 
 use std::{
     path::Path,
@@ -160,6 +162,10 @@ pub struct StateMachine {
     /// Keys inserted or removed by applies since open: what the state
     /// machine costs sled, for `cronmesh_store_writes_total`.
     writes: AtomicU64,
+    /// The write in progress, marked by whoever writes (the log thread,
+    /// the Raft engine) so a watcher sees a store that stopped finishing
+    /// its writes.
+    write_watch: write_watch::WriteWatch,
 }
 
 /// Tree of the store's own bookkeeping (which tree is current).
@@ -194,6 +200,7 @@ impl StateMachine {
             apply_gate: Mutex::new(()),
             views: view::Views::default(),
             writes: AtomicU64::new(0),
+            write_watch: Default::default(),
         })
     }
 
@@ -250,8 +257,26 @@ impl StateMachine {
 
     /// Makes everything applied so far survive a crash of the process.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        let _writing = self.write_watch.begin();
+        self.db.flush().map_err(|e| self.note_failure(e.into()))?;
         Ok(())
+    }
+
+    /// Records an I/O error of sled in the write watch (sled keeps failing
+    /// after one); any error is handed back as it was.
+    fn note_failure(&self, error: StoreError) -> StoreError {
+        if let StoreError::Sled(sled::Error::Io(io)) = &error {
+            self.write_watch.failed(write_watch::WriteFailure {
+                error: io.to_string(),
+                out_of_space: write_watch::is_out_of_space(io),
+            });
+        }
+        error
+    }
+
+    /// The write in progress (see [`write_watch`]).
+    pub fn write_watch(&self) -> &write_watch::WriteWatch {
+        &self.write_watch
     }
 
     /// Whether nothing was ever applied or restored here.

@@ -16,7 +16,7 @@ use crate::{
 };
 
 pub async fn status(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(state.consensus.status(&state.store).await))
+    Ok(HttpResponse::Ok().json(state.cluster_status().await))
 }
 
 fn engine(state: &AppState) -> ApiResult<&EngineHandle> {
@@ -35,7 +35,7 @@ async fn change(state: &AppState, change: MemberChange) -> ApiResult<HttpRespons
         .change_members(change)
         .await
         .map_err(ApiError::unavailable)?;
-    Ok(HttpResponse::Ok().json(state.consensus.status(&state.store).await))
+    Ok(HttpResponse::Ok().json(state.cluster_status().await))
 }
 
 pub async fn add(

@@ -70,7 +70,14 @@ impl From<actors::store::StoreError> for ApiError {
 
 impl From<actors::proposer::ProposeError> for ApiError {
     fn from(e: actors::proposer::ProposeError) -> Self {
-        Self::unavailable(format!("the change was not committed: {e}; retry"))
+        match e {
+            actors::proposer::ProposeError::NoSpace(why) => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                format!("not stored: {why}; retry once there is room"),
+            ),
+            e => Self::unavailable(format!("the change was not committed: {e}; retry")),
+        }
     }
 }
 
@@ -87,8 +94,15 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header(("retry-after", "1"));
+        match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header(("retry-after", "1"));
+            }
+            // Room comes back when someone frees it: not within a second.
+            StatusCode::INSUFFICIENT_STORAGE => {
+                response.insert_header(("retry-after", "10"));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: ErrorDetail {

@@ -437,6 +437,7 @@ pub async fn trigger(
     if state.store.job(&key)?.is_none() {
         return Err(ApiError::not_found(format!("job {key} does not exist")));
     }
+    state.room_for_new_work()?;
     let (reply, runs) = tokio::sync::oneshot::channel();
     let fire = Fire {
         params: request.params,

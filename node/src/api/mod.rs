@@ -83,6 +83,34 @@ pub struct AppState {
     /// This node's API URL as others reach it: a loopback listener also
     /// answers to its host (see `origin`).
     pub api_url: String,
+    /// The data directory's free space and storage state.
+    pub disk: crate::disk::DiskHandle,
+}
+
+impl AppState {
+    /// 507 while the disk is too short of room for new work (a manual
+    /// trigger is checked here: its runs join the log among scheduled ones).
+    pub fn room_for_new_work(&self) -> Result<(), error::ApiError> {
+        use crate::disk::phase::{admits, WriteClass};
+        let status = self.disk.status();
+        if admits(status.state, WriteClass::NewWork) {
+            return Ok(());
+        }
+        self.metrics.storage_error("refused_no_space");
+        Err(actors::proposer::ProposeError::NoSpace(
+            status
+                .reason
+                .unwrap_or_else(|| status.state.as_str().into()),
+        )
+        .into())
+    }
+
+    /// The Raft group as this node sees it, with this node's storage.
+    pub async fn cluster_status(&self) -> protocol::api::ClusterStatus {
+        let mut status = self.consensus.status(&self.store).await;
+        status.storage = Some(self.disk.status());
+        status
+    }
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use protocol::{
-    api::{PreviewRequest, PreviewResponse, MAX_PREVIEW},
+    api::{PreviewRequest, PreviewResponse, StorageState, MAX_PREVIEW},
     schedule::{parse_timezone, Schedule},
 };
 
@@ -46,7 +46,7 @@ pub async fn executors(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
 
 /// `GET /metrics`: the Prometheus (OpenMetrics) text format.
 pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let cluster = state.consensus.status(&state.store).await;
+    let cluster = state.cluster_status().await;
     let executors =
         crate::discovery::executor_list(&state.router, state.membership.as_ref()).await?;
     let alive = executors.iter().filter(|e| e.alive).count();
@@ -65,16 +65,26 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// `GET /readyz`: 200 once the node knows a leader and has applied all
-/// it knows to be committed, so its reads are current; 503 with the reason
-/// until then (a load balancer sends no traffic to a node catching up).
+/// it knows to be committed, so its reads are current, and its disk takes
+/// writes; 503 with the reason until then (a load balancer sends no
+/// traffic to a node catching up or short of room).
 pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let status = state.consensus.status(&state.store).await;
-    let (ready, reason) = match status.leader_id {
-        None => (false, "no leader is known; an election may be running"),
-        Some(_) if status.applied_index < status.commit_index => {
-            (false, "catching up with the log")
+    let status = state.cluster_status().await;
+    let storage = status.storage.clone();
+    let short = storage
+        .as_ref()
+        .filter(|s| s.state != StorageState::Ok)
+        .map(|s| s.reason.clone().unwrap_or_else(|| s.state.as_str().into()));
+    let (ready, reason) = match (short, status.leader_id) {
+        (Some(why), _) => (false, why),
+        (None, None) => (
+            false,
+            "no leader is known; an election may be running".into(),
+        ),
+        (None, Some(_)) if status.applied_index < status.commit_index => {
+            (false, "catching up with the log".into())
         }
-        Some(_) => (true, "ready"),
+        (None, Some(_)) => (true, "ready".to_string()),
     };
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not_ready" },
@@ -82,6 +92,7 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
         "leader_id": status.leader_id,
         "commit_index": status.commit_index,
         "applied_index": status.applied_index,
+        "storage": storage,
     });
     Ok(if ready {
         HttpResponse::Ok().json(body)

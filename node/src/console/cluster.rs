@@ -7,7 +7,7 @@ use super::layout::{render, Frame, PageResult, Section};
 use crate::api::AppState;
 
 pub async fn page(state: web::Data<AppState>) -> PageResult {
-    let status = state.consensus.status(&state.store).await;
+    let status = state.cluster_status().await;
     let body = html! {
         h1 { "Cluster" }
         section.cards {

@@ -32,7 +32,7 @@ fn lateness_note(samples: usize, behind: std::time::Duration) -> String {
 
 pub async fn page(state: web::Data<AppState>) -> PageResult {
     let now = state.clock.now();
-    let cluster = state.consensus.status(&state.store).await;
+    let cluster = state.cluster_status().await;
     let executors =
         crate::discovery::executor_list(&state.router, state.membership.as_ref()).await?;
     // Off the request workers: an hour of runs may be many.
@@ -48,8 +48,12 @@ pub async fn page(state: web::Data<AppState>) -> PageResult {
     let chart = chart::runs_per_minute(&stats.minutes);
     let ms = |v: Option<i64>| v.map_or_else(|| "—".to_string(), |v| format!("{v} ms"));
 
+    let storage = cluster.storage.clone();
     let body = html! {
         h1 { "Dashboard" }
+        @if let Some(why) = storage.as_ref().and_then(|s| s.reason.clone()) {
+            p.error-message #storage-warning { "This node's storage: " (why) }
+        }
         section.cards {
             (card("Leader", html! {
                 @match cluster.leader_id { Some(id) => { "node " (id) }, None => { "electing…" } }
@@ -59,6 +63,14 @@ pub async fn page(state: web::Data<AppState>) -> PageResult {
             (card("Active runs", html! { (stats.active_runs) }, "pending, dispatched or running"))
             (card("Lateness p50 / p99", html! { (ms(stats.lateness.p50_ms)) " / " (ms(stats.lateness.p99_ms)) },
                 &lateness_note(stats.lateness.samples, state.backlog.behind(now))))
+            @if let Some(storage) = &storage {
+                (card("Data disk", html! {
+                    @match storage.free_bytes {
+                        Some(free) => { (format::bytes(free)) " free" },
+                        None => { "—" },
+                    }
+                }, &format!("this node: {}", storage.state.as_str().replace('_', " "))))
+            }
             (card("Last hour", html! {
                 span.ok { (last_hour.0) } " / " span.bad { (last_hour.1) }
             }, "succeeded / failed"))

@@ -63,6 +63,22 @@ pub fn duration(
     }
 }
 
+/// A size in the largest binary unit that keeps it at 1 or more (`3.2 GiB`).
+pub fn bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 pub fn status(status: RunStatus) -> Markup {
     let name = status.to_string();
     html! { span class={ "badge status-" (name) } { (name) } }
@@ -124,6 +140,13 @@ mod tests {
         assert_eq!(relative(now, now - Duration::seconds(12)), "12s ago");
         assert_eq!(relative(now, now + Duration::minutes(3)), "in 3m");
         assert_eq!(relative(now, now - Duration::hours(26)), "1d 2h ago");
+    }
+
+    #[test]
+    fn sizes_pick_their_unit() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
+        assert_eq!(bytes((5 << 30) + (1 << 29)), "5.5 GiB");
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! - [`store_disk`]: the store's size on disk, a gauge left out of a
 //!   scrape when sled cannot tell it.
 //!
+//! The data directory's free space and storage state come from the disk
+//! monitor (`crate::disk`) through `ClusterStatus::storage`.
+//!
 //! Run metrics count what this node applied from the replicated log, so
 //! every node of a cluster reports the same run totals; Raft, executor and
 //! request metrics are this node's own.
@@ -33,7 +36,10 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use protocol::{api::ClusterStatus, Run, RunStatus, TriggerKind};
+use protocol::{
+    api::{ClusterStatus, StorageState},
+    Run, RunStatus, TriggerKind,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TriggerLabel {
@@ -103,6 +109,18 @@ struct Families {
     store_writes_seen: std::sync::atomic::AtomicU64,
     /// What sled says the database takes on disk, set at each scrape.
     store_disk_bytes: Arc<store_disk::StoreDiskBytes>,
+    /// Free bytes of the data directory's file system, at the disk
+    /// monitor's last reading.
+    data_dir_free_bytes: Gauge,
+    /// The data directory file system's size.
+    data_dir_size_bytes: Gauge,
+    /// 1 for the storage state the node is in (ok, low_space, critical,
+    /// stalled), 0 for the others.
+    storage_state: Family<StateLabel, Gauge>,
+    /// Storage trouble since the start, by kind: refused_no_space (a write
+    /// refused for want of room), write_failed (the store failed a
+    /// write), stalled (the store stopped finishing writes).
+    storage_errors: Family<EventLabel, Counter>,
 }
 
 /// The gauges of the path from the trigger to the log, read at a scrape.
@@ -176,6 +194,10 @@ impl Metrics {
             store_writes: Counter::default(),
             store_writes_seen: Default::default(),
             store_disk_bytes: Default::default(),
+            data_dir_free_bytes: Gauge::default(),
+            data_dir_size_bytes: Gauge::default(),
+            storage_state: Family::default(),
+            storage_errors: Family::default(),
         };
         let mut registry = Registry::with_prefix("cronmesh");
         let f = &families;
@@ -262,6 +284,26 @@ impl Metrics {
         );
         registry.register_collector(Box::new(f.store_disk_bytes.clone()));
         registry.register(
+            "data_dir_free_bytes",
+            "Free bytes of the data directory's file system for the node's user (below --min-free-space new work is refused)",
+            f.data_dir_free_bytes.clone(),
+        );
+        registry.register(
+            "data_dir_size_bytes",
+            "Size of the data directory's file system",
+            f.data_dir_size_bytes.clone(),
+        );
+        registry.register(
+            "storage_state",
+            "1 for the node's storage state (ok, low_space, critical, stalled), 0 for the others",
+            f.storage_state.clone(),
+        );
+        registry.register(
+            "storage_errors",
+            "Storage trouble, by event: refused_no_space (a write refused for want of room), write_failed (the store failed a write), stalled (the store stopped finishing writes)",
+            f.storage_errors.clone(),
+        );
+        registry.register(
             "http_requests",
             "Admin API requests, by route pattern, method and status",
             f.requests.clone(),
@@ -327,6 +369,14 @@ impl Metrics {
             .observe(duration.as_secs_f64());
     }
 
+    /// Counts storage trouble of `event` (see `storage_errors`).
+    pub fn storage_error(&self, event: &'static str) {
+        self.families
+            .storage_errors
+            .get_or_create(&EventLabel { event })
+            .inc();
+    }
+
     pub fn request(&self, labels: &RequestLabels) {
         self.families.requests.get_or_create(labels).inc();
     }
@@ -376,6 +426,24 @@ impl Metrics {
                 .get_or_create(&EventLabel { event })
                 .set(as_gauge(count));
         }
+        if let Some(storage) = &cluster.storage {
+            if let (Some(free), Some(total)) = (storage.free_bytes, storage.total_bytes) {
+                f.data_dir_free_bytes.set(as_gauge(free));
+                f.data_dir_size_bytes.set(as_gauge(total));
+            }
+            for state in [
+                StorageState::Ok,
+                StorageState::LowSpace,
+                StorageState::Critical,
+                StorageState::Stalled,
+            ] {
+                f.storage_state
+                    .get_or_create(&StateLabel {
+                        state: state.as_str().into(),
+                    })
+                    .set(i64::from(storage.state == state));
+            }
+        }
         for (state, count) in [("alive", alive), ("dead", dead)] {
             f.executors
                 .get_or_create(&StateLabel {
@@ -424,6 +492,7 @@ mod tests {
             members: vec![],
             snapshots: Default::default(),
             raft_auth: Default::default(),
+            storage: None,
         }
     }
 

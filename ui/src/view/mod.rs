@@ -76,6 +76,18 @@ fn header_line(app: &App) -> Line<'static> {
             Span::raw("  term "),
             Span::styled(cluster.term.to_string(), bold),
         ]);
+        // Said only when something is wrong: a full disk refuses writes.
+        if let Some(storage) = cluster.storage.as_ref().filter(|s| s.state != "ok") {
+            let free = storage
+                .free_bytes
+                .map(|free| format!(", {:.1} MiB free", free as f64 / 1048576.0))
+                .unwrap_or_default();
+            spans.push(Span::raw("  │ "));
+            spans.push(Span::styled(
+                format!("disk {}{free}", storage.state.replace('_', " ")),
+                bold.fg(Color::Red),
+            ));
+        }
     }
     spans.push(Span::raw("  │ "));
     spans.push(link_span(&app.link));

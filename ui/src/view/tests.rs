@@ -62,6 +62,24 @@ fn header_shows_the_leader_the_term_and_the_node_read() {
 }
 
 #[test]
+fn header_says_when_the_node_s_disk_is_short() {
+    let mut app = app();
+    assert!(
+        !screen(&app)[0].contains("disk"),
+        "nothing said while the disk is fine"
+    );
+    if let Some(snapshot) = app.snapshot.as_mut() {
+        snapshot.cluster.storage = Some(crate::model::Storage {
+            state: "low_space".into(),
+            free_bytes: Some(3 << 20),
+            reason: Some("disk full".into()),
+        });
+    }
+    let header = &screen(&app)[0];
+    assert!(header.contains("disk low space, 3.0 MiB free"), "{header}");
+}
+
+#[test]
 fn executors_show_alive_dead_and_unverified_with_running_counts() {
     let screen = screen(&app());
     assert!(

@@ -129,7 +129,8 @@ fn schemas() -> Map<String, Value> {
                 "reason": {"type": "string"},
                 "leader_id": {"type": ["integer", "null"], "minimum": 0},
                 "commit_index": index,
-                "applied_index": index
+                "applied_index": index,
+                "storage": {"anyOf": [{"$ref": "#/components/schemas/StorageStatus"}, {"type": "null"}]}
             }
         }),
     );

@@ -516,6 +516,12 @@ fn common_responses(e: &Endpoint, has_body: bool, responses: &mut Vec<(u16, Valu
         add(503, error_retry("No leader is known now; retry"));
     }
     let changes = e.method != Method::GET;
+    if changes {
+        add(
+            507,
+            error_retry("The node's disk is short of room for this change (`--min-free-space`); retry once there is room"),
+        );
+    }
     if e.access == Access::Admin || (changes && e.access != Access::Signed) {
         add(
             403,

@@ -3,7 +3,10 @@
 
 use std::{sync::mpsc, time::Instant};
 
-use actors::proposer::{ProposeError, ProposeResult};
+use actors::{
+    proposer::{ProposeError, ProposeResult},
+    store::write_watch::{is_out_of_space, WriteFailure},
+};
 use protocol::MetaCommand;
 use raft::{
     eraftpb::{ConfChange, ConfChangeType},
@@ -42,8 +45,14 @@ impl Engine {
             self.report_send_failures();
             self.tend_lease();
             if let Err(e) = self.on_ready() {
-                // Without durable storage this node must not take part.
+                // Without durable storage this node must not take part; the
+                // disk monitor sees the failure (and, if the disk was full,
+                // starts the node over once there is room).
                 tracing::error!(error = %e, "raft storage failed; stopping the raft engine");
+                self.store.write_watch().failed(WriteFailure {
+                    error: format!("{e:#}"),
+                    out_of_space: out_of_space(&e),
+                });
                 break;
             }
             self.publish_leadership();
@@ -290,4 +299,18 @@ impl Engine {
             installed: self.installed_snapshots,
         }
     }
+}
+
+/// Whether a storage failure of the ready loop came from a full disk: an
+/// I/O error for want of space anywhere in its chain (sled's errors are
+/// sometimes carried as text, which is read too).
+fn out_of_space(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(is_out_of_space)
+            || matches!(cause.downcast_ref::<sled::Error>(), Some(sled::Error::Io(io)) if is_out_of_space(io))
+            || {
+                let text = cause.to_string();
+                text.contains("No space left on device") || text.contains("Disk quota exceeded")
+            }
+    })
 }

@@ -103,6 +103,9 @@ pub enum Input {
 /// The answer to a transfer asked of a node that does not lead.
 pub(crate) const NOT_LEADING: &str = "this node does not lead";
 
+/// How long a status request waits for the engine thread.
+const STATUS_WAIT: Duration = Duration::from_secs(2);
+
 /// Who leads, as this node sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LeaderState {
@@ -185,11 +188,13 @@ impl EngineHandle {
         self.input
             .send(Input::TransferLeadership(reply))
             .map_err(|_| "the raft engine stopped".to_string())?;
-        let transferee = match answer.await {
-            Ok(Ok(id)) => id,
-            Ok(Err(why)) if why == NOT_LEADING => return Ok(None),
-            Ok(Err(why)) => return Err(why),
-            Err(_) => return Err("the raft engine stopped".into()),
+        // An engine stuck in a write does not answer at all.
+        let transferee = match tokio::time::timeout(limit, answer).await {
+            Ok(Ok(Ok(id))) => id,
+            Ok(Ok(Err(why))) if why == NOT_LEADING => return Ok(None),
+            Ok(Ok(Err(why))) => return Err(why),
+            Ok(Err(_)) => return Err("the raft engine stopped".into()),
+            Err(_) => return Err("the raft engine did not answer".into()),
         };
         let mut leader = self.leader.clone();
         let me = self.node_id;
@@ -208,10 +213,13 @@ impl EngineHandle {
         }
     }
 
+    /// The engine's state; `None` if it stopped or does not answer within
+    /// [`STATUS_WAIT`] (its thread is stuck in a write that does not
+    /// finish, as on a full disk), so that health checks still answer.
     pub async fn status(&self) -> Option<RaftStatus> {
         let (reply, answer) = oneshot::channel();
         self.input.send(Input::Status(reply)).ok()?;
-        answer.await.ok()
+        tokio::time::timeout(STATUS_WAIT, answer).await.ok()?.ok()
     }
 }
 

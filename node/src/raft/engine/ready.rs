@@ -15,6 +15,10 @@ impl Engine {
         if !self.raw.has_ready() {
             return Ok(());
         }
+        // Everything below may write; a write that never finishes (a full
+        // disk) shows in the store's write watch.
+        let store = self.store.clone();
+        let _writing = store.write_watch().begin();
         let mut ready = self.raw.ready();
         // A leader may send before it persists (the followers persist too).
         if !ready.messages().is_empty() {
