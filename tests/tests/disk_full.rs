@@ -12,7 +12,7 @@ use cronmesh_tests::{
     api::Api,
     cluster::Cluster,
     ports::free_port,
-    process::{executor, server_with},
+    process::{executor, server_with, Proc},
     tmpfs::{Tmpfs, MIB},
     wait,
 };
@@ -90,19 +90,51 @@ async fn metric(api: &Api, line_start: &str) -> Option<f64> {
         .ok()
 }
 
+/// A lone node on a tmpfs of `mib` MiB with `--min-free-space floor`,
+/// holding `jobs` acknowledged jobs of 16 KiB (`before-N`).
+struct LoneNode {
+    disk: Tmpfs,
+    data: std::path::PathBuf,
+    http: String,
+    node: Proc,
+    api: Api,
+    acknowledged: Vec<String>,
+}
+
+impl LoneNode {
+    async fn start(mib: u64, floor: &str, jobs: usize) -> Self {
+        let disk = Tmpfs::mount(mib);
+        let data = disk.path().join("node");
+        let http = format!("127.0.0.1:{}", free_port());
+        let node = server_with(&data, &http, &[], &["--min-free-space", floor]);
+        let api = Api::new(node.url.clone());
+        let mut acknowledged = Vec::new();
+        for n in 0..jobs {
+            let id = format!("before-{n}");
+            api.create_job(job(&id, 16 * 1024)).await;
+            acknowledged.push(id);
+        }
+        Self {
+            disk,
+            data,
+            http,
+            node,
+            api,
+            acknowledged,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_full_disk_refuses_writes_at_once_says_why_and_takes_them_again_when_room_returns() {
-    let mut disk = Tmpfs::mount(48);
-    let data = disk.path().join("node");
-    let http = format!("127.0.0.1:{}", free_port());
-    let node = server_with(&data, &http, &[], &["--min-free-space", "16MiB"]);
-    let api = Api::new(node.url.clone());
-    let mut acknowledged = Vec::new();
-    for n in 0..20 {
-        let id = format!("before-{n}");
-        api.create_job(job(&id, 16 * 1024)).await;
-        acknowledged.push(id);
-    }
+    let LoneNode {
+        mut disk,
+        data,
+        http,
+        node,
+        api,
+        mut acknowledged,
+    } = LoneNode::start(48, "16MiB", 20).await;
     let (status, _) = api.get("/readyz").await;
     assert_eq!(status, StatusCode::OK);
 
@@ -188,17 +220,13 @@ async fn a_full_disk_refuses_writes_at_once_says_why_and_takes_them_again_when_r
 async fn a_store_wedged_by_a_disk_full_to_the_last_byte_answers_and_starts_over_once_there_is_room()
 {
     // No floor: nothing keeps sled from meeting the full disk.
-    let mut disk = Tmpfs::mount(32);
-    let data = disk.path().join("node");
-    let http = format!("127.0.0.1:{}", free_port());
-    let node = server_with(&data, &http, &[], &["--min-free-space", "0"]);
-    let api = Api::new(node.url.clone());
-    let mut acknowledged = Vec::new();
-    for n in 0..10 {
-        let id = format!("before-{n}");
-        api.create_job(job(&id, 16 * 1024)).await;
-        acknowledged.push(id);
-    }
+    let LoneNode {
+        mut disk,
+        node,
+        api,
+        mut acknowledged,
+        ..
+    } = LoneNode::start(32, "0", 10).await;
     disk.fill_leaving(0);
     // Writes now meet the full disk. Each is answered, none hangs: taken
     // (sled still had room in its buffers), or refused once the wedge is

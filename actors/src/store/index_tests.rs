@@ -39,6 +39,28 @@ fn apply_all(sm: &StateMachine, from: u64, cmds: &[MetaCommand]) -> u64 {
     index
 }
 
+/// A store in `dir` holding `n` jobs `job-NNNN` firing every second, made
+/// by one command; their keys and the log index applied.
+fn store_with_jobs(
+    dir: &std::path::Path,
+    policy: HistoryPolicy,
+    n: usize,
+) -> (StateMachine, Vec<JobKey>, u64) {
+    let sm = StateMachine::open(dir, policy).unwrap();
+    let keys: Vec<JobKey> = (0..n)
+        .map(|i| JobKey::new("default", format!("job-{i:04}")))
+        .collect();
+    let index = apply_all(
+        &sm,
+        0,
+        &[MetaCommand::CreateJobs {
+            jobs: keys.iter().map(|k| job(&k.id)).collect(),
+            at: t0(),
+        }],
+    );
+    (sm, keys, index)
+}
+
 /// Every key and value of the state.
 fn contents(sm: &StateMachine) -> BTreeMap<Vec<u8>, Vec<u8>> {
     sm.tree()
@@ -130,18 +152,7 @@ fn answers(sm: &StateMachine) -> Answers {
 #[test]
 fn a_run_costs_at_most_two_writes_in_its_life() {
     let dir = tempfile::tempdir().unwrap();
-    let sm = StateMachine::open(dir.path(), HistoryPolicy::default()).unwrap();
-    let keys: Vec<JobKey> = (0..2048)
-        .map(|i| JobKey::new("default", format!("job-{i:04}")))
-        .collect();
-    let mut index = apply_all(
-        &sm,
-        0,
-        &[MetaCommand::CreateJobs {
-            jobs: keys.iter().map(|k| job(&k.id)).collect(),
-            at: t0(),
-        }],
-    );
+    let (sm, keys, mut index) = store_with_jobs(dir.path(), HistoryPolicy::default(), 2048);
     let slot = t0() + Duration::minutes(1);
     let runs: Vec<Run> = keys.iter().map(|k| slot_run_of(k, slot)).collect();
     let ends: Vec<RunUpdate> = runs
@@ -441,18 +452,7 @@ fn the_index_keeps_no_places_of_trimmed_runs_once_retention_is_reached() {
         max_age: None,
         max_bytes: None,
     };
-    let sm = StateMachine::open(dir.path(), policy).unwrap();
-    let keys: Vec<JobKey> = (0..300)
-        .map(|i| JobKey::new("default", format!("job-{i:03}")))
-        .collect();
-    let mut index = apply_all(
-        &sm,
-        0,
-        &[MetaCommand::CreateJobs {
-            jobs: keys.iter().map(|k| job(&k.id)).collect(),
-            at: t0(),
-        }],
-    );
+    let (sm, keys, mut index) = store_with_jobs(dir.path(), policy, 300);
     // Every job runs once a round and keeps 4 runs: from round 5 on each
     // round trims as many runs as it adds (the oldest).
     let mut round = |n: i64| {

@@ -86,7 +86,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint!(POST "/v1/internal/reports", Signed, "An executor reports many runs at once", report::reports),
         endpoint!(GET "/metrics", Read, "Prometheus (OpenMetrics) metrics", system::metrics),
         endpoint!(GET "/healthz", Open, "200 while the process serves", system::healthz),
-        endpoint!(GET "/readyz", Open, "200 once the node knows a leader and has caught up; 503 until then", system::readyz),
+        endpoint!(GET "/readyz", Open, "200 once the node knows a leader and has caught up and its disk takes writes; 503 until then, with the reason and the node's `storage`", system::readyz),
     ]
 }
 
