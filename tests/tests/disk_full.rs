@@ -79,6 +79,19 @@ async fn create_until_refused(
     unreachable!("the loop returns or panics")
 }
 
+/// `/readyz` answers 503 and names the full disk; its body.
+async fn not_ready_for_a_full_disk(api: &Api) -> Value {
+    let (status, ready) = api.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert!(
+        ready["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("disk full")),
+        "{ready}"
+    );
+    ready
+}
+
 async fn metric(api: &Api, line_start: &str) -> Option<f64> {
     let (_, body) = api.get("/metrics").await;
     body.as_str()?
@@ -162,14 +175,14 @@ async fn a_full_disk_refuses_writes_at_once_says_why_and_takes_them_again_when_r
     let (status, body) = api.post("/v1/jobs/before-0/trigger", json!({})).await;
     assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{body}");
 
-    let (status, ready) = api.get("/readyz").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    let (status, body) = api.delete("/v1/jobs/before-19").await;
     assert!(
-        ready["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("disk full")),
-        "{ready}"
+        status.is_success(),
+        "a deletion on a short disk: {status} {body}"
     );
+    acknowledged.retain(|id| id != "before-19");
+
+    let ready = not_ready_for_a_full_disk(&api).await;
     assert_eq!(ready["storage"]["state"], "low_space", "{ready}");
     let (_, cluster) = api.get("/v1/cluster").await;
     assert_eq!(cluster["storage"]["state"], "low_space", "{cluster}");
@@ -317,14 +330,7 @@ async fn a_leader_whose_disk_fills_hands_over_and_the_cluster_keeps_firing() {
         "node {other} leads {:?} after node {leader}'s disk filled",
         filled.elapsed()
     );
-    let (status, ready) = cluster.api(leader).get("/readyz").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
-    assert!(
-        ready["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("disk full")),
-        "{ready}"
-    );
+    not_ready_for_a_full_disk(&cluster.api(leader)).await;
 
     // The new leader fires: slots after the handover get runs.
     let handed_over = chrono::Utc::now();
