@@ -298,6 +298,33 @@ async fn a_store_wedged_by_a_disk_full_to_the_last_byte_answers_and_starts_over_
 }
 
 #[tokio::test]
+async fn a_node_with_a_wedged_store_stops_on_sigterm() {
+    let LoneNode {
+        mut disk,
+        node,
+        api,
+        ..
+    } = LoneNode::start(32, "0", 5).await;
+    disk.fill_leaving(0);
+    create_until_refused(&api, Duration::from_secs(15), Duration::from_secs(60)).await;
+    wait::until("the wedge seen", Duration::from_secs(10), || async {
+        let (_, ready) = api.get("/readyz").await;
+        (ready["storage"]["state"] == "stalled").then_some(())
+    })
+    .await;
+    // Stopping neither hands leadership over nor waits on the store's
+    // last flush for long: it exits, well within what a service manager
+    // gives it.
+    let sent = Instant::now();
+    let code = node.terminate(Duration::from_secs(15));
+    println!(
+        "stopped {:?} after SIGTERM, exit code {code:?}",
+        sent.elapsed()
+    );
+    assert!(code.is_some(), "still running 15 s after SIGTERM");
+}
+
+#[tokio::test]
 async fn a_leader_whose_disk_fills_hands_over_and_the_cluster_keeps_firing() {
     let exec = executor("default");
     let mut cluster = Cluster::prepare(3, &[&exec.url], &["--min-free-space", "16MiB"]);

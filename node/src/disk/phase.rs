@@ -18,6 +18,11 @@ use super::SpaceFloor;
 /// of space). A slow disk with room is not taken for a wedged one.
 pub const STALL_AFTER: Duration = Duration::from_secs(3);
 
+/// The least free space a store wedged by a full disk starts over with,
+/// whatever the floor: sled gives back a little of what it had taken when
+/// its write fails, and that is no room to start over in.
+pub const START_OVER_ROOM: u64 = 16 << 20;
+
 /// One reading of the data directory's file system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Space {
@@ -173,7 +178,7 @@ impl DiskCore {
             && self
                 .space
                 .as_ref()
-                .is_ok_and(|space| space.free >= self.floor_bytes().max(1))
+                .is_ok_and(|space| space.free >= self.floor_bytes().max(START_OVER_ROOM))
     }
 
     /// What is wrong, in words; `None` when nothing is.
@@ -204,15 +209,13 @@ impl DiskCore {
                         STALL_AFTER.as_secs()
                     ),
                 };
-                let next = match (self.wedged_by_full_disk, floor) {
-                    (true, 0) => {
-                        "the disk was full; the node starts over once there is room".to_string()
-                    }
-                    (true, floor) => format!(
+                let next = if self.wedged_by_full_disk {
+                    format!(
                         "the disk was full; the node starts over once {} are free",
-                        mib(floor)
-                    ),
-                    (false, _) => "restart the node".to_string(),
+                        mib(floor.max(START_OVER_ROOM))
+                    )
+                } else {
+                    "restart the node".to_string()
                 };
                 Some(format!("{what}; {free_text}; {next}"))
             }
@@ -323,9 +326,12 @@ mod tests {
         full.observe(space(30 * MIB), idle());
         assert!(full.room_to_start_over());
         assert!(full.reason().is_some_and(|r| r.contains("No space left")));
-        // Out of space, though sled gave some back by the time it was seen.
+        // Out of space, though sled gave some back by the time it was
+        // seen: not yet room to start over in.
         let mut freed = DiskCore::new(SpaceFloor::Bytes(0));
         freed.observe(space(7 * MIB), failed(true));
+        assert!(!freed.room_to_start_over());
+        freed.observe(space(START_OVER_ROOM), idle());
         assert!(freed.room_to_start_over());
         // Another failure with room to spare is not the disk's doing: a
         // new start would meet it again.
