@@ -91,18 +91,12 @@ impl AppState {
     /// 507 while the disk is too short of room for new work (a manual
     /// trigger is checked here: its runs join the log among scheduled ones).
     pub fn room_for_new_work(&self) -> Result<(), error::ApiError> {
-        use crate::disk::phase::{admits, WriteClass};
-        let status = self.disk.status();
-        if admits(status.state, WriteClass::NewWork) {
-            return Ok(());
-        }
-        self.metrics.storage_error("refused_no_space");
-        Err(actors::proposer::ProposeError::NoSpace(
-            status
-                .reason
-                .unwrap_or_else(|| status.state.as_str().into()),
-        )
-        .into())
+        crate::disk::guard::admit(
+            &self.disk,
+            crate::disk::phase::WriteClass::NewWork,
+            &self.metrics,
+        )?;
+        Ok(())
     }
 
     /// The Raft group as this node sees it, with this node's storage.

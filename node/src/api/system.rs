@@ -74,7 +74,7 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let short = storage
         .as_ref()
         .filter(|s| s.state != StorageState::Ok)
-        .map(|s| s.reason.clone().unwrap_or_else(|| s.state.as_str().into()));
+        .map(crate::disk::guard::why);
     let (ready, reason) = match (short, status.leader_id) {
         (Some(why), _) => (false, why),
         (None, None) => (

@@ -26,13 +26,26 @@ pub struct GuardedProposer {
     pub metrics: Metrics,
 }
 
+/// Whether the disk's state now takes a write of `class`; if not, the
+/// refusal (counted in `cronmesh_storage_errors_total`). The guard asks
+/// for every command; the API asks for a manual trigger, whose runs join
+/// the log among scheduled ones.
+pub fn admit(disk: &DiskHandle, class: WriteClass, metrics: &Metrics) -> Result<(), ProposeError> {
+    let refusal = disk.with_status(|status| (!admits(status.state, class)).then(|| why(status)));
+    match refusal {
+        None => Ok(()),
+        Some(reason) => {
+            metrics.storage_error("refused_no_space");
+            Err(ProposeError::NoSpace(reason))
+        }
+    }
+}
+
 impl Proposer for GuardedProposer {
     fn propose(&self, cmd: MetaCommand) -> BoxFuture<'static, ProposeResult> {
-        let status = self.disk.status();
         let metrics = self.metrics.clone();
-        if !admits(status.state, WriteClass::of(&cmd)) {
-            metrics.storage_error("refused_no_space");
-            return futures::future::ready(Err(ProposeError::NoSpace(why(&status)))).boxed();
+        if let Err(refused) = admit(&self.disk, WriteClass::of(&cmd), &metrics) {
+            return futures::future::ready(Err(refused)).boxed();
         }
         let proposed = self.inner.propose(cmd);
         let mut changes = self.disk.changes();
@@ -63,8 +76,9 @@ impl Proposer for GuardedProposer {
     }
 }
 
-/// The refusal's reason: the status's own words.
-fn why(status: &StorageStatus) -> String {
+/// What is wrong with the disk, in the status's own words (for a
+/// refusal, or `/readyz`).
+pub fn why(status: &StorageStatus) -> String {
     status
         .reason
         .clone()

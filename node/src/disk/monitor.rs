@@ -47,6 +47,11 @@ impl DiskHandle {
         self.status.borrow().clone()
     }
 
+    /// `f` of the status, without copying it (every proposal asks).
+    pub fn with_status<T>(&self, f: impl FnOnce(&StorageStatus) -> T) -> T {
+        f(&self.status.borrow())
+    }
+
     pub fn changes(&self) -> watch::Receiver<StorageStatus> {
         self.status.clone()
     }
