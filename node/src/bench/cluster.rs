@@ -13,7 +13,8 @@ use protocol::api::{ClusterStatus, ExecutorInfo};
 use super::{
     api::Admin,
     flags::{Layout, GROUP},
-    processes::{free_tcp_port, Managed, Role},
+    ports::free_port,
+    processes::{Managed, Role},
 };
 
 /// How long a stopping process gets before SIGKILL.
@@ -74,7 +75,7 @@ impl Cluster {
         let mut executor_endpoints = Vec::new();
         let mut receipt_files = Vec::new();
         for j in 1..=plan.executors {
-            let port = free_tcp_port()?;
+            let port = free_port()?;
             let label = format!("executor{j}");
             let receipts = plan.dir.join(format!("{label}.receipts"));
             let args = layout.executor_args(port, &receipts);

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::processes::{free_tcp_port, free_udp_port};
+use super::ports::free_port;
 
 /// The executor group the bench's jobs target.
 pub const GROUP: &str = "bench";
@@ -49,11 +49,9 @@ impl Layout {
             history_limit,
         };
         for _ in 0..nodes {
-            layout.http.push(free_tcp_port()?);
-            layout.raft.push(free_tcp_port()?);
-            layout
-                .gossip
-                .push(format!("127.0.0.1:{}", free_udp_port()?));
+            layout.http.push(free_port()?);
+            layout.raft.push(free_port()?);
+            layout.gossip.push(format!("127.0.0.1:{}", free_port()?));
         }
         Ok(layout)
     }

@@ -7,6 +7,8 @@
 //! - `workdir`: the directory for node data, logs, receipts and the secret.
 //! - `processes`: child processes started, stopped, killed and restarted.
 //! - `flags`: the ports and command lines of the servers and executors.
+//! - [`ports`]: ports for them that no outgoing connection takes (the
+//!   integration tests use them too).
 //! - `cluster`: starting them, readiness, the leader, stopping them.
 //! - `api`: the admin-API requests the bench makes.
 //! - `load`: creating the jobs, and how fast that went.
@@ -70,6 +72,7 @@ mod follower_events;
 mod load;
 mod memory;
 mod per_run;
+pub mod ports;
 mod processes;
 mod procstat;
 mod receipt_tail;

@@ -155,16 +155,3 @@ impl Drop for Managed {
         self.kill9();
     }
 }
-
-/// A loopback port that was free a moment ago; the OS does not hand it
-/// out again right away.
-pub fn free_tcp_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free TCP port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// The same for UDP (gossip).
-pub fn free_udp_port() -> anyhow::Result<u16> {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").context("no free UDP port")?;
-    Ok(socket.local_addr()?.port())
-}
